@@ -1,0 +1,39 @@
+# Every workflow a person repeats. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+LOCALSTACK := PYTHONPATH=scripts $(PY) -m localstack
+
+.PHONY: help tools up down status test unit integration e2e bench lint chart-lint clean-state
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+tools: ## build or fetch every tool the stack needs (cached by version; a no-op when done)
+	@bash scripts/provision/all.sh
+
+up: tools ## start the local stack: Kubernetes, node agent, Keycloak, the hub; prints the URL and demo users
+	@$(LOCALSTACK) up
+
+down: ## stop everything `make up` or the tests started
+	@test -x $(PY) && $(LOCALSTACK) down || true
+
+status: ## which local servers are running
+	@$(LOCALSTACK) status
+
+test: tools ## the whole suite: unit, integration and browser tests on the real local stack
+	@$(PY) -m pytest tests
+
+unit: tools ## unit tests only (no servers)
+	@$(PY) -m pytest tests/unit
+
+integration: tools ## integration tests against the real servers (starts what is missing)
+	@$(PY) -m pytest tests/integration
+
+e2e: tools ## the browser suite only
+	@$(PY) -m pytest tests/integration -m e2e
+
+bench: tools ## benchmarks; writes docs/benchmarks.md
+	@$(PY) -m benchmarks
+
+clean-state: down ## forget the local stack's state (etcd data, Keycloak database, hub database)
+	rm -rf .local-stack

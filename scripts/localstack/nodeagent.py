@@ -1,0 +1,458 @@
+"""The node agent: the one test double of the local stack, standing in for kubelet + container runtime.
+
+It registers Nodes (capacity, labels, taints), keeps their leases and Ready condition fresh, and for
+each pod the real scheduler binds to one of its nodes runs the first container's command + args as a
+local process on a loopback IP of the pod's own (127.100.x.y), reported as the pod IP. Everything it
+reports goes through the real API server with each node's own client certificate, so the Node
+authorizer and NodeRestriction apply to it as they would to a kubelet.
+
+What it does not do: pull images, mount volumes, enforce resource limits, run init or sidecar
+containers, or probes. The host's Python environment provides the commands.
+
+To make a process listen on its pod IP, the literal address 0.0.0.0 in the command, args and env
+values is replaced by the pod IP (JupyterHub's single-user server gets JUPYTERHUB_SERVICE_URL with
+0.0.0.0 from KubeSpawner), and POD_IP is set.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import ssl
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+log = logging.getLogger("nodeagent")
+
+DEFAULT_NODES = [
+    {"name": "cpu-node", "cpu": "4", "memory": "16Gi", "labels": {"node-role.primehub.io/cpu": "true"}},
+    {
+        "name": "gpu-node", "cpu": "8", "memory": "32Gi", "gpu": 2,
+        "labels": {"accelerator": "nvidia-tesla"},
+        "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+    },
+]
+LEASE_SECONDS = 40
+HEARTBEAT = 10
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Api:
+    """A small JSON client for the API server with one node's client certificate."""
+
+    def __init__(self, server: str, ca: str, cert: str, key: str):
+        self.server = server.rstrip("/")
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.load_cert_chain(cert, key)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def req(self, method: str, path: str, body=None, ctype="application/json", params=None, ok=(200, 201)):
+        data = json.dumps(body) if body is not None else None
+        async with self.session.request(
+            method, self.server + path, data=data, params=params, headers={"Content-Type": ctype},
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as r:
+            text = await r.text()
+            if r.status not in ok:
+                raise ApiError(r.status, f"{method} {path}: {r.status} {text[:300]}")
+            return json.loads(text) if text else None
+
+    async def watch(self, path: str, params: dict):
+        """Yields (type, object) from a watch; returns when the server ends the stream."""
+        params = {**params, "watch": "true", "allowWatchBookmarks": "true"}
+        async with self.session.get(
+            self.server + path, params=params, timeout=aiohttp.ClientTimeout(total=None, sock_read=330)
+        ) as r:
+            if r.status != 200:
+                raise ApiError(r.status, f"watch {path}: {r.status} {(await r.text())[:300]}")
+            async for line in r.content:
+                if line.strip():
+                    ev = json.loads(line)
+                    yield ev["type"], ev["object"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, msg: str):
+        super().__init__(msg)
+        self.status = status
+
+
+@dataclass
+class Container:
+    """One running pod: its process, its IP, and what was last reported."""
+    pod: dict
+    ip: str
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: str | None = None
+    stopping: bool = False
+    task: asyncio.Task | None = None
+    last_state: dict = field(default_factory=dict)
+
+
+class Node:
+    def __init__(self, agent: "Agent", spec: dict, api: Api):
+        self.agent, self.spec, self.api = agent, spec, api
+        self.name = spec["name"]
+        self.pods: dict[str, Container] = {}  # by pod uid
+
+    # ---- registration and heartbeats -------------------------------------------------------
+    def _capacity(self) -> dict:
+        cap = {"cpu": str(self.spec["cpu"]), "memory": self.spec["memory"], "pods": "110",
+               "ephemeral-storage": "100Gi"}
+        if self.spec.get("gpu"):
+            cap["nvidia.com/gpu"] = str(self.spec["gpu"])
+        return cap
+
+    def _status(self) -> dict:
+        t = now()
+        conds = [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady",
+             "message": "node agent is posting ready status", "lastHeartbeatTime": t, "lastTransitionTime": t},
+        ]
+        for ctype in ("MemoryPressure", "DiskPressure", "PIDPressure"):
+            conds.append({"type": ctype, "status": "False", "reason": f"KubeletHasNo{ctype}",
+                          "message": "", "lastHeartbeatTime": t, "lastTransitionTime": t})
+        return {
+            "capacity": self._capacity(), "allocatable": self._capacity(), "conditions": conds,
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v0.0.0-nodeagent",
+                         "kubeProxyVersion": "", "containerRuntimeVersion": "local-process://1",
+                         "osImage": "primehub local node agent", "kernelVersion": os.uname().release,
+                         "machineID": "", "systemUUID": "", "bootID": ""},
+        }
+
+    async def register(self) -> None:
+        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": "amd64", **self.spec.get("labels", {})}
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.name, "labels": labels},
+                "spec": {"taints": self.spec.get("taints", [])}}
+        try:
+            await self.api.req("POST", "/api/v1/nodes", body)
+            log.info("registered node %s", self.name)
+        except ApiError as e:
+            if e.status != 409:
+                raise
+        await self.post_status()
+
+    async def post_status(self) -> None:
+        await self.api.req("PATCH", f"/api/v1/nodes/{self.name}/status", {"status": self._status()},
+                           ctype="application/strategic-merge-patch+json")
+
+    async def renew_lease(self) -> None:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now_micro()}
+        try:
+            await self.api.req("PATCH", path, {"spec": spec}, ctype="application/merge-patch+json")
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            await self.api.req("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                               {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                "metadata": {"name": self.name, "namespace": "kube-node-lease"}, "spec": spec})
+
+    async def heartbeat_loop(self) -> None:
+        n = 0
+        while True:
+            try:
+                await self.renew_lease()
+                if n % 3 == 0:
+                    await self.post_status()
+            except Exception as e:  # the API server may be restarting; keep trying
+                log.warning("heartbeat for %s failed: %s", self.name, e)
+            n += 1
+            await asyncio.sleep(HEARTBEAT)
+
+    # ---- pods ---------------------------------------------------------------------------------
+    async def watch_pods(self) -> None:
+        params = {"fieldSelector": f"spec.nodeName={self.name}"}
+        while True:
+            try:
+                listing = await self.api.req("GET", "/api/v1/pods", params=params)
+                seen = set()
+                for pod in listing["items"]:
+                    seen.add(pod["metadata"]["uid"])
+                    await self.sync_pod(pod)
+                for uid in list(self.pods):
+                    if uid not in seen:
+                        await self.forget(uid)
+                rv = listing["metadata"]["resourceVersion"]
+                async for etype, pod in self.api.watch("/api/v1/pods", {**params, "resourceVersion": rv}):
+                    if etype == "BOOKMARK":
+                        continue
+                    if etype == "ERROR":
+                        break
+                    if etype == "DELETED":
+                        await self.forget(pod["metadata"]["uid"])
+                    else:
+                        await self.sync_pod(pod)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("pod watch on %s: %s; relisting", self.name, e)
+                await asyncio.sleep(1)
+
+    async def sync_pod(self, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        c = self.pods.get(uid)
+        if pod["metadata"].get("deletionTimestamp"):
+            if c is None or not c.stopping:
+                c = c or Container(pod=pod, ip="")
+                self.pods[uid] = c
+                c.stopping = True
+                asyncio.create_task(self.terminate(c, pod))
+            return
+        if c is not None:
+            c.pod = pod
+            return
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return
+        ip = pod.get("status", {}).get("podIP") or self.agent.allocate_ip()
+        c = Container(pod=pod, ip=ip)
+        self.pods[uid] = c
+        c.task = asyncio.create_task(self.run(c))
+
+    async def forget(self, uid: str) -> None:
+        c = self.pods.pop(uid, None)
+        if c is not None:
+            await self.kill(c, 0)
+            if c.task:
+                c.task.cancel()
+
+    def _env(self, c: Container, spec: dict) -> dict[str, str]:
+        meta = c.pod["metadata"]
+        sandbox = self.agent.sandbox(meta["namespace"], meta["name"])
+        env = {
+            "PATH": self.agent.path, "HOME": str(sandbox), "POD_IP": c.ip,
+            "HOSTNAME": meta["name"], "KUBERNETES_NODE_NAME": self.name,
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+        }
+        for e in spec.get("env", []):
+            if "value" in e:
+                env[e["name"]] = e["value"]
+            elif "valueFrom" in e and "fieldRef" in e["valueFrom"]:
+                fp = e["valueFrom"]["fieldRef"]["fieldPath"]
+                env[e["name"]] = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+                                  "status.podIP": c.ip, "spec.nodeName": self.name}.get(fp, "")
+            else:
+                env[e["name"]] = ""
+        return {k: v.replace("0.0.0.0", c.ip) for k, v in env.items()}
+
+    async def run(self, c: Container) -> None:
+        """Start the container, restart it per restartPolicy with kubelet's back-off, report status."""
+        pod = c.pod
+        meta, spec = pod["metadata"], pod["spec"]
+        container = spec["containers"][0]
+        argv = [a.replace("0.0.0.0", c.ip) for a in (container.get("command") or []) + (container.get("args") or [])]
+        policy = spec.get("restartPolicy", "Always")
+        backoff = 10
+        await self.event(pod, "Normal", "Pulled", f'Container image "{container.get("image")}" already present on machine (not pulled: the node agent runs local commands)')
+        while not c.stopping:
+            if not argv or not (shutil.which(argv[0], path=self.agent.path) or os.path.exists(argv[0])):
+                msg = ("no command given and the node agent cannot run image entrypoints" if not argv
+                       else f'exec: "{argv[0]}": executable file not found in $PATH')
+                await self.report(c, waiting={"reason": "RunContainerError", "message": msg}, phase="Pending")
+                await self.event(pod, "Warning", "Failed", f"Error: {msg}")
+                return
+            sandbox = self.agent.sandbox(meta["namespace"], meta["name"])
+            try:
+                c.proc = await asyncio.create_subprocess_exec(
+                    *argv, env=self._env(c, container), cwd=str(sandbox),
+                    stdout=open(sandbox / "container.log", "ab"), stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as e:
+                await self.report(c, waiting={"reason": "RunContainerError", "message": str(e)}, phase="Pending")
+                await self.event(pod, "Warning", "Failed", f"Error: {e}")
+                return
+            c.started_at = now()
+            await self.event(pod, "Normal", "Created", f"Created container {container['name']}")
+            await self.event(pod, "Normal", "Started", f"Started container {container['name']} as pid {c.proc.pid} on {c.ip}")
+            await self.report(c, running=True, phase="Running")
+            code = await c.proc.wait()
+            if c.stopping:
+                return
+            finished = now()
+            term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": c.started_at, "finishedAt": finished}
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                await self.report(c, terminated=term, phase="Succeeded" if code == 0 else "Failed")
+                return
+            c.restarts += 1
+            c.last_state = {"terminated": term}
+            await self.report(c, waiting={"reason": "CrashLoopBackOff",
+                                          "message": f"back-off {backoff}s restarting failed container"}, phase="Running")
+            await self.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 300)
+
+    async def report(self, c: Container, phase: str, running=False, waiting=None, terminated=None) -> None:
+        pod = c.pod
+        container = pod["spec"]["containers"][0]
+        ready = running
+        if running:
+            state = {"running": {"startedAt": c.started_at}}
+        elif terminated:
+            state = {"terminated": terminated}
+        else:
+            state = {"waiting": waiting}
+        t = now()
+        cond = lambda ty, ok: {"type": ty, "status": "True" if ok else "False", "lastTransitionTime": t, "lastProbeTime": None}
+        status = {
+            "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": c.ip, "podIPs": [{"ip": c.ip}], "startTime": pod.get("status", {}).get("startTime") or t,
+            "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", True),
+                           cond("ContainersReady", ready), cond("Ready", ready), cond("PodScheduled", True)],
+            "containerStatuses": [{
+                "name": container["name"], "image": container.get("image", ""), "imageID": "",
+                "containerID": f"local://{c.proc.pid}" if c.proc else "", "ready": ready,
+                "restartCount": c.restarts, "started": running, "state": state, "lastState": c.last_state,
+            }],
+        }
+        meta = pod["metadata"]
+        try:
+            await self.api.req("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                               {"status": status}, ctype="application/strategic-merge-patch+json")
+        except ApiError as e:
+            log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], e)
+
+    async def event(self, pod: dict, etype: str, reason: str, message: str) -> None:
+        meta = pod["metadata"]
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
+                               "uid": meta["uid"], "apiVersion": "v1", "fieldPath": "spec.containers{%s}" % pod["spec"]["containers"][0]["name"]},
+            "reason": reason, "message": message, "type": etype,
+            "source": {"component": "kubelet", "host": self.name},
+            "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
+            "reportingComponent": "kubelet", "reportingInstance": self.name,
+        }
+        try:
+            await self.api.req("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
+        except ApiError as e:
+            log.warning("event for %s: %s", meta["name"], e)
+
+    async def kill(self, c: Container, grace: float) -> None:
+        p = c.proc
+        if p is None or p.returncode is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            await asyncio.wait_for(p.wait(), timeout=max(grace, 0.1))
+        except asyncio.TimeoutError:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await p.wait()
+
+    async def terminate(self, c: Container, pod: dict) -> None:
+        """Honour a deletion like kubelet: SIGTERM, the grace period, SIGKILL, then remove the pod."""
+        meta = pod["metadata"]
+        grace = meta.get("deletionGracePeriodSeconds", 30) or 0
+        if c.proc is not None and c.proc.returncode is None:
+            await self.event(pod, "Normal", "Killing", f"Stopping container {pod['spec']['containers'][0]['name']}")
+        await self.kill(c, grace)
+        if c.task:
+            c.task.cancel()
+        try:
+            await self.api.req(
+                "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                 "preconditions": {"uid": meta["uid"]}}, ok=(200, 202, 404, 409),
+            )
+        except Exception as e:
+            log.warning("final delete of %s: %s", meta["name"], e)
+        self.pods.pop(meta["uid"], None)
+        self.agent.release_sandbox(meta["namespace"], meta["name"])
+
+
+class Agent:
+    def __init__(self, server: str, pki: Path, nodes: list[dict], workdir: Path, path: str):
+        self.server, self.pki, self.node_specs = server, pki, nodes
+        self.workdir, self.path = workdir, path
+        self._ips = itertools.count(1)
+        self.nodes: list[Node] = []
+
+    def allocate_ip(self) -> str:
+        n = next(self._ips)
+        return f"127.100.{n // 250}.{n % 250 + 1}"
+
+    def sandbox(self, ns: str, name: str) -> Path:
+        p = self.workdir / "pods" / ns / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def release_sandbox(self, ns: str, name: str) -> None:
+        shutil.rmtree(self.workdir / "pods" / ns / name, ignore_errors=True)
+
+    async def run(self) -> None:
+        from . import pki as pkimod
+        tasks = []
+        for spec in self.node_specs:
+            crt, key = pkimod.ensure_cert(self.pki, f"node-{spec['name']}", f"system:node:{spec['name']}", ("system:nodes",))
+            api = Api(self.server, str(self.pki / "ca.crt"), str(crt), str(key))
+            node = Node(self, spec, api)
+            self.nodes.append(node)
+            while True:
+                try:
+                    await node.register()
+                    break
+                except Exception as e:
+                    log.warning("registering %s: %s; retrying", node.name, e)
+                    await asyncio.sleep(1)
+            tasks += [asyncio.create_task(node.heartbeat_loop()), asyncio.create_task(node.watch_pods())]
+        log.info("node agent ready: %s", ", ".join(n.name for n in self.nodes))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        for t in tasks:
+            t.cancel()
+        # Our pods' processes die with us: a node that goes away takes its containers along.
+        for node in self.nodes:
+            for c in list(node.pods.values()):
+                await node.kill(c, 2)
+            await node.api.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--pki", required=True, type=Path)
+    ap.add_argument("--workdir", required=True, type=Path)
+    ap.add_argument("--nodes", type=Path, help="JSON list of node specs; default: one CPU and one GPU node")
+    ap.add_argument("--path", default=os.environ.get("PATH", ""), help="PATH for pod commands")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    nodes = json.loads(a.nodes.read_text()) if a.nodes else DEFAULT_NODES
+    asyncio.run(Agent(a.server, a.pki, nodes, a.workdir, a.path).run())
+
+
+if __name__ == "__main__":
+    main()
