@@ -23,7 +23,7 @@ func main() { etcdmain.Main(os.Args) }
 GO
 [ -f go.mod ] || go mod init primehub.local/etcdbuild >/dev/null 2>&1
 GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 || die "step 'build etcd': the Go module proxy did not serve go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-GOFLAGS=-mod=mod go mod tidy >/dev/null
+GOFLAGS=-mod=mod go mod tidy >"$mod/tidy.log" 2>&1 || die "step 'build etcd': go mod tidy failed (see $mod/tidy.log)"
 CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" .
 mv "$out/etcd.tmp" "$out/etcd"
 ok "etcd $ETCD_VERSION built into $out"

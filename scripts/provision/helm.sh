@@ -16,7 +16,7 @@ package helmbuild
 import _ "helm.sh/helm/v3/cmd/helm"
 GO
 GOFLAGS=-mod=mod go get "helm.sh/helm/v3@$HELM_VERSION" >/dev/null 2>&1 || die "step 'build helm': the Go module proxy did not serve helm.sh/helm/v3@$HELM_VERSION"
-GOFLAGS=-mod=mod go mod tidy >/dev/null
+GOFLAGS=-mod=mod go mod tidy >"$mod/tidy.log" 2>&1 || die "step 'build helm': go mod tidy failed (see $mod/tidy.log)"
 CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$out/helm.tmp" helm.sh/helm/v3/cmd/helm
 mv "$out/helm.tmp" "$out/helm"
 ok "helm $HELM_VERSION built into $out"
