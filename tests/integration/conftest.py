@@ -119,3 +119,13 @@ def browser():
         )
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    """The helm built by `make tools` (or $HELM)."""
+    from localstack import common
+    path = os.environ.get("HELM") or str(common.CACHE_DIR / "helm" / common.V["HELM_VERSION"] / "helm")
+    if not Path(path).exists():
+        pytest.fail(f"{path} is missing: run `make tools`", pytrace=False)
+    return path
