@@ -1,0 +1,224 @@
+"""The Helm chart against the real API server of the stack.
+
+Every object the chart renders must be accepted by the API server (server-side dry run, with its
+admission and validation), a `helm install` must create them, the hub's ServiceAccount must be able
+to do exactly what KubeSpawner and the PrimeHub spawner do and nothing beyond its namespace, and
+`helm upgrade` must keep the generated secrets, or every upgrade would log all users out and make
+their encrypted auth state unreadable.
+
+The chart's pods are pinned to a node that does not exist: the node agent of the local stack runs
+pod commands as host processes, and a proxy or hub of this release must not compete for the ports
+of the stack's own hub. Whether the hub really spawns with this ServiceAccount is tested elsewhere.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import kubernetes
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# Another copy of the chart (a packaged or vendored one) can be put under test with PRIMEHUB_CHART_DIR.
+CHART = Path(os.environ.get("PRIMEHUB_CHART_DIR", REPO / "chart"))
+EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
+NOWHERE = "primehub.io/chart-test-no-such-node"
+RELEASE = "hub"
+
+
+def _helm_bin() -> str:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    versions = dict(
+        line.split("=", 1) for line in (REPO / "scripts/versions.env").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
+    cache = Path(os.environ.get("PRIMEHUB_CACHE")
+                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "primehub-local")
+    path = cache / "helm" / versions["HELM_VERSION"].strip() / "helm"
+    if not path.is_file():
+        pytest.fail(f"helm is missing ({path}): run `make tools` (or set HELM to a helm 3 binary)", pytrace=False)
+    return str(path)
+
+
+class Helm:
+    def __init__(self, cluster):
+        self.bin = _helm_bin()
+        self.cluster = cluster
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([self.bin, f"--kubeconfig={self.cluster.kubeconfig}", *args],
+                              text=True, capture_output=True, timeout=300)
+        if check and proc.returncode:
+            raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="module")
+def helm(cluster) -> Helm:
+    return Helm(cluster)
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster):
+    """A namespace of its own, so that the test neither sees nor disturbs the stack's `primehub`."""
+    ns = f"chart-test-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    # Pods are admitted only once the namespace's default ServiceAccount exists.
+    cluster.wait(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", ns, check=False).returncode == 0,
+                 60, f"the default ServiceAccount of {ns}")
+    yield ns
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _pinned_nowhere() -> list[str]:
+    key = NOWHERE.replace(".", "\\.")  # --set splits keys at unescaped dots
+    return ["--set-string", f"hub.nodeSelector.{key}=true", "--set-string", f"proxy.chp.nodeSelector.{key}=true"]
+
+
+def _secret(cluster, ns: str, name: str) -> dict[str, str]:
+    out = cluster.kubectl("get", "secret", name, "-n", ns, "-o", "json").stdout
+    return {k: base64.b64decode(v).decode() for k, v in json.loads(out)["data"].items()}
+
+
+def _sa_client(cluster, token: str) -> kubernetes.client.ApiClient:
+    """An API client that authenticates with the bearer token only (no admin client certificate)."""
+    admin = cluster.api().configuration
+    cfg = kubernetes.client.Configuration()
+    cfg.host = admin.host
+    cfg.ssl_ca_cert = admin.ssl_ca_cert
+    cfg.verify_ssl = admin.verify_ssl
+    cfg.api_key = {"authorization": token}
+    cfg.api_key_prefix = {"authorization": "Bearer"}
+    return kubernetes.client.ApiClient(cfg)
+
+
+# --- server-side validation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
+def test_every_rendered_object_is_accepted_by_the_api_server(cluster, helm, namespace, example):
+    extra = ["--set", "scheduling.podPriority.enabled=true"] if example == "minimal.yaml" else []
+    out = helm("template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds",
+               "-f", str(CHART / "examples" / example), *extra).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "ConfigMap", "Role", "RoleBinding",
+                                         "CustomResourceDefinition"}
+    proc = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=out, check=False)
+    assert proc.returncode == 0, f"the API server refused objects of {example}:\n{proc.stderr}"
+    assert proc.stdout.count("(server dry run)") == len(docs), proc.stdout
+
+
+# --- install, permissions, upgrade -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def installed(cluster, helm, namespace):
+    proc = helm("install", RELEASE, str(CHART), "--namespace", namespace,
+                "--set", "keycloak.url=http://127.0.0.1:8180", "--set", "keycloak.clientSecret=chart-test-secret",
+                "--set", "primehub.publicUrl=http://127.0.0.1:18000", "--set", "proxy.service.type=ClusterIP",
+                *_pinned_nowhere())
+    yield proc.stdout
+    helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "120s", check=False)
+
+
+def test_install_creates_the_objects(cluster, namespace, installed):
+    assert "http://127.0.0.1:18000/hub/oauth_callback" in installed, "NOTES must name the redirect URI"
+    got = json.loads(cluster.kubectl(
+        "get", "deployments,services,configmaps,secrets,serviceaccounts,roles,rolebindings,"
+        "persistentvolumeclaims,networkpolicies", "-n", namespace,
+        "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout)["items"]
+    names = {(o["kind"], o["metadata"]["name"]) for o in got}
+    for wanted in [("Deployment", "hub"), ("Deployment", "proxy"), ("Service", "hub"), ("Service", "proxy-api"),
+                   ("Service", "proxy-public"), ("ConfigMap", "hub-config"), ("Secret", "hub"),
+                   ("Secret", "hub-keycloak"), ("Secret", "hub-extra-config"), ("ServiceAccount", "hub"),
+                   ("Role", "hub"), ("RoleBinding", "hub"), ("PersistentVolumeClaim", "hub-db-dir"),
+                   ("NetworkPolicy", "hub"), ("NetworkPolicy", "proxy"), ("NetworkPolicy", "singleuser")]:
+        assert wanted in names, f"{wanted} was not created"
+    role = next(o for o in got if o["kind"] == "Role")
+    assert all("*" not in r[f] for r in role["rules"] for f in ("apiGroups", "resources", "verbs"))
+    binding = next(o for o in got if o["kind"] == "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": namespace}]
+    hub = next(o for o in got if o["kind"] == "Deployment" and o["metadata"]["name"] == "hub")
+    assert hub["spec"]["template"]["spec"]["serviceAccountName"] == "hub"
+    # The CRDs the chart ships are served by the API server.
+    crds = cluster.kubectl("get", "crd", "-o", "name").stdout
+    for crd in ("instancetypes", "images", "datasets"):
+        assert f"{crd}.primehub.io" in crds
+
+
+def _can_i(cluster, namespace: str, verb: str, resource: str, ns: str) -> bool:
+    proc = cluster.kubectl("auth", "can-i", verb, resource, "-n", ns,
+                           f"--as=system:serviceaccount:{namespace}:hub", check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def test_service_account_may_do_what_the_spawner_does_and_no_more(cluster, namespace, installed):
+    for verb in ("get", "list", "watch", "create", "delete"):
+        assert _can_i(cluster, namespace, verb, "pods", namespace), verb
+    for verb in ("get", "list", "create", "delete"):
+        assert _can_i(cluster, namespace, verb, "persistentvolumeclaims", namespace), verb
+    for crd in ("instancetypes.primehub.io", "images.primehub.io", "datasets.primehub.io"):
+        assert _can_i(cluster, namespace, "list", crd, namespace), crd
+        assert not _can_i(cluster, namespace, "create", crd, namespace), crd
+    assert _can_i(cluster, namespace, "watch", "events", namespace)
+    for ns in (namespace, cluster.namespace, "kube-system"):
+        assert not _can_i(cluster, namespace, "get", "secrets", ns), f"secrets of {ns}"
+    assert not _can_i(cluster, namespace, "list", "pods", cluster.namespace), "pods of another namespace"
+    assert not _can_i(cluster, namespace, "*", "*", namespace)
+    assert not _can_i(cluster, namespace, "create", "roles.rbac.authorization.k8s.io", namespace)
+
+
+def test_service_account_token_against_the_api_server(cluster, namespace, installed):
+    token = cluster.kubectl("create", "token", "hub", "-n", namespace, "--duration=10m").stdout.strip()
+    api = _sa_client(cluster, token)
+    core = kubernetes.client.CoreV1Api(api)
+    name = f"sa-probe-{uuid.uuid4().hex[:6]}"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"nodeSelector": {NOWHERE: "true"}, "automountServiceAccountToken": False,
+                    "containers": [{"name": "main", "image": "local/none", "command": ["sleep", "1"]}]}}
+    core.create_namespaced_pod(namespace, pod)
+    assert core.read_namespaced_pod(name, namespace).metadata.name == name
+    assert name in [p.metadata.name for p in core.list_namespaced_pod(namespace).items]
+    core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    assert core.read_namespaced_persistent_volume_claim(name, namespace).spec.resources.requests["storage"] == "1Gi"
+    core.delete_namespaced_persistent_volume_claim(name, namespace)
+
+    custom = kubernetes.client.CustomObjectsApi(api)
+    for plural in ("instancetypes", "images", "datasets"):
+        listed = custom.list_namespaced_custom_object("primehub.io", "v1alpha1", namespace, plural)
+        assert listed["items"] == [], plural
+    core.list_namespaced_event(namespace)
+
+    for call, what in [(lambda: core.list_namespaced_secret(cluster.namespace), f"secrets of {cluster.namespace}"),
+                       (lambda: core.read_namespaced_secret("hub", namespace), "its own namespace's secrets"),
+                       (lambda: core.list_namespaced_pod(cluster.namespace), f"pods of {cluster.namespace}"),
+                       (lambda: custom.list_namespaced_custom_object("primehub.io", "v1alpha1", cluster.namespace,
+                                                                     "instancetypes"),
+                        f"the catalog of {cluster.namespace}")]:
+        with pytest.raises(kubernetes.client.ApiException) as refused:
+            call()
+        assert refused.value.status == 403, what
+
+
+def test_upgrade_keeps_the_generated_secrets(cluster, helm, namespace, installed):
+    before = _secret(cluster, namespace, "hub")
+    assert set(before) == {"cookie-secret", "crypt-key", "proxy-token"}
+    helm("upgrade", RELEASE, str(CHART), "--namespace", namespace,
+         "--set", "keycloak.url=http://127.0.0.1:8180", "--set", "keycloak.clientSecret=chart-test-secret-2",
+         "--set", "primehub.publicUrl=http://127.0.0.1:18000", "--set", "proxy.service.type=ClusterIP",
+         "--set", "cull.timeout=7200", *_pinned_nowhere())
+    assert _secret(cluster, namespace, "hub") == before
+    # What was meant to change did.
+    assert _secret(cluster, namespace, "hub-keycloak") == {"client-secret": "chart-test-secret-2"}
+    settings = json.loads(_secret(cluster, namespace, "hub-extra-config")["chart-settings.json"])
+    assert settings["cull"]["timeout"] == 7200
+    revision = json.loads(helm("status", RELEASE, "--namespace", namespace, "-o", "json").stdout)["version"]
+    assert revision == 2
