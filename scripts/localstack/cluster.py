@@ -208,3 +208,6 @@ def apply_catalog() -> None:
     examples = crds / "examples"
     if examples.exists():
         kubectl("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f", str(examples))
+    # PrimeHub's controller makes the claims of `pv` datasets; on the local stack we make them here.
+    kubectl("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f",
+            str(Path(__file__).parent / "demo-dataset-volumes.yaml"))

@@ -44,7 +44,8 @@ def env() -> dict[str, str]:
         "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": CLIENT_SECRET,
         "PRIMEHUB_PUBLIC_URL": URL,
         "PRIMEHUB_NAMESPACE": cluster.NAMESPACE,
-        "PRIMEHUB_SINGLEUSER_CMD": '["jupyterhub-singleuser"]',
+        # The node agent runs servers as the user running the stack, often root in CI.
+        "PRIMEHUB_SINGLEUSER_CMD": '["jupyterhub-singleuser", "--allow-root"]',
         "PRIMEHUB_HOME_CAPACITY": "1Gi",
         "PRIMEHUB_EXTRA_CONFIG_DIR": str(Path(__file__).parent / "hub-extra-config"),
         "PRIMEHUB_LOCAL_ADMIN_TOKEN": admin_token(),

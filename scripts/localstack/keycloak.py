@@ -60,8 +60,9 @@ def start(fresh: bool = False) -> None:
     common.start("keycloak", [
         str(HOME / "bin" / "kc.sh"), "start-dev",
         "--http-host=127.0.0.1", f"--http-port={PORT}",
-        # Browsers use localhost, the hub uses 127.0.0.1: two addresses as in a real cluster,
-        # and Keycloak answers on both because the hostname is not pinned (dev mode).
+        # Browsers use localhost, the hub uses 127.0.0.1: two addresses as in a real cluster.
+        # Pinning the public hostname keeps one token issuer; the back channel answers on any address.
+        f"--hostname=http://localhost:{PORT}", "--hostname-backchannel-dynamic=true",
         "--import-realm", "--health-enabled=true", "--log-level=info",
     ], env=env)
     common.wait_for(ready, 240, "keycloak", "keycloak")

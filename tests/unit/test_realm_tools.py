@@ -449,7 +449,7 @@ def test_realm_groups_and_grants(realm):
 def test_realm_demo_users(realm):
     users = {u["username"]: u for u in realm["users"] if not u.get("serviceAccountClientId")}
     assert set(users) == {"alice", "bob", "carol", "dana", "erin"}
-    expected_groups = {"alice": {"data-science", "ml-team"}, "bob": {"data-science"}, "carol": set(),
+    expected_groups = {"alice": {"data-science", "ml-team"}, "bob": {"data-science", "gpu-lab"}, "carol": set(),
                        "dana": {"data-science"}, "erin": {"tiny", "empty-quota"}}
     for name, u in users.items():
         assert set(u["groups"]) == {"/everyone"} | {f"/{g}" for g in expected_groups[name]}

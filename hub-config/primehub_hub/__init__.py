@@ -1,0 +1,8 @@
+"""PrimeHub's JupyterHub integration for today's JupyterHub: Keycloak login, groups, instance
+types, images, datasets and quotas on top of KubeSpawner.
+
+Entry points: `primehub_hub.auth.PrimeHubAuthenticator`, `primehub_hub.spawner.PrimeHubSpawner`
+(both set up by hub-config/jupyterhub_config.py) and the `primehub-profiles` CLI.
+"""
+
+__version__ = "0.1.0"

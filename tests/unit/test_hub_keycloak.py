@@ -1,0 +1,183 @@
+"""KeycloakAdmin against a fake Keycloak: service account token, user/group/role reads,
+admin detection, caching, and readable failures."""
+
+import asyncio
+import json
+from io import BytesIO
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPResponse
+
+from primehub_hub.entitlements import EVERYONE
+from primehub_hub.errors import KeycloakUnavailable
+from primehub_hub.keycloak import KeycloakAdmin
+
+BASE = "http://keycloak.internal:8080"
+ADMIN = "/admin/realms/primehub"
+
+
+class FakeKeycloak:
+    """Answers the admin REST calls from a small realm; counts calls."""
+
+    def __init__(self, clients_readable=True):
+        self.calls = []
+        self.tokens_issued = 0
+        self.clients_readable = clients_readable
+        self.down = False
+        self.reject_token = None
+        self.users = {
+            "ana": {"id": "u-ana", "username": "ana", "attributes": {"timezone": ["Asia/Taipei"]}},
+            "root": {"id": "u-root", "username": "root"},
+            "gwen": {"id": "u-gwen", "username": "gwen"},
+            "cora": {"id": "u-cora", "username": "cora"},
+        }
+        self.memberships = {
+            "u-ana": [{"id": "g-a", "name": "analysts", "path": "/analysts", "attributes": {"displayName": ["Analysts"], "quota-cpu": ["2"]}}],
+            "u-root": [],
+            "u-gwen": [{"id": "g-admins", "name": "admins", "path": "/admins", "attributes": {}}],
+            "u-cora": [],
+        }
+        self.group_mappings = {
+            "g-a": {"realmMappings": [{"name": "it:medium"}, {"name": "ds:rw:reports"}]},
+            "g-e": {"realmMappings": [{"name": "it:small"}]},
+            "g-admins": {"clientMappings": {"realm-management": {"id": "rm-uuid", "client": "realm-management", "mappings": [{"name": "realm-admin"}]}}},
+        }
+        self.user_mappings = {
+            "u-root": {"clientMappings": {"realm-management": {"id": "rm-uuid", "client": "realm-management", "mappings": [{"name": "realm-admin"}]}}},
+        }
+        self.composites = {"u-cora": [{"name": "realm-admin"}, {"name": "view-users"}]}
+
+    def answer(self, request):
+        url = urlparse(request.url)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        path = url.path
+        self.calls.append((request.method, path))
+        if self.down:
+            raise ConnectionRefusedError(111, "Connection refused")
+        if path == "/realms/primehub/protocol/openid-connect/token":
+            form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+            assert form == {"grant_type": "client_credentials", "client_id": "jupyterhub", "client_secret": "s3cret"}
+            self.tokens_issued += 1
+            return {"access_token": f"svc-{self.tokens_issued}", "expires_in": 300}
+        token = request.headers.get("Authorization")
+        if token != f"Bearer svc-{self.tokens_issued}" or token == self.reject_token:
+            raise HTTPClientError(401)
+        if path == f"{ADMIN}/users":
+            user = self.users.get(query["username"])
+            return [user] if user else []
+        if path.startswith(f"{ADMIN}/users/") and path.endswith("/groups"):
+            return self.memberships[path.split("/")[5]]
+        if path.startswith(f"{ADMIN}/groups/") and path.endswith("/role-mappings"):
+            return self.group_mappings.get(path.split("/")[5], {})
+        if path == f"{ADMIN}/group-by-path/everyone":
+            return {"id": "g-e", "name": "everyone", "path": "/everyone", "attributes": {}}
+        if path.startswith(f"{ADMIN}/users/") and path.endswith("/role-mappings"):
+            return self.user_mappings.get(path.split("/")[5], {})
+        if path == f"{ADMIN}/clients":
+            if not self.clients_readable:
+                raise HTTPClientError(403)
+            return [{"id": "rm-uuid", "clientId": "realm-management"}]
+        if path.endswith("/role-mappings/clients/rm-uuid/composite"):
+            return self.composites.get(path.split("/")[5], [])
+        raise HTTPClientError(404)
+
+    async def fetch(self, request, **_):
+        await asyncio.sleep(0)
+        body = self.answer(request)
+        return HTTPResponse(request, 200, buffer=BytesIO(json.dumps(body).encode()))
+
+
+def admin_client(fake, **kwargs):
+    return KeycloakAdmin(BASE, "primehub", "jupyterhub", "s3cret", http_client=fake, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_user_info_from_the_admin_api():
+    fake = FakeKeycloak()
+    info = await admin_client(fake).load_user_info("ana")
+    assert info.username == "ana" and info.id == "u-ana" and info.is_admin is False
+    assert info.attributes == {"timezone": "Asia/Taipei"}
+    groups = {g.name: g for g in info.groups}
+    assert set(groups) == {"analysts", EVERYONE}
+    assert groups["analysts"].realm_roles == ["ds:rw:reports", "it:medium"]
+    assert groups["analysts"].attributes == {"displayName": "Analysts", "quota-cpu": "2"}
+    assert groups["analysts"].label == "Analysts" and groups["analysts"].id == "g-a"
+    assert groups[EVERYONE].realm_roles == ["it:small"]
+    # one service account token serves every request
+    assert fake.tokens_issued == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["root", "gwen", "cora"])
+async def test_admin_directly_through_a_group_or_through_a_composite_role(name):
+    assert (await admin_client(FakeKeycloak()).load_user_info(name)).is_admin is True
+
+
+@pytest.mark.asyncio
+async def test_without_query_clients_direct_and_group_admins_are_still_seen():
+    fake = FakeKeycloak(clients_readable=False)
+    client = admin_client(fake)
+    assert (await client.load_user_info("gwen")).is_admin is True
+    assert (await client.load_user_info("ana")).is_admin is False
+    assert (await client.load_user_info("root")).is_admin is True
+    assert fake.calls.count(("GET", f"{ADMIN}/clients")) <= 1
+
+
+@pytest.mark.asyncio
+async def test_results_are_cached_briefly_and_shared_by_concurrent_requests():
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30)
+    first, second = await asyncio.gather(client.load_user_info("ana"), client.load_user_info("ana"))
+    assert first is second
+    calls = len(fake.calls)
+    await client.load_user_info("ana")
+    assert len(fake.calls) == calls
+    await client.load_user_info("ana", fresh=True)
+    assert len(fake.calls) > calls
+    expired = admin_client(FakeKeycloak(), cache_ttl=0)
+    await expired.load_user_info("ana")
+    before = len(expired.http_client.calls)
+    await expired.load_user_info("ana")
+    assert len(expired.http_client.calls) > before
+
+
+@pytest.mark.asyncio
+async def test_a_rejected_service_token_is_renewed_once():
+    fake = FakeKeycloak()
+    client = admin_client(fake)
+    await client.load_user_info("ana")
+    fake.reject_token = "Bearer svc-1"
+    info = await client.load_user_info("root", fresh=True)
+    assert info.is_admin and fake.tokens_issued == 2
+
+
+@pytest.mark.asyncio
+async def test_unreachable_keycloak_is_a_readable_503():
+    fake = FakeKeycloak()
+    fake.down = True
+    with pytest.raises(KeycloakUnavailable, match="cannot reach Keycloak") as info:
+        await admin_client(fake).load_user_info("ana")
+    assert info.value.status_code == 503
+
+
+@pytest.mark.asyncio
+async def test_missing_permissions_say_which_roles_the_service_account_needs():
+    fake = FakeKeycloak()
+    fake.memberships = None  # any membership read fails below
+
+    async def forbidden(request, **_):
+        if "/groups" in request.url and "/users/" in request.url:
+            raise HTTPClientError(403)
+        return await FakeKeycloak.fetch(fake, request)
+
+    fake.fetch = forbidden
+    with pytest.raises(KeycloakUnavailable, match="view-users, query-groups") as info:
+        await admin_client(fake).load_user_info("ana")
+    assert "refused" in str(info.value)
+
+
+@pytest.mark.asyncio
+async def test_unknown_user_is_readable():
+    with pytest.raises(KeycloakUnavailable, match="does not exist"):
+        await admin_client(FakeKeycloak()).load_user_info("zed")

@@ -1,0 +1,206 @@
+"""DOMAIN.md "InstanceType/Image/Dataset -> pod": parsing custom resources with their defaults."""
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from primehub_hub.cli import load_resource_objects
+from primehub_hub.quotas import GiB
+from primehub_hub.resources import (
+    Catalog,
+    InvalidResource,
+    parse_dataset,
+    parse_image,
+    parse_instance_type,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def it(spec, name="x"):
+    return parse_instance_type({"kind": "InstanceType", "metadata": {"name": name}, "spec": spec})
+
+
+def test_instance_type_defaults():
+    parsed = it({})
+    assert (parsed.cpu_limit, parsed.memory_limit, parsed.gpu_limit) == (1.0, GiB, 0)
+    assert (parsed.cpu_request, parsed.memory_request) == (0.0, 0)
+    assert parsed.label == "x" and not parsed.has_gpu
+
+
+def test_flat_and_nested_spellings_mean_the_same():
+    flat = it({"limits.cpu": 2, "limits.memory": "4G", "limits.nvidia.com/gpu": 1, "requests.cpu": 1, "requests.memory": "2G"})
+    nested = it({"limits": {"cpu": 2, "memory": "4G", "nvidia.com/gpu": "1"}, "requests": {"cpu": 1, "memory": "2G"}})
+    assert flat == nested
+    assert flat.gpu_resource_name == "nvidia.com/gpu" and flat.memory_limit == 4 * GiB
+
+
+def test_gpu_of_another_vendor():
+    parsed = it({"limits": {"cpu": 2, "memory": "4G", "gpu": 1}, "gpuResourceName": "amd.com/gpu"})
+    assert (parsed.gpu_limit, parsed.gpu_resource_name) == (1, "amd.com/gpu")
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"limits.memory": "lots"}, "limits.memory"),
+        ({"limits": {"cpu": 0}}, "limits.cpu"),
+        ({"limits": {"cpu": 1, "memory": "1G"}, "requests": {"cpu": 2}}, "requests are larger"),
+        ({"limits.nvidia.com/gpu": -1}, "limits.nvidia.com/gpu"),
+        ({"nodeSelector": ["a"]}, "nodeSelector"),
+        ({"tolerations": {"key": "a"}}, "tolerations"),
+    ],
+)
+def test_bad_instance_types_name_themselves(spec, words):
+    with pytest.raises(InvalidResource, match="InstanceType bad") as info:
+        it(spec, name="bad")
+    assert words in str(info.value)
+
+
+def test_images():
+    image = parse_image({"metadata": {"name": "torch"}, "spec": {"url": "a", "urlForGpu": "b", "pullSecret": "s"}})
+    assert (image.type, image.pull_secret) == ("both", "s")
+    assert image.url_for(it({"limits.nvidia.com/gpu": 1})) == "b"
+    assert image.url_for(it({})) == "a"
+    gpu_only = parse_image({"metadata": {"name": "cuda"}, "spec": {"url": "c", "type": "gpu"}})
+    assert "needs a GPU" in gpu_only.incompatibility(it({}, name="cpu"))
+    assert gpu_only.incompatibility(it({"limits.nvidia.com/gpu": 1})) is None
+    with pytest.raises(InvalidResource, match="url"):
+        parse_image({"metadata": {"name": "n"}, "spec": {}})
+    with pytest.raises(InvalidResource, match="type"):
+        parse_image({"metadata": {"name": "n"}, "spec": {"url": "u", "type": "tpu"}})
+
+
+def test_dataset_annotations_only_the_string_true_is_true():
+    def ds(annotations):
+        return parse_dataset({"metadata": {"name": "d", "annotations": annotations}, "spec": {"type": "git"}})
+
+    assert ds({"dataset.primehub.io/launchGroupOnly": "true"}).launch_group_only
+    for value in ("True", "yes", "1", True):
+        assert not ds({"dataset.primehub.io/launchGroupOnly": value}).launch_group_only
+    assert ds({}).mount_path == "/datasets/d"
+    assert ds({"dataset.primehub.io/mountRoot": "/mnt"}).mount_path == "/mnt/d"
+    with pytest.raises(InvalidResource, match="absolute"):
+        ds({"dataset.primehub.io/mountRoot": "mnt/"})
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({}, "type"),
+        ({"type": "s3"}, "type"),
+        ({"type": "pv"}, "volumeName"),
+        ({"type": "hostPath"}, "hostPath.path"),
+        ({"type": "nfs", "nfs": {"server": "s"}}, "nfs.path"),
+        ({"type": "env", "variables": ["a"]}, "variables"),
+    ],
+)
+def test_bad_datasets_name_themselves(spec, words):
+    with pytest.raises(InvalidResource, match="Dataset bad") as info:
+        parse_dataset({"metadata": {"name": "bad"}, "spec": spec})
+    assert words in str(info.value)
+
+
+def test_catalog_skips_bad_resources_with_one_log_line_naming_each(caplog):
+    objects = [
+        {"kind": "InstanceType", "metadata": {"name": "good"}, "spec": {}},
+        {"kind": "InstanceType", "metadata": {"name": "bad"}, "spec": {"limits.memory": "x"}},
+        {"kind": "Image", "metadata": {"name": "Bad_Name"}, "spec": {"url": "u"}},
+        {"kind": "ConfigMap", "metadata": {"name": "ignored"}},
+    ]
+    seen = set()
+    with caplog.at_level(logging.WARNING):
+        catalog = Catalog.from_objects(objects, _seen_errors=seen)
+        Catalog.from_objects(objects, _seen_errors=seen)
+    assert list(catalog.instance_types) == ["good"] and not catalog.images
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert any("InstanceType bad" in w for w in warnings) and any("Bad_Name" in w for w in warnings)
+
+
+@pytest.mark.skipif(not (REPO / "crds/examples").is_dir(), reason="the demo catalog is not in this checkout")
+def test_the_demo_catalog_parses_completely():
+    objects = load_resource_objects([REPO / "crds/examples"])
+    catalog = Catalog.from_objects(objects)
+    assert len(catalog.instance_types) + len(catalog.images) + len(catalog.datasets) == len(objects)
+    huge = catalog.instance_types.get("gpu-huge")
+    if huge is not None:
+        assert huge.gpu_limit > 2 and huge.node_selector
+
+
+# --- the watched catalog --------------------------------------------------------------------------
+
+
+class _Reflector:
+    def __init__(self, resources, task):
+        self.resources = resources
+        self.watch_task = task
+
+    async def stop(self):
+        self.watch_task.cancel()
+
+
+@pytest.mark.asyncio
+async def test_the_watched_catalog_is_parsed_once_per_change_and_restarted_when_a_watch_dies(monkeypatch):
+    import asyncio
+
+    from primehub_hub.resources import CatalogWatcher, _CustomObjectLister
+
+    forever = asyncio.ensure_future(asyncio.sleep(3600))
+    small = {"metadata": {"name": "small", "namespace": "ns", "resourceVersion": "1"}, "spec": {"limits.cpu": 1}}
+    watcher = CatalogWatcher("ns")
+    watcher.reflectors = {
+        "InstanceType": _Reflector({"ns/small": small}, forever),
+        "Image": _Reflector({}, forever),
+        "Dataset": _Reflector({}, forever),
+    }
+    first = await watcher.catalog()
+    assert list(first.instance_types) == ["small"] and first.instance_types["small"].cpu_limit == 1
+    assert await watcher.catalog() is first  # nothing changed: no re-parse, no API call
+    watcher.reflectors["InstanceType"].resources["ns/small"] = {**small, "metadata": {**small["metadata"], "resourceVersion": "2"}, "spec": {"limits.cpu": 2}}
+    assert (await watcher.catalog()).instance_types["small"].cpu_limit == 2
+
+    restarts = []
+
+    def reflector_class():
+        class Fresh(_Reflector):
+            def __init__(self, parent=None, namespace=None, plural=None, kind=None):
+                super().__init__({}, asyncio.ensure_future(asyncio.sleep(3600)))
+                restarts.append(plural)
+
+            async def start(self):
+                pass
+
+        return Fresh
+
+    monkeypatch.setattr("primehub_hub.resources._custom_reflector_class", reflector_class)
+    forever.cancel()
+    await asyncio.sleep(0)
+    assert (await watcher.catalog()).instance_types == {}
+    assert sorted(restarts) == ["datasets", "images", "instancetypes"]
+    await watcher.stop()
+
+    calls = []
+
+    class Api:
+        async def list_namespaced_custom_object(self, *args, **kwargs):
+            calls.append((args, kwargs))
+            return "listed"
+
+    assert await _CustomObjectLister(Api(), "images").list_namespaced(namespace="ns", watch=True) == "listed"
+    assert calls == [(("primehub.io", "v1alpha1", "ns", "images"), {"watch": True})]
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_catalog_is_a_readable_503(monkeypatch):
+    from primehub_hub.errors import CatalogUnavailable
+    from primehub_hub.resources import CatalogWatcher
+
+    async def broken(self):
+        raise RuntimeError("403 Forbidden")
+
+    monkeypatch.setattr(CatalogWatcher, "start", broken)
+    with pytest.raises(CatalogUnavailable, match="instance types, images and datasets") as info:
+        await CatalogWatcher("ns").catalog()
+    assert info.value.status_code == 503

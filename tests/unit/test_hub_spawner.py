@@ -1,0 +1,429 @@
+"""PrimeHubSpawner against an in-memory Kubernetes API: what reaches the pod, server-side
+re-checks, quotas under concurrency, spawning for another user, and fast failure."""
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import pytest
+from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, offline_kube, reflectors, user  # noqa: F401
+from tornado import web
+
+from primehub_hub import quotas
+from primehub_hub.entitlements import EVERYONE, Group, UserInfo
+from primehub_hub.errors import (
+    BadRequest,
+    ConfigurationError,
+    NoLaunchGroup,
+    QuotaExceeded,
+    Refused,
+    SchedulingFailed,
+)
+from primehub_hub.quotas import GiB
+
+pytestmark = pytest.mark.usefixtures("offline_kube")
+
+GPU_LAUNCH = {"group": "vision", "instance_type": "gpu-one", "image": "torch"}
+
+
+def env_of(pod):
+    return {e.name: e.value for e in pod.spec.containers[0].env}
+
+
+def names(items):
+    return [i["name"] if isinstance(i, dict) else i.name for i in items]
+
+
+# --- what reaches the pod ----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_gpu_launch_reaches_the_pod():
+    spawner = make_spawner("ana", options_explicit=True)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    assert spawner.image == "example/torch:cuda"
+    assert (spawner.cpu_limit, spawner.mem_limit, spawner.extra_resource_limits) == (4.0, 16 * GiB, {"nvidia.com/gpu": 1})
+    assert spawner.node_selector == {"accelerator": "nvidia"}
+    assert spawner.storage_capacity == "20Gi"
+
+    pod = await spawner.get_pod_manifest()
+    labels = pod.metadata.labels
+    assert labels["primehub.io/user"] == "ana" and labels["primehub.io/group"] == "vision"
+    env = env_of(pod)
+    assert env["GROUP_NAME"] == "vision" and env["GROUP_ID"] == "g-vision"
+    assert env["INSTANCE_TYPE"] == "gpu-one" and env["IMAGE_NAME"] == "torch" and env["TZ"] == "Asia/Taipei"
+    assert "NVIDIA_VISIBLE_DEVICES" not in env
+    # KubeSpawner expands {…} in its environment; dataset values must arrive untouched
+    assert env["HANDBOOK_URL"] == "https://handbook.example.com/{page}"
+    assert pod.spec.tolerations[0].key == "nvidia.com/gpu"
+    mounts = {m.mount_path: m.read_only for m in pod.spec.containers[0].volume_mounts}
+    assert mounts["/datasets/reports"] is True  # read-only under vision
+    assert "/datasets/confidential" not in mounts  # launch-group-only, granted to analysts
+    assert mounts["/project/vision"] in (None, False)
+    assert pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1].startswith("ln -sfn /srv/git/notebooks")
+
+
+@pytest.mark.asyncio
+async def test_each_launch_starts_from_the_configured_baseline():
+    spawner = make_spawner(
+        "ana",
+        options_explicit=True,
+        node_selector={"pool": "users"},
+        tolerations=[{"key": "users", "operator": "Exists"}],
+        extra_labels={"team": "x"},
+    )
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    assert spawner.node_selector == {"pool": "users", "accelerator": "nvidia"}
+    assert [t["key"] for t in spawner.tolerations] == ["users", "nvidia.com/gpu"]
+
+    spawner.user_options = {"group": "analysts", "instance_type": "small", "image": "lab"}
+    await spawner.load_user_options()
+    assert spawner.node_selector == {"pool": "users"}
+    assert [t["key"] for t in spawner.tolerations] == ["users"]
+    assert spawner.extra_resource_limits == {}
+    assert spawner.image_pull_secrets == [{"name": "regcred"}]
+    assert spawner.extra_labels["team"] == "x" and spawner.extra_labels["primehub.io/group"] == "analysts"
+    volumes = names(spawner.volumes)
+    assert len(volumes) == len(set(volumes))
+    pod = await spawner.get_pod_manifest()
+    env = env_of(pod)
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "none" and env["GROUP_NAME"] == "analysts"
+    assert pod.spec.containers[0].resources.limits == {"cpu": 1.0, "memory": 2 * GiB}
+
+
+@pytest.mark.asyncio
+async def test_explicit_zero_requests_and_requests_of_the_instance_type():
+    spawner = make_spawner("root", options_explicit=True, explicit_zero_requests=True)
+    spawner.user_options = {"group": "analysts", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    assert pod.spec.containers[0].resources.requests == {"cpu": "0", "memory": "0"}
+    spawner.user_options = {"group": "analysts", "instance_type": "medium", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    assert pod.spec.containers[0].resources.requests == {"cpu": 0.5, "memory": GiB}
+
+
+# --- server-side re-checks ---------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "formdata, error",
+    [
+        ({"group": ["interns"]}, Refused),
+        ({"group": ["vision"], "instance_type@vision": ["medium"]}, Refused),
+        ({"group": ["vision"], "instance_type@vision": ["small"], "image@vision": ["cuda"]}, Refused),
+        ({"group": ["vision"], "instance_type@vision": ["gpu-two"]}, QuotaExceeded),
+        ({"group": ["vision"], "env": ["LD_PRELOAD=/evil.so"]}, BadRequest),
+        ({"group": ["vision", "analysts"]}, BadRequest),
+    ],
+)
+async def test_forged_form_submissions_are_refused_with_4xx(formdata, error):
+    spawner = make_spawner("ana")
+    with pytest.raises(error) as info:
+        await spawner.run_options_from_form(formdata)
+    assert isinstance(info.value, web.HTTPError) and 400 <= info.value.status_code < 500
+    assert spawner._primehub_refusal is info.value
+
+
+@pytest.mark.asyncio
+async def test_a_valid_form_submission_becomes_clean_user_options():
+    spawner = make_spawner("ana")
+    formdata = {
+        "group": ["vision"],
+        "instance_type@vision": ["gpu-one"],
+        "image@vision": ["torch"],
+        "instance_type@analysts": ["medium"],
+    }
+    assert await spawner.run_options_from_form(formdata) == GPU_LAUNCH
+    assert await spawner.options_from_query({"group": ["analysts"]}) == {"group": "analysts", "instance_type": "medium", "image": "base"}
+
+
+def request_handler(method="POST", body=b"", query=None):
+    return SimpleNamespace(request=SimpleNamespace(method=method, body=body, query_arguments=query or {}))
+
+
+@pytest.mark.asyncio
+async def test_api_submitted_options_are_checked_strictly_before_any_pod():
+    api = FakeCoreApi()
+    spawner = make_spawner("ana")
+    spawner.api = api
+    spawner.handler = request_handler(body=b'{"group": "interns"}')
+    spawner.user_options = {"group": "interns"}
+    with pytest.raises(Refused, match="not a member of group 'interns'") as info:
+        await spawner.load_user_options()
+    assert info.value.status_code == 403
+    assert api.pods == {} and spawner.plan is None
+
+
+@pytest.mark.asyncio
+async def test_remembered_options_no_longer_granted_are_dropped_quietly_at_spawn():
+    spawner = make_spawner("ana")
+    spawner.handler = request_handler(body=b"")  # a start without options re-uses the last ones
+    spawner.user_options = {"group": "vision", "instance_type": "gpu-two", "image": "cuda"}
+    await spawner.load_user_options()
+    assert spawner.user_options == {"group": "vision", "instance_type": "amd-one", "image": "cuda"}
+    assert spawner.extra_resource_limits == {"amd.com/gpu": 1}
+
+
+@pytest.mark.asyncio
+async def test_shared_volume_without_capacity_is_a_clear_error_and_no_pod():
+    spawner = make_spawner("bea", options_explicit=True)
+    spawner.user_options = {"group": "broken_vol"}
+    with pytest.raises(ConfigurationError, match="shared volume enabled but no shared-volume-capacity"):
+        await spawner.load_user_options()
+    assert spawner._primehub_refusal is not None
+
+
+# --- spawning for another user ------------------------------------------------------------------
+
+
+class FakeAuthenticator:
+    def __init__(self):
+        self.asked = []
+
+    async def load_user_info(self, username, user_id=None, *, fresh=False):
+        self.asked.append(username)
+        return user(username)
+
+
+class FakeHubUser(SimpleNamespace):
+    async def get_auth_state(self):
+        return {"primehub": {"id": f"id-{self.name}"}}
+
+
+@pytest.mark.asyncio
+async def test_an_admin_starting_a_server_for_another_user_gets_the_owners_entitlements():
+    from primehub_hub.spawner import PrimeHubSpawner
+
+    authenticator = FakeAuthenticator()
+    spawner = PrimeHubSpawner(
+        _mock=True,
+        user=FakeHubUser(name="ana", id=2, url="/user/ana/"),
+        authenticator=authenticator,
+        primehub_catalog=catalog(),
+        primehub_pods=[],
+        namespace=NAMESPACE,
+    )
+    admin = FakeHubUser(name="root", id=1, url="/user/root/")
+    spawner.handler = SimpleNamespace(current_user=admin, request=SimpleNamespace(method="GET", body=b"", query_arguments={}))
+    html = await spawner.get_options_form()
+    assert "You are starting a server for ana" in html
+    assert 'value="vision"' in html  # root is not in vision; ana is
+    spawner.handler = request_handler(body=b"group=vision")
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    assert spawner.extra_labels["primehub.io/user"] == "ana"
+    assert set(authenticator.asked) == {"ana"}
+
+
+@pytest.mark.asyncio
+async def test_the_form_for_a_user_without_groups_is_the_no_group_refusal():
+    spawner = make_spawner("nobody")
+    with pytest.raises(NoLaunchGroup, match="No group is configured for you"):
+        await spawner.get_options_form()
+
+
+@pytest.mark.asyncio
+async def test_the_form_shows_usage_from_the_users_pods():
+    running = {
+        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "analysts", "primehub.io/user": "ana"}},
+        "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
+        "status": {"phase": "Running"},
+    }
+    spawner = make_spawner("ana", primehub_pods=[running])
+    html = await spawner.get_options_form()
+    assert "<td>1 CPU</td>" in html
+    assert "1 CPU already in use" in html  # medium (2 CPU) no longer fits the 2 CPU quota
+
+
+# --- quotas at pod creation, under the group lock --------------------------------------------------
+
+
+def pool_user(name, **attributes):
+    pool = Group("pool", attributes=attributes, realm_roles=["it:small", "img:base"], id="g-pool")
+    return UserInfo(name, groups=[pool, Group(EVERYONE)])
+
+
+async def spawn_in_pool(api, names_, **attributes):
+    cat = catalog()
+    spawners = []
+    for name in names_:
+        spawner = make_spawner(name, info=pool_user(name, **attributes), cat=cat, options_explicit=True)
+        spawner.api = api
+        spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
+        await spawner.load_user_options()
+        spawners.append(spawner)
+
+    async def create(spawner):
+        pod = await spawner.get_pod_manifest()
+        return await spawner._make_create_pod_request(pod, 5)
+
+    return await asyncio.gather(*(create(s) for s in spawners), return_exceptions=True)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_spawns_in_a_group_pass_only_as_many_as_fit():
+    api = FakeCoreApi()
+    results = await spawn_in_pool(api, [f"u{i}" for i in range(6)], **{"project-quota-cpu": "3"})
+    passed = [r for r in results if r is True]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert len(passed) == 3 and len(refused) == 3, results
+    assert len(api.pods) == 3
+    assert "the quota of group 'pool' is 3 CPU" in str(refused[0]) and "3 CPU already in use" in str(refused[0])
+
+
+@pytest.mark.asyncio
+async def test_without_the_group_lock_the_same_spawns_would_overrun(monkeypatch):
+    # shows that the test above depends on the lock, not on luck
+    monkeypatch.setattr(quotas.quota_locks, "lock_for", lambda *key: asyncio.Lock())
+    api = FakeCoreApi()
+    results = await spawn_in_pool(api, [f"u{i}" for i in range(6)], **{"project-quota-cpu": "3"})
+    assert len([r for r in results if r is True]) > 3
+
+
+@pytest.mark.asyncio
+async def test_user_quota_counts_the_users_other_servers_in_the_group():
+    api = FakeCoreApi()
+    first = await spawn_in_pool(api, ["solo"], **{"quota-cpu": "1.5"})
+    assert first == [True]
+    spawner = make_spawner("solo", info=pool_user("solo", **{"quota-cpu": "1.5"}), options_explicit=True)
+    spawner.pod_name = "jupyter-solo--second"  # a named server of the same user
+    spawner.api = api
+    spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    with pytest.raises(QuotaExceeded, match="your quota in group 'pool' is 1.5 CPU"):
+        await spawner._make_create_pod_request(await spawner.get_pod_manifest(), 5)
+    assert len(api.pods) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_stale_pod_of_the_same_server_is_not_counted_twice():
+    api = FakeCoreApi()
+    assert await spawn_in_pool(api, ["solo"], **{"quota-cpu": "1"}) == [True]
+    api.pods["jupyter-solo"]["status"]["phase"] = "Failed"
+    del api.pods["jupyter-solo"]
+    assert await spawn_in_pool(api, ["solo"], **{"quota-cpu": "1"}) == [True]
+
+
+@pytest.mark.asyncio
+async def test_group_shared_volumes_are_created_when_missing():
+    api = FakeCoreApi()
+    spawner = make_spawner("ana", options_explicit=True, shared_volume_storage_class="nfs")
+    spawner.api = api
+    spawner.user_options = {"group": "analysts", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    assert await spawner._make_create_pod_request(pod, 5) is True
+    assert sorted(api.pvcs) == ["project-analysts", "project-vision"]
+    pvc = api.pvcs["project-analysts"]
+    assert pvc.spec.resources.requests == {"storage": "5Gi"}
+    assert pvc.spec.access_modes == ["ReadWriteMany"] and pvc.spec.storage_class_name == "nfs"
+    # a second start finds them (409) and goes on
+    del api.pods[pod.metadata.name]
+    assert await spawner._make_create_pod_request(pod, 5) is True
+
+
+# --- fast failure ---------------------------------------------------------------------------------------
+
+
+def unschedulable_pod(message="0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector."):
+    return {
+        "metadata": {"name": "jupyter-ana", "namespace": NAMESPACE},
+        "spec": {},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
+        },
+    }
+
+
+async def planned_spawner(**kwargs):
+    spawner = make_spawner("ana", options_explicit=True, scheduling_poll_interval=0.05, **kwargs)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    spawner._pod_created = True
+    return spawner
+
+
+@pytest.mark.asyncio
+async def test_an_unschedulable_pod_is_reported_in_words_within_a_second(monkeypatch):
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": unschedulable_pod()}):
+        spawner = await planned_spawner()
+        started = time.monotonic()
+        failure = await asyncio.wait_for(spawner._watch_scheduling(), 2)
+    assert time.monotonic() - started < 1
+    assert isinstance(failure, SchedulingFailed)
+    assert str(failure).startswith("No node can run this server: not enough free GPUs (nvidia.com/gpu) (1 node)")
+    assert "no node matches the instance type's node selector" in str(failure)
+    assert "'One GPU' asks for 4 CPU, 16 GiB memory, 1 GPU" in str(failure)
+
+
+@pytest.mark.asyncio
+async def test_the_grace_period_delays_the_verdict(monkeypatch):
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": unschedulable_pod()}):
+        spawner = await planned_spawner(scheduling_failure_grace=0.4)
+        started = time.monotonic()
+        await asyncio.wait_for(spawner._watch_scheduling(), 2)
+    assert time.monotonic() - started >= 0.4
+
+
+@pytest.mark.asyncio
+async def test_waiting_continues_while_a_volume_is_prepared_or_a_node_is_being_added(monkeypatch):
+    pvc = unschedulable_pod("0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": pvc}):
+        spawner = await planned_spawner()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
+    events = {"e": {"involvedObject": {"name": "jupyter-ana"}, "reason": "TriggeredScaleUp", "metadata": {"uid": "e"}, "lastTimestamp": "t", "eventTime": None}}
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": unschedulable_pod()}, events=events):
+        spawner = await planned_spawner()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
+
+
+@pytest.mark.asyncio
+async def test_start_fails_fast_and_removes_the_pod(monkeypatch):
+    with reflectors(monkeypatch, pods={}) as (pods, _events):
+        spawner = await planned_spawner()
+        spawner._pod_created = False
+        stopped = []
+        kube_start_cancelled = asyncio.Event()
+
+        async def kube_start():
+            # KubeSpawner's _start: creates the pod, then waits for it to run (here: forever)
+            spawner._pod_created = True
+            pods.resources[f"{NAMESPACE}/jupyter-ana"] = unschedulable_pod()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                kube_start_cancelled.set()
+                raise
+
+        async def stop(now=False):
+            stopped.append(now)
+
+        monkeypatch.setattr(spawner, "_start", kube_start)
+        monkeypatch.setattr(spawner, "stop", stop)
+        started = time.monotonic()
+        with pytest.raises(SchedulingFailed, match="not enough free GPUs") as info:
+            await asyncio.wait_for(spawner.start(), 3)
+    assert time.monotonic() - started < 1.5
+    assert info.value.jupyterhub_message == str(info.value)
+    assert stopped == [True] and kube_start_cancelled.is_set()
+
+
+@pytest.mark.asyncio
+async def test_start_returns_the_url_when_the_pod_runs(monkeypatch):
+    with reflectors(monkeypatch, pods={}):
+        spawner = await planned_spawner()
+
+        async def kube_start():
+            await asyncio.sleep(0.1)
+            return "http://127.100.0.1:8888"
+
+        monkeypatch.setattr(spawner, "_start", kube_start)
+        assert await spawner.start() == "http://127.100.0.1:8888"
