@@ -1,0 +1,83 @@
+"""What the end-to-end tests do to the hub and the cluster, shared by the e2e test files."""
+from __future__ import annotations
+
+import json
+import time
+
+
+def pod_of(cluster, user: str) -> dict | None:
+    p = cluster.kubectl("get", "pod", f"jupyter-{user}", "-n", cluster.namespace, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def pods_of_group(cluster, group: str) -> list[dict]:
+    out = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-o", "json", "-l", f"primehub.io/group={group}")
+    return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def ensure_user(hub, name: str) -> None:
+    status, _ = hub.api("POST", f"/users/{name}")
+    assert status in (201, 409), f"could not create hub user {name}: {status}"
+
+
+def stop_server(hub, cluster, user: str) -> None:
+    if hub.api("GET", f"/users/{user}")[0] == 404:
+        return  # (JupyterHub answers 500 to stopping the server of a user it does not know)
+    status, body = hub.api("DELETE", f"/users/{user}/server")
+    assert status in (202, 204, 400, 404), f"stopping {user}: {status} {body}"
+    cluster.wait(lambda: pod_of(cluster, user) is None, 60, f"pod of {user} removed")
+    cluster.wait(lambda: not (hub.api("GET", f"/users/{user}")[1] or {}).get("servers"), 60, f"{user}'s server gone from the hub")
+
+
+def spawn(hub, user: str, options: dict) -> tuple[int, object]:
+    ensure_user(hub, user)
+    return hub.api("POST", f"/users/{user}/server", options)
+
+
+def wait_ready(hub, user: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, info = hub.api("GET", f"/users/{user}")
+        server = (info or {}).get("servers", {}).get("")
+        if server and server.get("ready"):
+            return server
+        if not server or (server.get("pending") is None and not server.get("ready")):
+            if info and not info.get("servers"):
+                raise AssertionError(f"{user}'s server stopped while starting (hub log: {hub.log_dir})")
+        time.sleep(0.3)
+    raise AssertionError(f"{user}'s server not ready after {timeout}s (logs: {hub.log_dir})")
+
+
+def message_of(body) -> str:
+    if isinstance(body, dict):
+        return str(body.get("message", body))
+    return str(body)
+
+
+def container_env(pod: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+
+
+def mounts(pod: dict) -> dict[str, dict]:
+    return {m["mountPath"]: m for m in pod["spec"]["containers"][0].get("volumeMounts", [])}
+
+
+def volumes(pod: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in pod["spec"].get("volumes", [])}
+
+
+GiB = 1024**3
+_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": GiB, "Ti": 1024**4, "k": 10**3, "M": 10**6, "G": 10**9, "m": 0.001}
+
+
+def quantity(q) -> float:
+    """A Kubernetes quantity as a number (bytes, cores)."""
+    q = str(q)
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if q.endswith(unit):
+            return float(q[: -len(unit)]) * _UNITS[unit]
+    return float(q)
+
+
+def quantities(resources: dict) -> dict[str, float]:
+    return {k: quantity(v) for k, v in resources.items()}
