@@ -352,6 +352,14 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _group_names(info):
         return sorted(g.name for g in info.groups if g.name != EVERYONE)
 
+    @staticmethod
+    def _require_login(handler):
+        """The user's Keycloak session is gone: drop the hub's login cookie too, so the very next
+        request goes to Keycloak instead of waiting for the next refresh check."""
+        if handler is not None and hasattr(handler, "clear_login_cookie"):
+            handler.clear_login_cookie()
+        return False
+
     async def refresh_user(self, user, handler=None, **kwargs):
         if not self.enable_auth_state:
             return True
@@ -368,7 +376,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 token_info = await self._refreshed_token_info(handler, auth_state)
                 if token_info is None:
                     self.log.info("Keycloak session of %s has ended; a new login is required", user.name)
-                    return False
+                    return self._require_login(handler)
             try:
                 # userinfo answers 401 once the Keycloak session is revoked, even for an unexpired token
                 return await self._token_to_auth_model(token_info)
@@ -378,7 +386,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             token_info = await self._refreshed_token_info(handler, auth_state)
             if token_info is None:
                 self.log.info("Keycloak session of %s was revoked; a new login is required", user.name)
-                return False
+                return self._require_login(handler)
             return await self._token_to_auth_model(token_info)
         except KeycloakUnavailable:
             self.log.warning("Keycloak admin API unavailable while refreshing %s; keeping the current login", user.name)

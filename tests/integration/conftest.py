@@ -75,8 +75,14 @@ def cluster(_started) -> Cluster:
     _started.run(["node-agent"], nodes.start)
     _started.run([], lc.apply_catalog)
     from localstack import common
+
+    def restart_apiserver():
+        common.stop("kube-apiserver")
+        lc.start_apiserver()
+
     return Cluster(kubeconfig=str(lc.KUBECONFIG), namespace=lc.NAMESPACE, api_url=lc.API_URL,
-                   kubectl_bin=str(lc.bin_path("kubectl")), log_dir=common.LOG_DIR)
+                   kubectl_bin=str(lc.bin_path("kubectl")), log_dir=common.LOG_DIR,
+                   restart_apiserver=restart_apiserver)
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +93,8 @@ def keycloak(_started) -> Keycloak:
     from localstack import keycloak as lk
     _started.run(["keycloak"], lk.start)
     return Keycloak(url=lk.URL, browser_url=f"http://localhost:{lk.PORT}", admin_user=lk.ADMIN_USER,
-                    admin_password=lk.ADMIN_PASSWORD, realm=lk.REALM, realm_file=lk.REALM_FILE)
+                    admin_password=lk.ADMIN_PASSWORD, realm=lk.REALM, realm_file=lk.REALM_FILE,
+                    stop=lk.stop, start=lk.start)
 
 
 @pytest.fixture(scope="session")

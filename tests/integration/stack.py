@@ -20,6 +20,7 @@ class Cluster:
     api_url: str
     kubectl_bin: str
     log_dir: Path
+    restart_apiserver: object = field(default=None, repr=False)
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         proc = subprocess.run([self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args],
@@ -56,6 +57,8 @@ class Keycloak:
     realm_file: Path
     client_id: str = "jupyterhub"
     client_secret: str = "local-dev-only-secret"
+    stop: object = field(default=None, repr=False)
+    start: object = field(default=None, repr=False)
 
     def admin(self):
         from keycloak import KeycloakAdmin

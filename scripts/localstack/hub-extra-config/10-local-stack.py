@@ -17,6 +17,6 @@ c.JupyterHub.services = [
     {"name": "local-admin", "api_token": os.environ["PRIMEHUB_LOCAL_ADMIN_TOKEN"]},
 ]
 c.JupyterHub.load_roles = [
-    {"name": "local-admin", "scopes": ["admin:users", "admin:servers", "read:users", "tokens", "list:users", "read:servers"],
+    {"name": "local-admin", "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "read:users", "tokens", "list:users", "read:servers"],
      "services": ["local-admin"]},
 ]
