@@ -222,3 +222,63 @@ def test_upgrade_keeps_the_generated_secrets(cluster, helm, namespace, installed
     assert settings["cull"]["timeout"] == 7200
     revision = json.loads(helm("status", RELEASE, "--namespace", namespace, "-o", "json").stdout)["version"]
     assert revision == 2
+
+
+def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak, namespace, installed, tmp_path):
+    """The hub itself, holding only the chart's ServiceAccount token, spawns into the release namespace:
+    every call KubeSpawner and PrimeHubSpawner make (catalog watches, PVCs, pods, events) goes
+    through the chart's Role on the real API server."""
+    import shutil
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo / "scripts"))
+    from localstack import cluster as lc, common, hub as lh
+    from stack import Hub
+    from userflows import wait_ready
+
+    # The catalog and the demo dataset claims, as an operator would apply them (the hub may only read them).
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(repo / "crds" / "examples"))
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f",
+                    str(repo / "scripts" / "localstack" / "demo-dataset-volumes.yaml"))
+    token = cluster.kubectl("create", "token", "hub", "-n", namespace, "--duration=30m").stdout.strip()
+    kubeconfig = tmp_path / "hub-sa.kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "local", "cluster": {"server": lc.API_URL, "certificate-authority": str(lc.PKI / "ca.crt")}}],
+        "users": [{"name": "hub", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "hub", "namespace": namespace}}],
+    }))
+    extra = tmp_path / "extra-config"
+    extra.mkdir()
+    shutil.copy(repo / "scripts" / "localstack" / "hub-extra-config" / "10-local-stack.py", extra)
+    # A second hub beside the stack's own, on its own ports.
+    (extra / "20-other-ports.py").write_text(
+        'c.JupyterHub.bind_url = "http://127.0.0.1:8200"\n'
+        'c.JupyterHub.hub_bind_url = "http://127.0.0.1:8281"\n'
+        'c.KubeSpawner.hub_connect_url = "http://127.0.0.1:8281"\n'
+        'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8201"\n'
+    )
+    home = tmp_path / "hub"
+    home.mkdir()
+    env = {**lh.env(), "KUBECONFIG": str(kubeconfig), "PRIMEHUB_NAMESPACE": namespace,
+           "PRIMEHUB_EXTRA_CONFIG_DIR": str(extra), "PRIMEHUB_PUBLIC_URL": "http://127.0.0.1:8200"}
+    name = "hub-chart-sa"
+    common.start(name, [str(common.VENV_BIN / "jupyterhub"), "-f", str(repo / "hub-config" / "jupyterhub_config.py")],
+                 env=env, cwd=home)
+    hub = Hub(url="http://127.0.0.1:8200", api_url="http://127.0.0.1:8281/hub/api", api_token=lh.admin_token(),
+              log_dir=common.LOG_DIR)
+    try:
+        common.wait_for(lambda: common.http_ok(hub.api_url + "/"), 60, "the hub with the chart's token", name)
+        assert hub.api("POST", "/users/bob")[0] in (201, 409)
+        status, body = hub.api("POST", "/users/bob/server",
+                               {"group": "gpu-lab", "instance_type": "cpu-small", "image": "base-notebook"})
+        assert status in (201, 202), body
+        wait_ready(hub, "bob")
+        pod = json.loads(cluster.kubectl("get", "pod", "jupyter-bob", "-n", namespace, "-o", "json").stdout)
+        assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"] == "cpu-node"
+        assert hub.api("DELETE", "/users/bob/server")[0] in (202, 204)
+        cluster.wait(lambda: cluster.kubectl("get", "pod", "jupyter-bob", "-n", namespace, check=False).returncode != 0,
+                     60, "bob's pod removed by the hub")
+    finally:
+        common.stop(name)
