@@ -28,6 +28,16 @@ def login(page, hub, keycloak, username: str, password: str | None = None) -> No
     page.wait_for_url(re.compile(rf"{re.escape(hub.url)}/(hub|user)/.*"))
 
 
+def choose_and_start(page, hub, group: str, instance_type: str, image: str) -> None:
+    """Fill the options form as a user does (group, then instance type, then image) and start."""
+    page.goto(f"{hub.url}/hub/spawn")
+    page.check(f"input[name=group][value={group}]")
+    box = page.locator(f"[data-group={group}]")
+    box.locator("select.primehub-instance-type").select_option(instance_type)
+    box.locator("select.primehub-image").select_option(image)
+    page.click("button:has-text('Start'), input[type=submit]")
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

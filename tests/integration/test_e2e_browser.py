@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import keycloak_login, login, new_page, screenshot
+from browser import choose_and_start, keycloak_login, login, new_page, screenshot
 from userflows import GiB, container_env, quantities, mounts, pod_of, stop_server, volumes
 
 pytestmark = pytest.mark.e2e
@@ -96,12 +96,7 @@ def test_options_form_shows_exactly_the_users_choices(page, hub, keycloak, clust
 def test_spawn_use_and_stop(page, hub, keycloak, cluster):
     stop_server(hub, cluster, "alice")
     login(page, hub, keycloak, "alice")
-    page.goto(f"{hub.url}/hub/spawn")
-    page.check("input[name=group][value=data-science]")
-    box = page.locator("[data-group=data-science]")
-    box.locator("select.primehub-instance-type").select_option("cpu-large")
-    box.locator("select.primehub-image").select_option("datascience-notebook")
-    page.click("button:has-text('Start'), input[type=submit]")
+    choose_and_start(page, hub, "data-science", "cpu-large", "datascience-notebook")
     try:
         page.wait_for_url(re.compile(rf"{re.escape(hub.url)}/user/alice/.*"), timeout=120_000)
         page.wait_for_selector("#jp-main-dock-panel, .jp-LabShell", timeout=60_000)

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from browser import login, new_page
+from browser import choose_and_start, login, new_page
 from userflows import message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +37,6 @@ def _server_answers(hub, user: str) -> bool:
         return False
 
 
-def _submit_form(page, hub, group="data-science", instance_type="cpu-small", image="base-notebook"):
-    page.goto(f"{hub.url}/hub/spawn")
-    page.check(f"input[name=group][value={group}]")
-    box = page.locator(f"[data-group={group}]")
-    box.locator("select.primehub-instance-type").select_option(instance_type)
-    box.locator("select.primehub-image").select_option(image)
-    page.click("button:has-text('Start'), input[type=submit]")
-
-
 def test_expiring_access_token_is_refreshed_before_a_spawn(browser, hub, keycloak, cluster):
     adm = keycloak.admin()
     cid = adm.get_client_id(keycloak.client_id)
@@ -58,7 +49,7 @@ def test_expiring_access_token_is_refreshed_before_a_spawn(browser, hub, keycloa
         login(page, hub, keycloak, "bob")
         before = _auth_state(hub, "bob")
         time.sleep(1.5)  # token expiry has one-second resolution
-        _submit_form(page, hub)
+        choose_and_start(page, hub, "data-science", "cpu-small", "base-notebook")
         page.wait_for_url(re.compile(rf"{re.escape(hub.url)}/user/bob/.*"), timeout=120_000)
         after = _auth_state(hub, "bob")
         assert after["access_token"] != before["access_token"]
@@ -77,7 +68,7 @@ def test_revoked_keycloak_session_forces_a_new_login(browser, hub, keycloak, clu
         login(page, hub, keycloak, "dana")
         adm = keycloak.admin()
         adm.user_logout(adm.get_user_id("dana"))
-        _submit_form(page, hub)
+        choose_and_start(page, hub, "data-science", "cpu-small", "base-notebook")
         page.wait_for_load_state()
         body = page.inner_text("body")
         assert re.search(r"log ?in again|login", body, re.I), body[:500]
