@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
@@ -65,8 +66,23 @@ def _keycloak_down():
     )
 
 
+class PrimeHubLoginHandler(OAuthLoginHandler):
+    """Sends the browser to Keycloak only when the hub can reach Keycloak too.
+
+    Otherwise the user would type a password only for the code exchange to fail, or land on the
+    browser's own connection error; a readable page from the hub says what is wrong instead.
+    """
+
+    async def get(self):
+        await self.authenticator.check_keycloak()
+        return super().get()
+
+
 class PrimeHubAuthenticator(GenericOAuthenticator):
     """Log in with PrimeHub's Keycloak realm and carry the user's groups into the hub."""
+
+    login_handler = PrimeHubLoginHandler
+    _keycloak_seen_up = 0.0
 
     logout_handler = PrimeHubLogoutHandler
 
@@ -117,6 +133,20 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             validate_cert=self.validate_server_cert,
             log=self.log,
         )
+
+    async def check_keycloak(self):
+        """Raise KeycloakUnavailable unless the realm answered recently (at most one probe per 30 s)."""
+        if time.monotonic() - self._keycloak_seen_up < 30:
+            return
+        try:
+            await self.http_client.fetch(
+                f"{self.internal_url}/realms/{self.realm}/.well-known/openid-configuration",
+                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
+            )
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            self.log.warning("Keycloak unreachable at login: %s", e)
+            raise _keycloak_down() from e
+        self._keycloak_seen_up = time.monotonic()
 
     @property
     def internal_url(self):

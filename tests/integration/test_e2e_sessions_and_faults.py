@@ -91,6 +91,11 @@ def test_keycloak_down_gives_readable_errors_and_the_hub_keeps_serving(browser, 
         page.goto(f"{hub.url}/hub/spawn")
         body = page.inner_text("body")
         assert "Keycloak" in body and "Traceback" not in body, body[:500]
+        fresh = new_page(browser)
+        fresh.goto(f"{hub.url}/hub/")
+        assert fresh.url.startswith(hub.url), "a new login stays on the hub's readable page"
+        assert "Keycloak" in fresh.inner_text("body")
+        fresh.context.close()
         status, resp = spawn(hub, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"})
         assert status == 503 and "Keycloak" in message_of(resp), (status, resp)
         assert pod_of(cluster, "erin") is None
