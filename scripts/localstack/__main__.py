@@ -23,7 +23,7 @@ def up(with_hub: bool = True) -> None:
     print(f"""
   Hub:       {hub.URL}/hub/   (log in through Keycloak)
   Keycloak:  http://localhost:{keycloak.PORT}/admin/   (admin / {keycloak.ADMIN_PASSWORD}, local only)
-  Demo users (password <name>-pw): alice, bob, carol, dana (admin), erin  -- see keycloak-realm/README.md
+  Demo users (password <name>-pw): alice, bob, carol, dana (admin), erin (see keycloak-realm/README.md)
   kubectl:   {cluster.bin_path('kubectl')} --kubeconfig {cluster.KUBECONFIG} get pods -n {cluster.NAMESPACE}
   Logs:      {common.LOG_DIR}
   Stop:      make down
