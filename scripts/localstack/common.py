@@ -169,3 +169,8 @@ def which_or_fail(cmd: str, what: str) -> str:
     if not p:
         raise StackError(f"{what} needs `{cmd}` on PATH")
     return p
+
+
+def helm_path() -> Path:
+    """helm from $HELM, else the one `make tools` builds into the cache folder (may not exist yet)."""
+    return Path(os.environ.get("HELM") or CACHE_DIR / "helm" / V["HELM_VERSION"] / "helm")

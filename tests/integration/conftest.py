@@ -132,7 +132,7 @@ def browser():
 def helm_bin() -> str:
     """The helm built by `make tools` (or $HELM)."""
     from localstack import common
-    path = os.environ.get("HELM") or str(common.CACHE_DIR / "helm" / common.V["HELM_VERSION"] / "helm")
+    path = str(common.helm_path())
     if not Path(path).exists():
         pytest.fail(f"{path} is missing: run `make tools`", pytrace=False)
     return path

@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from localstack import common  # noqa: E402
 # Another copy of the chart (a packaged or vendored one) can be put under test with PRIMEHUB_CHART_DIR.
 CHART = Path(os.environ.get("PRIMEHUB_CHART_DIR", REPO / "chart"))
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
@@ -32,15 +35,8 @@ RELEASE = "hub"
 
 
 def _helm_bin() -> str:
-    if os.environ.get("HELM"):
-        return os.environ["HELM"]
-    versions = dict(
-        line.split("=", 1) for line in (REPO / "scripts/versions.env").read_text().splitlines()
-        if "=" in line and not line.lstrip().startswith("#")
-    )
-    cache = Path(os.environ.get("PRIMEHUB_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "primehub-local")
-    path = cache / "helm" / versions["HELM_VERSION"].strip() / "helm"
+    """helm from $HELM, else the one `make tools` builds; a missing helm fails the test, never skips it."""
+    path = common.helm_path()
     if not path.is_file():
         pytest.fail(f"helm is missing ({path}): run `make tools` (or set HELM to a helm 3 binary)", pytrace=False)
     return str(path)
@@ -229,18 +225,15 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     every call KubeSpawner and PrimeHubSpawner make (catalog watches, PVCs, pods, events) goes
     through the chart's Role on the real API server."""
     import shutil
-    import sys
 
-    repo = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(repo / "scripts"))
-    from localstack import cluster as lc, common, hub as lh
+    from localstack import cluster as lc, hub as lh
     from stack import Hub
     from userflows import wait_ready
 
     # The catalog and the demo dataset claims, as an operator would apply them (the hub may only read them).
-    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(repo / "crds" / "examples"))
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(REPO / "crds" / "examples"))
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f",
-                    str(repo / "scripts" / "localstack" / "demo-dataset-volumes.yaml"))
+                    str(REPO / "scripts" / "localstack" / "demo-dataset-volumes.yaml"))
     token = cluster.kubectl("create", "token", "hub", "-n", namespace, "--duration=30m").stdout.strip()
     kubeconfig = tmp_path / "hub-sa.kubeconfig"
     kubeconfig.write_text(json.dumps({
@@ -251,7 +244,7 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     }))
     extra = tmp_path / "extra-config"
     extra.mkdir()
-    shutil.copy(repo / "scripts" / "localstack" / "hub-extra-config" / "10-local-stack.py", extra)
+    shutil.copy(REPO / "scripts" / "localstack" / "hub-extra-config" / "10-local-stack.py", extra)
     # A second hub beside the stack's own, on its own ports.
     (extra / "20-other-ports.py").write_text(
         'c.JupyterHub.bind_url = "http://127.0.0.1:8200"\n'
@@ -264,7 +257,7 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     env = {**lh.env(), "KUBECONFIG": str(kubeconfig), "PRIMEHUB_NAMESPACE": namespace,
            "PRIMEHUB_EXTRA_CONFIG_DIR": str(extra), "PRIMEHUB_PUBLIC_URL": "http://127.0.0.1:8200"}
     name = "hub-chart-sa"
-    common.start(name, [str(common.VENV_BIN / "jupyterhub"), "-f", str(repo / "hub-config" / "jupyterhub_config.py")],
+    common.start(name, [str(common.VENV_BIN / "jupyterhub"), "-f", str(REPO / "hub-config" / "jupyterhub_config.py")],
                  env=env, cwd=home)
     hub = Hub(url="http://127.0.0.1:8200", api_url="http://127.0.0.1:8281/hub/api", api_token=lh.admin_token(),
               log_dir=common.LOG_DIR)

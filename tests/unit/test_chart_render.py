@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from localstack import common  # noqa: E402
 # Another copy of the chart (a packaged or vendored one) can be put under test with PRIMEHUB_CHART_DIR.
 CHART = Path(os.environ.get("PRIMEHUB_CHART_DIR", REPO / "chart"))
 # The checkout the chart's relative symlinks point into (hub-config/, crds/).
@@ -29,16 +31,8 @@ NAMESPACE = "chart-unit"
 
 
 def helm_bin() -> str:
-    """helm from $HELM, else the one `make tools` builds into the cache folder; missing = a failure."""
-    if os.environ.get("HELM"):
-        return os.environ["HELM"]
-    versions = dict(
-        line.split("=", 1) for line in (REPO / "scripts/versions.env").read_text().splitlines()
-        if "=" in line and not line.lstrip().startswith("#")
-    )
-    cache = Path(os.environ.get("PRIMEHUB_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "primehub-local")
-    path = cache / "helm" / versions["HELM_VERSION"].strip() / "helm"
+    """helm from $HELM, else the one `make tools` builds; a missing helm fails the test, never skips it."""
+    path = common.helm_path()
     if not path.is_file():
         pytest.fail(f"helm is missing ({path}): run `make tools` (or set HELM to a helm 3 binary)", pytrace=False)
     return str(path)
