@@ -15,6 +15,7 @@ and userinfo requests, auth_state and managed groups. This class adds:
 """
 
 import base64
+import contextvars
 import json
 import time
 from urllib.parse import urlencode
@@ -35,6 +36,7 @@ from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
 
 AUTH_STATE_KEY = "primehub"
+_REFRESHING = contextvars.ContextVar("primehub_refreshing", default=False)
 
 
 def _unreachable(error):
@@ -336,7 +338,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     async def update_auth_model(self, auth_model):
         auth_state = auth_model["auth_state"]
         user_id = (auth_state.get(self.user_auth_state_key) or {}).get("sub")
-        info = await self.load_user_info(auth_model["name"], user_id, fresh=True)
+        # A login reads Keycloak afresh; a refresh (every minute, and before each spawn) may use the
+        # user's entry in the short admin-API cache, which the form page usually filled seconds ago.
+        info = await self.load_user_info(auth_model["name"], user_id, fresh=not _REFRESHING.get())
         auth_state[AUTH_STATE_KEY] = info.to_dict()
         if not auth_model.get("admin"):
             auth_model["admin"] = info.is_admin
@@ -391,6 +395,13 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return False
 
     async def refresh_user(self, user, handler=None, **kwargs):
+        marker = _REFRESHING.set(True)
+        try:
+            return await self._refresh_user(user, handler)
+        finally:
+            _REFRESHING.reset(marker)
+
+    async def _refresh_user(self, user, handler):
         if not self.enable_auth_state:
             return True
         auth_state = await user.get_auth_state()

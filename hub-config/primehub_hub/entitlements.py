@@ -12,6 +12,7 @@ Rules (DOMAIN.md):
   grants `ds:rw:`.
 """
 
+import functools
 from dataclasses import asdict, dataclass, field
 
 EVERYONE = "everyone"
@@ -79,11 +80,19 @@ def normalize_prefix(prefix):
 
 def parse_grants(roles, prefix=""):
     """Grants from role names. With a prefix, roles without it are not grants of this hub."""
-    prefix = normalize_prefix(prefix)
+    roles = tuple(r for r in roles or () if isinstance(r, str))
+    return _parse_grants(roles, normalize_prefix(prefix))
+
+
+# A form render asks for every group's grants once per launch group (datasets granted elsewhere
+# count too), so a user in many groups would re-parse the same role lists groups² times. Grants
+# are immutable and depend only on the role names, which makes them safe to share.
+@functools.lru_cache(maxsize=4096)
+def _parse_grants(roles, prefix):
     lead = f"{prefix}:" if prefix else ""
     instance_types, images, datasets = set(), set(), {}
-    for role in roles or ():
-        if not isinstance(role, str) or not role.startswith(lead):
+    for role in roles:
+        if not role.startswith(lead):
             continue
         body = role[len(lead) :]
         kind, sep, name = body.partition(":")
