@@ -419,3 +419,26 @@ class CatalogWatcher:
             self._cache = Catalog.from_objects(objects, log=self.log, _seen_errors=self._errors_logged)
             self._cache_key = key
         return self._cache
+
+
+def instance_type_override(instance_type, explicit_zero_requests=False):
+    """KubeSpawner trait values (cpu/mem limit and guarantee, extra resources, node selector,
+    tolerations) for an instance type. A missing request stays unset, so Kubernetes uses the
+    limit, unless `explicit_zero_requests` asks for a literal 0."""
+    override = {
+        "cpu_limit": instance_type.cpu_limit,
+        "cpu_guarantee": instance_type.cpu_request or None,
+        "mem_limit": instance_type.memory_limit,
+        "mem_guarantee": instance_type.memory_request or None,
+        "extra_resource_limits": {instance_type.gpu_resource_name: instance_type.gpu_limit} if instance_type.has_gpu else {},
+        "node_selector": dict(instance_type.node_selector),
+        "tolerations": [dict(t) for t in instance_type.tolerations],
+    }
+    if explicit_zero_requests:
+        zero = {}
+        if not instance_type.cpu_request:
+            zero["cpu"] = "0"
+        if not instance_type.memory_request:
+            zero["memory"] = "0"
+        override["extra_resource_guarantees"] = zero
+    return override

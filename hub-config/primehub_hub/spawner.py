@@ -34,7 +34,7 @@ from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
 from .quotas import LABEL_GROUP, LABEL_USER, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
-from .resources import CatalogWatcher
+from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
     describe,
     failed_scheduling_message,
@@ -278,23 +278,7 @@ class PrimeHubSpawner(KubeSpawner):
 
     def instance_type_to_override(self, instance_type):
         """KubeSpawner trait values for an instance type."""
-        override = {
-            "cpu_limit": instance_type.cpu_limit,
-            "cpu_guarantee": instance_type.cpu_request or None,
-            "mem_limit": instance_type.memory_limit,
-            "mem_guarantee": instance_type.memory_request or None,
-            "extra_resource_limits": {instance_type.gpu_resource_name: instance_type.gpu_limit} if instance_type.has_gpu else {},
-            "node_selector": dict(instance_type.node_selector),
-            "tolerations": [dict(t) for t in instance_type.tolerations],
-        }
-        if self.explicit_zero_requests:
-            zero = {}
-            if not instance_type.cpu_request:
-                zero["cpu"] = "0"
-            if not instance_type.memory_request:
-                zero["memory"] = "0"
-            override["extra_resource_guarantees"] = zero
-        return override
+        return instance_type_override(instance_type, explicit_zero_requests=self.explicit_zero_requests)
 
     def image_to_override(self, image, instance_type):
         """KubeSpawner trait values for an image launched with an instance type."""
