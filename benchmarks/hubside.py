@@ -1,0 +1,435 @@
+"""Bench-only instrumentation inside a bench hub (never in the lead's hub or the chart).
+
+Loaded by benchmarks/hub_extra/50-bench.py, the bench hub's PRIMEHUB_EXTRA_CONFIG_DIR. It:
+
+- gives every hub request a record (a contextvar set in BaseHandler.prepare). Tasks started while
+  handling the request (the spawn, the spawner's start) copy the context, so Keycloak and
+  Kubernetes calls made for a spawn are charged to the request that asked for it, even after the
+  response has gone out. Reflector watch tasks are started with the contextvar cleared: their
+  periodic relists belong to no request;
+- counts outgoing calls at the two funnels every call goes through: tornado's
+  AsyncHTTPClient.fetch (Keycloak, the proxy's REST API, single-user readiness checks) and
+  kubernetes_asyncio's ApiClient.call_api;
+- times our code in a subclass of each spawner and of the authenticator, marking when the
+  spawner's start begins and when KubeSpawner's pod creation request begins (a probe class placed
+  between PrimeHubSpawner and KubeSpawner in the MRO);
+- records the hub's own request duration (the number in its `log:192` line) through the
+  tornado log_function;
+- measures event-loop stalls with a task that sleeps 10 ms in a loop and records how late it wakes;
+- serves all this as JSON at /hub/bench/stats for the bench admin token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import itertools
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+CURRENT = contextvars.ContextVar("bench_record", default=None)
+RECORDS: collections.deque = collections.deque(maxlen=50000)
+TOTALS: collections.Counter = collections.Counter()
+_ids = itertools.count(1)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+_urls = {"keycloak": [], "proxy": []}
+
+
+def new_record(**fields) -> dict:
+    rec = {"id": next(_ids), "wall": time.time(), "perf0": time.perf_counter(), "calls": collections.Counter(),
+           "timings": collections.defaultdict(float), "counts": collections.Counter(), "marks": {}, **fields}
+    RECORDS.append(rec)
+    return rec
+
+
+def mark(name: str) -> None:
+    rec = CURRENT.get()
+    if rec is not None and name not in rec["marks"]:
+        rec["marks"][name] = round((time.perf_counter() - rec["perf0"]) * 1000, 3)
+
+
+class timed:
+    """Adds the wall time of a block to the current record under `name`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc):
+        rec = CURRENT.get()
+        if rec is not None:
+            rec["timings"][self.name] += (time.perf_counter() - self.t) * 1000
+            rec["counts"][self.name] += 1
+        return False
+
+
+def _count(kind: str, what: str) -> None:
+    TOTALS[kind] += 1
+    rec = CURRENT.get()
+    if rec is not None:
+        rec["calls"][f"{kind} {what}"] += 1
+
+
+def _classify(url: str) -> str:
+    for kind, prefixes in _urls.items():
+        if any(url.startswith(p) for p in prefixes):
+            return kind
+    return "http"
+
+
+def _short(url: str) -> str:
+    path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    return "/" + _UUID.sub("{id}", path)
+
+
+# --- the funnels -------------------------------------------------------------------------
+
+def _patch_http() -> None:
+    original = AsyncHTTPClient.fetch
+
+    def fetch(self, request, raise_error=True, **kwargs):
+        if isinstance(request, HTTPRequest):
+            url, method = request.url, request.method
+        else:
+            url, method = str(request), kwargs.get("method", "GET")
+        kind = _classify(url)
+        _count(kind, f"{method} {_short(url) if kind == 'keycloak' else ''}".strip())
+        return original(self, request, raise_error=raise_error, **kwargs)
+
+    AsyncHTTPClient.fetch = fetch
+
+
+def _patch_kubernetes() -> None:
+    from kubernetes_asyncio.client import ApiClient
+    from kubespawner.reflector import ResourceReflector
+
+    original = ApiClient.call_api
+
+    def call_api(self, resource_path, method, *args, **kwargs):
+        query = kwargs.get("query_params") or (args[1] if len(args) > 1 else None) or []
+        watch = any(k == "watch" and v for k, v in query)
+        _count("k8s-watch" if watch else "k8s", f"{method} {resource_path}")
+        return original(self, resource_path, method, *args, **kwargs)
+
+    ApiClient.call_api = call_api
+
+    start = ResourceReflector.start
+
+    async def reflector_start(self):
+        token = CURRENT.set(None)
+        try:
+            with _reflector_timer(self):
+                return await start(self)
+        finally:
+            CURRENT.reset(token)
+
+    ResourceReflector.start = reflector_start
+
+
+class _reflector_timer:
+    def __init__(self, reflector):
+        self.kind = getattr(reflector, "kind", "?")
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc):
+        TOTALS[f"reflector-start {self.kind}"] += 1
+        TOTALS[f"reflector-start-ms {self.kind}"] += int((time.perf_counter() - self.t) * 1000)
+        return False
+
+
+def _patch_requests() -> None:
+    from jupyterhub.handlers.base import BaseHandler
+
+    prepare = BaseHandler.prepare
+
+    async def bench_prepare(self):
+        rec = new_record(method=self.request.method, path=self.request.path)
+        self._bench_record = rec
+        CURRENT.set(rec)
+        return await prepare(self)
+
+    BaseHandler.prepare = bench_prepare
+
+
+def log_function(handler) -> None:
+    from jupyterhub.log import log_request
+
+    log_request(handler)
+    rec = getattr(handler, "_bench_record", None)
+    if rec is not None:
+        rec["status"] = handler.get_status()
+        # the same number as the hub's log line: tornado's request_time() of this request
+        rec["ms"] = round(handler.request.request_time() * 1000, 3)
+        user = getattr(handler, "_jupyterhub_user", None)
+        rec["user"] = getattr(user, "name", None)
+
+
+# --- event-loop stalls ---------------------------------------------------------------------
+#
+# A 10 ms sleep that wakes up late means the loop thread either ran something else for that long
+# (blocked: its own CPU time grew by about the lateness) or was not given a core (starved: the
+# machine is busy). Both are recorded, and a watchdog thread samples the loop thread's stack while
+# a stall lasts, so the report can say what was running.
+
+LAG: dict = {}
+STALL_STACKS: collections.Counter = collections.Counter()
+STALL_OURS: collections.Counter = collections.Counter()
+_heartbeat = [time.monotonic()]
+_lag_task = None
+_loop_thread = [None]
+_INTERESTING = ("primehub_hub", "kubespawner", "jupyterhub", "kubernetes_asyncio", "tornado", "sqlalchemy", "oauthenticator", "jinja2")
+
+
+def reset_lag() -> None:
+    LAG.clear()
+    LAG.update({"max_ms": 0.0, "max_at": None, "max_cpu_ms": 0.0, "max_blocked_ms": 0.0, "samples": 0,
+                "over_20": 0, "over_50": 0, "over_100": 0, "blocked_over_100": 0, "since": time.time()})
+    STALL_STACKS.clear()
+    STALL_OURS.clear()
+
+
+reset_lag()
+
+
+async def _lag_loop() -> None:
+    loop = asyncio.get_running_loop()
+    _loop_thread[0] = threading.get_ident()
+    while True:
+        before, cpu = loop.time(), time.thread_time()
+        await asyncio.sleep(0.01)
+        late = (loop.time() - before - 0.01) * 1000
+        used = (time.thread_time() - cpu) * 1000
+        _heartbeat[0] = time.monotonic()
+        LAG["samples"] += 1
+        for limit in (20, 50, 100):
+            if late > limit:
+                LAG[f"over_{limit}"] += 1
+        # the part of the lateness the loop thread spent computing
+        blocked = min(late, used)
+        if blocked > 100:
+            LAG["blocked_over_100"] += 1
+        LAG["max_blocked_ms"] = max(LAG["max_blocked_ms"], blocked)
+        if late > LAG["max_ms"]:
+            LAG["max_ms"], LAG["max_at"], LAG["max_cpu_ms"] = late, time.time(), used
+
+
+def _short_frame(frame: traceback.FrameSummary) -> str:
+    name = frame.filename
+    for marker in ("site-packages/", "hub-config/", "lib/python3"):
+        if marker in name:
+            name = name.split(marker, 1)[1]
+            break
+    return f"{name}:{frame.lineno}({frame.name})"
+
+
+def _watchdog() -> None:
+    while True:
+        time.sleep(0.02)
+        ident = _loop_thread[0]
+        if ident is None or time.monotonic() - _heartbeat[0] < 0.05:
+            continue
+        frame = sys._current_frames().get(ident)
+        if frame is None:
+            continue
+        stack = traceback.extract_stack(frame)
+        STALL_STACKS[" < ".join(_short_frame(f) for f in reversed(stack[-4:]))] += 1
+        ours = next((f for f in reversed(stack) if any(m in f.filename for m in _INTERESTING)), None)
+        if ours is not None:
+            STALL_OURS[_short_frame(ours)] += 1
+
+
+def _ensure_lag_task() -> None:
+    global _lag_task
+    if _lag_task is None or _lag_task.done():
+        _lag_task = asyncio.get_running_loop().create_task(_lag_loop())
+        threading.Thread(target=_watchdog, name="bench-stall-watchdog", daemon=True).start()
+
+
+# --- subclasses that time our code -----------------------------------------------------
+
+def spawner_classes():
+    from kubespawner import KubeSpawner
+    from primehub_hub.spawner import PrimeHubSpawner
+
+    class PodCreateProbe(KubeSpawner):
+        """Between PrimeHubSpawner and KubeSpawner in the MRO: marks where KubeSpawner's own pod
+        creation request begins, i.e. where our pre-spawn work ends."""
+
+        async def _make_create_pod_request(self, pod, request_timeout):
+            mark("pod_create")
+            with timed("k8s_create_pod"):
+                return await super()._make_create_pod_request(pod, request_timeout)
+
+        async def get_pod_manifest(self):
+            # KubeSpawner's own work inside our window, to tell the two apart
+            with timed("pod_manifest"):
+                return await super().get_pod_manifest()
+
+    class BenchPrimeHubSpawner(PrimeHubSpawner, PodCreateProbe):
+        def start(self):
+            rec = CURRENT.get()
+            if rec is not None:
+                rec["spawn_user"] = self.user.name
+            mark("start")
+            return super().start()
+
+        async def _render_primehub_form(self, spawner=None):
+            with timed("form"):
+                return await super()._render_primehub_form(spawner)
+
+        async def _primehub_options_from_form(self, formdata):
+            with timed("options_from_form"):
+                return await super()._primehub_options_from_form(formdata)
+
+        async def load_user_options(self):
+            with timed("load_user_options"):
+                return await super().load_user_options()
+
+        async def load_primehub_user(self):
+            with timed("load_primehub_user"):
+                return await super().load_primehub_user()
+
+        async def load_catalog(self):
+            with timed("load_catalog"):
+                return await super().load_catalog()
+
+        async def _list_group_pods(self, group_name):
+            mark("quota_list")
+            with timed("quota_list_pods"):
+                return await super()._list_group_pods(group_name)
+
+        async def _make_create_pod_request(self, pod, request_timeout):
+            mark("create_request")
+            return await super()._make_create_pod_request(pod, request_timeout)
+
+    class BenchKubeSpawner(PodCreateProbe):
+        def start(self):
+            rec = CURRENT.get()
+            if rec is not None:
+                rec["spawn_user"] = self.user.name
+            mark("start")
+            return super().start()
+
+        async def _render_options_form_dynamically(self, current_spawner):
+            with timed("form"):
+                return await super()._render_options_form_dynamically(current_spawner)
+
+        def _options_from_form(self, formdata):
+            with timed("options_from_form"):
+                return super()._options_from_form(formdata)
+
+        async def load_user_options(self):
+            with timed("load_user_options"):
+                return await super().load_user_options()
+
+    return BenchPrimeHubSpawner, BenchKubeSpawner
+
+
+class StatsHandler(web.RequestHandler):
+    """GET: records after ?since=<id>, call totals, loop stalls. POST action=reset-lag|forget."""
+
+    def check_xsrf_cookie(self):
+        pass
+
+    def prepare(self):
+        _ensure_lag_task()
+        header = self.request.headers.get("Authorization", "")
+        if header.split()[-1:] != [os.environ.get("BENCH_ADMIN_TOKEN", "\0")]:
+            raise web.HTTPError(403)
+
+    def get(self):
+        since = int(self.get_argument("since", "0"))
+        records = []
+        for rec in list(RECORDS):
+            if rec["id"] > since:
+                out = {k: v for k, v in rec.items() if k != "perf0"}
+                out["calls"], out["counts"] = dict(rec["calls"]), dict(rec["counts"])
+                out["timings"] = {k: round(v, 3) for k, v in rec["timings"].items()}
+                records.append(out)
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"last_id": RECORDS[-1]["id"] if RECORDS else 0, "records": records,
+                               "totals": dict(TOTALS), "lag": dict(LAG), "pid": os.getpid(),
+                               "stall_stacks": STALL_STACKS.most_common(12), "stall_frames": STALL_OURS.most_common(12)}))
+
+    def post(self):
+        action = self.get_argument("action")
+        if action == "reset-lag":
+            reset_lag()
+        elif action == "forget":
+            # a cold Keycloak cache, as after the 30 s TTL
+            admin = getattr(self.settings["authenticator"], "keycloak_admin", None)
+            if admin is not None:
+                admin._cache.clear()
+        else:
+            raise web.HTTPError(400)
+        self.write("{}")
+
+
+def configure(c, env) -> None:
+    """Everything the bench hub sets on top of hub-config/jupyterhub_config.py."""
+    from primehub_hub.auth import PrimeHubAuthenticator
+
+    hub_port, proxy_port, api_port = env["BENCH_HUB_PORT"], env["BENCH_PROXY_PORT"], env["BENCH_PROXY_API_PORT"]
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{proxy_port}"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
+    c.KubeSpawner.hub_connect_url = f"http://127.0.0.1:{hub_port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{api_port}"
+    c.ConfigurableHTTPProxy.should_start = True
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.last_activity_interval = 300
+    # the POST returns at once (202) so progress streams and concurrent spawns are observed
+    # from the start instead of after JupyterHub's 10 s wait inside the request
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0, "log_function": log_function}
+    c.JupyterHub.concurrent_spawn_limit = 500
+    c.KubeSpawner.start_timeout = int(env.get("BENCH_START_TIMEOUT", "30"))
+    c.KubeSpawner.http_timeout = 60
+    c.JupyterHub.services = [{"name": "bench-admin", "api_token": env["BENCH_ADMIN_TOKEN"]}]
+    c.JupyterHub.load_roles = [
+        {"name": "bench-admin", "services": ["bench-admin"],
+         "scopes": ["admin:users", "admin:servers", "read:users", "list:users", "read:servers", "tokens"]},
+    ]
+
+    _urls["keycloak"] = [u.rstrip("/") for u in (env.get("PRIMEHUB_KEYCLOAK_INTERNAL_URL"), env.get("PRIMEHUB_KEYCLOAK_URL")) if u]
+    _urls["proxy"] = [f"http://127.0.0.1:{api_port}"]
+    _patch_http()
+    _patch_kubernetes()
+    _patch_requests()
+
+    class BenchAuthenticator(PrimeHubAuthenticator):
+        async def refresh_user(self, user, handler=None, **kwargs):
+            with timed("refresh_user"):
+                return await super().refresh_user(user, handler, **kwargs)
+
+        async def load_user_info(self, username, user_id=None, *, fresh=False):
+            with timed("keycloak_user_info"):
+                return await super().load_user_info(username, user_id, fresh=fresh)
+
+        def get_handlers(self, app):
+            return super().get_handlers(app) + [(r"/bench/stats", StatsHandler)]
+
+    c.JupyterHub.authenticator_class = BenchAuthenticator
+    primehub, plain = spawner_classes()
+    if env.get("BENCH_SPAWNER") == "plain":
+        c.JupyterHub.spawner_class = plain
+        with open(env["BENCH_PROFILES"], encoding="utf-8") as f:
+            c.KubeSpawner.profile_list = json.load(f)
+    else:
+        c.JupyterHub.spawner_class = primehub
+    try:
+        _ensure_lag_task()
+    except RuntimeError:
+        pass  # no running loop yet: the first stats request starts it
