@@ -20,8 +20,10 @@ down: ## stop everything `make up` or the tests started
 status: ## which local servers are running
 	@$(LOCALSTACK) status
 
+# Two pytest runs: Playwright's sync API keeps an event loop running for the browser tests'
+# session, and the strict asyncio unit tests need the loop to themselves.
 test: tools ## the whole suite: unit, integration and browser tests on the real local stack
-	@$(PY) -m pytest tests
+	@status=0; $(PY) -m pytest tests/unit || status=$$?; $(PY) -m pytest tests/integration || status=$$?; exit $$status
 
 unit: tools ## unit tests only (no servers)
 	@$(PY) -m pytest tests/unit

@@ -1,5 +1,6 @@
-"""`make bench` / `python -m benchmarks [--quick] [--only CASE]`: run the benchmarks on the local
-stack and write docs/benchmarks.md.
+"""Run the benchmarks on the local stack and write docs/benchmarks.md (`make bench`).
+
+`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--cleanup]`.
 
 Everything the run creates is its own: namespace `bench`, Keycloak users/groups/roles named
 `bench-...` and the client `bench-hub`, bench hubs on ports 9080/9001/9081 with state in
@@ -214,7 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the bench fixtures in place (debugging)")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--growth-real-scale", type=int, help="scale of the real-stack growth run (default 5, quick 2)")
+    ap.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left behind")
     a = ap.parse_args(argv)
+    if a.cleanup:
+        log("removing bench pods, namespace bench and the bench Keycloak objects")
+        kube = Kube()
+        kube.delete_namespace()
+        log(f"Keycloak: {Realm().purge()} removed")
+        return 0
     cfg = QUICK if a.quick else Config()
     if a.growth_real_scale:
         cfg.growth_real_scale = a.growth_real_scale

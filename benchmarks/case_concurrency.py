@@ -15,7 +15,7 @@ import time
 import requests
 
 from . import fixtures
-from .measure import calls_of, our_window, summary
+from .measure import calls_of, merged_calls, our_window, summary
 from .stack import HUB_API, PROXY_API, BenchHub, Kube, Watch, log
 
 
@@ -119,6 +119,7 @@ def run(hub: BenchHub, kube: Kube, watch: Watch, variant: str, users: list[str],
         "auth_refresh_ms": summary([r["timings"].get("refresh_user") for r in records]),
         "keycloak_calls": sum(calls_of(r, "keycloak") for r in records),
         "k8s_calls": sum(calls_of(r, "k8s") for r in records),
+        "calls": merged_calls(records),
     }
     if expect_pods is not None:
         result["quota_expected_pods"] = expect_pods

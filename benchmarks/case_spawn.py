@@ -56,7 +56,7 @@ def _describe(records: list[dict]) -> dict:
         "slowest": [
             {"ours_ms": round(o, 1), **{k: round(v, 1) for k, v in r["timings"].items()},
              "lock_and_list_ms": round(r["marks"]["pod_create"] - r["marks"]["create_request"], 1)
-             if "create_request" in r["marks"] and "pod_create" in r["marks"] else None}
+             if "quota_list" in r["marks"] and "pod_create" in r["marks"] else None}
             for o, r in sorted(((o, r) for o, r in zip(ours, records) if o is not None), key=lambda x: -x[0])[:3]
         ],
     }
