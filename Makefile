@@ -34,7 +34,7 @@ integration: tools ## integration tests against the real servers (starts what is
 e2e: tools ## the browser suite only
 	@$(PY) -m pytest tests/integration -m e2e
 
-bench: tools ## benchmarks; writes docs/benchmarks.md
+bench: up ## benchmarks against the running local stack (started if needed); writes docs/benchmarks.md
 	@$(PY) -m benchmarks
 
 clean-state: down ## forget the local stack's state (etcd data, Keycloak database, hub database)
