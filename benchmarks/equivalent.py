@@ -12,7 +12,7 @@ from __future__ import annotations
 from primehub_hub.entitlements import Group, UserInfo
 from primehub_hub.plan import group_offer, plan_launch
 from primehub_hub.quotas import LABEL_GROUP, format_cpu, format_memory
-from primehub_hub.resources import Catalog
+from primehub_hub.resources import Catalog, instance_type_override
 
 from . import fixtures
 
@@ -37,15 +37,7 @@ def launch_choice(user: UserInfo, cat: Catalog, group: str) -> tuple[str, str]:
 
 def it_override(it) -> dict:
     # the same trait values PrimeHubSpawner.instance_type_to_override sets
-    return {
-        "cpu_limit": it.cpu_limit,
-        "cpu_guarantee": it.cpu_request or None,
-        "mem_limit": it.memory_limit,
-        "mem_guarantee": it.memory_request or None,
-        "extra_resource_limits": {it.gpu_resource_name: it.gpu_limit} if it.has_gpu else {},
-        "node_selector": dict(it.node_selector),
-        "tolerations": [dict(t) for t in it.tolerations],
-    }
+    return instance_type_override(it)
 
 
 def _group_profile(user: UserInfo, cat: Catalog, group: Group) -> dict:
