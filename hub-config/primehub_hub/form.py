@@ -181,6 +181,8 @@ def form_options(formdata):
             if owner == group:
                 options[name] = value
             continue
+        if key == "_xsrf":
+            continue  # JupyterHub's own token, checked by the handler; some clients post it in the body
         if key == "profile":
             key = "group"
         options.setdefault(key, value)

@@ -165,3 +165,8 @@ def test_form_fields_of_other_groups_are_ignored_and_unknown_ones_kept_for_refus
     }
     assert form_options(formdata) == {"group": ["vision"], "instance_type": ["gpu-one"], "image": ["torch"]}
     assert "env" in form_options({"group": ["vision"], "env": ["X=1"]})
+
+
+def test_xsrf_token_in_the_form_body_is_not_a_server_option():
+    options = form_options({"_xsrf": ["token"], "group": ["g"], "instance_type@g": ["it"], "image@g": ["img"]})
+    assert options == {"group": ["g"], "instance_type": ["it"], "image": ["img"]}
