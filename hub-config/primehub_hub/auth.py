@@ -255,16 +255,28 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return expires_at - time.time() < self.token_refresh_margin
 
     def _other_issuer(self, token):
-        """The token's issuer base when it is not the internal URL, else None.
+        """The token's issuer base when it is the browser URL rather than the internal one, else None.
 
         A Keycloak without a pinned hostname issues tokens for the address the browser used and
         then refuses them (userinfo, refresh, introspection) at any other address. Going back to
-        the issuer keeps such a setup working; pinning the hostname (KC_HOSTNAME with
-        hostname-backchannel-dynamic) is the real fix, hence the warning.
+        the issuer keeps such a setup working as long as that issuer is the configured browser
+        URL; pinning the hostname (KC_HOSTNAME with hostname-backchannel-dynamic) is the real fix,
+        hence the warning. The issuer is read from an unverified token, so it is only a choice
+        between the two configured addresses: any other issuer is refused (403) and never
+        contacted, or a forged token naming the attacker's host would log its bearer in as anyone.
         """
         base = token_issuer_base(token)
         if not base or base == self.internal_url:
             return None
+        if base != self.browser_url:
+            self.log.error(
+                "Refused a token issued by %s: the hub only talks to Keycloak at %s and %s. "
+                "Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) so it issues tokens for one of them.",
+                base,
+                self.internal_url,
+                self.browser_url,
+            )
+            raise web.HTTPError(403, "The login service issued a token for an address this hub does not trust.")
         if not getattr(self, "_warned_issuer", False):
             self._warned_issuer = True
             self.log.warning(

@@ -36,6 +36,11 @@ class KeycloakNotFound(Exception):
     pass
 
 
+def _seg(value):
+    """One path segment of an admin-API URL: a `/`, `?` or `..` in an id or name stays inside it."""
+    return quote(str(value), safe="")
+
+
 def group_from_representation(rep, realm_roles):
     attributes = flatten_attributes(rep.get("attributes"))
     return Group(
@@ -100,11 +105,11 @@ class KeycloakAdmin:
 
     @property
     def token_url(self):
-        return f"{self.base_url}/realms/{quote(self.realm)}/protocol/openid-connect/token"
+        return f"{self.base_url}/realms/{_seg(self.realm)}/protocol/openid-connect/token"
 
     @property
     def admin_url(self):
-        return f"{self.base_url}/admin/realms/{quote(self.realm)}"
+        return f"{self.base_url}/admin/realms/{_seg(self.realm)}"
 
     def _unavailable(self, what, error, quiet=False):
         if isinstance(error, HTTPClientError) and error.code != 599:
@@ -186,9 +191,12 @@ class KeycloakAdmin:
     async def find_user(self, username=None, user_id=None):
         if user_id:
             try:
-                return await self.get(f"/users/{quote(user_id)}")
+                user = await self.get(f"/users/{_seg(user_id)}")
             except KeycloakNotFound:
-                pass
+                user = None
+            # the id comes from the login's userinfo; a user found by it must also be the one named
+            if user and (user.get("username") or "").lower() == (username or "").lower():
+                return user
         users = await self.get("/users", {"username": username, "exact": "true", "briefRepresentation": "false"})
         for user in users or []:
             if (user.get("username") or "").lower() == (username or "").lower():
@@ -196,15 +204,15 @@ class KeycloakAdmin:
         return None
 
     async def user_groups(self, user_id):
-        return await self.get(f"/users/{quote(user_id)}/groups", {"briefRepresentation": "false", "max": "1000"}) or []
+        return await self.get(f"/users/{_seg(user_id)}/groups", {"briefRepresentation": "false", "max": "1000"}) or []
 
     async def group_role_mappings(self, group_id):
         """{"realmMappings": [...], "clientMappings": {client: {"id", "mappings": [...]}}} of a group."""
-        return await self.get(f"/groups/{quote(group_id)}/role-mappings") or {}
+        return await self.get(f"/groups/{_seg(group_id)}/role-mappings") or {}
 
     async def group_by_path(self, path):
         try:
-            return await self.get(f"/group-by-path/{quote(path.strip('/'))}")
+            return await self.get("/group-by-path/" + "/".join(_seg(p) for p in path.strip("/").split("/")))
         except KeycloakNotFound:
             return None
 
@@ -236,14 +244,14 @@ class KeycloakAdmin:
     async def is_admin(self, user_id, group_mappings=()):
         """realm-admin of realm-management, mapped to the user, to one of their groups, or through
         a composite role (the last needs the client's id, see admin_client_uuid)."""
-        direct = await self.get(f"/users/{quote(user_id)}/role-mappings") or {}
+        direct = await self.get(f"/users/{_seg(user_id)}/role-mappings") or {}
         mappings = [direct, *group_mappings]
         if any(self._maps_admin(m) for m in mappings):
             return True
         uuid = await self.admin_client_uuid(mappings)
         if not uuid:
             return False
-        roles = await self.get(f"/users/{quote(user_id)}/role-mappings/clients/{quote(uuid)}/composite") or []
+        roles = await self.get(f"/users/{_seg(user_id)}/role-mappings/clients/{_seg(uuid)}/composite") or []
         return any(r.get("name") == self.admin_role for r in roles)
 
     async def _group(self, rep):

@@ -385,3 +385,50 @@ async def test_tokens_issued_for_the_browser_address_are_sent_back_there(caplog)
     refreshed = await authenticator.refresh_user(hub_user, OWNER_REQUEST)
     assert refreshed and refreshed["name"] == "ana"
     assert f"{BROWSER}/realms/primehub/protocol/openid-connect/token" in oidc.calls
+
+
+class ForeignIssuerKeycloak(PinlessKeycloak):
+    """Tokens name an issuer that is neither configured address (a forged or unpinned hostname)."""
+
+    issuer = "https://evil.example.net/realms/primehub"
+
+    def tokens(self, username):
+        self.issued += 1
+        return {
+            "access_token": fake_jwt(self.issuer, f"at-{self.issued}"),
+            "refresh_token": fake_jwt(self.issuer, f"rt-{self.issued}"),
+            "token_type": "Bearer",
+            "expires_in": 300,
+        }
+
+    async def httpfetch(self, url, label="", parse_json=True, raise_error=True, **kwargs):
+        if url.startswith("https://evil.example.net"):
+            self.calls.append(url)
+            return {"sub": "u-root", "preferred_username": "root"}
+        return await super().httpfetch(url, label, parse_json, raise_error, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_a_token_naming_another_issuer_is_refused_and_that_host_never_contacted(caplog):
+    from tornado import web
+
+    authenticator, _ = make_authenticator()
+    oidc = ForeignIssuerKeycloak(authenticator)
+    authenticator.httpfetch = oidc.httpfetch
+    with pytest.raises(web.HTTPError) as info:
+        await authenticator.authenticate(callback_handler("ana"))
+    assert info.value.status_code == 403
+    assert not [c for c in oidc.calls if "evil.example.net" in c]
+    assert "Refused a token issued by https://evil.example.net" in caplog.text
+    assert "Pin Keycloak's hostname" in caplog.text
+    # the refresh path never posts the client secret there either
+    state = {
+        "access_token": fake_jwt(oidc.issuer, "at"),
+        "refresh_token": fake_jwt(oidc.issuer, "rt"),
+        "token_response": {},
+        "expires_at": time.time() + 5,
+    }
+    with pytest.raises(web.HTTPError) as info:
+        await authenticator.refresh_user(HubUser(name="ana", auth_state=state), OWNER_REQUEST)
+    assert info.value.status_code == 403
+    assert not [c for c in oidc.calls if "evil.example.net" in c]

@@ -4,7 +4,7 @@ admin detection, caching, and readable failures."""
 import asyncio
 import json
 from io import BytesIO
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
@@ -67,9 +67,9 @@ class FakeKeycloak:
             user = self.users.get(query["username"])
             return [user] if user else []
         if path.startswith(f"{ADMIN}/users/") and path.endswith("/groups"):
-            return self.memberships[path.split("/")[5]]
+            return self.memberships[unquote(path.split("/")[5])]
         if path.startswith(f"{ADMIN}/groups/") and path.endswith("/role-mappings"):
-            return self.group_mappings.get(path.split("/")[5], {})
+            return self.group_mappings.get(unquote(path.split("/")[5]), {})
         if path == f"{ADMIN}/group-by-path/everyone":
             return {"id": "g-e", "name": "everyone", "path": "/everyone", "attributes": {}}
         if path.startswith(f"{ADMIN}/users/") and path.endswith("/role-mappings"):
@@ -181,3 +181,34 @@ async def test_missing_permissions_say_which_roles_the_service_account_needs():
 async def test_unknown_user_is_readable():
     with pytest.raises(KeycloakUnavailable, match="does not exist"):
         await admin_client(FakeKeycloak()).load_user_info("zed")
+
+
+@pytest.mark.asyncio
+async def test_admin_api_path_segments_are_quoted_whole():
+    fake = FakeKeycloak()
+    fake.memberships["../../clients"] = []
+    fake.group_mappings["a/b?c"] = {}
+    client = admin_client(fake)
+    assert await client.user_groups("../../clients") == []
+    assert await client.group_role_mappings("a/b?c") == {}
+    assert await client.group_by_path("/ml team/sub?x") is None
+    paths = [p for _, p in fake.calls]
+    assert f"{ADMIN}/users/..%2F..%2Fclients/groups" in paths
+    assert f"{ADMIN}/groups/a%2Fb%3Fc/role-mappings" in paths
+    assert f"{ADMIN}/group-by-path/ml%20team/sub%3Fx" in paths
+
+
+@pytest.mark.asyncio
+async def test_a_user_looked_up_by_id_must_have_the_expected_username():
+    fake = FakeKeycloak()
+
+    def answer(request, original=fake.answer):
+        path = urlparse(request.url).path
+        if path == f"{ADMIN}/users/u-root":
+            fake.calls.append((request.method, path))
+            return fake.users["root"]
+        return original(request)
+
+    fake.answer = answer
+    info = await admin_client(fake).load_user_info("ana", "u-root")
+    assert info.username == "ana" and not info.is_admin
