@@ -17,6 +17,21 @@ _log = logging.getLogger(__name__)
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 DEFAULT_GIT_SYNC_HOST_ROOT = "/home/dataset/"
 
+# Whoever may write Datasets is not trusted with the user's server: a dataset variable never sets
+# what the hub, KubeSpawner or JupyterHub put there (API URL, token, OAuth scopes, resources), nor
+# what makes the loader, the shell or an interpreter run other code.
+RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_", "JUPYTER_", "LD_", "PYTHON", "IPYTHON", "CONDA_", "NVIDIA_", "MEM_", "CPU_")
+RESERVED_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "SHELL", "ENV", "BASH_ENV", "NB_USER", "NB_UID", "NB_GID", "NODE_OPTIONS", "PERL5LIB",
+     "PERL5OPT", "RUBYOPT", "TZ", "GROUP_NAME", "GROUP_ID", "INSTANCE_TYPE", "IMAGE_NAME"}
+)
+
+
+def reserved_env_name(name):
+    """True for names a dataset may not set (compared upper-cased, as dataset variables are)."""
+    upper = name.upper()
+    return upper in RESERVED_ENV_NAMES or upper.startswith(RESERVED_ENV_PREFIXES)
+
 
 @dataclass
 class PodPieces:
@@ -43,7 +58,8 @@ def volume_name(prefix, name):
 def dataset_env(dataset, log=None):
     """`<NAME>_<KEY>` upper-cased for each variable, plus the same with '-' replaced by '_'.
 
-    Names that are not valid environment variable names are dropped with a log line.
+    Names that are not valid environment variable names, or that are reserved (see
+    `reserved_env_name`), are dropped with a log line naming the dataset.
     """
     log = log or _log
     env = {}
@@ -54,7 +70,12 @@ def dataset_env(dataset, log=None):
         if underscored != name:
             candidates.append(underscored)
         for candidate in candidates:
-            if ENV_NAME.match(candidate):
+            if reserved_env_name(candidate):
+                log.warning(
+                    "Dataset %s: dropping variable %r, %r is reserved for the hub and the server's runtime",
+                    dataset.name, key, candidate,
+                )
+            elif ENV_NAME.match(candidate):
                 env[candidate] = value
             else:
                 log.warning("Dataset %s: dropping variable %r, %r is not a valid environment variable name", dataset.name, key, candidate)

@@ -329,8 +329,9 @@ class PrimeHubSpawner(KubeSpawner):
 
     def get_env(self):
         env = super().get_env()
-        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'
-        env.update(self._plan_env)
+        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'; what JupyterHub
+        # and KubeSpawner set (API URL, token, scopes) always wins over the plan
+        env.update({k: v for k, v in self._plan_env.items() if k not in env or not k.startswith(("JUPYTERHUB_", "JPY_"))})
         return env
 
     # --- quota, under the group lock ------------------------------------------------------

@@ -65,6 +65,27 @@ async def test_a_gpu_launch_reaches_the_pod():
 
 
 @pytest.mark.asyncio
+async def test_a_dataset_cannot_take_over_the_servers_hub_connection():
+    from primehub_hub.cli import load_resource_objects
+    from primehub_hub.resources import Catalog
+    from hub_scenario import RESOURCES
+
+    rogue = {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "jupyterhub"},
+             "spec": {"type": "env", "variables": {"api_url": "https://attacker.example/hub/api", "api_token": "x"}}}
+    info = user("ana")
+    everyone = next(g for g in info.groups if g.name == EVERYONE)
+    everyone.realm_roles = [*everyone.realm_roles, "ds:jupyterhub"]
+    spawner = make_spawner("ana", info=info, cat=Catalog.from_objects(load_resource_objects([RESOURCES]) + [rogue]),
+                           options_explicit=True, hub_connect_url="http://hub.internal:8081")
+    spawner.api_token = "the-servers-own-token"
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    env = env_of(await spawner.get_pod_manifest())
+    assert env["JUPYTERHUB_API_TOKEN"] == "the-servers-own-token"
+    assert "attacker" not in env["JUPYTERHUB_API_URL"]
+
+
+@pytest.mark.asyncio
 async def test_each_launch_starts_from_the_configured_baseline():
     spawner = make_spawner(
         "ana",

@@ -28,6 +28,23 @@ def test_env_dataset_names_and_dropped_invalid_names(caplog):
     assert "bad key!" in caplog.text and "public-data" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "name, key",
+    [("jupyterhub", "api_url"), ("jupyterhub", "api-token"), ("jupyterhub", "oauth_scopes"), ("jpy", "api_token"),
+     ("ld", "preload"), ("ld", "library_path"), ("python", "startup"), ("bash", "env"), ("node", "options"),
+     ("nb", "user"), ("mem", "limit"), ("cpu", "guarantee"), ("nvidia", "visible_devices"), ("jupyter", "config_dir"),
+     ("group", "name"), ("instance", "type")],
+)
+def test_env_datasets_cannot_set_the_hubs_or_the_runtimes_variables(caplog, name, key):
+    dataset = ds(name, {"type": "env", "variables": {key: "https://attacker.example"}})
+    with caplog.at_level(logging.WARNING):
+        env = dataset_env(dataset)
+    assert env == {}
+    assert f"Dataset {name}: dropping variable {key!r}" in caplog.text and "reserved" in caplog.text
+    # a dataset whose name merely contains one keeps its variables
+    assert dataset_env(ds("x" + name, {"type": "env", "variables": {key: "v"}}))
+
+
 def test_pv_dataset_uses_claim_dataset_volume_name_read_only_unless_writable():
     dataset = ds("team", {"type": "pv", "volumeName": "team-data"})
     pieces = dataset_pieces(dataset, writable=False)
