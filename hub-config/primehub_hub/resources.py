@@ -282,6 +282,11 @@ class Catalog:
     images: dict = field(default_factory=dict)
     datasets: dict = field(default_factory=dict)
 
+    @property
+    def gpu_resources(self):
+        """Every resource name an instance type requests its GPUs as: quota usage counts these."""
+        return frozenset(t.gpu_resource_name for t in self.instance_types.values() if t.has_gpu)
+
     @classmethod
     def from_objects(cls, objects, log=None, _seen_errors=None):
         """Build a catalog from custom resources of any of the three kinds; skip the invalid."""

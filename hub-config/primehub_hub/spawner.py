@@ -214,7 +214,7 @@ class PrimeHubSpawner(KubeSpawner):
     async def _render_primehub_form(self, spawner=None):
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
-        usage = await self._usage_for_form(user)
+        usage = await self._usage_for_form(user, catalog)
         model = build_form(user, catalog, prefix=self.role_prefix, remembered=self.user_options, usage=usage)
         note = ""
         current = getattr(self.handler, "current_user", None) if self.handler is not None else None
@@ -228,7 +228,7 @@ class PrimeHubSpawner(KubeSpawner):
         await self._start_watching_pods()
         return list(self.pod_reflector.pods.values())
 
-    async def _usage_for_form(self, user):
+    async def _usage_for_form(self, user, catalog):
         try:
             pods = await self._active_pods()
         except Exception:
@@ -236,7 +236,8 @@ class PrimeHubSpawner(KubeSpawner):
             return {}
         me = label_value(self.user.name)
         return {
-            g.name: usage_from_pods(pods, label_value(g.name), me, exclude_pod=self.pod_name) for g in launch_groups(user)
+            g.name: usage_from_pods(pods, label_value(g.name), me, exclude_pod=self.pod_name, gpu_resources=catalog.gpu_resources)
+            for g in launch_groups(user)
         }
 
     @default("options_from_form")
@@ -251,7 +252,7 @@ class PrimeHubSpawner(KubeSpawner):
             plan = self._plan(user, catalog, form_options(formdata), strict=True)
             if self.primehub_pods is not None or self.pod_reflector is not None:
                 # early, lock-free look; the binding check happens when the pod is created
-                self._check_quota(plan, await self._active_pods())
+                self._check_quota(plan, await self._active_pods(), catalog.gpu_resources)
         except PrimeHubError as e:
             remember_refusal(self, e)
             raise
@@ -336,9 +337,12 @@ class PrimeHubSpawner(KubeSpawner):
 
     # --- quota, under the group lock ------------------------------------------------------
 
-    def _check_quota(self, plan, pods):
+    def _check_quota(self, plan, pods, gpu_resources=()):
         group_label = label_value(plan.group.name)
-        user_usage, group_usage = usage_from_pods(pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name)
+        user_usage, group_usage = usage_from_pods(
+            pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name,
+            gpu_resources={plan.instance_type.gpu_resource_name, *gpu_resources},
+        )
         what = f"instance type '{plan.instance_type.label}'"
         problems = quota_problems(
             plan.instance_type.limits, user_quota(plan.group), user_usage, whose=f"your quota in group '{plan.group.label}'", what=what
@@ -394,9 +398,10 @@ class PrimeHubSpawner(KubeSpawner):
             created = await super()._make_create_pod_request(pod, request_timeout)
             self._pod_created = bool(created) or self._pod_created
             return created
+        gpu_resources = (await self.load_catalog()).gpu_resources
         async with quota_locks.lock_for(self.namespace, plan.group.name):
             try:
-                self._check_quota(plan, await self._list_group_pods(plan.group.name))
+                self._check_quota(plan, await self._list_group_pods(plan.group.name), gpu_resources)
             except PrimeHubError as e:
                 remember_refusal(self, e)
                 raise

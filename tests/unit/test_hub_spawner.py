@@ -448,3 +448,31 @@ async def test_start_returns_the_url_when_the_pod_runs(monkeypatch):
 
         monkeypatch.setattr(spawner, "_start", kube_start)
         assert await spawner.start() == "http://127.100.0.1:8888"
+
+
+@pytest.mark.parametrize("resource", ["nvidia.com/mig-1g.5gb", "gpu.intel.com/i915"])
+@pytest.mark.asyncio
+async def test_gpu_quota_counts_the_gpu_resource_instance_types_declare(resource):
+    from primehub_hub.cli import load_resource_objects
+    from primehub_hub.resources import Catalog
+    from hub_scenario import RESOURCES
+
+    sliced = {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "slice"},
+              "spec": {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, "gpuResourceName": resource}}
+    cat = Catalog.from_objects(load_resource_objects([RESOURCES]) + [sliced])
+    pool = Group("pool", attributes={"quota-gpu": "1"}, realm_roles=["it:slice", "img:base"], id="g-pool")
+    info = UserInfo("solo", groups=[pool, Group(EVERYONE)])
+    api = FakeCoreApi()
+    first = make_spawner("solo", info=info, cat=cat, options_explicit=True)
+    first.api = api
+    first.user_options = {"group": "pool", "instance_type": "slice", "image": "base"}
+    await first.load_user_options()
+    assert await first._make_create_pod_request(await first.get_pod_manifest(), 5) is True
+    second = make_spawner("solo", info=info, cat=cat, options_explicit=True)
+    second.pod_name = "jupyter-solo--second"
+    second.api = api
+    second.user_options = dict(first.user_options)
+    await second.load_user_options()
+    with pytest.raises(QuotaExceeded, match="GPU"):
+        await second._make_create_pod_request(await second.get_pod_manifest(), 5)
+    assert len(api.pods) == 1
