@@ -92,7 +92,8 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
     name = volume_name("dataset", dataset.name)
     read_only = not writable
     if dataset.type == "pv":
-        claim = volume_name("dataset", dataset.volume_name)
+        # the literal PVC name (parse_dataset checked it is one): a PVC cannot be found under a hash
+        claim = f"dataset-{dataset.volume_name}"
         volume = {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
     elif dataset.type == "hostPath":
         volume = {"name": name, "hostPath": {"path": dataset.host_path}}

@@ -125,3 +125,17 @@ def test_home_capacity_from_user_attribute_else_default():
     assert home_capacity({"volume-capacity": "512M"}, "1Gi") == "512Mi"
     assert home_capacity({}, "1Gi") == "1Gi"
     assert home_capacity({"volume-capacity": "lots"}, "1Gi") == "1Gi"
+
+
+def test_a_pv_dataset_mounts_the_literal_claim_even_with_dots_or_a_long_name():
+    for volume in ("team.data", "v" * 200):
+        pieces = dataset_pieces(ds("team", {"type": "pv", "volumeName": volume}), writable=False)
+        assert pieces.volumes[0]["persistentVolumeClaim"]["claimName"] == f"dataset-{volume}"
+
+
+@pytest.mark.parametrize("volume", ["Team_Data", "v" * 246, "x-", "a..b"])
+def test_a_pv_dataset_whose_claim_name_is_impossible_is_refused_naming_it(volume):
+    from primehub_hub.resources import InvalidResource
+
+    with pytest.raises(InvalidResource, match="Dataset team: spec volumeName"):
+        ds("team", {"type": "pv", "volumeName": volume})
