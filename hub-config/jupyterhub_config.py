@@ -35,6 +35,7 @@ c.PrimeHubAuthenticator.public_url = settings.public_url
 # --- spawning --------------------------------------------------------------------------
 c.JupyterHub.spawner_class = PrimeHubSpawner
 c.PrimeHubSpawner.role_prefix = settings.role_prefix
+c.PrimeHubSpawner.dataset_host_path_prefixes = settings.dataset_host_paths
 c.KubeSpawner.namespace = settings.namespace
 c.KubeSpawner.cmd = settings.singleuser_cmd
 # jupyter/docker-stacks images run as uid 1000 in group 100; the group owns mounted volumes

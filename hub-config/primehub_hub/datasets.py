@@ -16,6 +16,9 @@ _log = logging.getLogger(__name__)
 # Kubernetes' classic rule for environment variable names (C identifiers plus '-' and '.').
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 DEFAULT_GIT_SYNC_HOST_ROOT = "/home/dataset/"
+# Where datasets may be mounted in the user's container: places no image keeps its own files in
+# (a mount root of /opt/conda/ would shadow the interpreter, /home/ the user's home).
+DEFAULT_MOUNT_ROOTS = ("/datasets/", "/mnt/", "/data/", "/srv/")
 
 # Whoever may write Datasets is not trusted with the user's server: a dataset variable never sets
 # what the hub, KubeSpawner or JupyterHub put there (API URL, token, OAuth scopes, resources), nor
@@ -82,6 +85,47 @@ def dataset_env(dataset, log=None):
     return env
 
 
+def _folder(path):
+    """`path` as an absolute folder ending in '/', or None when it is relative or has '.'/'..' parts."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    parts = [p for p in path.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        return None
+    return "/" + "".join(p + "/" for p in parts)
+
+
+def _under(path, prefixes):
+    folder = _folder(path)
+    return folder is not None and any(
+        (root := _folder(prefix)) is not None and folder.startswith(root) for prefix in prefixes
+    )
+
+
+def dataset_refusal(dataset, *, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT):
+    """Why a catalog writer may not have this dataset mounted, or None.
+
+    Writing Datasets does not make one a node administrator: node folders must lie under an
+    operator's allow-list (`host_path_prefixes`, empty refuses every hostPath dataset), git
+    datasets come from the configured git-sync root (or an allowed one), and mounts land only
+    under `mount_roots`. The CRD refuses the plainly dangerous; annotations it cannot see.
+    """
+    if dataset.type == "env":
+        return None
+    if not _under(dataset.mount_root, mount_roots):
+        return (
+            f"mount root {dataset.mount_root!r} is not under an allowed mount root ({', '.join(mount_roots)})"
+        )
+    if dataset.type == "hostPath" and not _under(dataset.host_path, host_path_prefixes):
+        allowed = ", ".join(host_path_prefixes) or "none are allowed"
+        return f"host path {dataset.host_path!r} is not under an allowed host path ({allowed})"
+    if dataset.type == "git" and dataset.git_sync_host_root:
+        root = dataset.git_sync_host_root
+        if _folder(root) != _folder(git_sync_host_root) and not _under(root, host_path_prefixes):
+            return f"git-sync host root {root!r} is neither the configured one nor under an allowed host path"
+    return None
+
+
 def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
     """What mounting `dataset` adds to the pod."""
     pieces = PodPieces()
@@ -96,14 +140,15 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
         claim = f"dataset-{dataset.volume_name}"
         volume = {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
     elif dataset.type == "hostPath":
-        volume = {"name": name, "hostPath": {"path": dataset.host_path}}
+        # Directory: never a socket or device file, and never created on the node
+        volume = {"name": name, "hostPath": {"path": dataset.host_path, "type": "Directory"}}
     elif dataset.type == "nfs":
         volume = {"name": name, "nfs": {"server": dataset.nfs_server, "path": dataset.nfs_path, "readOnly": read_only}}
     elif dataset.type == "git":
         read_only = True
         root = dataset.git_sync_host_root or git_sync_host_root
         root = root if root.endswith("/") else root + "/"
-        volume = {"name": name, "hostPath": {"path": root + dataset.name}}
+        volume = {"name": name, "hostPath": {"path": root + dataset.name, "type": "Directory"}}
     else:  # parse_dataset rejects other types; keep the pod valid regardless
         return pieces
 
@@ -114,9 +159,16 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
     return pieces
 
 
-def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
-    """Pieces for a list of `entitlements.DatasetMount`."""
+def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, log=None):
+    """Pieces for a list of `entitlements.DatasetMount`; refused datasets are left out with a log line."""
+    log = log or _log
     pieces = PodPieces()
     for mount in mounts:
+        refusal = dataset_refusal(
+            mount.dataset, host_path_prefixes=host_path_prefixes, mount_roots=mount_roots, git_sync_host_root=git_sync_host_root
+        )
+        if refusal:
+            log.warning("Dataset %s is not mounted: %s (an operator setting allows it)", mount.dataset.name, refusal)
+            continue
         pieces.extend(dataset_pieces(mount.dataset, mount.writable, git_sync_host_root=git_sync_host_root, log=log))
     return pieces

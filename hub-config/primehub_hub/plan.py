@@ -12,7 +12,7 @@ a choice that is no longer granted is dropped quietly and replaced by the first 
 
 from dataclasses import dataclass, field
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, datasets_pieces
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS, datasets_pieces
 from .entitlements import (
     dataset_decisions,
     find_launch_group,
@@ -195,7 +195,10 @@ def _pick(name, choices, *, strict, kind, where, dropped):
     raise error(f"No {kind} can be launched {where}: {reasons}.")
 
 
-def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
+def plan_launch(
+    user, catalog, raw_options, *, prefix="", strict=True, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT,
+    host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, log=None,
+):
     """Decide the launch, or raise a PrimeHubError with the sentence the user should read."""
     options = normalize_options(raw_options, strict=strict)
     groups = launch_groups(user)
@@ -223,7 +226,10 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
     instance_type = _pick(options.get("instance_type"), offer.instance_type_choices(), strict=strict, kind="instance type", where=where, dropped=dropped).resource
     image = _pick(options.get("image"), offer.image_choices(instance_type), strict=strict, kind="image", where=f"{where} with instance type '{instance_type.label}'", dropped=dropped).resource
 
-    pieces = datasets_pieces(offer.datasets, git_sync_host_root=git_sync_host_root, log=log)
+    pieces = datasets_pieces(
+        offer.datasets, git_sync_host_root=git_sync_host_root, host_path_prefixes=host_path_prefixes,
+        mount_roots=mount_roots, log=log,
+    )
     volumes = list(pieces.volumes)
     mounts = list(pieces.volume_mounts)
     for shared in offer.shared_volumes:

@@ -46,6 +46,7 @@ class Settings:
     home_volume: bool = True
     extra_config_dir: str = ""
     hub_connect_url: str = ""
+    dataset_host_paths: list = field(default_factory=list)
 
     @classmethod
     def from_env(cls, env=None):
@@ -70,4 +71,5 @@ class Settings:
             home_volume=_flag(env.get("PRIMEHUB_HOME_VOLUME"), True),
             extra_config_dir=get("PRIMEHUB_EXTRA_CONFIG_DIR"),
             hub_connect_url=get("PRIMEHUB_HUB_CONNECT_URL"),
+            dataset_host_paths=[p.strip() for p in get("PRIMEHUB_DATASET_HOST_PATHS").split(",") if p.strip()],
         )

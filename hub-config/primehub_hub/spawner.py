@@ -27,7 +27,7 @@ from kubespawner.slugs import is_valid_label, safe_slug
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Any, Bool, Float, List, Unicode, default
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
 from .entitlements import launch_groups
 from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, form_options, render_form
@@ -116,6 +116,21 @@ class PrimeHubSpawner(KubeSpawner):
         config=True,
         help="Host folder where git-sync keeps git datasets (one subfolder per dataset); overridable per dataset by annotation.",
     )
+    dataset_host_path_prefixes = List(
+        Unicode(),
+        [],
+        config=True,
+        help=(
+            "Node folders hostPath datasets (and git datasets with their own git-sync root) may mount, e.g. "
+            "['/srv/datasets/']. Empty: no hostPath dataset is mounted. Whoever may write Datasets is not a node administrator."
+        ),
+    )
+    dataset_mount_roots = List(
+        Unicode(),
+        list(DEFAULT_MOUNT_ROOTS),
+        config=True,
+        help="Folders in the user's container datasets may be mounted under (annotation dataset.primehub.io/mountRoot).",
+    )
     shared_volume_storage_class = Unicode(
         "", config=True, help="Storage class of group shared volumes (project-<group>); empty uses the cluster default."
     )
@@ -202,6 +217,8 @@ class PrimeHubSpawner(KubeSpawner):
             prefix=self.role_prefix,
             strict=strict,
             git_sync_host_root=self.git_sync_host_root,
+            host_path_prefixes=self.dataset_host_path_prefixes,
+            mount_roots=self.dataset_mount_roots,
             log=self.log,
         )
 

@@ -47,6 +47,8 @@ def env() -> dict[str, str]:
         # The node agent runs servers as the user running the stack, often root in CI.
         "PRIMEHUB_SINGLEUSER_CMD": '["jupyterhub-singleuser", "--allow-root"]',
         "PRIMEHUB_HOME_CAPACITY": "1Gi",
+        # the demo catalog's hostPath datasets (crds/examples/datasets.yaml)
+        "PRIMEHUB_DATASET_HOST_PATHS": "/srv/datasets/",
         "PRIMEHUB_EXTRA_CONFIG_DIR": str(Path(__file__).parent / "hub-extra-config"),
         "PRIMEHUB_LOCAL_ADMIN_TOKEN": admin_token(),
         "JUPYTERHUB_CRYPT_KEY": _secret("crypt-key"),

@@ -98,6 +98,7 @@ def pod(capsys, *args):
 
 def test_pod_is_what_the_spawner_builds(capsys, monkeypatch):
     monkeypatch.setenv("PRIMEHUB_NAMESPACE", "primehub")
+    monkeypatch.setenv("PRIMEHUB_DATASET_HOST_PATHS", "/data/")
     code, manifest, err = pod(capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch")
     assert code == 0, err
     assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "vision"
@@ -121,7 +122,9 @@ def test_pod_without_the_hub_config_uses_kubespawner_defaults(capsys):
     assert code == 0
     spec = manifest["spec"]
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
-    assert {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]} >= {"/datasets/reports", "/project/analysts"}
+    mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts >= {"/datasets/sales", "/project/analysts"}
+    assert "/datasets/reports" not in mounts  # a hostPath dataset needs the operator's allow-list
     env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
     assert env["NVIDIA_VISIBLE_DEVICES"] == "none" and env["TZ"] == "UTC"
 

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from primehub_hub.datasets import dataset_env, dataset_pieces, volume_name
+from primehub_hub.datasets import dataset_env, dataset_pieces, dataset_refusal, datasets_pieces, volume_name
 from primehub_hub.entitlements import Group
 from primehub_hub.errors import ConfigurationError
 from primehub_hub.resources import parse_dataset
@@ -57,7 +57,7 @@ def test_pv_dataset_uses_claim_dataset_volume_name_read_only_unless_writable():
 
 def test_host_path_and_nfs_follow_the_same_mount_and_read_only_rule():
     host = dataset_pieces(ds("train", {"type": "hostPath", "hostPath": {"path": "/srv/t"}}), writable=True)
-    assert host.volumes == [{"name": "dataset-train", "hostPath": {"path": "/srv/t"}}]
+    assert host.volumes == [{"name": "dataset-train", "hostPath": {"path": "/srv/t", "type": "Directory"}}]
     assert host.volume_mounts[0] == {"name": "dataset-train", "mountPath": "/datasets/train", "readOnly": False}
     nfs = dataset_pieces(ds("arch", {"type": "nfs", "nfs": {"server": "s", "path": "/p"}}), writable=False)
     assert nfs.volumes[0]["nfs"] == {"server": "s", "path": "/p", "readOnly": True}
@@ -66,7 +66,7 @@ def test_host_path_and_nfs_follow_the_same_mount_and_read_only_rule():
 
 def test_git_is_read_only_from_the_git_sync_host_path_even_if_granted_rw():
     pieces = dataset_pieces(ds("repo", {"type": "git"}), writable=True, git_sync_host_root="/var/gitsync")
-    assert pieces.volumes == [{"name": "dataset-repo", "hostPath": {"path": "/var/gitsync/repo"}}]
+    assert pieces.volumes == [{"name": "dataset-repo", "hostPath": {"path": "/var/gitsync/repo", "type": "Directory"}}]
     assert pieces.volume_mounts[0]["readOnly"] is True
     custom = ds("repo", {"type": "git"}, {"dataset.primehub.io/gitSyncHostRoot": "/other/"})
     assert dataset_pieces(custom, writable=False).volumes[0]["hostPath"]["path"] == "/other/repo"
@@ -139,3 +139,64 @@ def test_a_pv_dataset_whose_claim_name_is_impossible_is_refused_naming_it(volume
 
     with pytest.raises(InvalidResource, match="Dataset team: spec volumeName"):
         ds("team", {"type": "pv", "volumeName": volume})
+
+
+# --- catalog writers are not node administrators -------------------------------------------------
+
+ALLOWED = ["/srv/datasets/"]
+
+
+def host_dataset(path, mount_root="/datasets/", type_="hostPath", git_root=""):
+    # built directly: parse_dataset would refuse a relative path before the hub's rule sees it
+    from primehub_hub.resources import Dataset
+
+    return Dataset(name="node", type=type_, host_path=path, mount_root=mount_root, git_sync_host_root=git_root)
+
+
+def mounted(dataset, **settings):
+    from types import SimpleNamespace
+
+    return datasets_pieces([SimpleNamespace(dataset=dataset, writable=False)], **settings)
+
+
+@pytest.mark.parametrize("path", ["/", "/var/run/containerd/containerd.sock", "/var/lib/kubelet", "/srv/datasets/../../etc",
+                                  "/srv/datasets-other/x", "/srv/datasets/./x", "srv/datasets/x"])
+def test_host_paths_outside_the_allow_list_are_left_out_naming_the_dataset(caplog, path):
+    with caplog.at_level(logging.WARNING):
+        pieces = mounted(host_dataset(path), host_path_prefixes=ALLOWED)
+    assert pieces.volumes == [] and pieces.volume_mounts == []
+    assert "Dataset node is not mounted: host path" in caplog.text
+
+
+def test_allowed_host_paths_are_mounted_as_directories_and_nothing_is_allowed_by_default():
+    pieces = mounted(host_dataset("/srv/datasets/train"), host_path_prefixes=ALLOWED)
+    assert pieces.volumes == [{"name": "dataset-node", "hostPath": {"path": "/srv/datasets/train", "type": "Directory"}}]
+    assert mounted(host_dataset("/srv/datasets/train")).volumes == []
+    assert dataset_refusal(host_dataset("/srv/datasets/train")) == (
+        "host path '/srv/datasets/train' is not under an allowed host path (none are allowed)")
+
+
+@pytest.mark.parametrize("root", ["/opt/conda/", "/home/jovyan/", "/usr/", "/datasets/../opt/", "/", "/project/"])
+def test_mount_roots_outside_the_safe_places_are_refused(root):
+    dataset = ds("scratch", {"type": "pv", "volumeName": "scratch"}, {"dataset.primehub.io/mountRoot": root})
+    assert "mount root" in dataset_refusal(dataset)
+    assert mounted(dataset).volumes == []
+
+
+def test_git_sync_roots_are_the_configured_one_or_under_the_allow_list():
+    def git(root):
+        return ds("repo", {"type": "git", "url": "https://x"}, {"dataset.primehub.io/gitSyncHostRoot": root} if root else None)
+
+    assert dataset_refusal(git(None)) is None
+    assert dataset_refusal(git("/var/gitsync/"), git_sync_host_root="/var/gitsync") is None
+    assert "git-sync host root '/'" in dataset_refusal(git("/"))
+    assert "git-sync host root" in dataset_refusal(git("/home/dataset/../../etc/"))
+    assert dataset_refusal(git("/srv/datasets/git/"), host_path_prefixes=ALLOWED) is None
+
+
+def test_the_host_path_allow_list_is_a_setting():
+    from primehub_hub.settings import Settings
+
+    assert Settings.from_env({}).dataset_host_paths == []
+    assert Settings.from_env({"PRIMEHUB_DATASET_HOST_PATHS": " /srv/datasets/, /data/ "}).dataset_host_paths == [
+        "/srv/datasets/", "/data/"]

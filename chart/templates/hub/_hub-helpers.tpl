@@ -50,7 +50,8 @@ ConfigMap, because singleuser.extraEnv may carry credentials.
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
-    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot)
+    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
+    "datasetHostPaths" $v.primehub.datasetHostPaths)
   "cull" $v.cull
 -}}
 {{- toPrettyJson $settings -}}
