@@ -30,10 +30,11 @@ from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
-from .errors import KeycloakUnavailable, PrimeHubError
+from .errors import KeycloakUnavailable, KeycloakUserGone, PrimeHubError
 from .handlers import spawn_handlers
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
+from .offboarding import Offboarding
 
 AUTH_STATE_KEY = "primehub"
 _REFRESHING = contextvars.ContextVar("primehub_refreshing", default=False)
@@ -116,6 +117,15 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         config=True,
         help="Renew the access token with the refresh token when it has fewer than this many seconds left.",
     )
+    offboarding_interval = Float(
+        30.0,
+        config=True,
+        help=(
+            "Seconds between checks that the users with a running server still exist and are enabled in Keycloak; "
+            "a deleted or disabled user's servers are stopped and tokens revoked. 0 turns the check off."
+        ),
+    )
+    offboarding = Any(None, allow_none=True, help="The running Offboarding check (set when the hub starts).")
     keycloak_admin = Any(
         None,
         allow_none=True,
@@ -228,6 +238,10 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return groups
 
     def get_handlers(self, app):
+        # called once, by the running hub: the place where the authenticator gets to see its users
+        if app is not None and self.offboarding is None and self.offboarding_interval > 0:
+            self.offboarding = Offboarding(app, self.keycloak_admin, self.offboarding_interval, log=self.log)
+            self.offboarding.start()
         return super().get_handlers(app) + spawn_handlers()
 
     def get_callback_url(self, handler=None):
@@ -386,9 +400,18 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             return False
         return current is None or getattr(current, "name", None) != user.name
 
+    async def _offboarded(self, user, error, handler=None):
+        """Keycloak no longer has the user (deleted or disabled): refuse this request and end the rest."""
+        self.log.warning("Refusing %s: %s", user.name, error)
+        if self.offboarding is not None:
+            await self.offboarding.end_access(user, "deleted or disabled")
+        return self._require_login(handler)
+
     async def _refresh_groups_only(self, user, auth_state):
         try:
             info = await self.load_user_info(user.name, (auth_state.get(self.user_auth_state_key) or {}).get("sub"))
+        except KeycloakUserGone as e:
+            return await self._offboarded(user, e)
         except KeycloakUnavailable:
             return True
         auth_state[AUTH_STATE_KEY] = info.to_dict()
@@ -441,6 +464,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 self.log.info("Keycloak session of %s was revoked; a new login is required", user.name)
                 return self._require_login(handler)
             return await self._token_to_auth_model(token_info)
+        except KeycloakUserGone as e:
+            return await self._offboarded(user, e, handler)
         except KeycloakUnavailable:
             self.log.warning("Keycloak admin API unavailable while refreshing %s; keeping the current login", user.name)
             return True

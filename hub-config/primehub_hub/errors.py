@@ -44,6 +44,10 @@ class NoLaunchGroup(Refused):
     """The user belongs to no group they could launch under."""
 
 
+class KeycloakUserGone(Refused):
+    """The user was deleted or disabled in Keycloak: they lose the hub (not the same as Keycloak down)."""
+
+
 class ConfigurationError(PrimeHubError):
     """The platform is misconfigured (e.g. a group's shared volume has no capacity)."""
 

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes
-from .errors import KeycloakUnavailable
+from .errors import KeycloakUnavailable, KeycloakUserGone
 
 _log = logging.getLogger(__name__)
 
@@ -268,13 +268,29 @@ class KeycloakAdmin:
         self._cache[("group", EVERYONE)] = (time.monotonic() + self.cache_ttl, group)
         return group
 
+    async def user_gone(self, username, user_id=None):
+        """Why the user may no longer use the hub ('deleted' or 'disabled' in Keycloak), else None.
+
+        Raises KeycloakUnavailable when Keycloak cannot tell: that is never taken for "gone"."""
+        user = await self.find_user(username, user_id)
+        why = "deleted" if user is None else "disabled" if user.get("enabled") is False else None
+        if why:
+            self.forget(username)  # nothing granted from the cache any more
+        return why
+
+    def _gone(self, username, why):
+        self.forget(username)
+        return KeycloakUserGone(
+            f"User '{username}' does not exist in Keycloak realm '{self.realm}' any more ({why}). "
+            "Ask your administrator if you should still have access."
+        )
+
     async def _load(self, username, user_id):
         user = await self.find_user(username, user_id)
         if user is None:
-            raise KeycloakUnavailable(
-                f"User '{username}' does not exist in Keycloak realm '{self.realm}' any more. "
-                "Please log in again or ask your administrator."
-            )
+            raise self._gone(username, "deleted")
+        if user.get("enabled") is False:
+            raise self._gone(username, "disabled")
         group_reps = await self.user_groups(user["id"])
         loaded, everyone = await asyncio.gather(
             asyncio.gather(*(self._group(rep) for rep in group_reps)),

@@ -432,3 +432,29 @@ async def test_a_token_naming_another_issuer_is_refused_and_that_host_never_cont
         await authenticator.refresh_user(HubUser(name="ana", auth_state=state), OWNER_REQUEST)
     assert info.value.status_code == 403
     assert not [c for c in oidc.calls if "evil.example.net" in c]
+
+
+# --- offboarding ----------------------------------------------------------------------------------
+
+
+class GoneAdmin(FakeAdmin):
+    async def load_user_info(self, username, user_id=None, *, fresh=False):
+        from primehub_hub.errors import KeycloakUserGone
+
+        raise KeycloakUserGone(f"User '{username}' does not exist in Keycloak realm 'primehub' any more (disabled).")
+
+
+@pytest.mark.asyncio
+async def test_a_user_gone_from_keycloak_is_refused_on_every_path_but_keycloak_down_is_not():
+    authenticator, oidc = make_authenticator()
+    hub_user = await logged_in(authenticator)
+    api_request = SimpleNamespace(get_token=lambda: "the-users-api-token")
+    authenticator.keycloak_admin = GoneAdmin()
+    assert await authenticator.refresh_user(hub_user, api_request) is False  # API tokens, the server's OAuth token
+    assert await authenticator.refresh_user(hub_user, OWNER_REQUEST) is False  # the browser session
+    admin_request = SimpleNamespace(get_token=lambda: None, _jupyterhub_user=SimpleNamespace(name="root"))
+    assert await authenticator.refresh_user(hub_user, admin_request) is False  # a spawn for them
+    down = FakeAdmin()
+    down.down = True
+    authenticator.keycloak_admin = down
+    assert await authenticator.refresh_user(hub_user, api_request) is True

@@ -10,7 +10,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 from primehub_hub.entitlements import EVERYONE
-from primehub_hub.errors import KeycloakUnavailable
+from primehub_hub.errors import KeycloakUnavailable, KeycloakUserGone
 from primehub_hub.keycloak import KeycloakAdmin
 
 BASE = "http://keycloak.internal:8080"
@@ -179,8 +179,25 @@ async def test_missing_permissions_say_which_roles_the_service_account_needs():
 
 @pytest.mark.asyncio
 async def test_unknown_user_is_readable():
-    with pytest.raises(KeycloakUnavailable, match="does not exist"):
+    # a user Keycloak no longer has is refused (403), never mistaken for "Keycloak is down" (503)
+    with pytest.raises(KeycloakUserGone, match="does not exist") as info:
         await admin_client(FakeKeycloak()).load_user_info("zed")
+    assert info.value.status_code == 403 and not isinstance(info.value, KeycloakUnavailable)
+
+
+@pytest.mark.asyncio
+async def test_deleted_and_disabled_users_are_gone_and_an_unreachable_keycloak_is_not():
+    fake = FakeKeycloak()
+    client = admin_client(fake)
+    assert await client.user_gone("ana", "u-ana") is None
+    assert await client.user_gone("zed") == "deleted"
+    fake.users["ana"]["enabled"] = False
+    assert await client.user_gone("ana") == "disabled"
+    with pytest.raises(KeycloakUserGone, match="disabled"):
+        await client.load_user_info("ana", fresh=True)
+    fake.down = True
+    with pytest.raises(KeycloakUnavailable):
+        await client.user_gone("root")
 
 
 @pytest.mark.asyncio
