@@ -29,7 +29,7 @@ from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
 
-from .entitlements import EVERYONE
+from .entitlements import is_everyone
 from .errors import KeycloakUnavailable, KeycloakUserGone, PrimeHubError
 from .handlers import spawn_handlers
 from .keycloak import KeycloakAdmin
@@ -233,7 +233,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _auth_state_groups_key_default(self):
         def groups(auth_state):
             info = (auth_state or {}).get(AUTH_STATE_KEY) or {}
-            return [g["name"] for g in info.get("groups") or [] if g.get("name") and g["name"] != EVERYONE]
+            return [g["name"] for g in info.get("groups") or [] if g.get("name") and not is_everyone(g["name"], g.get("path"))]
 
         return groups
 
@@ -419,7 +419,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @staticmethod
     def _group_names(info):
-        return sorted(g.name for g in info.groups if g.name != EVERYONE)
+        return sorted({g.name for g in info.groups if not is_everyone(g.name, g.path)})
 
     @staticmethod
     def _require_login(handler):

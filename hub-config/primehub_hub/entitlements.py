@@ -27,10 +27,16 @@ class Group:
     attributes: dict = field(default_factory=dict)
     realm_roles: list = field(default_factory=list)
     id: str = ""
+    # Keycloak's path (/parent/name): names repeat across parents, paths and ids do not
+    path: str = ""
 
     @property
     def label(self):
         return self.display_name or self.name
+
+    @property
+    def key(self):
+        return self.id or self.path or self.name
 
 
 @dataclass
@@ -113,27 +119,39 @@ def _parse_grants(roles, prefix):
     return Grants(frozenset(instance_types), frozenset(images), tuple(sorted(datasets.items())))
 
 
+def is_everyone(name, path=""):
+    """The global group is the top-level `everyone`; a subgroup of that name is an ordinary group."""
+    return name == EVERYONE and (path or f"/{EVERYONE}") == f"/{EVERYONE}"
+
+
 def everyone_group(user):
     for group in user.groups:
-        if group.name == EVERYONE:
+        if is_everyone(group.name, group.path):
             return group
     return None
 
 
 def launch_groups(user):
-    """The user's groups except `everyone`, de-duplicated by name, sorted by name."""
+    """The user's groups except `everyone`, de-duplicated by Keycloak id (or path), sorted by name."""
     seen = {}
     for group in user.groups:
-        if group.name != EVERYONE and group.name not in seen:
-            seen[group.name] = group
-    return [seen[name] for name in sorted(seen)]
+        if not is_everyone(group.name, group.path) and group.key not in seen:
+            seen[group.key] = group
+    return sorted(seen.values(), key=lambda g: (g.name, g.path))
 
 
 def find_launch_group(user, name):
-    for group in launch_groups(user):
-        if group.name == name:
-            return group
-    return None
+    """The launch group called `name`; ConfigurationError when two of the user's groups carry it
+    (subgroups of different parents), since a name alone cannot say which one is meant."""
+    found = [g for g in launch_groups(user) if g.name == name]
+    if len(found) > 1:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"You are in {len(found)} groups named '{name}' ({', '.join(g.path or g.key for g in found)}); "
+            "the hub cannot tell them apart. Please ask your administrator to rename one of them."
+        )
+    return found[0] if found else None
 
 
 def _grants(group, prefix):
@@ -193,7 +211,7 @@ def dataset_decisions(user, group, catalog, prefix=""):
     in_everyone = _grants(everyone, prefix).dataset_access
     elsewhere = {}
     for other in launch_groups(user):
-        if other.name == group.name:
+        if other.key == group.key:
             continue
         for name in _grants(other, prefix).dataset_access:
             elsewhere.setdefault(name, []).append(other.name)

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes
+from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes, is_everyone
 from .errors import KeycloakUnavailable, KeycloakUserGone
 
 _log = logging.getLogger(__name__)
@@ -49,13 +49,14 @@ def group_from_representation(rep, realm_roles):
         attributes=attributes,
         realm_roles=sorted(set(realm_roles or ())),
         id=rep.get("id") or "",
+        path=rep.get("path") or "",
     )
 
 
 def user_info_from_representations(user_rep, groups, everyone=None, is_admin=False):
     """UserInfo from a Keycloak user representation and already-built Groups."""
     all_groups = list(groups)
-    if everyone is not None and all(g.name != EVERYONE for g in all_groups):
+    if everyone is not None and not any(is_everyone(g.name, g.path) for g in all_groups):
         all_groups.append(everyone)
     return UserInfo(
         username=user_rep.get("username") or "",

@@ -43,7 +43,7 @@ from .scheduling import (
     read_verdict,
     scale_up_triggered,
 )
-from .volumes import home_capacity
+from .volumes import ANNOTATION_GROUP_KEY, home_capacity, volume_clash
 
 # Traits a launch plan sets; each launch starts again from their configured values.
 PLAN_TRAITS = (
@@ -383,6 +383,22 @@ class PrimeHubSpawner(KubeSpawner):
             raise ApiException(status=response.status, reason=body.decode("utf8", "replace")[:200])
         return json.loads(body).get("items") or []
 
+    async def _check_volume_owner(self, shared):
+        """The existing PVC must belong to this group (annotation, else label): ML_Team and ml-team
+        both map to project-ml-team, and neither may mount the other's."""
+        try:
+            pvc = await self.api.read_namespaced_persistent_volume_claim(shared.claim_name, self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        metadata = pvc.metadata
+        owner = (metadata.annotations or {}).get(ANNOTATION_GROUP_KEY)
+        label = (metadata.labels or {}).get(LABEL_GROUP)
+        if (owner and owner != shared.group_key) or (not owner and label and label != label_value(shared.group)):
+            self.log.error("Project volume %s belongs to another group than %s (%s)", shared.claim_name, shared.group, owner or label)
+            raise volume_clash(shared, "another group")
+
     async def _ensure_shared_volumes(self, plan):
         for shared in plan.shared_volumes:
             pvc = make_pvc(
@@ -392,6 +408,7 @@ class PrimeHubSpawner(KubeSpawner):
                 selector=None,
                 storage=shared.capacity,
                 labels={LABEL_GROUP: label_value(shared.group), "app.kubernetes.io/managed-by": "primehub-hub"},
+                annotations={ANNOTATION_GROUP_KEY: shared.group_key} if shared.group_key else None,
             )
             try:
                 await exponential_backoff(
@@ -404,6 +421,7 @@ class PrimeHubSpawner(KubeSpawner):
                     f"The shared volume of group '{plan.group.label}' ({shared.claim_name}) cannot be created "
                     f"(Kubernetes answered {e.status}). Please tell your administrator."
                 ) from e
+            await self._check_volume_owner(shared)
 
     async def _make_create_pod_request(self, pod, request_timeout):
         plan = self.plan

@@ -348,6 +348,28 @@ async def test_group_shared_volumes_are_created_when_missing():
     assert await spawner._make_create_pod_request(pod, 5) is True
 
 
+@pytest.mark.asyncio
+async def test_a_project_volume_of_another_group_with_the_same_volume_name_is_not_mounted():
+    api = FakeCoreApi()
+    owner = make_spawner("ana", options_explicit=True)
+    owner.api = api
+    owner.user_options = {"group": "analysts", "instance_type": "small", "image": "base"}
+    await owner.load_user_options()
+    assert await owner._make_create_pod_request(await owner.get_pod_manifest(), 5) is True
+    # another group, "Analysts" (a different Keycloak group), maps to the same volume project-analysts
+    info = user("ana")
+    for g in info.groups:
+        if g.name == "analysts":
+            g.name, g.id, g.path = "Analysts", "g-other", "/Analysts"
+    intruder = make_spawner("bea", info=info, options_explicit=True)
+    intruder.api = api
+    intruder.user_options = {"group": "Analysts", "instance_type": "small", "image": "base"}
+    await intruder.load_user_options()
+    with pytest.raises(ConfigurationError, match="both map to the project volume project-analysts"):
+        await intruder._make_create_pod_request(await intruder.get_pod_manifest(), 5)
+    assert list(api.pods) == ["jupyter-ana"]
+
+
 # --- fast failure ---------------------------------------------------------------------------------------
 
 

@@ -200,3 +200,11 @@ def test_the_host_path_allow_list_is_a_setting():
     assert Settings.from_env({}).dataset_host_paths == []
     assert Settings.from_env({"PRIMEHUB_DATASET_HOST_PATHS": " /srv/datasets/, /data/ "}).dataset_host_paths == [
         "/srv/datasets/", "/data/"]
+
+
+def test_two_groups_mapping_to_one_project_volume_are_refused_naming_both():
+    shared = {"enabled-shared-volume": "true", "shared-volume-capacity": "1G", "launch-group-only": "false"}
+    upper = Group("ML_Team", attributes=shared, id="g-1", path="/ML_Team")
+    lower = Group("ml-team", attributes=shared, id="g-2", path="/ml-team")
+    with pytest.raises(ConfigurationError, match="'ml-team' and 'ML_Team' both map to the project volume project-ml-team"):
+        shared_volumes_for_launch(upper, [upper, lower])
