@@ -188,7 +188,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return self._oidc(self.browser_url, "logout")
 
     def end_session_url(self, id_token, return_url):
-        params = {"client_id": self.client_id, "post_logout_redirect_uri": return_url}
+        params = {"client_id": self.client_id}
+        if return_url:
+            params["post_logout_redirect_uri"] = return_url
         if id_token:
             params["id_token_hint"] = id_token
         return url_concat(self.end_session_endpoint, params)
@@ -256,10 +258,13 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def build_auth_state_dict(self, token_info, user_info):
         auth_state = super().build_auth_state_dict(token_info, user_info)
         now = time.time()
-        if token_info.get("expires_in"):
-            auth_state["expires_at"] = now + float(token_info["expires_in"])
-        if token_info.get("refresh_expires_in"):
-            auth_state["refresh_expires_at"] = now + float(token_info["refresh_expires_in"])
+        # The expiry belongs to the token response, fixed when it arrived: a refresh that re-reads
+        # userinfo with the same token must not push it forward, or the token is never renewed early.
+        for key, lifetime in (("expires_at", "expires_in"), ("refresh_expires_at", "refresh_expires_in")):
+            if token_info.get(lifetime) and not token_info.get(f"primehub_{key}"):
+                token_info[f"primehub_{key}"] = now + float(token_info[lifetime])
+            if token_info.get(f"primehub_{key}"):
+                auth_state[key] = token_info[f"primehub_{key}"]
         return auth_state
 
     def _expires_soon(self, auth_state):

@@ -120,6 +120,8 @@ class KeycloakAdmin:
                     "; the hub's Keycloak client may lack its service account roles "
                     "(realm-management: view-users, query-groups)"
                 )
+        elif isinstance(error, (ValueError, KeyError, TypeError)):
+            detail = "its answer was not what Keycloak sends; a proxy in between?"
         else:
             detail = "cannot connect"
         (self.log.info if quiet else self.log.error)("Keycloak request failed (%s): %s", what, error)
@@ -162,10 +164,12 @@ class KeycloakAdmin:
                     body=body,
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                 )
-            except (HTTPClientError, OSError) as e:
+                token = data["access_token"]
+                lifetime = float(data.get("expires_in") or 60)
+            except (HTTPClientError, OSError, ValueError, KeyError, TypeError) as e:
+                # also a proxy's HTML page or a body without a token: a readable 503, not a 500
                 raise self._unavailable("service account token", e) from e
-            self._token = data["access_token"]
-            lifetime = float(data.get("expires_in") or 60)
+            self._token = token
             # renew a little early so a request never carries a token that expires in flight
             self._token_expires = time.monotonic() + max(lifetime - min(30.0, lifetime / 2), 1.0)
             return self._token
@@ -184,7 +188,8 @@ class KeycloakAdmin:
                 if e.code == 404:
                     raise KeycloakNotFound(path) from e
                 raise self._unavailable(path, e, quiet) from e
-            except OSError as e:
+            except (OSError, ValueError) as e:
+                # cannot connect, or an answer that is not JSON (a proxy's error page)
                 raise self._unavailable(path, e, quiet) from e
 
     # --- individual reads ---------------------------------------------------------------

@@ -14,8 +14,13 @@ from tornado.httputil import url_concat
 
 class PrimeHubLogoutHandler(OAuthLogoutHandler):
     def _return_url(self):
-        base = self.authenticator.public_url.rstrip("/") if self.authenticator.public_url else f"{self.request.protocol}://{self.request.host}"
-        return url_concat(base + self.hub.base_url + "logout", {"kc": "true"})
+        """Where Keycloak sends the browser back: the configured public URL, never the request's
+        Host header (anyone can set it). Without one, Keycloak shows its own "logged out" page."""
+        public = self.authenticator.public_url
+        if not public:
+            self.log.warning("PRIMEHUB_PUBLIC_URL is not set: after logout Keycloak cannot send the browser back to the hub")
+            return None
+        return url_concat(str(public).rstrip("/") + self.hub.base_url + "logout", {"kc": "true"})
 
     async def _id_token(self):
         user = self.current_user

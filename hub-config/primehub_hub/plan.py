@@ -10,6 +10,7 @@ anything not granted is refused; in lenient mode (options remembered from an ear
 a choice that is no longer granted is dropped quietly and replaced by the first usable one.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS, datasets_pieces
@@ -27,6 +28,13 @@ from .volumes import shared_volumes_for_launch
 OPTION_KEYS = ("group", "instance_type", "image")
 OPTION_ALIASES = {"profile": "group"}
 MAX_OPTION_LENGTH = 253
+# No resource or group name holds one; in a log line they could forge or hide entries.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(text):
+    """`text` safe to echo into a message or log line: control characters escaped, kept short."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)[:60]
 
 NO_GROUP_MESSAGE = (
     "No group is configured for you, so there is nothing you can launch yet. "
@@ -51,7 +59,7 @@ def normalize_options(raw, *, strict):
     for key, value in raw.items():
         canonical = OPTION_ALIASES.get(key, key)
         if canonical not in OPTION_KEYS:
-            unknown.append(str(key))
+            unknown.append(_shown(str(key)))
             continue
         if isinstance(value, list):
             if len(value) != 1:
@@ -63,7 +71,7 @@ def normalize_options(raw, *, strict):
             value = value.decode("utf-8", "replace")
         if value is None or value == "":
             continue
-        if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or "\x00" in value:
+        if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or _CONTROL.search(value):
             if strict:
                 raise BadRequest(f"Option '{canonical}' must be a name of at most {MAX_OPTION_LENGTH} characters.")
             continue

@@ -62,7 +62,8 @@ class Settings:
             keycloak_internal_url=get("PRIMEHUB_KEYCLOAK_INTERNAL_URL", keycloak_url).rstrip("/"),
             realm=get("PRIMEHUB_KEYCLOAK_REALM", "primehub"),
             client_id=get("PRIMEHUB_KEYCLOAK_CLIENT_ID", "jupyterhub"),
-            client_secret=env.get("PRIMEHUB_KEYCLOAK_CLIENT_SECRET", ""),
+            # a secret file or `kubectl create secret --from-file` often ends in a newline
+            client_secret=env.get("PRIMEHUB_KEYCLOAK_CLIENT_SECRET", "").strip(),
             role_prefix=get("PRIMEHUB_ROLE_PREFIX"),
             public_url=get("PRIMEHUB_PUBLIC_URL").rstrip("/"),
             namespace=get("PRIMEHUB_NAMESPACE") or get("POD_NAMESPACE") or "default",

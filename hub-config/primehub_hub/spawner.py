@@ -29,7 +29,7 @@ from traitlets import Any, Bool, Float, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
 from .entitlements import launch_groups
-from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
+from .errors import CatalogUnavailable, ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
@@ -321,7 +321,8 @@ class PrimeHubSpawner(KubeSpawner):
             setattr(self, name, value)
 
     def _home_symlink_hook(self, paths):
-        commands = [f"ln -sfn {shlex.quote(p)} \"$HOME/\"" for p in paths]
+        # without -f: a file or folder of the user's with the dataset's name is left alone
+        commands = [f"ln -sn {shlex.quote(p)} \"$HOME/\"" for p in paths]
         return {"postStart": {"exec": {"command": ["sh", "-c", "; ".join(commands) + " ; true"]}}}
 
     def apply_plan(self, plan):
@@ -370,6 +371,16 @@ class PrimeHubSpawner(KubeSpawner):
             raise QuotaExceeded("Cannot start the server: " + "; ".join(problems) + ".")
 
     async def _list_group_pods(self, group_name):
+        # called under the group's quota lock: a hanging API server must not hold every spawn of the group
+        try:
+            return await asyncio.wait_for(self._read_group_pods(group_name), self.k8s_api_request_timeout)
+        except asyncio.TimeoutError:
+            raise CatalogUnavailable(
+                f"The hub could not count the servers of group '{group_name}' against its quota in time: "
+                "Kubernetes did not answer. Please try again in a minute."
+            ) from None
+
+    async def _read_group_pods(self, group_name):
         response = await self.api.list_namespaced_pod(
             self.namespace,
             label_selector=f"{LABEL_GROUP}={label_value(group_name)}",

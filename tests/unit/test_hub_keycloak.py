@@ -229,3 +229,22 @@ async def test_a_user_looked_up_by_id_must_have_the_expected_username():
     fake.answer = answer
     info = await admin_client(fake).load_user_info("ana", "u-root")
     assert info.username == "ana" and not info.is_admin
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("broken", ["token", "admin"])
+async def test_answers_that_are_not_keycloaks_are_a_readable_503_not_a_500(broken):
+    fake = FakeKeycloak()
+    answer = fake.answer
+
+    async def fetch(request, **_):
+        if broken == "token" and request.url.endswith("/token"):
+            return HTTPResponse(request, 200, buffer=BytesIO(b'{"error": "no token here"}'))
+        if broken == "admin" and "/admin/" in request.url:
+            return HTTPResponse(request, 200, buffer=BytesIO(b"<html>502 Bad Gateway</html>"))
+        return HTTPResponse(request, 200, buffer=BytesIO(json.dumps(answer(request)).encode()))
+
+    fake.fetch = fetch
+    with pytest.raises(KeycloakUnavailable, match="proxy in between") as info:
+        await admin_client(fake).load_user_info("ana")
+    assert info.value.status_code == 503

@@ -61,7 +61,7 @@ async def test_a_gpu_launch_reaches_the_pod():
     assert mounts["/datasets/reports"] is True  # read-only under vision
     assert "/datasets/confidential" not in mounts  # launch-group-only, granted to analysts
     assert mounts["/project/vision"] in (None, False)
-    assert pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1].startswith("ln -sfn /srv/git/notebooks")
+    assert pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1].startswith("ln -sn /srv/git/notebooks")
 
 
 @pytest.mark.asyncio
@@ -498,3 +498,34 @@ async def test_gpu_quota_counts_the_gpu_resource_instance_types_declare(resource
     with pytest.raises(QuotaExceeded, match="GPU"):
         await second._make_create_pod_request(await second.get_pod_manifest(), 5)
     assert len(api.pods) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_home_symlink_never_replaces_a_users_file():
+    spawner = make_spawner("ana", options_explicit=True)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    command = spawner.lifecycle_hooks["postStart"]["exec"]["command"][-1]
+    assert "ln -sn " in command and "-f" not in command.split("ln ")[1].split()[0]
+
+
+@pytest.mark.asyncio
+async def test_counting_a_groups_pods_under_the_lock_gives_up_in_time():
+    from primehub_hub.errors import CatalogUnavailable
+
+    class HangingApi(FakeCoreApi):
+        async def list_namespaced_pod(self, *args, **kwargs):
+            await asyncio.sleep(3600)
+
+    api = HangingApi()
+    spawner = make_spawner("u0", info=pool_user("u0", **{"project-quota-cpu": "3"}), options_explicit=True,
+                           k8s_api_request_timeout=1)
+    spawner.api = api
+    spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    with pytest.raises(CatalogUnavailable, match="could not count the servers of group 'pool'"):
+        # the outer bound only keeps a regression from hanging the suite
+        await asyncio.wait_for(spawner._make_create_pod_request(pod, 5), 60)
+    assert api.pods == {}
+    assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked()
