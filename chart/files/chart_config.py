@@ -65,7 +65,6 @@ if _ph["sharedVolumeStorageClass"]:
     c.PrimeHubSpawner.shared_volume_storage_class = _ph["sharedVolumeStorageClass"]
 if _ph["gitSyncHostRoot"]:
     c.PrimeHubSpawner.git_sync_host_root = _ph["gitSyncHostRoot"]
-c.PrimeHubSpawner.dataset_host_path_prefixes = _ph["datasetHostPaths"]
 
 _cull = _chart["cull"]
 if _cull["enabled"]:

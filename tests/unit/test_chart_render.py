@@ -660,3 +660,9 @@ def test_notes_tell_how_to_reach_the_hub_and_what_to_register_in_keycloak(tmp_pa
     assert "http://127.0.0.1:8000/hub/oauth_callback" in text
     text = notes("minimal.yaml", "--set", "primehub.publicUrl=")
     assert "WARNING: the chart does not know the hub's public address" in text
+
+
+def test_the_dataset_host_path_allow_list_reaches_the_hub(rendered):
+    env = env_of(container(rendered["local-stack.yaml"], "hub", "hub"))
+    assert env["PRIMEHUB_DATASET_HOST_PATHS"]["value"] == "/srv/datasets/"
+    assert env_of(container(rendered["minimal.yaml"], "hub", "hub"))["PRIMEHUB_DATASET_HOST_PATHS"]["value"] == ""

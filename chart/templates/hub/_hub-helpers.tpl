@@ -50,8 +50,7 @@ ConfigMap, because singleuser.extraEnv may carry credentials.
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
-    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
-    "datasetHostPaths" $v.primehub.datasetHostPaths)
+    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot)
   "cull" $v.cull
 -}}
 {{- toPrettyJson $settings -}}
