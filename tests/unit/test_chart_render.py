@@ -249,9 +249,9 @@ def test_every_pod_is_locked_down(rendered):
 
 def test_hub_runs_the_pinned_stock_image_with_the_repository_config(minimal):
     hub = container(minimal, "hub", "hub")
-    assert hub["image"] == "quay.io/jupyterhub/k8s-hub:4.2.0"
+    assert hub["image"] == "quay.io/jupyterhub/k8s-hub:4.4.0"
     pins = (REPO / "requirements-hub.txt").read_text()
-    assert "jupyterhub==5.3.0" in pins and "k8s-hub:4.2.0" in pins
+    assert "jupyterhub==5.5.0" in pins and "k8s-hub:4.4.0" in pins
     assert hub["args"][:3] == ["jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"]
     mounts = {m["mountPath"]: m for m in hub["volumeMounts"]}
     assert mounts["/usr/local/etc/jupyterhub"]["name"] == "config"
