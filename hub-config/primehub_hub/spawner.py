@@ -63,6 +63,9 @@ PLAN_TRAITS = (
     "storage_capacity",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
+# Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
+# the XSRF token and (JupyterHub 6, named servers) the server's display name.
+_NOT_OPTIONS = ("next", "_xsrf", "display_name")
 
 
 def label_value(name):
@@ -190,7 +193,7 @@ class PrimeHubSpawner(KubeSpawner):
             return False
         if request.method == "POST" and (request.body or b"").strip() not in (b"", b"{}", b"null"):
             return True
-        return any(key not in ("next", "_xsrf") for key in request.query_arguments)
+        return any(key not in _NOT_OPTIONS for key in request.query_arguments)
 
     def _plan(self, user, catalog, raw_options, strict):
         return plan_launch(

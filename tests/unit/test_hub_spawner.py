@@ -169,6 +169,17 @@ async def test_remembered_options_no_longer_granted_are_dropped_quietly_at_spawn
 
 
 @pytest.mark.asyncio
+async def test_a_named_servers_display_name_is_not_a_server_option():
+    # JupyterHub 6 passes ?display_name=... to /hub/spawn/<user>/<server>; the remembered choices
+    # still apply leniently, as on a start without options.
+    spawner = make_spawner("ana")
+    spawner.handler = request_handler(method="GET", query={"display_name": [b"My GPU box"], "next": [b"/x"]})
+    spawner.user_options = {"group": "vision", "instance_type": "gpu-two", "image": "cuda"}
+    await spawner.load_user_options()
+    assert spawner.user_options == {"group": "vision", "instance_type": "amd-one", "image": "cuda"}
+
+
+@pytest.mark.asyncio
 async def test_shared_volume_without_capacity_is_a_clear_error_and_no_pod():
     spawner = make_spawner("bea", options_explicit=True)
     spawner.user_options = {"group": "broken_vol"}
