@@ -3,7 +3,15 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 LOCALSTACK := PYTHONPATH=scripts $(PY) -m localstack
 
-.PHONY: help tools up down status test unit integration e2e bench lint chart-lint clean-state
+# make test-next: the next hub releases (requirements-next.txt) in their own .venv-next.
+PY_NEXT := .venv-next/bin/python
+# The integration tests that drive the hub; the cluster, Keycloak and chart-rendering tests do not
+# depend on the hub's release and run in `make test` only.
+NEXT_INTEGRATION ?= tests/integration/test_e2e_spawn_rules.py tests/integration/test_e2e_browser.py \
+	tests/integration/test_e2e_sessions_and_faults.py \
+	tests/integration/test_chart.py::test_hub_with_the_charts_service_account_completes_a_spawn
+
+.PHONY: help tools up down status test test-next unit integration e2e bench lint chart-lint clean-state
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -24,6 +32,11 @@ status: ## which local servers are running
 # session, and the strict asyncio unit tests need the loop to themselves.
 test: tools ## the whole suite: unit, integration and browser tests on the real local stack
 	@status=0; $(PY) -m pytest tests/unit || status=$$?; $(PY) -m pytest tests/integration || status=$$?; exit $$status
+
+test-next: tools ## unit and hub integration tests on the newest hub releases (.venv-next, requirements-next.txt)
+	@bash scripts/provision/python-next.sh
+	@status=0; $(PY_NEXT) -m pytest tests/unit || status=$$?; \
+	PRIMEHUB_HUB_VENV=.venv-next $(PY_NEXT) -m pytest $(NEXT_INTEGRATION) || status=$$?; exit $$status
 
 unit: tools ## unit tests only (no servers)
 	@$(PY) -m pytest tests/unit
