@@ -20,6 +20,7 @@ import shlex
 import time
 from functools import partial
 
+from jupyterhub import version_info as JUPYTERHUB_VERSION
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
@@ -66,6 +67,23 @@ _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 # Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
 # the XSRF token and (JupyterHub 6, named servers) the server's display name.
 _NOT_OPTIONS = ("next", "_xsrf", "display_name")
+# JupyterHub 6's REST API also takes {"display_name": ..., "user_options": ...} as the body of a
+# server start, where user_options may be null (start with the remembered ones).
+_SERVER_BODY_SCHEMA = JUPYTERHUB_VERSION >= (6,)
+
+
+def _body_has_options(body):
+    """Whether a POST body carries server options (a form post always does)."""
+    body = (body or b"").strip()
+    if body in (b"", b"{}", b"null"):
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return True
+    if _SERVER_BODY_SCHEMA and isinstance(data, dict) and ("user_options" in data or "display_name" in data):
+        return bool(data.get("user_options"))
+    return True
 
 
 def label_value(name):
@@ -191,7 +209,7 @@ class PrimeHubSpawner(KubeSpawner):
         request = getattr(self.handler, "request", None)
         if request is None:
             return False
-        if request.method == "POST" and (request.body or b"").strip() not in (b"", b"{}", b"null"):
+        if request.method == "POST" and _body_has_options(request.body):
             return True
         return any(key not in _NOT_OPTIONS for key in request.query_arguments)
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, offline_kube, reflectors, user  # noqa: F401
+from jupyterhub import version_info as JUPYTERHUB_VERSION
 from tornado import web
 
 from primehub_hub import quotas
@@ -177,6 +178,33 @@ async def test_a_named_servers_display_name_is_not_a_server_option():
     spawner.user_options = {"group": "vision", "instance_type": "gpu-two", "image": "cuda"}
     await spawner.load_user_options()
     assert spawner.user_options == {"group": "vision", "instance_type": "amd-one", "image": "cuda"}
+
+
+@pytest.mark.asyncio
+async def test_a_start_through_jupyterhub_6s_body_schema_without_options_uses_the_remembered_ones():
+    # JupyterHub 6 (REST API) accepts {"display_name": ..., "user_options": null}: no new options.
+    # JupyterHub 5 reads the whole body as the options, and display_name is no server option.
+    spawner = make_spawner("ana")
+    spawner.handler = request_handler(body=b'{"display_name": "box", "user_options": null}')
+    if JUPYTERHUB_VERSION >= (6,):
+        spawner.user_options = {"group": "vision", "instance_type": "gpu-two", "image": "cuda"}  # remembered
+        await spawner.load_user_options()
+        assert spawner.user_options == {"group": "vision", "instance_type": "amd-one", "image": "cuda"}
+    else:
+        spawner.user_options = {"display_name": "box", "user_options": None}
+        with pytest.raises(BadRequest, match="Unknown server option"):
+            await spawner.load_user_options()
+
+
+@pytest.mark.asyncio
+async def test_options_in_jupyterhub_6s_body_schema_are_checked_strictly():
+    spawner = make_spawner("ana")
+    spawner.handler = request_handler(body=b'{"user_options": {"group": "interns"}}')
+    # what JupyterHub hands the spawner: the inner object (6) or the whole body (5)
+    spawner.user_options = {"group": "interns"} if JUPYTERHUB_VERSION >= (6,) else {"user_options": {"group": "interns"}}
+    with pytest.raises((Refused, BadRequest)) as info:
+        await spawner.load_user_options()
+    assert info.value.status_code in (400, 403) and spawner.plan is None
 
 
 @pytest.mark.asyncio
