@@ -258,6 +258,15 @@ def test_hub_runs_the_pinned_stock_image_with_the_repository_config(minimal):
     assert container(minimal, "proxy", "chp")["image"].startswith("quay.io/jupyterhub/configurable-http-proxy:")
 
 
+def test_chart_image_app_version_and_requirements_hub_name_the_same_release():
+    # The suite runs requirements-hub.txt; operators run hub.image. They must be the same z2jh release.
+    tag = yaml.safe_load((CHART / "values.yaml").read_text())["hub"]["image"]["tag"]
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    pins = (CHART_REPO / "requirements-hub.txt").read_text()
+    assert f"k8s-hub:{tag}" in pins and f"tag {tag}" in pins
+    assert re.search(rf"^jupyterhub=={re.escape(app_version)}$", pins, re.M)
+
+
 def test_hub_config_files_of_the_repository_are_in_the_configmap(minimal):
     source = CHART / "files" / "hub-config"
     assert source.is_symlink() and os.readlink(source) == "../../hub-config"
