@@ -67,8 +67,10 @@ _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 # Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
 # the XSRF token and (JupyterHub 6, named servers) the server's display name.
 _NOT_OPTIONS = ("next", "_xsrf", "display_name")
-# JupyterHub 6's REST API also takes {"display_name": ..., "user_options": ...} as the body of a
-# server start, where user_options may be null (start with the remembered ones).
+# JupyterHub 6's REST API (jupyterhub#5443) also takes {"display_name": ..., "user_options": ...} as
+# the body of a server start, where user_options may be null (start with the remembered ones). Its new
+# PUT/PATCH store user_options without a start: they count as remembered, so they are planned
+# leniently, which still grants nothing the owner is not entitled to.
 _SERVER_BODY_SCHEMA = JUPYTERHUB_VERSION >= (6,)
 
 

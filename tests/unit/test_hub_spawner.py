@@ -171,7 +171,7 @@ async def test_remembered_options_no_longer_granted_are_dropped_quietly_at_spawn
 
 @pytest.mark.asyncio
 async def test_a_named_servers_display_name_is_not_a_server_option():
-    # JupyterHub 6 passes ?display_name=... to /hub/spawn/<user>/<server>; the remembered choices
+    # JupyterHub 6 (jupyterhub#5443) passes ?display_name=... to /hub/spawn/<user>/<server>; the remembered choices
     # still apply leniently, as on a start without options.
     spawner = make_spawner("ana")
     spawner.handler = request_handler(method="GET", query={"display_name": [b"My GPU box"], "next": [b"/x"]})
@@ -182,7 +182,7 @@ async def test_a_named_servers_display_name_is_not_a_server_option():
 
 @pytest.mark.asyncio
 async def test_a_start_through_jupyterhub_6s_body_schema_without_options_uses_the_remembered_ones():
-    # JupyterHub 6 (REST API) accepts {"display_name": ..., "user_options": null}: no new options.
+    # JupyterHub 6 (REST API, jupyterhub#5443) accepts {"display_name": ..., "user_options": null}: no new options.
     # JupyterHub 5 reads the whole body as the options, and display_name is no server option.
     spawner = make_spawner("ana")
     spawner.handler = request_handler(body=b'{"display_name": "box", "user_options": null}')
