@@ -6,7 +6,15 @@ LOCALSTACK := PYTHONPATH=scripts $(PY) -m localstack
 # The kind backend (real containers) needs more tools and the images: asked for by E2E_BACKEND=kind or KIND=1.
 KIND ?= $(if $(filter kind,$(E2E_BACKEND)),1,)
 
-.PHONY: help tools images up down status test test-kind test-all unit integration e2e bench lint chart-lint clean-state
+# make test-next: the next hub releases (requirements-next.txt) in their own .venv-next.
+PY_NEXT := .venv-next/bin/python
+# The integration tests that drive the hub; the cluster, Keycloak and chart-rendering tests do not
+# depend on the hub's release and run in `make test` only.
+NEXT_INTEGRATION ?= tests/integration/test_e2e_spawn_rules.py tests/integration/test_e2e_browser.py \
+	tests/integration/test_e2e_sessions_and_faults.py \
+	tests/integration/test_chart.py::test_hub_with_the_charts_service_account_completes_a_spawn
+
+.PHONY: help tools images up down status test test-next test-kind test-all unit integration e2e bench lint chart-lint clean-state
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -37,8 +45,13 @@ test: tools ## the whole suite: unit, integration and browser tests on the real 
 test-kind: ## the browser suite and the real-container tests on kind (E2E_BACKEND=kind)
 	@E2E_BACKEND=kind $(MAKE) --no-print-directory e2e
 
-test-all: ## what CI runs: `make test` on the local stack, then `make test-kind`
-	@status=0; $(MAKE) --no-print-directory test || status=$$?; $(MAKE) --no-print-directory test-kind || status=$$?; exit $$status
+test-all: ## what CI runs: `make test` (local stack), `make test-next`, then `make test-kind`
+	@status=0; for t in test test-next test-kind; do $(MAKE) --no-print-directory $$t || status=$$?; done; exit $$status
+
+test-next: tools ## unit and hub integration tests on the newest hub releases (.venv-next, requirements-next.txt)
+	@bash scripts/provision/python-next.sh
+	@status=0; $(PY_NEXT) -m pytest tests/unit || status=$$?; \
+	PRIMEHUB_HUB_VENV=.venv-next $(PY_NEXT) -m pytest $(NEXT_INTEGRATION) || status=$$?; exit $$status
 
 unit: tools ## unit tests only (no servers)
 	@$(PY) -m pytest tests/unit
