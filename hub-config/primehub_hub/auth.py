@@ -31,7 +31,6 @@ from traitlets import Any, Float, Integer, Unicode, default
 
 from .entitlements import is_everyone
 from .errors import KeycloakUnavailable, KeycloakUserGone, PrimeHubError
-from .handlers import spawn_handlers
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
 from .offboarding import Offboarding
@@ -244,7 +243,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         if app is not None and self.offboarding is None and self.offboarding_interval > 0:
             self.offboarding = Offboarding(app, self.keycloak_admin, self.offboarding_interval, log=self.log)
             self.offboarding.start()
-        return super().get_handlers(app) + spawn_handlers()
+        return super().get_handlers(app)
 
     def get_callback_url(self, handler=None):
         if self.oauth_callback_url:
