@@ -82,3 +82,20 @@ async def test_an_unreachable_keycloak_stops_nobody(caplog):
     await Offboarding(app, Admin(down=True), 30).sweep()
     assert user.stopped == [] and app.deleted == [] and user.orm_user.cookie_id == "cookie-1"
     assert "Keycloak did not answer" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_the_running_hub_starts_the_check_and_its_interval_is_a_setting():
+    from primehub_hub.auth import PrimeHubAuthenticator
+
+    app = App([])
+    authenticator = PrimeHubAuthenticator(keycloak_admin=Admin(), keycloak_url="https://id.example.com")
+    authenticator.get_handlers(app)
+    try:
+        assert authenticator.offboarding is not None and authenticator.offboarding.interval == 30
+        assert authenticator.offboarding.app is app
+    finally:
+        authenticator.offboarding.stop()
+    off = PrimeHubAuthenticator(keycloak_admin=Admin(), keycloak_url="https://id.example.com", offboarding_interval=0)
+    off.get_handlers(app)
+    assert off.offboarding is None
