@@ -3,7 +3,7 @@
 Pure functions over plain data. `UserInfo` can be filled from the Keycloak admin API
 (keycloak.py), from a realm export file (realm_export.py) or directly in tests.
 
-Rules (DOMAIN.md):
+Rules (docs/behaviour.md, "Who may launch what"):
 - grant roles `it:<name>`, `img:<name>`, `ds:<name>`, `ds:rw:<name>`, optionally as `P:it:<name>`;
 - the `everyone` group's grants apply to every group of every user; it is never a launch group;
 - offers for a launch group = its grants + everyone's, restricted to existing resources;

@@ -73,7 +73,7 @@ def first(values) -> str | None:
 
 # --- group attributes -------------------------------------------------------------------------
 
-# Read by this project's hub (see shared DOMAIN.md).
+# Read by this project's hub (docs/behaviour.md).
 USED_GROUP_ATTRIBUTES = {
     "displayName",
     "quota-cpu", "quota-gpu", "quota-memory",

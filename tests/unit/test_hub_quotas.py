@@ -1,4 +1,4 @@
-"""DOMAIN.md "Quotas": attributes, units, usage from pods, and the messages."""
+"""docs/behaviour.md "Quotas": attributes, units, usage from pods, and the messages."""
 
 import asyncio
 
