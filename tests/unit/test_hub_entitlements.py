@@ -1,4 +1,4 @@
-"""docs/behaviour.md "Entitlements", rule by rule, on the scenario (see hub_scenario.py)."""
+"""docs/behaviour.md "Who may launch what", rule by rule, on the scenario (see hub_scenario.py)."""
 
 import pytest
 from hub_scenario import catalog, export, scenario_catalog, user  # noqa: F401 (fixture)
