@@ -29,6 +29,12 @@ LABEL_USER = "primehub.io/user"
 LABEL_GROUP = "primehub.io/group"
 ACTIVE_PHASES = ("Pending", "Running")
 
+# Group attributes: per user within the group, and for the group as a whole.
+USER_QUOTA_PREFIX = "quota-"
+PROJECT_QUOTA_PREFIX = "project-quota-"
+QUOTA_RESOURCES = ("cpu", "gpu", "memory")
+QUOTA_ATTRIBUTES = tuple(p + r for p in (USER_QUOTA_PREFIX, PROJECT_QUOTA_PREFIX) for r in QUOTA_RESOURCES)
+
 
 def parse_memory(value):
     """Bytes from a PrimeHub memory value: `8G`/`8Gi` = 8 GiB, `512M`, `1.5G`, or plain bytes.
@@ -176,7 +182,7 @@ class Quota:
         return {"cpu": self.cpu, "gpu": self.gpu, "memory": self.memory}
 
 
-def parse_quota(attributes, prefix="quota-"):
+def parse_quota(attributes, prefix=USER_QUOTA_PREFIX):
     """Quota from group attributes `<prefix>cpu`, `<prefix>gpu`, `<prefix>memory`.
 
     A missing or empty attribute is unlimited. A malformed one counts as 0 so that a typo never
@@ -184,7 +190,9 @@ def parse_quota(attributes, prefix="quota-"):
     """
     values = {}
     errors = []
-    for resource, parse in (("cpu", parse_cpu), ("gpu", parse_count), ("memory", parse_memory)):
+    parsers = {"cpu": parse_cpu, "gpu": parse_count, "memory": parse_memory}
+    for resource in QUOTA_RESOURCES:
+        parse = parsers[resource]
         key = prefix + resource
         raw = attributes.get(key)
         if raw is None or (isinstance(raw, str) and raw.strip() == ""):
@@ -199,11 +207,11 @@ def parse_quota(attributes, prefix="quota-"):
 
 
 def user_quota(group):
-    return parse_quota(group.attributes, "quota-")
+    return parse_quota(group.attributes, USER_QUOTA_PREFIX)
 
 
 def project_quota(group):
-    return parse_quota(group.attributes, "project-quota-")
+    return parse_quota(group.attributes, PROJECT_QUOTA_PREFIX)
 
 
 def _is_gpu_resource(name):

@@ -21,7 +21,11 @@ from pathlib import Path
 import yaml
 
 import realmlib
-from realmlib import EVERYONE, Grant, first, iter_groups, parse_grant
+from realmlib import EVERYONE, Grant, first, iter_groups, parse_grant  # also puts primehub_hub on the path
+
+from primehub_hub.entitlements import flatten_attributes
+from primehub_hub.quotas import USER_QUOTA_PREFIX, parse_quota, quota_problems
+from primehub_hub.resources import InvalidResource, parse_instance_type
 
 CATALOG_KINDS = ("InstanceType", "Image", "Dataset")
 TRUE_ANNOTATIONS = ("dataset.primehub.io/launchGroupOnly", "dataset.primehub.io/homeSymlink")
@@ -96,6 +100,16 @@ def group_grants(realm: dict, prefix: str = "") -> dict[str, list[Grant]]:
     return out
 
 
+def check_ignored_grants(realm: dict, prefix: str = "") -> list[Finding]:
+    """Group roles shaped like a grant that the hub does not read as one (`it:`, `ds:rw:a:b`)."""
+    return [
+        Finding("error", f"group {g['name']}", f"role {r!r} looks like a grant but names no resource; the hub ignores it")
+        for _path, g in iter_groups(realm.get("groups") or [])
+        for r in g.get("realmRoles") or []
+        if realmlib.looks_like_grant(r, prefix)
+    ]
+
+
 def check_grants(grants: dict[str, list[Grant]], catalog: dict[str, dict]) -> list[Finding]:
     """Grants without a resource, and resources that no group grants."""
     findings = []
@@ -103,9 +117,7 @@ def check_grants(grants: dict[str, list[Grant]], catalog: dict[str, dict]) -> li
     for group, gs in sorted(grants.items()):
         for g in gs:
             granted.add((g.kind, g.name))
-            if not g.name:
-                findings.append(Finding("error", f"group {group}", f"grant {g.role!r} names no resource"))
-            elif g.name not in catalog.get(g.kind, {}):
+            if g.name not in catalog.get(g.kind, {}):
                 findings.append(Finding("warning", f"group {group}",
                                         f"grants {g.role}, but there is no {g.kind} {g.name!r} (the grant is ignored)"))
         seen: dict[tuple[str, str], Grant] = {}
@@ -150,12 +162,6 @@ def check_groups(realm: dict) -> list[Finding]:
         names.add(name)
         for level, msg in realmlib.check_group_attributes(name, g.get("attributes") or {}):
             findings.append(Finding(level, f"group {name}", msg))
-        attrs = g.get("attributes") or {}
-        if first(attrs.get("enabled-shared-volume")) == "true":
-            pvc = realmlib.project_volume_name(name)
-            if not realmlib.is_dns_subdomain(pvc):
-                findings.append(Finding("error", f"group {name}",
-                                        f"has a shared volume, but {pvc!r} is not a valid PVC name"))
     if EVERYONE not in names and names:
         findings.append(Finding("warning", "realm", f"has no group {EVERYONE!r}: nothing is granted to all users"))
     return findings
@@ -183,25 +189,16 @@ def check_users(realm: dict, prefix: str = "") -> list[Finding]:
     return findings
 
 
-def _fits(spec: dict, attrs: dict) -> bool:
-    """Whether an instance type fits a group's per-user quota (missing quota = unlimited)."""
-    limits = spec.get("limits") or {}
-    cpu = limits.get("cpu", spec.get("limits.cpu", 1))
-    mem = limits.get("memory", spec.get("limits.memory", "1G"))
-    gpu = limits.get("nvidia.com/gpu", limits.get("gpu", spec.get("limits.nvidia.com/gpu", 0)))
-    q_cpu, q_gpu, q_mem = (first(attrs.get(k)) for k in ("quota-cpu", "quota-gpu", "quota-memory"))
+def _fits(resource: dict, attrs: dict) -> bool:
+    """Whether an instance type fits a group's per-user quota, decided by the hub's own rules."""
     try:
-        if q_cpu is not None and float(cpu) > float(q_cpu):
-            return False
-        if q_gpu is not None and int(str(gpu)) > int(q_gpu):
-            return False
-        if q_mem is not None:
-            need, have = realmlib.parse_memory(str(mem)), realmlib.parse_memory(q_mem)
-            if need is not None and have is not None and need > have:
-                return False
-    except ValueError:
-        return True  # malformed values are reported elsewhere
-    return True
+        instance_type = parse_instance_type(resource)
+    except InvalidResource:
+        return True  # the hub skips it; the CRD schema reports it
+    quota = parse_quota(flatten_attributes(attrs), USER_QUOTA_PREFIX)
+    if quota.errors:
+        return True  # malformed quotas are reported by check_groups
+    return not quota_problems(instance_type.limits, quota, whose="quota", what="instance type")
 
 
 def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Finding]:
@@ -219,7 +216,7 @@ def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Findi
             findings.append(Finding("warning", f"group {name}", "offers no existing instance type"))
             continue
         attrs = g.get("attributes") or {}
-        if not any(_fits(catalog["InstanceType"][it].get("spec") or {}, attrs) for it in offered):
+        if not any(_fits(catalog["InstanceType"][it], attrs) for it in offered):
             quota = ", ".join(f"{k} {first(attrs[k])}" for k in ("quota-cpu", "quota-gpu", "quota-memory") if k in attrs)
             findings.append(Finding("warning", f"group {name}",
                                     f"every instance type it offers ({', '.join(offered)}) exceeds its quota ({quota})"))
@@ -244,6 +241,7 @@ def check_resources(catalog: dict) -> list[Finding]:
 
 def check_all(realm: dict, catalog: dict, prefix: str = "") -> list[Finding]:
     return (check_roles_defined(realm) + check_groups(realm) + check_users(realm, prefix)
+            + check_ignored_grants(realm, prefix)
             + check_grants(group_grants(realm, prefix), catalog) + check_launchable(realm, catalog, prefix)
             + check_resources(catalog))
 
