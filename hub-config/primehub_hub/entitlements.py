@@ -164,16 +164,25 @@ class Offer:
     granted_by: tuple
 
 
-def _offers(available, group, user, prefix, pick):
-    everyone = everyone_group(user)
+def grant_sources(groups, prefix, pick):
+    """{resource name: [names of the groups granting it]} over `groups` (None entries skipped).
+
+    `pick` selects the kind from a group's Grants (e.g. `lambda g: g.instance_types`). The form's
+    offers and `explain`'s "granted to ..." both come from here.
+    """
     sources = {}
-    for source in (group, everyone):
+    for source in groups:
         if source is None:
             continue
         for name in pick(_grants(source, prefix)):
             sources.setdefault(name, [])
             if source.name not in sources[name]:
                 sources[name].append(source.name)
+    return sources
+
+
+def _offers(available, group, user, prefix, pick):
+    sources = grant_sources((group, everyone_group(user)), prefix, pick)
     # Catalog order (sorted by name); grants without a resource fall out here.
     return [Offer(resource, tuple(sources[name])) for name, resource in available.items() if name in sources]
 

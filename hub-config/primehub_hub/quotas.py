@@ -295,6 +295,21 @@ def quota_problems(request, quota, usage=ZERO, *, whose, what):
     return problems
 
 
+def launch_quota_problems(instance_type, group, user_usage=ZERO, group_usage=ZERO, quotas=None):
+    """(user quota sentences, group quota sentences) for launching `instance_type` under `group`.
+
+    The one place the "your quota" / "the group's quota" sentences are built: the form's disabled
+    reasons, the spawner's binding check and `explain` all read them from here. `quotas` passes
+    already-parsed (user quota, project quota) to save parsing them again.
+    """
+    mine, groups = quotas if quotas is not None else (user_quota(group), project_quota(group))
+    what = f"instance type '{instance_type.label}'"
+    return (
+        quota_problems(instance_type.limits, mine, user_usage, whose=f"your quota in group '{group.label}'", what=what),
+        quota_problems(instance_type.limits, groups, group_usage, whose=f"the quota of group '{group.label}'", what=what),
+    )
+
+
 class QuotaLocks:
     """One asyncio.Lock per (namespace, group), so quota check + pod creation is atomic per group.
 

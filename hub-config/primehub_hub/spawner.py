@@ -33,7 +33,7 @@ from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, S
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
+from .quotas import LABEL_GROUP, LABEL_USER, launch_quota_problems, project_quota, quota_locks, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
     describe,
@@ -338,12 +338,8 @@ class PrimeHubSpawner(KubeSpawner):
     def _check_quota(self, plan, pods):
         group_label = label_value(plan.group.name)
         user_usage, group_usage = usage_from_pods(pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name)
-        what = f"instance type '{plan.instance_type.label}'"
-        problems = quota_problems(
-            plan.instance_type.limits, user_quota(plan.group), user_usage, whose=f"your quota in group '{plan.group.label}'", what=what
-        ) + quota_problems(
-            plan.instance_type.limits, project_quota(plan.group), group_usage, whose=f"the quota of group '{plan.group.label}'", what=what
-        )
+        mine, groups = launch_quota_problems(plan.instance_type, plan.group, user_usage, group_usage)
+        problems = mine + groups
         if problems:
             raise QuotaExceeded("Cannot start the server: " + "; ".join(problems) + ".")
 
