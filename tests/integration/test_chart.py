@@ -16,17 +16,15 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import kubernetes
 import pytest
 import yaml
+from localstack import common
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-from localstack import common  # noqa: E402
 # Another copy of the chart (a packaged or vendored one) can be put under test with PRIMEHUB_CHART_DIR.
 CHART = Path(os.environ.get("PRIMEHUB_CHART_DIR", REPO / "chart"))
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_scenario import REALM, RESOURCES, offline_kube  # noqa: F401
+from hub_scenario import REALM, RESOURCES
 
 from primehub_hub.cli import main
 from primehub_hub.settings import Settings, SettingsError

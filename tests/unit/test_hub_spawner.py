@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, offline_kube, reflectors, user  # noqa: F401
+from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, reflectors, user
 from tornado import web
 
 from primehub_hub import quotas

@@ -4,18 +4,16 @@ files against real ones."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts" / "realm"))
+import apply_realm as ar
+import check_catalog as cc
+import realmlib as rl
 
-import apply_realm as ar  # noqa: E402
-import check_catalog as cc  # noqa: E402
-import realmlib as rl  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 REALM_FILE = REPO / "keycloak-realm" / "primehub-realm.json"
 CRDS = REPO / "crds"
