@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 LOCALSTACK := PYTHONPATH=scripts $(PY) -m localstack
 
-.PHONY: help tools up down status test unit integration e2e bench lint chart-lint clean-state
+.PHONY: help tools up down status test unit integration e2e bench lint clean-state
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -22,8 +22,17 @@ status: ## which local servers are running
 
 # Two pytest runs: Playwright's sync API keeps an event loop running for the browser tests'
 # session, and the strict asyncio unit tests need the loop to themselves.
-test: tools ## the whole suite: unit, integration and browser tests on the real local stack
+test: tools lint ## lint, then the whole suite: unit, integration and browser tests on the real local stack
 	@status=0; $(PY) -m pytest tests/unit || status=$$?; $(PY) -m pytest tests/integration || status=$$?; exit $$status
+
+lint: tools ## ruff (lint and format check), helm lint of the chart and its examples, the values schema
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) chart/tools/values_schema.py --check
+	@$(PY) chart/tools/values_table.py --check
+	@helm=$$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from localstack.common import helm_path; print(helm_path())'); \
+	  "$$helm" lint --quiet chart && \
+	  for example in chart/examples/*.yaml; do "$$helm" lint --quiet --strict chart -f "$$example" || exit 1; done
 
 unit: tools ## unit tests only (no servers)
 	@$(PY) -m pytest tests/unit

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from . import __version__
 from .errors import PrimeHubError
 from .explain import explain_user, render_text
 from .realm_export import RealmExportError, load_realm_export, user_info_from_realm_export
@@ -190,6 +191,7 @@ async def _pod(args):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="primehub-profiles", description="What a PrimeHub user may launch, and how.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def inputs(sub):

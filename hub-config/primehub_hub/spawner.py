@@ -21,10 +21,10 @@ import time
 from functools import partial
 
 from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
 from kubespawner.slugs import is_valid_label, safe_slug
-from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Any, Bool, Float, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
@@ -33,7 +33,15 @@ from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, S
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, launch_quota_problems, project_quota, quota_locks, usage_from_pods, user_quota
+from .quotas import (
+    LABEL_GROUP,
+    LABEL_USER,
+    launch_quota_problems,
+    project_quota,
+    quota_locks,
+    usage_from_pods,
+    user_quota,
+)
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
     describe,

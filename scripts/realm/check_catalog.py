@@ -21,11 +21,7 @@ from pathlib import Path
 import yaml
 
 import realmlib
-from realmlib import EVERYONE, Grant, first, iter_groups, parse_grant  # also puts primehub_hub on the path
-
-from primehub_hub.entitlements import flatten_attributes
-from primehub_hub.quotas import USER_QUOTA_PREFIX, parse_quota, quota_problems
-from primehub_hub.resources import InvalidResource, parse_instance_type
+from realmlib import EVERYONE, Grant, first, iter_groups, parse_grant
 
 CATALOG_KINDS = ("InstanceType", "Image", "Dataset")
 TRUE_ANNOTATIONS = ("dataset.primehub.io/launchGroupOnly", "dataset.primehub.io/homeSymlink")
@@ -189,18 +185,6 @@ def check_users(realm: dict, prefix: str = "") -> list[Finding]:
     return findings
 
 
-def _fits(resource: dict, attrs: dict) -> bool:
-    """Whether an instance type fits a group's per-user quota, decided by the hub's own rules."""
-    try:
-        instance_type = parse_instance_type(resource)
-    except InvalidResource:
-        return True  # the hub skips it; the CRD schema reports it
-    quota = parse_quota(flatten_attributes(attrs), USER_QUOTA_PREFIX)
-    if quota.errors:
-        return True  # malformed quotas are reported by check_groups
-    return not quota_problems(instance_type.limits, quota, whose="quota", what="instance type")
-
-
 def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Finding]:
     """Launch groups that offer no instance type, or none within the per-user quota."""
     grants = group_grants(realm, prefix)
@@ -216,7 +200,7 @@ def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Findi
             findings.append(Finding("warning", f"group {name}", "offers no existing instance type"))
             continue
         attrs = g.get("attributes") or {}
-        if not any(_fits(catalog["InstanceType"][it], attrs) for it in offered):
+        if not any(realmlib.fits_user_quota(catalog["InstanceType"][it], attrs) for it in offered):
             quota = ", ".join(f"{k} {first(attrs[k])}" for k in ("quota-cpu", "quota-gpu", "quota-memory") if k in attrs)
             findings.append(Finding("warning", f"group {name}",
                                     f"every instance type it offers ({', '.join(offered)}) exceeds its quota ({quota})"))

@@ -18,15 +18,17 @@ _HUB_CONFIG = Path(__file__).resolve().parents[2] / "hub-config"
 if _HUB_CONFIG.is_dir() and str(_HUB_CONFIG) not in sys.path:
     sys.path.insert(0, str(_HUB_CONFIG))
 
-from primehub_hub.entitlements import EVERYONE, GRANT_KINDS
+from primehub_hub.entitlements import EVERYONE, GRANT_KINDS, flatten_attributes
 from primehub_hub.entitlements import parse_grant as hub_parse_grant
 from primehub_hub.quotas import (
     PROJECT_QUOTA_PREFIX,
     QUOTA_ATTRIBUTES,
     USER_QUOTA_PREFIX,
     parse_quota,
+    quota_problems,
 )
 from primehub_hub.quotas import parse_memory as hub_parse_memory
+from primehub_hub.resources import InvalidResource, parse_instance_type
 from primehub_hub.volumes import (
     ATTR_CAPACITY,
     ATTR_ENABLED,
@@ -138,6 +140,18 @@ _QUOTA_HELP = {
     "gpu": "{key} must be a whole number of GPUs, not {value!r}",
     "memory": "{key} must be a size such as 8G or 512M, not {value!r}",
 }
+
+
+def fits_user_quota(instance_type: dict, attributes: dict) -> bool:
+    """Whether an InstanceType resource fits a group's per-user quota, by the hub's own rules."""
+    try:
+        parsed = parse_instance_type(instance_type)
+    except InvalidResource:
+        return True  # the hub skips it; the CRD schema reports it
+    quota = parse_quota(flatten_attributes(attributes), USER_QUOTA_PREFIX)
+    if quota.errors:
+        return True  # malformed quotas are reported by check_group_attributes
+    return not quota_problems(parsed.limits, quota, whose="quota", what="instance type")
 
 
 def is_volume_capacity(value: str) -> bool:

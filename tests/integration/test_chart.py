@@ -22,6 +22,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 import yaml
+
 from localstack import common
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,9 +225,11 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     through the chart's Role on the real API server."""
     import shutil
 
-    from localstack import cluster as lc, hub as lh
     from stack import Hub
     from userflows import wait_ready
+
+    from localstack import cluster as lc
+    from localstack import hub as lh
 
     # The catalog and the demo dataset claims, as an operator would apply them (the hub may only read them).
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(REPO / "crds" / "examples"))

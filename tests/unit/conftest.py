@@ -2,8 +2,9 @@
 folders the tests import from are on pytest.ini's `pythonpath`."""
 
 import pytest
-from hub_scenario import catalog
 from kubernetes_asyncio.client import Configuration
+
+from hub_scenario import catalog
 
 
 @pytest.fixture

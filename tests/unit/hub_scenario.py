@@ -25,7 +25,6 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.rest import ApiException
 
 from primehub_hub.cli import load_resource_objects

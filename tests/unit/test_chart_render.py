@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from localstack import common
 
 REPO = Path(__file__).resolve().parents[2]

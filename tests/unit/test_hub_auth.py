@@ -6,10 +6,10 @@ from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from hub_scenario import user
 from jupyterhub.handlers.pages import SpawnHandler
 from tornado.httpclient import HTTPClientError
 
+from hub_scenario import user
 from primehub_hub.auth import AUTH_STATE_KEY, PrimeHubAuthenticator
 from primehub_hub.errors import KeycloakUnavailable, Refused
 from primehub_hub.handlers import PrimeHubSpawnHandler

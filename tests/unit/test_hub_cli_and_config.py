@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_scenario import REALM, RESOURCES
+import yaml
 
+from hub_scenario import REALM, RESOURCES
 from primehub_hub.cli import main
 from primehub_hub.settings import Settings, SettingsError
 
@@ -252,3 +253,16 @@ def test_the_config_works_from_a_copied_folder_without_installing(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == str(target / "primehub_hub" / "__init__.py")
+
+
+def test_one_version_for_the_package_the_cli_and_the_chart(capsys):
+    import primehub_hub
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"primehub-profiles {primehub_hub.__version__}"
+    chart = yaml.safe_load((REPO / "chart" / "Chart.yaml").read_text())
+    assert chart["version"] == primehub_hub.__version__
+    pyproject = (REPO / "hub-config" / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "primehub_hub.__version__"' in pyproject

@@ -1,8 +1,8 @@
 """docs/behaviour.md "Who may launch what", rule by rule, on the scenario (see hub_scenario.py)."""
 
 import pytest
-from hub_scenario import catalog, export, user
 
+from hub_scenario import catalog, export, user
 from primehub_hub.entitlements import (
     EVERYONE,
     Group,

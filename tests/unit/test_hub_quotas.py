@@ -5,10 +5,10 @@ import asyncio
 import pytest
 
 from primehub_hub.quotas import (
-    GiB,
-    MiB,
     ZERO,
     Amount,
+    GiB,
+    MiB,
     QuotaLocks,
     format_memory,
     k8s_memory_quantity,

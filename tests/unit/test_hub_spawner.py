@@ -6,9 +6,9 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, reflectors, user
 from tornado import web
 
+from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, reflectors, user
 from primehub_hub import quotas
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import (

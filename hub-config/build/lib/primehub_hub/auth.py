@@ -1,0 +1,440 @@
+"""Keycloak login for the hub: OIDC authorization code flow, token refresh, groups and admin.
+
+Built on oauthenticator's GenericOAuthenticator, which already does the code flow, the token
+and userinfo requests, auth_state and managed groups. This class adds:
+
+- Keycloak's two addresses: authorize (and end-session) on the browser-facing URL, token and
+  userinfo on the internal one;
+- the user's Keycloak groups, grants, attributes and admin status, read with the admin API
+  (keycloak.py) at login and on every refresh, kept in auth_state under `primehub`;
+- refresh: the access token is renewed with the refresh token when it is about to expire;
+  the Keycloak session is checked through userinfo, and when it was revoked (refresh fails)
+  the user must log in again. When a request acts for another user (an admin starting their
+  server) only that user's groups are refreshed: their tokens are theirs to renew;
+- readable pages instead of tracebacks when Keycloak cannot be reached.
+"""
+
+import base64
+import contextvars
+import json
+import time
+from urllib.parse import urlencode
+
+from jupyterhub.utils import url_path_join
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from tornado.httputil import url_concat
+from tornado.iostream import StreamClosedError
+from traitlets import Any, Float, Integer, Unicode, default
+
+from .entitlements import EVERYONE
+from .errors import KeycloakUnavailable, PrimeHubError
+from .handlers import spawn_handlers
+from .keycloak import KeycloakAdmin
+from .logout import PrimeHubLogoutHandler
+
+AUTH_STATE_KEY = "primehub"
+_REFRESHING = contextvars.ContextVar("primehub_refreshing", default=False)
+
+
+def _unreachable(error):
+    if isinstance(error, HTTPClientError):
+        return error.code == 599 or error.code >= 500
+    return isinstance(error, (OSError, StreamClosedError))
+
+
+def token_issuer_base(token):
+    """Keycloak base URL from a JWT's `iss` (`<base>/realms/<realm>`), without verifying it.
+
+    Only used to choose where to send the token back to; Keycloak itself validates it.
+    """
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AttributeError, IndexError, ValueError, TypeError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(issuer, str) or "/realms/" not in issuer:
+        return None
+    return issuer.split("/realms/")[0].rstrip("/")
+
+
+def _keycloak_down():
+    return KeycloakUnavailable(
+        "The login service (Keycloak) cannot be reached right now. Please try again in a minute; "
+        "if it persists, tell your administrator."
+    )
+
+
+class PrimeHubLoginHandler(OAuthLoginHandler):
+    """Sends the browser to Keycloak only when the hub can reach Keycloak too.
+
+    Otherwise the user would type a password only for the code exchange to fail, or land on the
+    browser's own connection error; a readable page from the hub says what is wrong instead.
+    """
+
+    async def get(self):
+        await self.authenticator.check_keycloak()
+        return super().get()
+
+
+class PrimeHubAuthenticator(GenericOAuthenticator):
+    """Log in with PrimeHub's Keycloak realm and carry the user's groups into the hub."""
+
+    login_handler = PrimeHubLoginHandler
+    _keycloak_seen_up = 0.0
+
+    logout_handler = PrimeHubLogoutHandler
+
+    keycloak_url = Unicode(
+        "",
+        config=True,
+        help="Keycloak base URL as browsers reach it (authorize, login page, end-session), e.g. https://id.example.com.",
+    )
+    keycloak_internal_url = Unicode(
+        "",
+        config=True,
+        help="Keycloak base URL as the hub reaches it (token, userinfo, admin API). Empty: same as keycloak_url.",
+    )
+    realm = Unicode("primehub", config=True, help="Keycloak realm holding PrimeHub's users, groups and roles.")
+    public_url = Unicode(
+        "",
+        config=True,
+        help=(
+            "The hub's public base URL (scheme and host, e.g. https://hub.example.com), used for the OAuth "
+            "callback and the address Keycloak sends the browser back to after logout. Empty: taken from the request."
+        ),
+    )
+    keycloak_cache_ttl = Float(
+        30.0, config=True, help="Seconds a user's groups, grants and admin status read from Keycloak are reused."
+    )
+    keycloak_request_timeout = Float(10.0, config=True, help="Timeout in seconds of each Keycloak admin API request.")
+    token_refresh_margin = Integer(
+        60,
+        config=True,
+        help="Renew the access token with the refresh token when it has fewer than this many seconds left.",
+    )
+    keycloak_admin = Any(
+        None,
+        allow_none=True,
+        help="The KeycloakAdmin client; built from the settings above unless set (tests inject a fake).",
+    )
+
+    @default("keycloak_admin")
+    def _keycloak_admin_default(self):
+        return KeycloakAdmin(
+            self.internal_url,
+            self.realm,
+            self.client_id,
+            self.client_secret,
+            http_client=self.http_client,
+            cache_ttl=self.keycloak_cache_ttl,
+            request_timeout=self.keycloak_request_timeout,
+            validate_cert=self.validate_server_cert,
+            log=self.log,
+        )
+
+    async def check_keycloak(self):
+        """Raise KeycloakUnavailable unless the realm answered recently (at most one probe per 30 s)."""
+        if time.monotonic() - self._keycloak_seen_up < 30:
+            return
+        try:
+            await self.http_client.fetch(
+                f"{self.internal_url}/realms/{self.realm}/.well-known/openid-configuration",
+                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
+            )
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            self.log.warning("Keycloak unreachable at login: %s", e)
+            raise _keycloak_down() from e
+        self._keycloak_seen_up = time.monotonic()
+
+    @property
+    def internal_url(self):
+        return (self.keycloak_internal_url or self.keycloak_url).rstrip("/")
+
+    @property
+    def browser_url(self):
+        return self.keycloak_url.rstrip("/")
+
+    def _oidc(self, base, endpoint):
+        return f"{base}/realms/{self.realm}/protocol/openid-connect/{endpoint}"
+
+    @default("authorize_url")
+    def _authorize_url_default(self):
+        return self._oidc(self.browser_url, "auth")
+
+    @default("token_url")
+    def _token_url_default(self):
+        return self._oidc(self.internal_url, "token")
+
+    @default("userdata_url")
+    def _userdata_url_default(self):
+        return self._oidc(self.internal_url, "userinfo")
+
+    @property
+    def end_session_endpoint(self):
+        return self._oidc(self.browser_url, "logout")
+
+    def end_session_url(self, id_token, return_url):
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": return_url}
+        if id_token:
+            params["id_token_hint"] = id_token
+        return url_concat(self.end_session_endpoint, params)
+
+    @default("username_claim")
+    def _username_claim_default(self):
+        return "preferred_username"
+
+    @default("scope")
+    def _scope_default(self):
+        return ["openid", "profile", "email"]
+
+    @default("login_service")
+    def _login_service_default(self):
+        return "PrimeHub"
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self):
+        return True
+
+    @default("allow_all")
+    def _allow_all_default(self):
+        # Keycloak is the gate: a user of the realm may log in; what they may launch is decided
+        # by their groups, and a user without groups gets a page saying so.
+        return True
+
+    @default("auto_login")
+    def _auto_login_default(self):
+        return True
+
+    @default("auth_refresh_age")
+    def _auth_refresh_age_default(self):
+        # Keycloak access tokens live 5 minutes by default; checking every minute renews them
+        # before they lapse and notices revoked sessions quickly.
+        return 60
+
+    @default("manage_groups")
+    def _manage_groups_default(self):
+        return True
+
+    @default("auth_state_groups_key")
+    def _auth_state_groups_key_default(self):
+        def groups(auth_state):
+            info = (auth_state or {}).get(AUTH_STATE_KEY) or {}
+            return [g["name"] for g in info.get("groups") or [] if g.get("name") and g["name"] != EVERYONE]
+
+        return groups
+
+    def get_handlers(self, app):
+        return super().get_handlers(app) + spawn_handlers()
+
+    def get_callback_url(self, handler=None):
+        if self.oauth_callback_url:
+            return self.oauth_callback_url
+        if self.public_url and handler is not None:
+            return self.public_url.rstrip("/") + url_path_join(handler.hub.base_url, "oauth_callback")
+        return super().get_callback_url(handler)
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def build_auth_state_dict(self, token_info, user_info):
+        auth_state = super().build_auth_state_dict(token_info, user_info)
+        now = time.time()
+        if token_info.get("expires_in"):
+            auth_state["expires_at"] = now + float(token_info["expires_in"])
+        if token_info.get("refresh_expires_in"):
+            auth_state["refresh_expires_at"] = now + float(token_info["refresh_expires_in"])
+        return auth_state
+
+    def _expires_soon(self, auth_state):
+        expires_at = auth_state.get("expires_at")
+        if not expires_at:
+            return True
+        return expires_at - time.time() < self.token_refresh_margin
+
+    def _other_issuer(self, token):
+        """The token's issuer base when it is not the internal URL, else None.
+
+        A Keycloak without a pinned hostname issues tokens for the address the browser used and
+        then refuses them (userinfo, refresh, introspection) at any other address. Going back to
+        the issuer keeps such a setup working; pinning the hostname (KC_HOSTNAME with
+        hostname-backchannel-dynamic) is the real fix, hence the warning.
+        """
+        base = token_issuer_base(token)
+        if not base or base == self.internal_url:
+            return None
+        if not getattr(self, "_warned_issuer", False):
+            self._warned_issuer = True
+            self.log.warning(
+                "Keycloak issued tokens for %s but the hub talks to it at %s and it refuses them there; "
+                "sending them back to %s. Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) to avoid this.",
+                base,
+                self.internal_url,
+                base,
+            )
+        return base
+
+    async def token_to_user(self, token_info):
+        try:
+            return await super().token_to_user(token_info)
+        except HTTPClientError as e:
+            base = self._other_issuer(token_info.get("access_token")) if e.code == 401 else None
+            if base is None:
+                raise
+            return await self.httpfetch(
+                self._oidc(base, "userinfo"),
+                "Fetching user info...",
+                method="GET",
+                headers=self.build_userdata_request_headers(token_info["access_token"], token_info.get("token_type") or "Bearer"),
+                validate_cert=self.validate_server_cert,
+            )
+
+    async def _refresh_at(self, url, params):
+        return await self.httpfetch(
+            url,
+            method="POST",
+            headers=self.build_token_info_request_headers(),
+            body=urlencode(params).encode("utf-8"),
+            validate_cert=self.validate_server_cert,
+        )
+
+    async def _refreshed_token_info(self, handler, auth_state):
+        """New token response from the refresh token; None when the session is gone."""
+        refresh_token = auth_state.get("refresh_token")
+        if not refresh_token:
+            return None
+        params = self.build_refresh_token_request_params(refresh_token)
+        try:
+            token_info = await self.get_token_info(handler, params)
+        except web.HTTPError:
+            # get_token_info turns an OAuth error answer (invalid_grant: session ended) into 403
+            return None
+        except HTTPClientError as e:
+            if _unreachable(e):
+                raise
+            base = self._other_issuer(refresh_token)
+            if base is None:
+                return None
+            try:
+                token_info = await self._refresh_at(self._oidc(base, "token"), params)
+            except HTTPClientError as retry_error:
+                if _unreachable(retry_error):
+                    raise
+                return None
+            if "access_token" not in (token_info or {}):
+                return None
+        if not token_info.get("refresh_token"):
+            token_info["refresh_token"] = refresh_token
+        return token_info
+
+    # --- Keycloak data ------------------------------------------------------------------
+
+    async def load_user_info(self, username, user_id=None, *, fresh=False):
+        """Groups, grants, attributes and admin status of a user (admin API, briefly cached)."""
+        return await self.keycloak_admin.load_user_info(username, user_id, fresh=fresh)
+
+    async def update_auth_model(self, auth_model):
+        auth_state = auth_model["auth_state"]
+        user_id = (auth_state.get(self.user_auth_state_key) or {}).get("sub")
+        # A login reads Keycloak afresh; a refresh (every minute, and before each spawn) may use the
+        # user's entry in the short admin-API cache, which the form page usually filled seconds ago.
+        info = await self.load_user_info(auth_model["name"], user_id, fresh=not _REFRESHING.get())
+        auth_state[AUTH_STATE_KEY] = info.to_dict()
+        if not auth_model.get("admin"):
+            auth_model["admin"] = info.is_admin
+        return auth_model
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        try:
+            return await super().authenticate(handler, data, **kwargs)
+        except PrimeHubError:
+            raise
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            if _unreachable(e):
+                self.log.error("Keycloak unreachable during login: %s", e)
+                raise _keycloak_down() from e
+            raise
+
+    def _acting_for_other(self, user, handler):
+        """True when the request is by someone other than `user` (e.g. an admin spawning)."""
+        if handler is None:
+            return True
+        try:
+            if handler.get_token():
+                # API token requests (incl. the user's own server) must not depend on the
+                # browser's Keycloak session.
+                return True
+        except Exception:
+            pass
+        # While JupyterHub resolves the current user it has not stored it yet: that user is us.
+        current = getattr(handler, "_jupyterhub_user", None)
+        if not hasattr(handler, "_jupyterhub_user"):
+            return False
+        return current is None or getattr(current, "name", None) != user.name
+
+    async def _refresh_groups_only(self, user, auth_state):
+        try:
+            info = await self.load_user_info(user.name, (auth_state.get(self.user_auth_state_key) or {}).get("sub"))
+        except KeycloakUnavailable:
+            return True
+        auth_state[AUTH_STATE_KEY] = info.to_dict()
+        return {"name": user.name, "admin": info.is_admin, "auth_state": auth_state, "groups": self._group_names(info)}
+
+    @staticmethod
+    def _group_names(info):
+        return sorted(g.name for g in info.groups if g.name != EVERYONE)
+
+    @staticmethod
+    def _require_login(handler):
+        """The user's Keycloak session is gone: drop the hub's login cookie too, so the very next
+        request goes to Keycloak instead of waiting for the next refresh check."""
+        if handler is not None and hasattr(handler, "clear_login_cookie"):
+            handler.clear_login_cookie()
+        return False
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        marker = _REFRESHING.set(True)
+        try:
+            return await self._refresh_user(user, handler)
+        finally:
+            _REFRESHING.reset(marker)
+
+    async def _refresh_user(self, user, handler):
+        if not self.enable_auth_state:
+            return True
+        auth_state = await user.get_auth_state()
+        if self._acting_for_other(user, handler):
+            # also for a user who never logged in: their groups come from the admin API
+            return await self._refresh_groups_only(user, dict(auth_state or {}))
+        if not auth_state:
+            return False
+
+        token_info = auth_state.get("token_response") or {}
+        try:
+            if self._expires_soon(auth_state):
+                token_info = await self._refreshed_token_info(handler, auth_state)
+                if token_info is None:
+                    self.log.info("Keycloak session of %s has ended; a new login is required", user.name)
+                    return self._require_login(handler)
+            try:
+                # userinfo answers 401 once the Keycloak session is revoked, even for an unexpired token
+                return await self._token_to_auth_model(token_info)
+            except HTTPClientError as e:
+                if _unreachable(e) or e.code not in (400, 401, 403):
+                    raise
+            token_info = await self._refreshed_token_info(handler, auth_state)
+            if token_info is None:
+                self.log.info("Keycloak session of %s was revoked; a new login is required", user.name)
+                return self._require_login(handler)
+            return await self._token_to_auth_model(token_info)
+        except KeycloakUnavailable:
+            self.log.warning("Keycloak admin API unavailable while refreshing %s; keeping the current login", user.name)
+            return True
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            if _unreachable(e):
+                # Keep serving: pages keep working; a spawn re-reads Keycloak and says it is down.
+                self.log.warning("Keycloak unreachable while refreshing %s: %s", user.name, e)
+                return True
+            raise

@@ -1,0 +1,267 @@
+"""Who may launch what: grants from realm roles, launch groups, offers and dataset mounts.
+
+Pure functions over plain data. `UserInfo` can be filled from the Keycloak admin API
+(keycloak.py), from a realm export file (realm_export.py) or directly in tests.
+
+Rules (docs/behaviour.md, "Who may launch what"):
+- grant roles `it:<name>`, `img:<name>`, `ds:<name>`, `ds:rw:<name>`, optionally as `P:it:<name>`;
+- the `everyone` group's grants apply to every group of every user; it is never a launch group;
+- offers for a launch group = its grants + everyone's, restricted to existing resources;
+- datasets mounted under G = granted to G, everyone, or any other group of the user, except
+  launchGroupOnly datasets, which need a grant from G or everyone; writable iff G or everyone
+  grants `ds:rw:`.
+"""
+
+import functools
+from dataclasses import asdict, dataclass, field
+
+EVERYONE = "everyone"
+ADMIN_CLIENT = "realm-management"
+ADMIN_ROLE = "realm-admin"
+
+
+@dataclass
+class Group:
+    name: str
+    display_name: str = ""
+    attributes: dict = field(default_factory=dict)
+    realm_roles: list = field(default_factory=list)
+    id: str = ""
+
+    @property
+    def label(self):
+        return self.display_name or self.name
+
+
+@dataclass
+class UserInfo:
+    """A user as the hub sees them.
+
+    `groups` holds the user's groups and, when the realm has one, the `everyone` group, whether
+    or not the user is a member of it: its grants are global.
+    """
+
+    username: str
+    attributes: dict = field(default_factory=dict)
+    groups: list = field(default_factory=list)
+    is_admin: bool = False
+    id: str = ""
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        groups = [Group(**g) for g in data.get("groups") or []]
+        return cls(
+            username=data["username"],
+            attributes=dict(data.get("attributes") or {}),
+            groups=groups,
+            is_admin=bool(data.get("is_admin")),
+            id=data.get("id") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Grants:
+    instance_types: frozenset = frozenset()
+    images: frozenset = frozenset()
+    # dataset name -> writable
+    datasets: tuple = ()
+
+    @property
+    def dataset_access(self):
+        return dict(self.datasets)
+
+
+def normalize_prefix(prefix):
+    return (prefix or "").strip().rstrip(":")
+
+
+def parse_grants(roles, prefix=""):
+    """Grants from role names. With a prefix, roles without it are not grants of this hub."""
+    roles = tuple(r for r in roles or () if isinstance(r, str))
+    return _parse_grants(roles, normalize_prefix(prefix))
+
+
+GRANT_KINDS = {"it": "InstanceType", "img": "Image", "ds": "Dataset"}
+
+
+def parse_grant(role, prefix=""):
+    """(kind, name, writable) for a grant role, None for any other role (offline_access, ...).
+
+    `kind` is "it", "img" or "ds". The realm tools (scripts/realm) read grants with this too.
+    """
+    prefix = normalize_prefix(prefix)
+    lead = f"{prefix}:" if prefix else ""
+    if not isinstance(role, str) or not role.startswith(lead):
+        return None
+    kind, sep, name = role[len(lead) :].partition(":")
+    if not sep or kind not in GRANT_KINDS:
+        return None
+    if kind == "ds":
+        mode, sep2, rest = name.partition(":")
+        if sep2:
+            # `ds:rw:<name>`; resource names never contain ':', so nothing else is a grant
+            return (kind, rest, True) if mode == "rw" and rest and ":" not in rest else None
+    return (kind, name, False) if name else None
+
+
+# A form render asks for every group's grants once per launch group (datasets granted elsewhere
+# count too), so a user in many groups would re-parse the same role lists groups² times. Grants
+# are immutable and depend only on the role names, which makes them safe to share.
+@functools.lru_cache(maxsize=4096)
+def _parse_grants(roles, prefix):
+    instance_types, images, datasets = set(), set(), {}
+    for role in roles:
+        grant = parse_grant(role, prefix)
+        if grant is None:
+            continue
+        kind, name, writable = grant
+        if kind == "it":
+            instance_types.add(name)
+        elif kind == "img":
+            images.add(name)
+        elif writable:
+            datasets[name] = True
+        else:
+            datasets.setdefault(name, False)
+    return Grants(frozenset(instance_types), frozenset(images), tuple(sorted(datasets.items())))
+
+
+def everyone_group(user):
+    for group in user.groups:
+        if group.name == EVERYONE:
+            return group
+    return None
+
+
+def launch_groups(user):
+    """The user's groups except `everyone`, de-duplicated by name, sorted by name."""
+    seen = {}
+    for group in user.groups:
+        if group.name != EVERYONE and group.name not in seen:
+            seen[group.name] = group
+    return [seen[name] for name in sorted(seen)]
+
+
+def find_launch_group(user, name):
+    for group in launch_groups(user):
+        if group.name == name:
+            return group
+    return None
+
+
+def _grants(group, prefix):
+    return parse_grants(group.realm_roles if group else (), prefix)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A resource offered under a launch group, and which groups' grants offer it."""
+
+    resource: object
+    granted_by: tuple
+
+
+def grant_sources(groups, prefix, pick):
+    """{resource name: [names of the groups granting it]} over `groups` (None entries skipped).
+
+    `pick` selects the kind from a group's Grants (e.g. `lambda g: g.instance_types`). The form's
+    offers and `explain`'s "granted to ..." both come from here.
+    """
+    sources = {}
+    for source in groups:
+        if source is None:
+            continue
+        for name in pick(_grants(source, prefix)):
+            sources.setdefault(name, [])
+            if source.name not in sources[name]:
+                sources[name].append(source.name)
+    return sources
+
+
+def _offers(available, group, user, prefix, pick):
+    sources = grant_sources((group, everyone_group(user)), prefix, pick)
+    # Catalog order (sorted by name); grants without a resource fall out here.
+    return [Offer(resource, tuple(sources[name])) for name, resource in available.items() if name in sources]
+
+
+def offered_instance_types(user, group, catalog, prefix=""):
+    return _offers(catalog.instance_types, group, user, prefix, lambda g: g.instance_types)
+
+
+def offered_images(user, group, catalog, prefix=""):
+    return _offers(catalog.images, group, user, prefix, lambda g: g.images)
+
+
+@dataclass(frozen=True)
+class DatasetMount:
+    dataset: object
+    writable: bool
+    granted_by: tuple
+
+
+@dataclass(frozen=True)
+class SkippedDataset:
+    dataset: object
+    reason: str
+
+
+def dataset_decisions(user, group, catalog, prefix=""):
+    """(mounted, skipped) datasets for a launch under `group`.
+
+    `skipped` lists granted datasets that are not mounted under this group, with the reason.
+    """
+    everyone = everyone_group(user)
+    in_group = _grants(group, prefix).dataset_access
+    in_everyone = _grants(everyone, prefix).dataset_access
+    elsewhere = {}
+    for other in launch_groups(user):
+        if other.name == group.name:
+            continue
+        for name in _grants(other, prefix).dataset_access:
+            elsewhere.setdefault(name, []).append(other.name)
+
+    mounted, skipped = [], []
+    for name, dataset in catalog.datasets.items():
+        by = []
+        if name in in_group:
+            by.append(group.name)
+        if name in in_everyone:
+            by.append(EVERYONE)
+        near = bool(by)
+        by.extend(elsewhere.get(name, []))
+        if not by:
+            continue
+        if dataset.launch_group_only and not near:
+            skipped.append(
+                SkippedDataset(
+                    dataset,
+                    f"launch-group-only; granted to {', '.join(elsewhere[name])}, not to {group.name}",
+                )
+            )
+            continue
+        writable = bool(in_group.get(name) or in_everyone.get(name))
+        mounted.append(DatasetMount(dataset, writable, tuple(by)))
+    return mounted, skipped
+
+
+def mounted_datasets(user, group, catalog, prefix=""):
+    return dataset_decisions(user, group, catalog, prefix)[0]
+
+
+def has_admin_role(client_roles):
+    """True when `client_roles` ({client: [roles]}) holds realm-management's realm-admin."""
+    return ADMIN_ROLE in set((client_roles or {}).get(ADMIN_CLIENT) or ())
+
+
+def first_value(value):
+    """Keycloak attributes are lists of strings; the data model uses the first value."""
+    if isinstance(value, (list, tuple)):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+def flatten_attributes(attributes):
+    return {str(k): first_value(v) for k, v in (attributes or {}).items()}

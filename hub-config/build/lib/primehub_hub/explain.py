@@ -1,0 +1,193 @@
+"""What a user may launch and why, as plain data (the `explain` command). Pure.
+
+Every decision comes from the modules that make it for the hub: offers and grant sources from
+entitlements.py, quota sentences from quotas.py (through plan.GroupOffer), volumes from volumes.py.
+This module only lays them out.
+"""
+
+from .entitlements import EVERYONE, everyone_group, grant_sources, launch_groups
+from .plan import group_offer
+from .quotas import format_cpu, format_gpu, format_memory
+
+
+def _decisions(kind, catalog_names, sources, offered_names):
+    rows = []
+    for name in sorted(set(catalog_names) | set(sources)):
+        if name in offered_names:
+            rows.append({"kind": kind, "name": name, "offered": True, "why": "granted to " + " and ".join(sources[name])})
+        elif name in sources:
+            rows.append({"kind": kind, "name": name, "offered": False, "why": f"granted to {' and '.join(sources[name])}, but no such {kind} exists"})
+        else:
+            rows.append({"kind": kind, "name": name, "offered": False, "why": "not granted to this group or to everyone"})
+    return rows
+
+
+def _instance_type_rows(offer):
+    """Each offered instance type with its size and whether it fits the user's and the group's quota."""
+    rows = []
+    for o in offer.instance_types:
+        it = o.resource
+        user_problems, project_problems = offer.quota_problems(it)
+        rows.append(
+            {
+                "name": it.name,
+                "displayName": it.label,
+                "cpu": it.cpu_limit,
+                "memory": it.memory_limit,
+                "gpu": it.gpu_limit,
+                "gpuResourceName": it.gpu_resource_name if it.gpu_limit else None,
+                "fitsQuota": not user_problems,
+                "fitsProjectQuota": not project_problems,
+                "reason": "; ".join(user_problems + project_problems),
+                "grantedBy": list(o.granted_by),
+            }
+        )
+    return rows
+
+
+def _image_rows(offer):
+    return [
+        {
+            "name": o.resource.name,
+            "displayName": o.resource.label,
+            "type": o.resource.type,
+            "url": o.resource.url,
+            "urlForGpu": o.resource.url_for_gpu or None,
+            "grantedBy": list(o.granted_by),
+        }
+        for o in offer.images
+    ]
+
+
+def _dataset_rows(offer):
+    return [
+        {
+            "name": m.dataset.name,
+            "displayName": m.dataset.label,
+            "type": m.dataset.type,
+            "writable": m.writable,
+            "mountPath": None if m.dataset.type == "env" else m.dataset.mount_path,
+            "launchGroupOnly": m.dataset.launch_group_only,
+            "grantedBy": list(m.granted_by),
+        }
+        for m in offer.datasets
+    ]
+
+
+def _dataset_decisions(user, offer, catalog, prefix):
+    """Why each dataset of the catalog or of a grant is mounted under this group, or not."""
+    mounted = {m.dataset.name: m.granted_by for m in offer.datasets}
+    skipped = {s.dataset.name: s.reason for s in offer.skipped_datasets}
+    sources = grant_sources(launch_groups(user) + [everyone_group(user)], prefix, lambda g: g.dataset_access)
+    rows = []
+    for name in sorted(set(catalog.datasets) | set(sources)):
+        if name in mounted:
+            why = "granted to " + " and ".join(mounted[name])
+        elif name in skipped:
+            why = skipped[name]
+        elif name in sources:
+            why = f"granted to {' and '.join(sources[name])}, but no such Dataset exists"
+        else:
+            why = "not granted to any of your groups or to everyone"
+        rows.append({"kind": "Dataset", "name": name, "offered": name in mounted, "why": why})
+    return rows
+
+
+def _group_decisions(user, group, offer, catalog, prefix):
+    """Why each instance type, image and dataset is offered under `group`, or not."""
+    here = (group, everyone_group(user))
+    offered_its = {o.resource.name for o in offer.instance_types}
+    offered_images = {o.resource.name for o in offer.images}
+    return (
+        _decisions("InstanceType", catalog.instance_types, grant_sources(here, prefix, lambda g: g.instance_types), offered_its)
+        + _decisions("Image", catalog.images, grant_sources(here, prefix, lambda g: g.images), offered_images)
+        + _dataset_decisions(user, offer, catalog, prefix)
+    )
+
+
+def _group_report(user, group, catalog, prefix):
+    offer = group_offer(user, group, catalog, prefix)
+    return {
+        "name": group.name,
+        "displayName": group.label,
+        "quota": offer.user_quota.to_dict(),
+        "projectQuota": offer.project_quota.to_dict(),
+        "quotaErrors": list(offer.user_quota.errors + offer.project_quota.errors),
+        "instanceTypes": _instance_type_rows(offer),
+        "images": _image_rows(offer),
+        "datasets": _dataset_rows(offer),
+        "sharedVolumes": [{"claimName": v.claim_name, "mountPath": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes],
+        "volumeError": offer.volume_error or None,
+        "decisions": _group_decisions(user, group, offer, catalog, prefix),
+    }
+
+
+def explain_user(user, catalog, prefix=""):
+    return {
+        "user": user.username,
+        "admin": bool(user.is_admin),
+        "everyone": everyone_group(user) is not None,
+        "groups": [_group_report(user, group, catalog, prefix) for group in launch_groups(user)],
+    }
+
+
+def _table(headers, rows):
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(str(cell))) for w, cell in zip(widths, row)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _quota_text(q):
+    return f"cpu {format_cpu(q['cpu'])}, gpu {format_gpu(q['gpu'])}, memory {format_memory(q['memory'])}"
+
+
+def render_text(report):
+    out = [f"User {report['user']}" + (" (admin)" if report["admin"] else "")]
+    if not report["everyone"]:
+        out.append(f"The realm has no '{EVERYONE}' group: there are no global grants.")
+    if not report["groups"]:
+        out.append("No launch group: this user sees 'No group is configured for you'.")
+    for group in report["groups"]:
+        out.append("")
+        title = f"Group {group['name']}" + (f" ({group['displayName']})" if group["displayName"] != group["name"] else "")
+        out.append(title)
+        out.append("=" * len(title))
+        out.append(f"Your quota:  {_quota_text(group['quota'])}")
+        out.append(f"Group quota: {_quota_text(group['projectQuota'])}")
+        for error in group["quotaErrors"]:
+            out.append(f"Quota error: {error} (treated as 0)")
+        if group["volumeError"]:
+            out.append(f"Cannot launch: {group['volumeError']}")
+        for volume in group["sharedVolumes"]:
+            out.append(f"Shared volume: {volume['claimName']} at {volume['mountPath']} ({volume['capacity']})")
+        out.append("")
+        out.append(
+            _table(
+                ["instance type", "cpu", "memory", "gpu", "fits quota", "note"],
+                [
+                    [i["name"], format_cpu(i["cpu"]), format_memory(i["memory"]), i["gpu"], "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO", i["reason"]]
+                    for i in group["instanceTypes"]
+                ]
+                or [["(none)", "", "", "", "", ""]],
+            )
+        )
+        out.append("")
+        out.append(_table(["image", "type", "url"], [[i["name"], i["type"], i["url"]] for i in group["images"]] or [["(none)", "", ""]]))
+        out.append("")
+        out.append(
+            _table(
+                ["dataset", "type", "access", "mounted at"],
+                [[d["name"], d["type"], "read-write" if d["writable"] else "read-only", d["mountPath"] or "(environment)"] for d in group["datasets"]]
+                or [["(none)", "", "", ""]],
+            )
+        )
+        out.append("")
+        out.append(
+            _table(
+                ["kind", "name", "offered", "why"],
+                [[d["kind"], d["name"], "yes" if d["offered"] else "no", d["why"]] for d in group["decisions"]],
+            )
+        )
+    return "\n".join(out) + "\n"

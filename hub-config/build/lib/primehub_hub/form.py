@@ -1,0 +1,189 @@
+"""The server options form: group, then instance type, then image.
+
+Why not KubeSpawner's `profile_list` machinery, although one profile per launch group with
+`profile_options` for instance type and image maps onto it naturally:
+
+- its choices carry static `kubespawner_override`s, but the image URL depends on the chosen
+  instance type (`urlForGpu`), a GPU-only image is invalid with a CPU type, and quotas depend
+  on live usage: these are rules across choices, which `plan.plan_launch` owns;
+- it does not re-validate a submitted choice key (a forged one ends in a KeyError, a 500),
+  whereas every submitted value here must be refused with a clear 4xx;
+- its form template is rendered without HTML autoescaping, and group display names and
+  descriptions come from Keycloak and custom resources, i.e. from users of the platform;
+- it cannot show a disabled choice with the reason it is disabled.
+
+So the form is rendered here from a model computed by the same functions the server uses to
+check the submission (`plan.group_offer`), with an autoescaping jinja2 environment. The field
+names are `group`, `instance_type@<group>` and `image@<group>`; `spawner.options_from_form`
+turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too.
+"""
+
+from dataclasses import dataclass, field
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .entitlements import launch_groups
+from .errors import NoLaunchGroup
+from .plan import NO_GROUP_MESSAGE, group_offer, normalize_options
+from .quotas import ZERO, format_cpu, format_gpu, format_memory
+
+FIELD_SEPARATOR = "@"
+
+_env = Environment(
+    loader=PackageLoader("primehub_hub", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass
+class FormChoice:
+    name: str
+    label: str
+    description: str = ""
+    reason: str = ""
+    selected: bool = False
+    gpu: int = 0
+    image_type: str = ""
+    summary: str = ""
+
+
+@dataclass
+class QuotaRow:
+    resource: str
+    user_quota: str
+    user_used: str
+    group_quota: str
+    group_used: str
+
+
+@dataclass
+class FormGroup:
+    name: str
+    label: str
+    selected: bool = False
+    reason: str = ""
+    quota_rows: list = field(default_factory=list)
+    quota_errors: list = field(default_factory=list)
+    instance_types: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    datasets: list = field(default_factory=list)
+    shared_volumes: list = field(default_factory=list)
+
+
+def _summary(instance_type):
+    parts = [format_cpu(instance_type.cpu_limit), format_memory(instance_type.memory_limit)]
+    if instance_type.gpu_limit:
+        parts.append(format_gpu(instance_type.gpu_limit))
+    return ", ".join(parts)
+
+
+def _quota_rows(offer, user_usage, group_usage):
+    uq, pq = offer.user_quota, offer.project_quota
+    return [
+        QuotaRow("CPU", format_cpu(uq.cpu), format_cpu(user_usage.cpu), format_cpu(pq.cpu), format_cpu(group_usage.cpu)),
+        QuotaRow("GPU", format_gpu(uq.gpu), format_gpu(user_usage.gpu), format_gpu(pq.gpu), format_gpu(group_usage.gpu)),
+        QuotaRow(
+            "Memory",
+            format_memory(uq.memory),
+            format_memory(user_usage.memory),
+            format_memory(pq.memory),
+            format_memory(group_usage.memory),
+        ),
+    ]
+
+
+def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
+    """The form model. `usage` maps group name -> (user usage, group usage); missing = none.
+
+    Remembered choices are pre-selected only where still offered and usable; others are
+    dropped without a word, as the data model asks.
+    """
+    groups = launch_groups(user)
+    if not groups:
+        return None
+    remembered = normalize_options(remembered or {}, strict=False)
+    usage = usage or {}
+    model = []
+    for group in groups:
+        offer = group_offer(user, group, catalog, prefix)
+        user_usage, group_usage = usage.get(group.name, (ZERO, ZERO))
+        entry = FormGroup(name=group.name, label=group.label, reason=offer.volume_error)
+        entry.quota_rows = _quota_rows(offer, user_usage, group_usage)
+        entry.quota_errors = list(offer.user_quota.errors + offer.project_quota.errors)
+        is_remembered_group = remembered.get("group") == group.name
+        for choice in offer.instance_type_choices(user_usage, group_usage):
+            entry.instance_types.append(
+                FormChoice(choice.name, choice.label, choice.description, choice.reason, gpu=choice.resource.gpu_limit, summary=_summary(choice.resource))
+            )
+        _select(entry.instance_types, remembered.get("instance_type") if is_remembered_group else None)
+        chosen_type = next((c for c in entry.instance_types if c.selected), None)
+        chosen_resource = catalog.instance_types.get(chosen_type.name) if chosen_type else None
+        for choice in offer.image_choices(chosen_resource):
+            entry.images.append(FormChoice(choice.name, choice.label, choice.description, choice.reason, image_type=choice.resource.type))
+        _select(entry.images, remembered.get("image") if is_remembered_group else None)
+        if not offer.instance_types:
+            entry.reason = entry.reason or "no instance type is granted to this group"
+        elif not offer.images:
+            entry.reason = entry.reason or "no image is granted to this group"
+        entry.datasets = [
+            {
+                "name": m.dataset.name,
+                "label": m.dataset.label,
+                "type": m.dataset.type,
+                "where": "environment variables" if m.dataset.type == "env" else m.dataset.mount_path,
+                "access": "read-write" if m.writable else "read-only",
+            }
+            for m in offer.datasets
+        ]
+        entry.shared_volumes = [{"path": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes]
+        model.append(entry)
+
+    wanted = remembered.get("group")
+    usable = [g for g in model if not g.reason]
+    chosen = next((g for g in usable if g.name == wanted), None) or (usable[0] if usable else model[0])
+    chosen.selected = True
+    return model
+
+
+def _select(choices, remembered_name):
+    for choice in choices:
+        choice.selected = False
+    usable = [c for c in choices if not c.reason]
+    chosen = next((c for c in usable if c.name == remembered_name), None) or (usable[0] if usable else None)
+    if chosen is not None:
+        chosen.selected = True
+
+
+def render_form(model, *, admin_note=""):
+    if model is None:
+        raise NoLaunchGroup(NO_GROUP_MESSAGE)
+    return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note)
+
+
+def form_options(formdata):
+    """Turn posted form fields into {"group", "instance_type", "image"} candidates.
+
+    Fields of groups other than the chosen one are ignored (without JavaScript every group's
+    selects are posted). Other unknown fields are passed on, so strict validation refuses them.
+    """
+    options = {}
+    group_values = formdata.get("group") or formdata.get("profile")
+    group = None
+    if isinstance(group_values, list) and len(group_values) == 1 and isinstance(group_values[0], str):
+        group = group_values[0]
+    elif isinstance(group_values, str):
+        group = group_values
+    for key, value in formdata.items():
+        name, sep, owner = key.partition(FIELD_SEPARATOR)
+        if sep and name in ("instance_type", "image"):
+            if owner == group:
+                options[name] = value
+            continue
+        if key == "_xsrf":
+            continue  # JupyterHub's own token, checked by the handler; some clients post it in the body
+        if key == "profile":
+            key = "group"
+        options.setdefault(key, value)
+    return options

@@ -1,0 +1,275 @@
+"""From a user, the catalog and submitted options to a launch plan, or a refusal. Pure.
+
+The spawner, the options form and the `primehub-profiles` CLI all go through `group_offer` and
+`plan_launch`, so what the form offers, what the server accepts and what the CLI explains
+cannot drift apart.
+
+Options are `{"group": str, "instance_type": str, "image": str}` (`profile` is accepted as an
+alias of `group`, KubeSpawner's name for it). In strict mode (options the user just submitted)
+anything not granted is refused; in lenient mode (options remembered from an earlier launch)
+a choice that is no longer granted is dropped quietly and replaced by the first usable one.
+"""
+
+from dataclasses import dataclass, field
+
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, datasets_pieces
+from .entitlements import (
+    dataset_decisions,
+    find_launch_group,
+    launch_groups,
+    offered_images,
+    offered_instance_types,
+)
+from .errors import BadRequest, ConfigurationError, NoLaunchGroup, QuotaExceeded, Refused
+from .quotas import ZERO, launch_quota_problems, project_quota, user_quota
+from .volumes import shared_volumes_for_launch
+
+OPTION_KEYS = ("group", "instance_type", "image")
+OPTION_ALIASES = {"profile": "group"}
+MAX_OPTION_LENGTH = 253
+
+NO_GROUP_MESSAGE = (
+    "No group is configured for you, so there is nothing you can launch yet. "
+    "Please ask your administrator to add you to a group."
+)
+
+
+def normalize_options(raw, *, strict):
+    """Validate the shape of submitted options; returns {key: str} for the known keys.
+
+    Accepts form data (`{key: [str]}`) and JSON (`{key: str}`). In strict mode a wrong type, an
+    over-long value, several values or an unknown key is a 400; in lenient mode they are ignored.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        if strict:
+            raise BadRequest("Server options must be an object with group, instance_type and image.")
+        return {}
+    options = {}
+    unknown = []
+    for key, value in raw.items():
+        canonical = OPTION_ALIASES.get(key, key)
+        if canonical not in OPTION_KEYS:
+            unknown.append(str(key))
+            continue
+        if isinstance(value, list):
+            if len(value) != 1:
+                if strict:
+                    raise BadRequest(f"Option '{canonical}' must have exactly one value.")
+                continue
+            value = value[0]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or "\x00" in value:
+            if strict:
+                raise BadRequest(f"Option '{canonical}' must be a name of at most {MAX_OPTION_LENGTH} characters.")
+            continue
+        if canonical in options and options[canonical] != value:
+            if strict:
+                raise BadRequest(f"Option '{canonical}' was given twice with different values.")
+            continue
+        options[canonical] = value
+    if unknown and strict:
+        names = ", ".join(sorted(unknown)[:5])
+        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type and image can be chosen.")
+    return options
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of a select in the form: usable or disabled with a reason."""
+
+    name: str
+    label: str
+    description: str = ""
+    reason: str = ""
+    resource: object = None
+
+    @property
+    def enabled(self):
+        return not self.reason
+
+
+@dataclass
+class GroupOffer:
+    """Everything offered when launching under one group."""
+
+    group: object
+    instance_types: list = field(default_factory=list)  # entitlements.Offer
+    images: list = field(default_factory=list)  # entitlements.Offer
+    datasets: list = field(default_factory=list)  # entitlements.DatasetMount
+    skipped_datasets: list = field(default_factory=list)
+    user_quota: object = None
+    project_quota: object = None
+    shared_volumes: list = field(default_factory=list)
+    volume_error: str = ""
+
+    def instance_type_reason(self, instance_type, user_usage=ZERO, group_usage=ZERO):
+        """Why the instance type cannot be launched now ('' when it can)."""
+        return "; ".join(sum(self.quota_problems(instance_type, user_usage, group_usage), []))
+
+    def quota_problems(self, instance_type, user_usage=ZERO, group_usage=ZERO):
+        """(user quota sentences, group quota sentences) for launching `instance_type` here."""
+        quotas = (self.user_quota, self.project_quota)
+        return launch_quota_problems(instance_type, self.group, user_usage, group_usage, quotas)
+
+    def instance_type_choices(self, user_usage=ZERO, group_usage=ZERO):
+        return [
+            Choice(o.resource.name, o.resource.label, o.resource.description, self.instance_type_reason(o.resource, user_usage, group_usage), o.resource)
+            for o in self.instance_types
+        ]
+
+    def image_choices(self, instance_type=None):
+        choices = []
+        for offer in self.images:
+            reason = offer.resource.incompatibility(instance_type) if instance_type else ""
+            choices.append(Choice(offer.resource.name, offer.resource.label, offer.resource.description, reason or "", offer.resource))
+        return choices
+
+
+def group_offer(user, group, catalog, prefix=""):
+    mounted, skipped = dataset_decisions(user, group, catalog, prefix)
+    offer = GroupOffer(
+        group=group,
+        instance_types=offered_instance_types(user, group, catalog, prefix),
+        images=offered_images(user, group, catalog, prefix),
+        datasets=mounted,
+        skipped_datasets=skipped,
+        user_quota=user_quota(group),
+        project_quota=project_quota(group),
+    )
+    try:
+        offer.shared_volumes = shared_volumes_for_launch(group, launch_groups(user))
+    except ConfigurationError as e:
+        offer.volume_error = e.message
+    return offer
+
+
+@dataclass
+class LaunchPlan:
+    user: object
+    group: object
+    instance_type: object
+    image: object
+    image_url: str
+    datasets: list
+    shared_volumes: list
+    env: dict
+    volumes: list
+    volume_mounts: list
+    home_symlinks: list
+    dropped: list = field(default_factory=list)  # remembered choices dropped quietly
+
+    @property
+    def options(self):
+        return {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
+
+
+def _pick(name, choices, *, strict, kind, where, dropped):
+    """The chosen entry, or the first usable one when nothing (or, leniently, nothing valid) was chosen."""
+    by_name = {c.name: c for c in choices}
+    if name:
+        choice = by_name.get(name)
+        if choice is None:
+            if strict:
+                raise Refused(f"You are not allowed to use {kind} '{name}' {where}.")
+            dropped.append(f"{kind} '{name}' is no longer available {where}")
+        elif not choice.enabled:
+            if strict:
+                error = QuotaExceeded if "quota" in choice.reason else Refused
+                raise error(f"Cannot launch with {kind} '{choice.label}': {choice.reason}.")
+            dropped.append(f"{kind} '{name}': {choice.reason}")
+        else:
+            return choice
+    for choice in choices:
+        if choice.enabled:
+            return choice
+    if not choices:
+        raise Refused(f"No {kind} is available {where}. Please ask your administrator to grant one.")
+    reasons = "; ".join(f"{c.label}: {c.reason}" for c in choices)
+    error = QuotaExceeded if "quota" in reasons else Refused
+    raise error(f"No {kind} can be launched {where}: {reasons}.")
+
+
+def _choose_group(user, options, *, strict, dropped):
+    """The launch group asked for, else (nothing asked, or leniently, no longer a member) the first.
+
+    Returns (group, options): a remembered instance type or image belonged to a dropped group, so
+    they are forgotten with it.
+    """
+    groups = launch_groups(user)
+    if not groups:
+        raise NoLaunchGroup(NO_GROUP_MESSAGE)
+    asked = options.get("group")
+    if not asked:
+        return groups[0], options
+    group = find_launch_group(user, asked)
+    if group is not None:
+        return group, options
+    if strict:
+        raise Refused(f"You are not a member of group '{asked}', so you cannot launch under it.")
+    dropped.append(f"group '{asked}' is no longer one of your groups")
+    return groups[0], {}
+
+
+def _mounts(offer, *, git_sync_host_root, log):
+    """(volumes, volume mounts, dataset environment, home symlinks) of the datasets and group volumes."""
+    pieces = datasets_pieces(offer.datasets, git_sync_host_root=git_sync_host_root, log=log)
+    volumes = list(pieces.volumes) + [shared.volume for shared in offer.shared_volumes]
+    mounts = list(pieces.volume_mounts) + [shared.volume_mount for shared in offer.shared_volumes]
+    return volumes, mounts, dict(pieces.env), pieces.home_symlinks
+
+
+def _platform_env(user, group, instance_type, image):
+    """The hub's own variables; they win over dataset variables of the same name."""
+    env = {
+        "GROUP_NAME": group.name,
+        "GROUP_ID": group.id or "",
+        "INSTANCE_TYPE": instance_type.name,
+        "IMAGE_NAME": image.name,
+        "TZ": (user.attributes or {}).get("timezone") or "UTC",
+    }
+    if not instance_type.has_gpu:
+        # a GPU node's devices stay hidden from a launch without GPUs
+        env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    return env
+
+
+def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
+    """Decide the launch, or raise a PrimeHubError with the sentence the user should read."""
+    dropped = []
+    group, options = _choose_group(user, normalize_options(raw_options, strict=strict), strict=strict, dropped=dropped)
+    offer = group_offer(user, group, catalog, prefix)
+    if offer.volume_error:
+        raise ConfigurationError(offer.volume_error)
+    where = f"in group '{group.label}'"
+    instance_type = _pick(
+        options.get("instance_type"), offer.instance_type_choices(), strict=strict, kind="instance type", where=where, dropped=dropped
+    ).resource
+    image = _pick(
+        options.get("image"),
+        offer.image_choices(instance_type),
+        strict=strict,
+        kind="image",
+        where=f"{where} with instance type '{instance_type.label}'",
+        dropped=dropped,
+    ).resource
+    volumes, mounts, env, home_symlinks = _mounts(offer, git_sync_host_root=git_sync_host_root, log=log)
+    env.update(_platform_env(user, group, instance_type, image))
+    return LaunchPlan(
+        user=user,
+        group=group,
+        instance_type=instance_type,
+        image=image,
+        image_url=image.url_for(instance_type),
+        datasets=offer.datasets,
+        shared_volumes=offer.shared_volumes,
+        env=env,
+        volumes=volumes,
+        volume_mounts=mounts,
+        home_symlinks=home_symlinks,
+        dropped=dropped,
+    )

@@ -1,0 +1,476 @@
+"""PrimeHubSpawner: KubeSpawner that launches what the user's groups entitle them to.
+
+What it adds to KubeSpawner, and where:
+
+- the options form (`options_form`, form.py) and its server-side check (`options_from_form`,
+  and again in `load_user_options`, which KubeSpawner's start calls first), both from the
+  entitlements of the user who will own the server (`self.user`), never of the requester;
+- `apply_plan`: instance type, image, datasets, group volumes, home capacity, labels and
+  environment onto KubeSpawner's traits, starting each launch from the configured baseline;
+- quota enforcement under a per-group lock held until the pod exists
+  (`_make_create_pod_request`), counting the group's Pending/Running pods;
+- fast failure: while the pod is pending, the scheduler's verdict is watched, and an
+  unschedulable pod fails the spawn in about a second with the reason in words.
+"""
+
+import asyncio
+import copy
+import json
+import shlex
+import time
+from functools import partial
+
+from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from kubespawner.objects import make_pvc
+from kubespawner.slugs import is_valid_label, safe_slug
+from traitlets import Any, Bool, Float, List, Unicode, default
+
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
+from .entitlements import launch_groups
+from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
+from .form import build_form, form_options, render_form
+from .handlers import remember_refusal
+from .plan import plan_launch
+from .quotas import (
+    LABEL_GROUP,
+    LABEL_USER,
+    launch_quota_problems,
+    project_quota,
+    quota_locks,
+    usage_from_pods,
+    user_quota,
+)
+from .resources import CatalogWatcher, instance_type_override
+from .scheduling import (
+    describe,
+    failed_scheduling_message,
+    pod_is_scheduled,
+    pod_unschedulable_message,
+    read_verdict,
+    scale_up_triggered,
+)
+from .volumes import home_capacity
+
+# Traits a launch plan sets; each launch starts again from their configured values.
+PLAN_TRAITS = (
+    "image",
+    "image_pull_secrets",
+    "cpu_limit",
+    "cpu_guarantee",
+    "mem_limit",
+    "mem_guarantee",
+    "extra_resource_limits",
+    "extra_resource_guarantees",
+    "node_selector",
+    "tolerations",
+    "volumes",
+    "volume_mounts",
+    "extra_labels",
+    "lifecycle_hooks",
+    "storage_capacity",
+)
+_APPEND_TRAITS = ("tolerations", "image_pull_secrets")
+
+
+def label_value(name):
+    """A label-safe form of a user or group name: unchanged when valid, else a hashed slug."""
+    return safe_slug(name, is_valid=is_valid_label, max_length=63)
+
+
+def literal(value):
+    """Protect a value from KubeSpawner's `{username}`-style expansion of volumes and mounts."""
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    return value
+
+
+def _merge_named(current, additions):
+    """Add volume-like dicts to KubeSpawner's volumes/volume_mounts, which may be a list or a dict."""
+    if isinstance(current, dict):
+        merged = dict(current)
+        for item in additions:
+            merged[f"primehub-{item['name']}"] = item
+        return merged
+    return list(current or []) + list(additions)
+
+
+class PrimeHubSpawner(KubeSpawner):
+    """Spawn user servers from PrimeHub's groups, instance types, images and datasets."""
+
+    role_prefix = Unicode(
+        "",
+        config=True,
+        help="Optional grant prefix P: roles then read P:it:<name>, P:img:<name>, P:ds:<name>, P:ds:rw:<name>.",
+    )
+    scheduling_failure_grace = Float(
+        0.0,
+        config=True,
+        help=(
+            "Seconds an 'unschedulable' verdict must persist before the spawn fails. 0 fails at once; "
+            "raise it on clusters whose autoscaler adds nodes."
+        ),
+    )
+    scheduling_poll_interval = Float(
+        0.5, config=True, help="Seconds between looks at a pending pod's scheduling status."
+    )
+    git_sync_host_root = Unicode(
+        DEFAULT_GIT_SYNC_HOST_ROOT,
+        config=True,
+        help="Host folder where git-sync keeps git datasets (one subfolder per dataset); overridable per dataset by annotation.",
+    )
+    shared_volume_storage_class = Unicode(
+        "", config=True, help="Storage class of group shared volumes (project-<group>); empty uses the cluster default."
+    )
+    shared_volume_access_modes = List(
+        Unicode(), ["ReadWriteMany"], config=True, help="Access modes of group shared volumes."
+    )
+    explicit_zero_requests = Bool(
+        False,
+        config=True,
+        help=(
+            "When an instance type has no requests, write requests of 0 into the pod. By default they are "
+            "left out, as PrimeHub did, and Kubernetes then requests the limits."
+        ),
+    )
+    dataset_home_symlinks = Bool(
+        True,
+        config=True,
+        help="Link datasets annotated homeSymlink into the home folder (a postStart hook; failures are ignored).",
+    )
+
+    primehub_user = Any(
+        None, allow_none=True, help="Entitlements to use instead of asking Keycloak (CLI and tests)."
+    )
+    primehub_catalog = Any(
+        None, allow_none=True, help="Catalog to use instead of the watched custom resources (CLI and tests)."
+    )
+    primehub_pods = Any(
+        None, allow_none=True, help="Pods (API dicts) to show usage from instead of the pod reflector (tests)."
+    )
+    options_explicit = Any(
+        None,
+        allow_none=True,
+        help="Force strict (True) or remembered-choice (False) checking of user_options; None decides per request.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in PLAN_TRAITS}
+        self.plan = None
+        self._plan_env = {}
+        self._pod_created = False
+        self._primehub_refusal = None
+        if self.profile_list:
+            self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    async def load_primehub_user(self):
+        """Entitlements of the server's owner (self.user), whoever is making the request."""
+        if self.primehub_user is not None:
+            return self.primehub_user
+        loader = getattr(self.authenticator, "load_user_info", None)
+        if loader is None:
+            raise ConfigurationError("PrimeHubSpawner needs PrimeHubAuthenticator to read users' groups from Keycloak.")
+        user_id = None
+        try:
+            auth_state = await self.user.get_auth_state()
+            user_id = ((auth_state or {}).get("primehub") or {}).get("id")
+        except Exception:
+            self.log.debug("No auth state for %s", self.user.name, exc_info=True)
+        return await loader(self.user.name, user_id)
+
+    async def load_catalog(self):
+        if self.primehub_catalog is not None:
+            return self.primehub_catalog
+        return await CatalogWatcher.shared(self.namespace, log=self.log, parent=self).catalog()
+
+    def _options_are_explicit(self):
+        """Were user_options just submitted (strict) or remembered from the last launch (lenient)?"""
+        if self.options_explicit is not None:
+            return bool(self.options_explicit)
+        request = getattr(self.handler, "request", None)
+        if request is None:
+            return False
+        if request.method == "POST" and (request.body or b"").strip() not in (b"", b"{}", b"null"):
+            return True
+        return any(key not in ("next", "_xsrf") for key in request.query_arguments)
+
+    def _plan(self, user, catalog, raw_options, strict):
+        return plan_launch(
+            user,
+            catalog,
+            raw_options,
+            prefix=self.role_prefix,
+            strict=strict,
+            git_sync_host_root=self.git_sync_host_root,
+            log=self.log,
+        )
+
+    # --- the form ---------------------------------------------------------------------------
+
+    @default("options_form")
+    def _options_form_default(self):
+        return self._render_primehub_form
+
+    async def _render_primehub_form(self, spawner=None):
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        usage = await self._usage_for_form(user)
+        model = build_form(user, catalog, prefix=self.role_prefix, remembered=self.user_options, usage=usage)
+        note = ""
+        current = getattr(self.handler, "current_user", None) if self.handler is not None else None
+        if current is not None and getattr(current, "name", self.user.name) != self.user.name:
+            note = f"You are starting a server for {self.user.name}: the groups, choices and quotas shown are theirs."
+        return render_form(model, admin_note=note)
+
+    async def _active_pods(self):
+        if self.primehub_pods is not None:
+            return list(self.primehub_pods)
+        await self._start_watching_pods()
+        return list(self.pod_reflector.pods.values())
+
+    async def _usage_for_form(self, user):
+        try:
+            pods = await self._active_pods()
+        except Exception:
+            self.log.warning("Cannot read pods to show quota usage", exc_info=True)
+            return {}
+        me = label_value(self.user.name)
+        return {
+            g.name: usage_from_pods(pods, label_value(g.name), me, exclude_pod=self.pod_name) for g in launch_groups(user)
+        }
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return self._primehub_options_from_form
+
+    async def _primehub_options_from_form(self, formdata):
+        """Check a form submission fully before anything is started; returns clean user_options."""
+        try:
+            user = await self.load_primehub_user()
+            catalog = await self.load_catalog()
+            plan = self._plan(user, catalog, form_options(formdata), strict=True)
+            if self.primehub_pods is not None or self.pod_reflector is not None:
+                # early, lock-free look; the binding check happens when the pod is created
+                self._check_quota(plan, await self._active_pods())
+        except PrimeHubError as e:
+            remember_refusal(self, e)
+            raise
+        return plan.options
+
+    # --- applying a launch --------------------------------------------------------------------
+
+    async def load_user_options(self):
+        """Called by KubeSpawner's start: decide the launch from user_options and apply it."""
+        try:
+            user = await self.load_primehub_user()
+            catalog = await self.load_catalog()
+            plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
+        except PrimeHubError as e:
+            remember_refusal(self, e)
+            raise
+        for note in plan.dropped:
+            self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
+        self.apply_plan(plan)
+        if self.user_options != plan.options:
+            self.user_options = plan.options
+            if self.orm_spawner is not None:
+                self.orm_spawner.user_options = plan.options
+
+    def instance_type_to_override(self, instance_type):
+        """KubeSpawner trait values for an instance type."""
+        return instance_type_override(instance_type, explicit_zero_requests=self.explicit_zero_requests)
+
+    def image_to_override(self, image, instance_type):
+        """KubeSpawner trait values for an image launched with an instance type."""
+        reason = image.incompatibility(instance_type)
+        if reason:
+            raise Refused(f"Cannot launch: {reason}.")
+        override = {"image": image.url_for(instance_type)}
+        if image.pull_secret:
+            override["image_pull_secrets"] = [{"name": image.pull_secret}]
+        return override
+
+    def apply_kubespawner_override(self, override):
+        """Set traits like KubeSpawner's profile overrides: dicts merge, tolerations and pull secrets add up."""
+        for name, value in override.items():
+            if callable(value):
+                value = value(self)
+            current = getattr(self, name)
+            if isinstance(value, dict) and isinstance(current, dict):
+                value = {**current, **value}
+            elif name in _APPEND_TRAITS and isinstance(value, list):
+                value = list(current or []) + value
+            setattr(self, name, value)
+
+    def _home_symlink_hook(self, paths):
+        commands = [f"ln -sfn {shlex.quote(p)} \"$HOME/\"" for p in paths]
+        return {"postStart": {"exec": {"command": ["sh", "-c", "; ".join(commands) + " ; true"]}}}
+
+    def apply_plan(self, plan):
+        for name, value in self._baseline.items():
+            setattr(self, name, copy.deepcopy(value))
+        self.plan = plan
+        self.apply_kubespawner_override(self.instance_type_to_override(plan.instance_type))
+        self.apply_kubespawner_override(self.image_to_override(plan.image, plan.instance_type))
+        self.volumes = _merge_named(self.volumes, literal(plan.volumes))
+        self.volume_mounts = _merge_named(self.volume_mounts, literal(plan.volume_mounts))
+        self.extra_labels = {
+            **self.extra_labels,
+            LABEL_USER: label_value(self.user.name),
+            LABEL_GROUP: label_value(plan.group.name),
+        }
+        self.storage_capacity = home_capacity(plan.user.attributes, self._baseline["storage_capacity"])
+        if plan.home_symlinks and self.dataset_home_symlinks:
+            if "postStart" in (self.lifecycle_hooks or {}):
+                self.log.warning("A postStart hook is configured; dataset home symlinks are not added")
+            else:
+                self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._home_symlink_hook(plan.home_symlinks)}
+        self._plan_env = dict(plan.env)
+
+    def get_env(self):
+        env = super().get_env()
+        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'
+        env.update(self._plan_env)
+        return env
+
+    # --- quota, under the group lock ------------------------------------------------------
+
+    def _check_quota(self, plan, pods):
+        group_label = label_value(plan.group.name)
+        user_usage, group_usage = usage_from_pods(pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name)
+        mine, groups = launch_quota_problems(plan.instance_type, plan.group, user_usage, group_usage)
+        problems = mine + groups
+        if problems:
+            raise QuotaExceeded("Cannot start the server: " + "; ".join(problems) + ".")
+
+    async def _list_group_pods(self, group_name):
+        response = await self.api.list_namespaced_pod(
+            self.namespace,
+            label_selector=f"{LABEL_GROUP}={label_value(group_name)}",
+            _preload_content=False,
+        )
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=body.decode("utf8", "replace")[:200])
+        return json.loads(body).get("items") or []
+
+    async def _ensure_shared_volumes(self, plan):
+        for shared in plan.shared_volumes:
+            pvc = make_pvc(
+                name=shared.claim_name,
+                storage_class=self.shared_volume_storage_class or None,
+                access_modes=list(self.shared_volume_access_modes),
+                selector=None,
+                storage=shared.capacity,
+                labels={LABEL_GROUP: label_value(shared.group), "app.kubernetes.io/managed-by": "primehub-hub"},
+            )
+            try:
+                await exponential_backoff(
+                    partial(self._make_create_pvc_request, pvc, self.k8s_api_request_timeout),
+                    f"Could not create shared volume {shared.claim_name}",
+                    timeout=self.k8s_api_request_retry_timeout,
+                )
+            except ApiException as e:
+                raise ConfigurationError(
+                    f"The shared volume of group '{plan.group.label}' ({shared.claim_name}) cannot be created "
+                    f"(Kubernetes answered {e.status}). Please tell your administrator."
+                ) from e
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        plan = self.plan
+        if plan is None:
+            return await super()._make_create_pod_request(pod, request_timeout)
+        await self._ensure_shared_volumes(plan)
+        if user_quota(plan.group).unlimited and project_quota(plan.group).unlimited:
+            # Nothing to count: spawns of a group without quotas need not wait for each other.
+            created = await super()._make_create_pod_request(pod, request_timeout)
+            self._pod_created = bool(created) or self._pod_created
+            return created
+        async with quota_locks.lock_for(self.namespace, plan.group.name):
+            try:
+                self._check_quota(plan, await self._list_group_pods(plan.group.name))
+            except PrimeHubError as e:
+                remember_refusal(self, e)
+                raise
+            created = await super()._make_create_pod_request(pod, request_timeout)
+            if created:
+                self._pod_created = True
+            return created
+
+    # --- start with fast failure -----------------------------------------------------------
+
+    def start(self):
+        self._start_future = asyncio.ensure_future(self._start_watched())
+        return self._start_future
+
+    async def _start_watched(self):
+        self._pod_created = False
+        start_task = asyncio.ensure_future(self._start())
+        watch_task = asyncio.ensure_future(self._watch_scheduling())
+        try:
+            done, _ = await asyncio.wait({start_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+            if watch_task in done and not start_task.done():
+                failure = None if watch_task.cancelled() else watch_task.exception() or watch_task.result()
+                if isinstance(failure, SchedulingFailed):
+                    start_task.cancel()
+                    await asyncio.gather(start_task, return_exceptions=True)
+                    await self._remove_pod_after_failure()
+                    raise failure
+                if failure is not None:
+                    self.log.error("Watching the scheduling of %s failed: %r", self.pod_name, failure)
+            return await start_task
+        finally:
+            for task in (start_task, watch_task):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(start_task, watch_task, return_exceptions=True)
+
+    async def _remove_pod_after_failure(self):
+        try:
+            await self.stop(now=True)
+        except Exception:
+            self.log.exception("Could not remove unschedulable pod %s", self.pod_name)
+
+    def _scheduling_failure(self):
+        """A SchedulingFailed for the current pod when the scheduler says it cannot run, else None."""
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+        if pod is None or pod_is_scheduled(pod):
+            return None, False
+        events = self.events
+        message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
+        if not message:
+            return None, False
+        verdict = read_verdict(message)
+        if not verdict.final or scale_up_triggered(events):
+            return None, False
+        instance_type = self.plan.instance_type if self.plan else None
+        return SchedulingFailed(describe(verdict, instance_type)), True
+
+    async def _watch_scheduling(self):
+        first_seen = None
+        while True:
+            await asyncio.sleep(self.scheduling_poll_interval)
+            if not self._pod_created:
+                continue
+            failure, seen = self._scheduling_failure()
+            if not seen:
+                first_seen = None
+                continue
+            now = time.monotonic()
+            first_seen = first_seen if first_seen is not None else now
+            if now - first_seen >= self.scheduling_failure_grace:
+                self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
+                return failure
+

@@ -1,0 +1,118 @@
+"""Group shared volumes and the user's home volume capacity. Pure.
+
+Group attributes: `enabled-shared-volume: "true"`, `shared-volume-capacity` (e.g. `10G`, G = GiB)
+and `launch-group-only` (default true). The PVC is `project-<group>` with the group name
+lower-cased and `_` turned into `-`, mounted at `/project/<that name>`.
+"""
+
+import re
+from dataclasses import dataclass
+
+from kubespawner.slugs import safe_slug
+
+from .errors import ConfigurationError
+from .quotas import GiB, k8s_memory_quantity, parse_memory
+
+ATTR_ENABLED = "enabled-shared-volume"
+ATTR_CAPACITY = "shared-volume-capacity"
+ATTR_LAUNCH_GROUP_ONLY = "launch-group-only"
+USER_ATTR_CAPACITY = "volume-capacity"
+PROJECT_ROOT = "/project/"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def parse_capacity(raw):
+    """Bytes of a volume capacity, None when it is not one (or not more than 0).
+
+    PrimeHub stored a bare number of GiB (`10`, `2.5`); a size with a unit (`10G`, `512Mi`) is read
+    like a quota (G = GiB). The realm tools check capacities with this too.
+    """
+    text = str(raw or "").strip()
+    try:
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+            nbytes = int(float(text) * GiB)
+        else:
+            nbytes = parse_memory(text)
+    except ValueError:
+        return None
+    return nbytes if nbytes > 0 else None
+
+
+def project_name(group_name):
+    """The group's volume name: lower-case, `_` -> `-`; a hashed slug if still not DNS-safe."""
+    name = group_name.lower().replace("_", "-")
+    if _DNS_LABEL.match(name) and len(name) <= 55:
+        return name
+    return safe_slug(name, max_length=55)
+
+
+@dataclass(frozen=True)
+class SharedVolume:
+    group: str
+    claim_name: str
+    mount_path: str
+    capacity: str  # a Kubernetes quantity
+    launch_group_only: bool
+
+    @property
+    def volume(self):
+        return {"name": self.claim_name, "persistentVolumeClaim": {"claimName": self.claim_name}}
+
+    @property
+    def volume_mount(self):
+        return {"name": self.claim_name, "mountPath": self.mount_path}
+
+
+def shared_volume(group):
+    """The group's shared volume, None when not enabled; ConfigurationError when unusable."""
+    attributes = group.attributes or {}
+    if attributes.get(ATTR_ENABLED) != "true":
+        return None
+    raw_capacity = (attributes.get(ATTR_CAPACITY) or "").strip()
+    if not raw_capacity:
+        raise ConfigurationError(
+            f"Group '{group.label}' has a shared volume enabled but no {ATTR_CAPACITY}; "
+            "ask your administrator to set the capacity (e.g. 10G) or disable the shared volume."
+        )
+    nbytes = parse_capacity(raw_capacity)
+    if not nbytes:
+        raise ConfigurationError(
+            f"Group '{group.label}' has an invalid {ATTR_CAPACITY} {raw_capacity!r}; "
+            "ask your administrator to fix it (e.g. 10G)."
+        )
+    name = project_name(group.name)
+    return SharedVolume(
+        group=group.name,
+        claim_name=f"project-{name}",
+        mount_path=PROJECT_ROOT + name,
+        capacity=k8s_memory_quantity(nbytes),
+        launch_group_only=attributes.get(ATTR_LAUNCH_GROUP_ONLY, "true") != "false",
+    )
+
+
+def shared_volumes_for_launch(launch_group, groups):
+    """Shared volumes mounted when launching under `launch_group`, given all the user's groups.
+
+    A misconfigured volume of another group that would not be mounted anyway does not block
+    the launch; one that would be mounted does.
+    """
+    volumes = []
+    for group in groups:
+        attributes = group.attributes or {}
+        if attributes.get(ATTR_ENABLED) != "true":
+            continue
+        launch_only = attributes.get(ATTR_LAUNCH_GROUP_ONLY, "true") != "false"
+        if launch_only and group.name != launch_group.name:
+            continue
+        volumes.append(shared_volume(group))
+    return volumes
+
+
+def home_capacity(user_attributes, default):
+    """The home volume size: user attribute `volume-capacity` (GiB, unit optional) else default."""
+    raw = ((user_attributes or {}).get(USER_ATTR_CAPACITY) or "").strip()
+    if not raw:
+        return default
+    nbytes = parse_capacity(raw)
+    return k8s_memory_quantity(nbytes) if nbytes else default
