@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realm-file", default=str(Path(__file__).resolve().parents[2] / "keycloak-realm" / "primehub-realm.json"),
                     help="realm export (default: keycloak-realm/primehub-realm.json)")
-    ap.add_argument("--role-prefix", default="", help="the hub's PRIMEHUB_ROLE_PREFIX, if set")
+    ap.add_argument("--role-prefix", default="", help="the hub's keycloak.rolePrefix, if set")
     ap.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     ap.add_argument("paths", nargs="+", help="YAML files or folders with InstanceType/Image/Dataset resources")
     args = ap.parse_args(argv)

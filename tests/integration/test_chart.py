@@ -213,7 +213,7 @@ def test_upgrade_keeps_the_generated_secrets(cluster, helm, namespace, installed
     assert _secret(cluster, namespace, "hub") == before
     # What was meant to change did.
     assert _secret(cluster, namespace, "hub-keycloak") == {"client-secret": "chart-test-secret-2"}
-    settings = json.loads(_secret(cluster, namespace, "hub-extra-config")["chart-settings.json"])
+    settings = json.loads(_secret(cluster, namespace, "hub-extra-config")["settings.json"])
     assert settings["cull"]["timeout"] == 7200
     revision = json.loads(helm("status", RELEASE, "--namespace", namespace, "-o", "json").stdout)["version"]
     assert revision == 2
@@ -250,13 +250,16 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     (extra / "20-other-ports.py").write_text(
         'c.JupyterHub.bind_url = "http://127.0.0.1:8200"\n'
         'c.JupyterHub.hub_bind_url = "http://127.0.0.1:8281"\n'
-        'c.KubeSpawner.hub_connect_url = "http://127.0.0.1:8281"\n'
+        'c.JupyterHub.hub_connect_url = "http://127.0.0.1:8281"\n'
         'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8201"\n'
     )
     home = tmp_path / "hub"
     home.mkdir()
-    env = {**lh.env(), "KUBECONFIG": str(kubeconfig), "PRIMEHUB_NAMESPACE": namespace,
-           "PRIMEHUB_EXTRA_CONFIG_DIR": str(extra), "PRIMEHUB_PUBLIC_URL": "http://127.0.0.1:8200"}
+    settings = lh.write_settings(
+        lh.settings(namespace=namespace, extraConfigDir=str(extra), publicUrl="http://127.0.0.1:8200"),
+        tmp_path / "settings.json",
+    )
+    env = {**lh.env(settings), "KUBECONFIG": str(kubeconfig)}
     name = "hub-chart-sa"
     common.start(name, [str(common.VENV_BIN / "jupyterhub"), "-f", str(REPO / "hub-config" / "jupyterhub_config.py")],
                  env=env, cwd=home)
