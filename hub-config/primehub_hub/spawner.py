@@ -29,9 +29,8 @@ from traitlets import Any, Bool, Float, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
-from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
+from .errors import ConfigurationError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, form_options, render_form
-from .handlers import remember_refusal
 from .plan import plan_launch
 from .quotas import (
     LABEL_GROUP,
@@ -165,7 +164,6 @@ class PrimeHubSpawner(KubeSpawner):
         self.plan = None
         self._plan_env = {}
         self._pod_created = False
-        self._primehub_refusal = None
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
 
@@ -253,29 +251,21 @@ class PrimeHubSpawner(KubeSpawner):
 
     async def _primehub_options_from_form(self, formdata):
         """Check a form submission fully before anything is started; returns clean user_options."""
-        try:
-            user = await self.load_primehub_user()
-            catalog = await self.load_catalog()
-            plan = self._plan(user, catalog, form_options(formdata), strict=True)
-            if self.primehub_pods is not None or self.pod_reflector is not None:
-                # early, lock-free look; the binding check happens when the pod is created
-                self._check_quota(plan, await self._active_pods())
-        except PrimeHubError as e:
-            remember_refusal(self, e)
-            raise
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        plan = self._plan(user, catalog, form_options(formdata), strict=True)
+        if self.primehub_pods is not None or self.pod_reflector is not None:
+            # early, lock-free look; the binding check happens when the pod is created
+            self._check_quota(plan, await self._active_pods())
         return plan.options
 
     # --- applying a launch --------------------------------------------------------------------
 
     async def load_user_options(self):
         """Called by KubeSpawner's start: decide the launch from user_options and apply it."""
-        try:
-            user = await self.load_primehub_user()
-            catalog = await self.load_catalog()
-            plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
-        except PrimeHubError as e:
-            remember_refusal(self, e)
-            raise
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
         self.apply_plan(plan)
@@ -398,11 +388,7 @@ class PrimeHubSpawner(KubeSpawner):
             self._pod_created = bool(created) or self._pod_created
             return created
         async with quota_locks.lock_for(self.namespace, plan.group.name):
-            try:
-                self._check_quota(plan, await self._list_group_pods(plan.group.name))
-            except PrimeHubError as e:
-                remember_refusal(self, e)
-                raise
+            self._check_quota(plan, await self._list_group_pods(plan.group.name))
             created = await super()._make_create_pod_request(pod, request_timeout)
             if created:
                 self._pod_created = True

@@ -55,7 +55,9 @@ class FakeOIDC:
             "_user": username,
         }
 
-    async def httpfetch(self, url, label="", parse_json=True, raise_error=True, **kwargs):
+    async def fetch(self, req, label="", parse_json=True, raise_error=True, **kwargs):
+        """In place of the HTTP client under oauthenticator's httpfetch (which the hub wraps)."""
+        url, kwargs = req.url, {"body": req.body, "headers": req.headers}
         self.calls.append(url)
         if self.down:
             raise ConnectionRefusedError(111, "Connection refused")
@@ -84,7 +86,7 @@ def make_authenticator(**kwargs):
     kwargs.setdefault("enable_pkce", False)
     authenticator = PrimeHubAuthenticator(keycloak_admin=FakeAdmin(), **kwargs)
     oidc = FakeOIDC(authenticator)
-    authenticator.httpfetch = oidc.httpfetch
+    authenticator.fetch = oidc.fetch
     return authenticator, oidc
 
 
@@ -252,17 +254,19 @@ def test_end_session_url():
 
 
 def logout_handler(authenticator, current_user, kc=""):
+    """JupyterHub's own LogoutHandler.get runs; only the session store and the page are stand-ins."""
     handler = object.__new__(PrimeHubLogoutHandler)
     record = SimpleNamespace(cleared=0, custom=0, redirects=[], rendered=0)
 
     async def default_handle_logout():
         record.cleared += 1
 
-    async def handle_logout():
-        record.custom += 1
-
-    async def render_logout_page():
+    async def render_template(name, **kwargs):
         record.rendered += 1
+        return name
+
+    def clear_cookie(name, **kwargs):  # oauthenticator's handle_logout drops its state cookie
+        record.custom += 1
 
     handler.__dict__.update(
         application=SimpleNamespace(settings={"authenticator": authenticator, "hub": SimpleNamespace(base_url="/hub/")}),
@@ -270,8 +274,9 @@ def logout_handler(authenticator, current_user, kc=""):
         request=SimpleNamespace(protocol="http", host="127.0.0.1:8000"),
         get_argument=lambda name, default=None: kc if name == "kc" else default,
         default_handle_logout=default_handle_logout,
-        handle_logout=handle_logout,
-        render_logout_page=render_logout_page,
+        render_template=render_template,
+        finish=lambda html=None: None,
+        clear_cookie=clear_cookie,
         redirect=record.redirects.append,
     )
     return handler, record
@@ -313,16 +318,21 @@ async def test_a_refused_form_submission_is_answered_with_the_refusals_status(mo
         return f"<form>{message}</form>"
 
     monkeypatch.setattr(SpawnHandler, "_render_form", render)
-    refusal = Refused("You are not a member of group 'x', so you cannot launch under it.")
-    spawner = SimpleNamespace(_primehub_refusal=refusal)
     statuses = []
     handler = object.__new__(PrimeHubSpawnHandler)
     handler.set_status = statuses.append
-    for_user = SimpleNamespace(spawners={"": spawner})
-    html = await handler._render_form(for_user, "form", message=str(refusal))
-    assert statuses == [403] and spawner._primehub_refusal is None and "not a member" in html
-    await handler._render_form(for_user, "form", message="")
-    assert statuses == [403]
+    refusal = Refused("You are not a member of group 'x', so you cannot launch under it.")
+    try:  # as JupyterHub does: the form is rendered again from inside its `except`
+        raise refusal
+    except Exception as e:
+        html = await handler._render_form(None, "form", message=str(e))
+    assert statuses == [403] and "not a member" in html
+    try:
+        raise RuntimeError("something else")
+    except Exception as e:
+        await handler._render_form(None, "form", message=str(e))
+    await handler._render_form(None, "form", message="")
+    assert statuses == [403]  # only refusals change the status
 
 
 def test_the_authenticator_routes_spawn_and_logout_to_primehub_handlers():
@@ -359,7 +369,9 @@ class PinlessKeycloak(FakeOIDC):
             "expires_in": 300,
         }
 
-    async def httpfetch(self, url, label="", parse_json=True, raise_error=True, **kwargs):
+    async def fetch(self, req, label="", parse_json=True, raise_error=True, **kwargs):
+        """In place of the HTTP client under oauthenticator's httpfetch (which the hub wraps)."""
+        url, kwargs = req.url, {"body": req.body, "headers": req.headers}
         self.calls.append(url)
         internal = url.startswith(INTERNAL)
         if url.endswith("/userinfo"):
@@ -376,7 +388,7 @@ class PinlessKeycloak(FakeOIDC):
 async def test_tokens_issued_for_the_browser_address_are_sent_back_there(caplog):
     authenticator, _ = make_authenticator()
     oidc = PinlessKeycloak(authenticator)
-    authenticator.httpfetch = oidc.httpfetch
+    authenticator.fetch = oidc.fetch
     model = await authenticator.authenticate(callback_handler("ana"))
     assert model["name"] == "ana"
     assert f"{BROWSER}/realms/primehub/protocol/openid-connect/userinfo" in oidc.calls
