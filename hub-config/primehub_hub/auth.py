@@ -20,7 +20,6 @@ from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import HTTPClientError
-from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
 
@@ -156,16 +155,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     @default("userdata_url")
     def _userdata_url_default(self):
         return self._oidc(self.internal_url, "userinfo")
-
-    @property
-    def end_session_endpoint(self):
-        return self._oidc(self.browser_url, "logout")
-
-    def end_session_url(self, id_token, return_url):
-        params = {"client_id": self.client_id, "post_logout_redirect_uri": return_url}
-        if id_token:
-            params["id_token_hint"] = id_token
-        return url_concat(self.end_session_endpoint, params)
 
     @default("username_claim")
     def _username_claim_default(self):
@@ -311,10 +300,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         if not auth_model.get("admin"):
             auth_model["admin"] = info.is_admin
         return auth_model
-
-    @staticmethod
-    def group_names(info):
-        return sorted(g.name for g in info.groups if g.name != EVERYONE)
 
     async def refresh_user(self, user, handler=None, **kwargs):
         """oauthenticator's refresh, with the request at hand for `refresh_user_hook` (refresh.py)."""

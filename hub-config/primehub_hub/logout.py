@@ -13,6 +13,15 @@ from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado.httputil import url_concat
 
 
+def end_session_url(authenticator, id_token, return_url):
+    """Keycloak's end-session endpoint (on the address browsers reach) for this logout."""
+    endpoint = f"{authenticator.browser_url}/realms/{authenticator.realm}/protocol/openid-connect/logout"
+    params = {"client_id": authenticator.client_id, "post_logout_redirect_uri": return_url}
+    if id_token:
+        params["id_token_hint"] = id_token
+    return url_concat(endpoint, params)
+
+
 class PrimeHubLogoutHandler(OAuthLogoutHandler):
     def _return_url(self):
         base = self.authenticator.public_url.rstrip("/") if self.authenticator.public_url else f"{self.request.protocol}://{self.request.host}"
@@ -35,7 +44,7 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
         self.keycloak_end_session = None
         if self.get_argument("kc", "") != "true":
             # the user is still known here (JupyterHub forgets them only after this hook)
-            self.keycloak_end_session = self.authenticator.end_session_url(await self._id_token(), self._return_url())
+            self.keycloak_end_session = end_session_url(self.authenticator, await self._id_token(), self._return_url())
 
     async def render_logout_page(self):
         """First request: on to Keycloak's end-session endpoint. Back from Keycloak: the logout page."""

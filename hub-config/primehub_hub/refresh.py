@@ -22,6 +22,7 @@ import jwt
 from tornado import web
 from tornado.httpclient import HTTPClientError
 
+from .entitlements import EVERYONE
 from .errors import KeycloakUnavailable
 
 AUTH_STATE_KEY = "primehub"
@@ -93,7 +94,7 @@ async def _refresh_groups_only(authenticator, user, auth_state):
     user_id = (auth_state.get(authenticator.user_auth_state_key) or {}).get("sub")
     info = await authenticator.load_user_info(user.name, user_id)
     auth_state[AUTH_STATE_KEY] = info.to_dict()
-    groups = authenticator.group_names(info)
+    groups = sorted(g.name for g in info.groups if g.name != EVERYONE)
     return {"name": user.name, "admin": info.is_admin, "auth_state": auth_state, "groups": groups}
 
 
