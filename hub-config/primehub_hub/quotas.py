@@ -14,6 +14,8 @@ import re
 import weakref
 from dataclasses import dataclass
 
+from kubespawner.slugs import is_valid_label, safe_slug
+
 KiB = 1024
 MiB = 1024**2
 GiB = 1024**3
@@ -28,6 +30,14 @@ _K8S_QUANTITY = re.compile(r"^\s*([+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(Ki
 LABEL_USER = "primehub.io/user"
 LABEL_GROUP = "primehub.io/group"
 ACTIVE_PHASES = ("Pending", "Running")
+
+
+
+def label_value(name):
+    """The `primehub.io/user` / `primehub.io/group` label of a name: the name when it is a valid
+    label value, else a hashed slug of it."""
+    return safe_slug(name, is_valid=is_valid_label, max_length=63)
+
 
 # Group attributes: per user within the group, and for the group as a whole.
 USER_QUOTA_PREFIX = "quota-"
