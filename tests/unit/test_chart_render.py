@@ -421,6 +421,22 @@ def test_chart_config_follows_values():
     assert probe == "/jh/hub/health"
 
 
+def test_the_local_stack_writes_the_document_the_chart_renders(rendered):
+    """One settings document: the local stack's hub is configured through the same keys as the chart's."""
+    from localstack import hub as local_hub
+
+    from primehub_hub.settings import Settings
+
+    chart = chart_settings(rendered["local-stack.yaml"])
+    local = local_hub.settings()
+    for document in (chart, local):
+        Settings.from_document(document, env={})  # every key known, every value well-formed
+    assert set(local) <= set(chart)
+    assert set(local["keycloak"]) == set(chart["keycloak"])
+    assert set(local["hub"]) - set(chart["hub"]) == {"bindUrl"}  # the chart's proxy is its own Deployment
+    assert local["keycloak"]["realm"] == chart["keycloak"]["realm"]
+
+
 def test_hub_config_passes_any_traitlet_through(tmp_path):
     """As zero-to-jupyterhub's hub.config: an operator sets a trait from values, without Python."""
     values = tmp_path / "config.yaml"
