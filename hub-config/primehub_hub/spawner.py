@@ -15,8 +15,10 @@ What it adds to KubeSpawner, and where:
 """
 
 import copy
+import json
 import shlex
 
+from jupyterhub import version_info as JUPYTERHUB_VERSION
 from kubespawner import KubeSpawner
 from traitlets import Any, Bool, Unicode, default
 
@@ -50,6 +52,28 @@ PLAN_TRAITS = (
     "storage_capacity",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
+# Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
+# the XSRF token and (JupyterHub 6, named servers) the server's display name.
+_NOT_OPTIONS = ("next", "_xsrf", "display_name")
+# JupyterHub 6's REST API (jupyterhub#5443) also takes {"display_name": ..., "user_options": ...} as
+# the body of a server start, where user_options may be null (start with the remembered ones). Its new
+# PUT/PATCH store user_options without a start: they count as remembered, so they are planned
+# leniently, which still grants nothing the owner is not entitled to.
+_SERVER_BODY_SCHEMA = JUPYTERHUB_VERSION >= (6,)
+
+
+def _body_has_options(body):
+    """Whether a POST body carries server options (a form post always does)."""
+    body = (body or b"").strip()
+    if body in (b"", b"{}", b"null"):
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return True
+    if _SERVER_BODY_SCHEMA and isinstance(data, dict) and ("user_options" in data or "display_name" in data):
+        return bool(data.get("user_options"))
+    return True
 
 
 def literal(value):
@@ -153,9 +177,9 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         request = getattr(self.handler, "request", None)
         if request is None:
             return False
-        if request.method == "POST" and (request.body or b"").strip() not in (b"", b"{}", b"null"):
+        if request.method == "POST" and _body_has_options(request.body):
             return True
-        return any(key not in ("next", "_xsrf") for key in request.query_arguments)
+        return any(key not in _NOT_OPTIONS for key in request.query_arguments)
 
     def _plan(self, user, catalog, raw_options, strict):
         return plan_launch(
@@ -208,6 +232,8 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
 
     async def _primehub_options_from_form(self, formdata):
         """Check a form submission fully before anything is started; returns clean user_options."""
+        # A refusal raised here is an HTTPError: JupyterHub (since 5.4, jupyterhub#5146) re-renders the
+        # form with its message and answers with its status.
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
         plan = self._plan(user, catalog, form_options(formdata), strict=True)

@@ -3,6 +3,10 @@ entry point (`jupyterhub -f hub-config/jupyterhub_config.py`) reading the same k
 document (written here to .local-stack/hub/settings.json, where the chart renders its own), secrets
 in the environment, and extra config files (hub-extra-config/, the chart's hub.extraConfig) last.
 Without a proxy.apiUrl the hub starts configurable-http-proxy itself, from the cache.
+
+The hub runs from .venv, or from the Python environment PRIMEHUB_HUB_VENV names (`make test-next`
+sets .venv-next: the next JupyterHub release). Each environment keeps its own hub state folder, so
+one release never opens (or migrates) the other's database.
 """
 from __future__ import annotations
 
@@ -17,8 +21,21 @@ from .common import REPO_ROOT, STATE_DIR, VENV_BIN, V, step
 PORT = 8000
 URL = f"http://127.0.0.1:{PORT}"
 API_URL = "http://127.0.0.1:8081/hub/api"
-HOME = STATE_DIR / "hub"
 CLIENT_SECRET = "local-dev-only-secret"
+
+
+def hub_bin() -> Path:
+    """bin/ of the hub's Python environment: PRIMEHUB_HUB_VENV (relative to the repository), else .venv."""
+    venv = os.environ.get("PRIMEHUB_HUB_VENV")
+    return (REPO_ROOT / venv / "bin").resolve() if venv else VENV_BIN
+
+
+def _home() -> Path:
+    venv = hub_bin().parent
+    return STATE_DIR / ("hub" if venv == VENV_BIN.parent else f"hub-{venv.name.lstrip('.')}")
+
+
+HOME = _home()
 
 
 def _secret(name: str, nbytes: int = 32) -> str:
@@ -67,7 +84,7 @@ def env(settings_path: Path | None = None) -> dict[str, str]:
     """The hub's environment: where its settings are, and its secrets."""
     chp_bin = common.tool("chp", V["CHP_VERSION"], "node_modules", ".bin")
     return {
-        "PATH": f"{chp_bin}:{VENV_BIN}:{os.environ.get('PATH', '')}",
+        "PATH": f"{chp_bin}:{hub_bin()}:{os.environ.get('PATH', '')}",
         "KUBECONFIG": str(cluster.KUBECONFIG),
         "PRIMEHUB_SETTINGS": str(settings_path or HOME / "settings.json"),
         "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": CLIENT_SECRET,
@@ -81,15 +98,28 @@ def ready() -> bool:
     return common.http_ok(f"{API_URL}/")
 
 
+def argv() -> list[str]:
+    return [str(hub_bin() / "jupyterhub"), "-f", str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")]
+
+
+def _runs_our_environment(pid: int) -> bool:
+    """Whether the running hub is the jupyterhub of the environment asked for (not .venv's for test-next)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(hub_bin() / "jupyterhub").encode() in cmdline
+
+
 def start(extra_env: dict[str, str] | None = None) -> None:
-    if common.pid_of("hub") and ready():
+    pid = common.pid_of("hub")
+    if pid and _runs_our_environment(pid) and ready():
         return
-    common.stop("hub")
+    common.stop("hub", grace=15)
     common.stop("proxy")
-    step(f"starting the hub on {URL} with hub-config/")
+    step(f"starting the hub on {URL} with hub-config/ ({hub_bin().parent.name})")
     write_settings(settings())
-    common.start("hub", [str(VENV_BIN / "jupyterhub"), "-f", str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")],
-                 env={**env(), **(extra_env or {})}, cwd=HOME)
+    common.start("hub", argv(), env={**env(), **(extra_env or {})}, cwd=HOME)
     common.wait_for(ready, 60, "hub", "hub")
 
 
