@@ -617,6 +617,15 @@ def test_every_schema_key_is_described_and_closed():
     walk(schema, "")
 
 
+def test_values_schema_json_is_generated_from_the_yaml():
+    """values.schema.yaml is what people edit; Helm reads the JSON generated from it."""
+    proc = subprocess.run([sys.executable, str(CHART / "tools/values_schema.py"), "--check"],
+                          text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((CHART / "values.schema.yaml").read_text()) == json.loads(
+        (CHART / "values.schema.json").read_text())
+
+
 def test_readme_values_table_is_up_to_date():
     proc = subprocess.run([sys.executable, str(CHART / "tools/values_table.py"), "--check"],
                           text=True, capture_output=True)
