@@ -433,7 +433,6 @@ def test_chart_config_follows_values():
 def test_the_local_stack_writes_the_document_the_chart_renders(rendered):
     """One settings document: the local stack's hub is configured through the same keys as the chart's."""
     from localstack import hub as local_hub
-
     from primehub_hub.settings import Settings
 
     chart = chart_settings(rendered["local-stack.yaml"])
