@@ -41,6 +41,26 @@ def _seg(value):
     return quote(str(value), safe="")
 
 
+def _failure_detail(error):
+    """What went wrong with a Keycloak request, in words for the user's error page."""
+    if isinstance(error, HTTPClientError) and error.code != 599:
+        detail = f"HTTP {error.code}"
+        if error.code in (401, 403):
+            detail += (
+                "; the hub's Keycloak client may lack its service account roles "
+                "(realm-management: view-users, query-groups)"
+            )
+        return detail
+    if isinstance(error, (ValueError, KeyError, TypeError)):
+        return "its answer was not what Keycloak sends; a proxy in between?"
+    return "cannot connect"
+
+
+def _gone_reason(user_rep):
+    """'deleted' (no such user) or 'disabled' when the user may not use the hub any more, else None."""
+    return "deleted" if user_rep is None else "disabled" if user_rep.get("enabled") is False else None
+
+
 def group_from_representation(rep, realm_roles):
     attributes = flatten_attributes(rep.get("attributes"))
     return Group(
@@ -113,17 +133,7 @@ class KeycloakAdmin:
         return f"{self.base_url}/admin/realms/{_seg(self.realm)}"
 
     def _unavailable(self, what, error, quiet=False):
-        if isinstance(error, HTTPClientError) and error.code != 599:
-            detail = f"HTTP {error.code}"
-            if error.code in (401, 403):
-                detail += (
-                    "; the hub's Keycloak client may lack its service account roles "
-                    "(realm-management: view-users, query-groups)"
-                )
-        elif isinstance(error, (ValueError, KeyError, TypeError)):
-            detail = "its answer was not what Keycloak sends; a proxy in between?"
-        else:
-            detail = "cannot connect"
+        detail = _failure_detail(error)
         (self.log.info if quiet else self.log.error)("Keycloak request failed (%s): %s", what, error)
         if isinstance(error, HTTPClientError) and error.code in (401, 403):
             return KeycloakUnavailable(
@@ -278,8 +288,7 @@ class KeycloakAdmin:
         """Why the user may no longer use the hub ('deleted' or 'disabled' in Keycloak), else None.
 
         Raises KeycloakUnavailable when Keycloak cannot tell: that is never taken for "gone"."""
-        user = await self.find_user(username, user_id)
-        why = "deleted" if user is None else "disabled" if user.get("enabled") is False else None
+        why = _gone_reason(await self.find_user(username, user_id))
         if why:
             self.forget(username)  # nothing granted from the cache any more
         return why
@@ -293,10 +302,8 @@ class KeycloakAdmin:
 
     async def _load(self, username, user_id):
         user = await self.find_user(username, user_id)
-        if user is None:
-            raise self._gone(username, "deleted")
-        if user.get("enabled") is False:
-            raise self._gone(username, "disabled")
+        if _gone_reason(user):
+            raise self._gone(username, _gone_reason(user))
         group_reps = await self.user_groups(user["id"])
         loaded, everyone = await asyncio.gather(
             asyncio.gather(*(self._group(rep) for rep in group_reps)),

@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from browser import login, new_page
 from userflows import message_of, pod_of, spawn, stop_server, wait_ready
 

@@ -6,10 +6,10 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, offline_kube, reflectors, user  # noqa: F401
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from tornado import web
 
+from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, reflectors, user
 from primehub_hub import quotas
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import (
@@ -67,9 +67,9 @@ async def test_a_gpu_launch_reaches_the_pod():
 
 @pytest.mark.asyncio
 async def test_a_dataset_cannot_take_over_the_servers_hub_connection():
+    from hub_scenario import RESOURCES
     from primehub_hub.cli import load_resource_objects
     from primehub_hub.resources import Catalog
-    from hub_scenario import RESOURCES
 
     rogue = {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "jupyterhub"},
              "spec": {"type": "env", "variables": {"api_url": "https://attacker.example/hub/api", "api_token": "x"}}}
@@ -528,9 +528,9 @@ async def test_start_returns_the_url_when_the_pod_runs(monkeypatch):
 @pytest.mark.parametrize("resource", ["nvidia.com/mig-1g.5gb", "gpu.intel.com/i915"])
 @pytest.mark.asyncio
 async def test_gpu_quota_counts_the_gpu_resource_instance_types_declare(resource):
+    from hub_scenario import RESOURCES
     from primehub_hub.cli import load_resource_objects
     from primehub_hub.resources import Catalog
-    from hub_scenario import RESOURCES
 
     sliced = {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "slice"},
               "spec": {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, "gpuResourceName": resource}}

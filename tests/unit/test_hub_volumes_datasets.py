@@ -1,4 +1,4 @@
-"""DOMAIN.md "Dataset -> pod" and "Group and user volumes"."""
+"""docs/behaviour.md "Dataset → pod" and "Group and user volumes"."""
 
 import logging
 
@@ -195,11 +195,19 @@ def test_git_sync_roots_are_the_configured_one_or_under_the_allow_list():
 
 
 def test_the_host_path_allow_list_is_a_setting():
-    from primehub_hub.settings import Settings
+    from traitlets.config import Config
 
-    assert Settings.from_env({}).dataset_host_paths == []
-    assert Settings.from_env({"PRIMEHUB_DATASET_HOST_PATHS": " /srv/datasets/, /data/ "}).dataset_host_paths == [
-        "/srv/datasets/", "/data/"]
+    from primehub_hub.settings import Settings, SettingsError, apply_settings
+
+    def applied(document):
+        c = Config()
+        apply_settings(c, Settings.from_document(document, env={}))
+        return c.PrimeHubSpawner.dataset_host_path_prefixes
+
+    assert applied({}) == []
+    assert applied({"primehub": {"datasetHostPaths": ["/srv/datasets/", "/data/"]}}) == ["/srv/datasets/", "/data/"]
+    with pytest.raises(SettingsError, match="datasetHostPaths must be a list of absolute paths"):
+        Settings.from_document({"primehub": {"datasetHostPaths": "/srv/datasets/"}}, env={})
 
 
 def test_two_groups_mapping_to_one_project_volume_are_refused_naming_both():
