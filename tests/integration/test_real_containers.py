@@ -12,7 +12,6 @@ import json
 import os
 
 import pytest
-
 from userflows import message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = [
@@ -149,45 +148,50 @@ def _connect(cluster, pod: str, targets: list[tuple[str, int]], namespace: str |
     return json.loads(r.stdout)
 
 
+METADATA_STANDIN = "primehub-metadata-standin"
+
+
 @pytest.fixture
 def metadata_endpoint(cluster):
-    """A stand-in for the cloud metadata server: 169.254.169.254:80 on the cpu worker is forwarded to a
-    listener on the control-plane node, so a pod's connection crosses the network as it would in a cloud."""
+    """A stand-in for the cloud metadata server: a small web server in its own container on kind's
+    network, and 169.254.169.254:80 forwarded to it by the node, so that a pod's connection leaves the
+    node as it would in a cloud."""
     from backends import kind
     from images.cache import docker
+    docker("rm", "-f", METADATA_STANDIN, check=False)
+    docker("run", "-d", "--name", METADATA_STANDIN, "--network", "kind", "--entrypoint", "python3",
+           pod_image(cluster), "-m", "http.server", "8775")
     target = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                    kind.CONTROL_PLANE).stdout.strip()
-    docker("exec", "-d", kind.CONTROL_PLANE, "socat", "TCP-LISTEN:8775,fork,reuseaddr", "SYSTEM:echo metadata")
+                    METADATA_STANDIN).stdout.strip()
     rule = ["PREROUTING", "-d", f"{METADATA}/32", "-p", "tcp", "--dport", "80",
             "-j", "DNAT", "--to-destination", f"{target}:8775"]
-    docker("exec", kind.CPU_NODE, "iptables", "-t", "nat", "-I", *rule)
+    docker("exec", kind.NODE, "iptables", "-t", "nat", "-I", *rule)
     yield
-    docker("exec", kind.CPU_NODE, "iptables", "-t", "nat", "-D", *rule, check=False)
-    docker("exec", kind.CONTROL_PLANE, "pkill", "-f", "TCP-LISTEN:8775", check=False)
+    docker("exec", kind.NODE, "iptables", "-t", "nat", "-D", *rule, check=False)
+    docker("rm", "-f", METADATA_STANDIN, check=False)
 
 
 @pytest.fixture
 def bystander(cluster):
-    """A pod in a namespace without NetworkPolicies, on the cpu worker: what works without the policies."""
+    """A pod in a namespace without NetworkPolicies: what works without the policies."""
     ns = "netpol-control"
     cluster.kubectl("create", "namespace", ns, check=False)
-    image = pod_image(cluster)
-    cluster.kubectl("run", "bystander", "-n", ns, f"--image={image}", "--image-pull-policy=Never",
-                    "--restart=Never", "--overrides",
-                    json.dumps({"spec": {"nodeSelector": {"node-role.primehub.io/cpu": "true"}}}),
-                    "--command", "--", "sleep", "600")
+    cluster.kubectl("run", "bystander", "-n", ns, f"--image={pod_image(cluster)}", "--image-pull-policy=Never",
+                    "--restart=Never", "--command", "--", "sleep", "600")
     cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/bystander", "--timeout=120s", timeout=150)
     yield "bystander", ns
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def pod_image(cluster) -> str:
-    return pod_of(cluster, "alice")["spec"]["containers"][0]["image"]
+    """The demo notebook image (already on the node): it has Python for the probes."""
+    from images import build
+    return build.singleuser_tags()[0]
 
 
 def test_network_policies_let_a_server_reach_the_hub_and_nothing_it_must_not(
         hub, cluster, alice, metadata_endpoint, bystander):
-    bob = _start(hub, cluster, "bob")
+    _start(hub, cluster, "bob")
     try:
         bob_ip = pod_of(cluster, "bob")["status"]["podIP"]
         seen = _connect(cluster, alice, [("hub", 8081), (bob_ip, 8888), ("proxy-api", 8001), (METADATA, 80)])
@@ -219,8 +223,9 @@ def test_the_hub_image_holds_exactly_the_pinned_hub_packages(cluster):
     import re
     from pathlib import Path
 
-    from images import build
     from images.cache import docker
+
+    from images import build
     tag = build.chart_images()["hub"]
     frozen = docker("run", "--rm", "--entrypoint", "pip", tag, "freeze").stdout
     installed = {m[0].lower().replace("_", "-"): m[1] for m in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", frozen, re.M)}

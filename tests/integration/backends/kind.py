@@ -2,16 +2,15 @@
 
 pytest-kind's KindCluster runs the locally built kind with the locally built node image (`make images`),
 testcontainers' KeycloakContainer runs the Keycloak image with the realm imported, on kind's Docker
-network, and the hub is `helm install` of chart/ with the chart's own images loaded into the nodes. The
+network, and the hub is `helm install` of chart/ with the chart's own images loaded into the node. The
 browser reaches the hub (proxy-public NodePort) and Keycloak on the same loopback addresses as on the
 local backend (127.0.0.1:8000 and localhost:8180), so the realm's redirect URIs serve both.
 
-The cluster mirrors the local stack's two nodes: a control plane (which also runs the hub, the proxy and
-CoreDNS), a `cpu` worker and a `gpu` worker (labelled accelerator=nvidia-tesla, tainted
-nvidia.com/gpu=present:NoSchedule, advertising 2 NVIDIA GPUs as an extended resource; nothing in the
-demo images touches a GPU). Every node sees this machine's 2 cores, so each worker fits exactly the
-2 CPUs the largest demo instance type requests, with the chart's defaults unchanged. All nodes share
-one host folder for volumes, so ReadWriteMany group volumes really are shared.
+One node plays both parts of the local stack's cpu-node and gpu-node: it is labelled
+accelerator=nvidia-tesla and advertises 2 NVIDIA GPUs as an extended resource (nothing in the demo
+images touches a GPU). It sees this machine's 2 cores, so the cluster's own pods request no CPU (the
+node image's kubeadm patches, CoreDNS patched below, the hub and proxy through chart values) and the
+notebooks keep the chart's defaults: the largest demo instance type requests both cores.
 """
 from __future__ import annotations
 
@@ -41,13 +40,8 @@ HUB_NODE_PORT = 30080
 KEYCLOAK_PORT = 8180
 KEYCLOAK_CONTAINER = "primehub-keycloak"
 CLIENT_SECRET = "local-dev-only-secret"
-CONTROL_PLANE = f"{NAME}-control-plane"
-CPU_NODE = f"{NAME}-worker"
-GPU_NODE = f"{NAME}-worker2"
-ON_CONTROL_PLANE = {
-    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-    "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
-}
+NODE = f"{NAME}-control-plane"
+NO_CPU_REQUEST = {"requests": {"cpu": "0", "memory": "128Mi"}}
 STATE = common.STATE_DIR / "kind"
 LOG_DIR = REPO / "test-artifacts" / "logs"
 _state: dict = {}
@@ -72,29 +66,24 @@ def _prepare_environment() -> None:
 def _kind_config() -> Path:
     STATE.mkdir(parents=True, exist_ok=True)
     cfg = STATE / "kind-config.yaml"
-    volumes = STATE / "volumes"
-    volumes.mkdir(parents=True, exist_ok=True)
-    shared = f"""    extraMounts:
-      - hostPath: {volumes}
-        containerPath: /var/local-path
-"""
     cfg.write_text(f"""kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 networking:
   apiServerAddress: 127.0.0.1
+kubeadmConfigPatches:
+  - |
+    kind: InitConfiguration
+    patches:
+      directory: /kind/kubeadm-patches
 nodes:
   - role: control-plane
+    labels:
+      accelerator: nvidia-tesla
     extraPortMappings:
       - containerPort: {HUB_NODE_PORT}
         hostPort: {HUB_PORT}
         listenAddress: 127.0.0.1
-{shared}  - role: worker
-    labels:
-      node-role.primehub.io/cpu: "true"
-{shared}  - role: worker
-    labels:
-      accelerator: nvidia-tesla
-{shared}""")
+""")
     return cfg
 
 
@@ -118,7 +107,7 @@ def cluster() -> Cluster:
                      kubectl_path=common.tool("k8s", V["K8S_VERSION"], "kubectl"))
     STATE.mkdir(parents=True, exist_ok=True)
     common.step(f"kind cluster {NAME} (node image {images.NODE})")
-    stale = image_cache.docker("inspect", "-f", "{{.State.Running}}", CONTROL_PLANE, check=False)
+    stale = image_cache.docker("inspect", "-f", "{{.State.Running}}", NODE, check=False)
     if stale.returncode == 0 and stale.stdout.strip() != "true":
         kc.delete()  # left by an engine that was stopped under it
     kc.create(config_file=_kind_config())
@@ -135,30 +124,27 @@ def cluster() -> Cluster:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     return Cluster(kubeconfig=str(kc.kubeconfig_path), namespace=NAMESPACE, api_url="",
                    kubectl_bin=str(kc.kubectl_path), log_dir=LOG_DIR,
-                   restart_apiserver=lambda: _restart_apiserver(run, CONTROL_PLANE),
-                   nodes={"cpu": CPU_NODE, "gpu": GPU_NODE})
+                   restart_apiserver=lambda: _restart_apiserver(run, NODE),
+                   nodes={"cpu": NODE, "gpu": NODE})
 
 
 def _shape_nodes(run) -> None:
-    """The gpu worker as the local stack's gpu-node; CoreDNS on the control plane, so each worker's
-    2 CPUs stay for notebooks."""
-    run("taint", "node", GPU_NODE, "nvidia.com/gpu=present:NoSchedule", "--overwrite")
+    """The node as the local stack's gpu-node too; CoreDNS asks for no CPU, so both cores stay for notebooks."""
     # An extended resource the scheduler counts, as a device plugin would advertise it.
-    run("patch", "node", GPU_NODE, "--subresource=status", "--type=json",
+    run("patch", "node", NODE, "--subresource=status", "--type=json",
         "-p", '[{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "2"}]')
-    run("-n", "kube-system", "patch", "deployment", "coredns", "--type=merge", "-p", json.dumps(
-        {"spec": {"template": {"spec": {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}}}}))
+    run("-n", "kube-system", "patch", "deployment", "coredns", "--type=json", "-p", json.dumps([
+        {"op": "replace", "path": "/spec/replicas", "value": 1},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/resources/requests/cpu", "value": "0"}]))
 
 
 def _load_images(kc) -> None:
-    """The chart's images onto the control plane, the notebook image onto the workers (kind skips
-    what a node already has)."""
+    """The chart's images and the notebook image (kind skips what the node already has)."""
     chart = images.chart_images()
-    for tags, nodes in (([chart["hub"], chart["proxy"]], [CONTROL_PLANE]),
-                        (images.singleuser_tags(), [CPU_NODE, GPU_NODE])):
+    for tags in ([chart["hub"], chart["proxy"]], images.singleuser_tags()):
         common.step(f"kind load docker-image {' '.join(tags)}")
-        r = subprocess.run([str(kc.kind_path), "load", "docker-image", "--name", NAME, "--nodes", ",".join(nodes),
-                            *tags], capture_output=True, text=True)
+        r = subprocess.run([str(kc.kind_path), "load", "docker-image", "--name", NAME, *tags],
+                           capture_output=True, text=True)
         if r.returncode:
             raise BackendError(f"kind load docker-image {' '.join(tags)} failed: {r.stderr[-2000:]}")
 
@@ -230,10 +216,9 @@ def hub_values() -> dict:
         # The demo catalog's hostPath datasets live under /srv/datasets on the nodes.
         "primehub": {"publicUrl": f"http://127.0.0.1:{HUB_PORT}", "datasetHostPaths": ["/srv/datasets/"]},
         "proxy": {"service": {"type": "NodePort", "nodePorts": {"http": HUB_NODE_PORT}},
-                  "chp": {**ON_CONTROL_PLANE, "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}},
+                  "chp": {"resources": NO_CPU_REQUEST}},
         "hub": {
-            **ON_CONTROL_PLANE,
-            "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}},
+            "resources": NO_CPU_REQUEST,
             "extraConfig": {"kind-backend": "\n".join([
                 f"c.JupyterHub.services = [{{'name': 'local-admin', 'api_token': {token!r}}}]",
                 f"c.JupyterHub.load_roles = {roles!r}",
