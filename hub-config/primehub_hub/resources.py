@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from .quotas import Amount, parse_count, parse_cpu, parse_memory
+from .watch import notifying
 
 GROUP = "primehub.io"
 VERSION = "v1alpha1"
@@ -274,6 +275,21 @@ def parse_dataset(obj):
 PARSERS = {"InstanceType": parse_instance_type, "Image": parse_image, "Dataset": parse_dataset}
 
 
+def _parse_logged(obj, kind, log, seen_errors):
+    """The parsed resource, or None (not one of the three kinds, or invalid: logged once)."""
+    parser = PARSERS.get(kind)
+    if parser is None:
+        return None
+    try:
+        return parser(obj)
+    except InvalidResource as e:
+        if seen_errors is None or str(e) not in seen_errors:
+            log.warning("Skipping invalid custom resource: %s", e)
+            if seen_errors is not None:
+                seen_errors.add(str(e))
+        return None
+
+
 @dataclass(frozen=True)
 class Catalog:
     """What exists: resources by name, each mapping sorted by name."""
@@ -289,18 +305,9 @@ class Catalog:
         found = {"InstanceType": {}, "Image": {}, "Dataset": {}}
         for obj in objects:
             kind = (obj or {}).get("kind") if isinstance(obj, dict) else None
-            parser = PARSERS.get(kind)
-            if parser is None:
-                continue
-            try:
-                resource = parser(obj)
-            except InvalidResource as e:
-                if _seen_errors is None or str(e) not in _seen_errors:
-                    log.warning("Skipping invalid custom resource: %s", e)
-                    if _seen_errors is not None:
-                        _seen_errors.add(str(e))
-                continue
-            found[kind][resource.name] = resource
+            resource = _parse_logged(obj, kind, log, _seen_errors)
+            if resource is not None:
+                found[kind][resource.name] = resource
         return cls(
             instance_types=dict(sorted(found["InstanceType"].items())),
             images=dict(sorted(found["Image"].items())),
@@ -363,6 +370,8 @@ class CatalogWatcher:
         self._errors_logged = set()
         self._cache_key = None
         self._cache = None
+        self._version = None
+        self._parsed = {}
 
     @classmethod
     def shared(cls, namespace, log=None, parent=None):
@@ -384,7 +393,7 @@ class CatalogWatcher:
             for reflector in self.reflectors.values():
                 await reflector.stop()
             self.reflectors = {}
-            Reflector = _custom_reflector_class()
+            Reflector = notifying(_custom_reflector_class())
             for kind, plural in PLURALS.items():
                 reflector = Reflector(parent=self.parent, namespace=self.namespace, plural=plural, kind=plural)
                 await reflector.start()
@@ -395,7 +404,17 @@ class CatalogWatcher:
             await reflector.stop()
         self.reflectors = {}
 
+    def version(self):
+        """Moves whenever a watch event or a relist changes any of the three kinds."""
+        return tuple(getattr(r, "version", None) for r in self.reflectors.values())
+
     async def catalog(self):
+        """The current Catalog: the same object for as long as nothing was changed.
+
+        Cost on an unchanged catalog is constant; after a change, only changed resources are
+        parsed again (by resourceVersion), and the Catalog object is replaced only when the
+        resources really differ (a relist that finds the same objects keeps it).
+        """
         try:
             await self.start()
         except Exception as e:
@@ -406,19 +425,39 @@ class CatalogWatcher:
                 "The hub cannot read the instance types, images and datasets from Kubernetes "
                 f"right now ({type(e).__name__}). Please try again in a minute."
             ) from e
-        objects = []
-        versions = []
-        for kind, reflector in self.reflectors.items():
-            for key, obj in sorted(reflector.resources.items()):
-                obj = dict(obj)
-                obj.setdefault("kind", kind)
-                objects.append(obj)
-                versions.append((key, (obj.get("metadata") or {}).get("resourceVersion")))
-        key = tuple(versions)
+        version = self.version()
+        if self._cache is not None and None not in version and version == self._version:
+            return self._cache
+        self._version = version
+        key = tuple(
+            (kind, name, (obj.get("metadata") or {}).get("resourceVersion"))
+            for kind, reflector in self.reflectors.items()
+            for name, obj in sorted(reflector.resources.items())
+        )
         if key != self._cache_key:
-            self._cache = Catalog.from_objects(objects, log=self.log, _seen_errors=self._errors_logged)
+            self._cache = self._build()
             self._cache_key = key
         return self._cache
+
+    def _build(self):
+        parsed = {}
+        for kind, reflector in self.reflectors.items():
+            for obj in list(reflector.resources.values()):
+                metadata = obj.get("metadata") or {}
+                memo_key = (kind, metadata.get("name"), metadata.get("resourceVersion"))
+                if memo_key[2] is not None and memo_key in self._parsed:
+                    parsed[memo_key] = self._parsed[memo_key]
+                    continue
+                parsed[memo_key] = _parse_logged(obj, kind, self.log, self._errors_logged)
+        self._parsed = parsed
+        found = {kind: {} for kind in PLURALS}
+        for (kind, _name, _rv), resource in parsed.items():
+            if resource is not None:
+                found[kind][resource.name] = resource
+        return Catalog(**{_FIELDS[kind]: dict(sorted(found[kind].items())) for kind in PLURALS})
+
+
+_FIELDS = {"InstanceType": "instance_types", "Image": "images", "Dataset": "datasets"}
 
 
 def instance_type_override(instance_type, explicit_zero_requests=False):
