@@ -18,11 +18,13 @@ names are `group`, `instance_type@<group>` and `image@<group>`; `spawner.options
 turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too.
 """
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .entitlements import launch_groups
+from .entitlements import UserDatasets, launch_groups
 from .errors import NoLaunchGroup
 from .plan import NO_GROUP_MESSAGE, group_offer, normalize_options
 from .quotas import ZERO, format_cpu, format_gpu, format_memory
@@ -105,9 +107,10 @@ def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
         return None
     remembered = normalize_options(remembered or {}, strict=False)
     usage = usage or {}
+    datasets = UserDatasets(user, catalog, prefix)
     model = []
     for group in groups:
-        offer = group_offer(user, group, catalog, prefix)
+        offer = group_offer(user, group, catalog, prefix, datasets=datasets, with_skipped=False)
         user_usage, group_usage = usage.get(group.name, (ZERO, ZERO))
         entry = FormGroup(name=group.name, label=group.label, reason=offer.volume_error)
         entry.quota_rows = _quota_rows(offer, user_usage, group_usage)
@@ -160,6 +163,52 @@ def render_form(model, *, admin_note=""):
     if model is None:
         raise NoLaunchGroup(NO_GROUP_MESSAGE)
     return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note)
+
+
+class RenderedForms:
+    """The last rendered form of each server, reused while nothing it shows has changed.
+
+    A form depends on the owner's entitlements (groups, grants, attributes: compared by value,
+    so a reload of the same entitlements keeps the page and a changed grant does not), the
+    catalog (the watcher keeps one object until a resource changes: compared by identity),
+    the quota usage, the remembered choices, the admin note and the role prefix. Any change of
+    one of them renders again. At most `size` forms are kept (least recently used dropped).
+    """
+
+    def __init__(self, size=256):
+        self.size = size
+        self._forms = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _same(old, new):
+        user, catalog, *rest = new
+        old_user, old_catalog, *old_rest = old
+        return catalog is old_catalog and (user is old_user or user == old_user) and rest == old_rest
+
+    def get(self, key, inputs):
+        with self._lock:
+            entry = self._forms.get(key)
+            if entry is None or not self._same(entry[0], inputs):
+                return None
+            self._forms.move_to_end(key)
+            return entry[1]
+
+    def put(self, key, inputs, html):
+        user, catalog, usage, remembered, *rest = inputs
+        frozen = (user, catalog, dict(usage or {}), dict(remembered or {}), *rest)
+        with self._lock:
+            self._forms[key] = (frozen, html)
+            self._forms.move_to_end(key)
+            while len(self._forms) > self.size:
+                self._forms.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._forms.clear()
+
+
+rendered_forms = RenderedForms()
 
 
 def form_options(formdata):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, datasets_pieces
 from .entitlements import (
-    dataset_decisions,
+    UserDatasets,
     find_launch_group,
     launch_groups,
     offered_images,
@@ -131,19 +131,22 @@ class GroupOffer:
         return choices
 
 
-def group_offer(user, group, catalog, prefix=""):
-    mounted, skipped = dataset_decisions(user, group, catalog, prefix)
+def group_offer(user, group, catalog, prefix="", datasets=None, with_skipped=True):
+    """What launching under `group` offers. `datasets` (a UserDatasets of this user, catalog
+    and prefix) lets a caller deciding several groups share the per-user work."""
+    datasets = datasets or UserDatasets(user, catalog, prefix)
+    mounted, skipped = datasets.decisions(group, with_skipped=with_skipped)
     offer = GroupOffer(
         group=group,
-        instance_types=offered_instance_types(user, group, catalog, prefix),
-        images=offered_images(user, group, catalog, prefix),
+        instance_types=offered_instance_types(user, group, catalog, prefix, datasets.everyone),
+        images=offered_images(user, group, catalog, prefix, datasets.everyone),
         datasets=mounted,
         skipped_datasets=skipped,
         user_quota=user_quota(group),
         project_quota=project_quota(group),
     )
     try:
-        offer.shared_volumes = shared_volumes_for_launch(group, launch_groups(user))
+        offer.shared_volumes = shared_volumes_for_launch(group, datasets.groups)
     except ConfigurationError as e:
         offer.volume_error = e.message
     return offer
@@ -216,7 +219,7 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         if dropped:
             options = {}
 
-    offer = group_offer(user, group, catalog, prefix)
+    offer = group_offer(user, group, catalog, prefix, with_skipped=False)
     if offer.volume_error:
         raise ConfigurationError(offer.volume_error)
     where = f"in group '{group.label}'"

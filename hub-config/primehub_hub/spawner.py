@@ -30,10 +30,19 @@ from traitlets import Any, Bool, Float, List, Unicode, default
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
 from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
-from .form import build_form, form_options, render_form
+from .form import build_form, form_options, rendered_forms, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
+from .quotas import (
+    LABEL_GROUP,
+    LABEL_USER,
+    project_quota,
+    quota_locks,
+    quota_problems,
+    usage_by_group,
+    usage_from_pods,
+    user_quota,
+)
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
     describe,
@@ -44,6 +53,7 @@ from .scheduling import (
     scale_up_triggered,
 )
 from .volumes import home_capacity
+from .watch import notifying
 
 # Traits a launch plan sets; each launch starts again from their configured values.
 PLAN_TRAITS = (
@@ -109,7 +119,12 @@ class PrimeHubSpawner(KubeSpawner):
         ),
     )
     scheduling_poll_interval = Float(
-        0.5, config=True, help="Seconds between looks at a pending pod's scheduling status."
+        2.0,
+        config=True,
+        help=(
+            "Seconds between looks at a pending pod's scheduling status when no watch event arrives. "
+            "The spawn reacts to the pod and event watches at once; this is only a safety net."
+        ),
     )
     git_sync_host_root = Unicode(
         DEFAULT_GIT_SYNC_HOST_ROOT,
@@ -215,12 +230,30 @@ class PrimeHubSpawner(KubeSpawner):
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
         usage = await self._usage_for_form(user)
-        model = build_form(user, catalog, prefix=self.role_prefix, remembered=self.user_options, usage=usage)
         note = ""
         current = getattr(self.handler, "current_user", None) if self.handler is not None else None
         if current is not None and getattr(current, "name", self.user.name) != self.user.name:
             note = f"You are starting a server for {self.user.name}: the groups, choices and quotas shown are theirs."
+        key = (self.user.name, self.name)
+        inputs = (user, catalog, usage, self.user_options, note, self.role_prefix)
+        html = rendered_forms.get(key, inputs)
+        if html is None:
+            # A big form (a user in hundreds of groups) takes long to render: off the event loop,
+            # so the hub keeps serving everyone else meanwhile. Inputs are immutable here.
+            html = await asyncio.to_thread(self._render_form_html, user, catalog, usage, dict(self.user_options or {}), note)
+            rendered_forms.put(key, inputs, html)
+        return html
+
+    def _render_form_html(self, user, catalog, usage, remembered, note):
+        model = build_form(user, catalog, prefix=self.role_prefix, remembered=remembered, usage=usage)
         return render_form(model, admin_note=note)
+
+    # --- reflectors -----------------------------------------------------------------------
+
+    async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
+        # KubeSpawner's pod and event reflectors, made to count their changes and tell listeners:
+        # the form's usage is kept until a pod changes, and fast failure wakes on the event.
+        return await super()._start_reflector(kind, notifying(reflector_class), replace=replace, **kwargs)
 
     async def _active_pods(self):
         if self.primehub_pods is not None:
@@ -229,15 +262,24 @@ class PrimeHubSpawner(KubeSpawner):
         return list(self.pod_reflector.pods.values())
 
     async def _usage_for_form(self, user):
+        groups = tuple(label_value(g.name) for g in launch_groups(user))
+        me = label_value(self.user.name)
+        reflector = self.pod_reflector if self.primehub_pods is None else None
+        version = getattr(reflector, "version", None)
+        memo = getattr(self, "_usage_memo", None)
+        if version is not None and memo is not None and memo[0] == (version, groups, me, self.pod_name):
+            return memo[1]
         try:
             pods = await self._active_pods()
         except Exception:
             self.log.warning("Cannot read pods to show quota usage", exc_info=True)
             return {}
-        me = label_value(self.user.name)
-        return {
-            g.name: usage_from_pods(pods, label_value(g.name), me, exclude_pod=self.pod_name) for g in launch_groups(user)
-        }
+        by_label = usage_by_group(pods, groups, me, exclude_pod=self.pod_name)
+        usage = {g.name: by_label[label_value(g.name)] for g in launch_groups(user)}
+        version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
+        if version is not None:
+            self._usage_memo = ((version, groups, me, self.pod_name), usage)
+        return usage
 
     @default("options_from_form")
     def _options_from_form_default(self):

@@ -2,6 +2,7 @@
 re-checks, quotas under concurrency, spawning for another user, and fast failure."""
 
 import asyncio
+import threading
 import time
 from types import SimpleNamespace
 
@@ -238,6 +239,66 @@ async def test_the_form_shows_usage_from_the_users_pods():
     html = await spawner.get_options_form()
     assert "<td>1 CPU</td>" in html
     assert "1 CPU already in use" in html  # medium (2 CPU) no longer fits the 2 CPU quota
+
+
+@pytest.mark.asyncio
+async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_change(monkeypatch):
+    import copy
+    import dataclasses
+
+    from primehub_hub import spawner as spawner_module
+    from primehub_hub.form import rendered_forms
+
+    rendered_forms.clear()
+    renders = []
+    real_build = spawner_module.build_form
+
+    def counting_build(*args, **kwargs):
+        renders.append(threading.current_thread())
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(spawner_module, "build_form", counting_build)
+    spawner = make_spawner("ana")
+    first = await spawner.get_options_form()
+    assert await spawner.get_options_form() == first
+    # entitlements read again from Keycloak, unchanged: still the same page
+    spawner.primehub_user = user("ana")
+    assert await spawner.get_options_form() == first
+    assert len(renders) == 1
+    assert 'value="medium"' in first
+    # rendered off the event loop's thread: a big form does not stop the hub serving others
+    assert renders[0] is not threading.main_thread()
+
+    # a grant removed: the next form no longer offers it
+    reduced = copy.deepcopy(user("ana"))
+    analysts = next(g for g in reduced.groups if g.name == "analysts")
+    analysts.realm_roles = [r for r in analysts.realm_roles if r != "it:medium"]
+    spawner.primehub_user = reduced
+    assert 'value="medium"' not in await spawner.get_options_form()
+    assert len(renders) == 2
+
+    # usage changed: shown at once
+    running = {
+        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "analysts", "primehub.io/user": "ana"}},
+        "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
+        "status": {"phase": "Running"},
+    }
+    spawner.primehub_pods = [running]
+    assert "<td>1 CPU</td>" in await spawner.get_options_form()
+    assert len(renders) == 3
+
+    # the catalog changed (the watcher hands out a new Catalog): the page follows it
+    cat = spawner.primehub_catalog
+    spawner.primehub_catalog = dataclasses.replace(cat, instance_types={k: v for k, v in cat.instance_types.items() if k != "small"})
+    before = await spawner.get_options_form()
+    assert 'value="small"' not in before
+    assert len(renders) == 4
+
+    # the remembered choice is part of the page too
+    spawner.user_options = {"group": "vision", "instance_type": "gpu-two", "image": "torch"}
+    page = await spawner.get_options_form()
+    assert len(renders) == 5
+    assert 'data-group="vision"' in page and page != before
 
 
 # --- quotas at pod creation, under the group lock --------------------------------------------------
