@@ -172,6 +172,8 @@ class PrimeHubSpawner(KubeSpawner):
         self.plan = None
         self._plan_env = {}
         self._pod_created = False
+        # set when this server's pod is created or changes, or one of its events arrives
+        self._scheduling_changed = asyncio.Event()
         self._primehub_refusal = None
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
@@ -434,6 +436,7 @@ class PrimeHubSpawner(KubeSpawner):
             # Nothing to count: spawns of a group without quotas need not wait for each other.
             created = await super()._make_create_pod_request(pod, request_timeout)
             self._pod_created = bool(created) or self._pod_created
+            self._scheduling_changed.set()
             return created
         async with quota_locks.lock_for(self.namespace, plan.group.name):
             try:
@@ -444,6 +447,7 @@ class PrimeHubSpawner(KubeSpawner):
             created = await super()._make_create_pod_request(pod, request_timeout)
             if created:
                 self._pod_created = True
+                self._scheduling_changed.set()
             return created
 
     # --- start with fast failure -----------------------------------------------------------
@@ -496,19 +500,60 @@ class PrimeHubSpawner(KubeSpawner):
         instance_type = self.plan.instance_type if self.plan else None
         return SchedulingFailed(describe(verdict, instance_type)), True
 
-    async def _watch_scheduling(self):
-        first_seen = None
-        while True:
-            await asyncio.sleep(self.scheduling_poll_interval)
-            if not self._pod_created:
-                continue
-            failure, seen = self._scheduling_failure()
-            if not seen:
-                first_seen = None
-                continue
-            now = time.monotonic()
-            first_seen = first_seen if first_seen is not None else now
-            if now - first_seen >= self.scheduling_failure_grace:
-                self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
-                return failure
+    def _wake_on(self, event):
+        """A reflector listener that sets `event` when this server's pod or one of its events changes."""
+        pod_key = f"{self.namespace}/{self.pod_name}"
 
+        def changed(key, reflector):
+            if key is None or key == pod_key:
+                event.set()
+                return
+            obj = reflector.resources.get(key) if reflector is not None else None
+            if obj is None or ((obj.get("involvedObject") or {}).get("name") == self.pod_name):
+                event.set()
+
+        return changed
+
+    async def _watch_scheduling(self):
+        """Return the SchedulingFailed for this spawn once the scheduler's verdict is final.
+
+        Wakes on the pod and event watches (KubeSpawner's reflectors, made notifying), so the
+        verdict is acted on as soon as the hub sees it; `scheduling_poll_interval` is a fallback
+        and the timer of `scheduling_failure_grace`.
+        """
+        changed = self._scheduling_changed
+        changed.clear()
+        wake = self._wake_on(changed)
+        listening = {}
+        first_seen = None
+        try:
+            while True:
+                for reflector in (self.pod_reflector, self.event_reflector):
+                    if reflector is not None and hasattr(reflector, "add_listener") and id(reflector) not in listening:
+                        listener = partial(_call_with, wake, reflector)
+                        reflector.add_listener(listener)
+                        listening[id(reflector)] = (reflector, listener)
+                changed.clear()
+                failure, seen = self._scheduling_failure() if self._pod_created else (None, False)
+                if not seen:
+                    first_seen = None
+                else:
+                    now = time.monotonic()
+                    first_seen = first_seen if first_seen is not None else now
+                    if now - first_seen >= self.scheduling_failure_grace:
+                        self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
+                        return failure
+                wait = self.scheduling_poll_interval
+                if first_seen is not None:
+                    wait = min(wait, max(0.0, first_seen + self.scheduling_failure_grace - time.monotonic()))
+                try:
+                    await asyncio.wait_for(changed.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for reflector, listener in listening.values():
+                reflector.remove_listener(listener)
+
+
+def _call_with(wake, reflector, key):
+    wake(key, reflector)

@@ -446,6 +446,58 @@ async def test_waiting_continues_while_a_volume_is_prepared_or_a_node_is_being_a
             await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
 
 
+class _WatchedStore:
+    """Stands in for a KubeSpawner reflector; made notifying like the spawner's own."""
+
+    def __init__(self, resources=None):
+        self.resources = dict(resources or {})
+        self.first_load_future = asyncio.get_running_loop().create_future()
+        self.first_load_future.set_result(None)
+
+    @property
+    def pods(self):
+        return self.resources
+
+    @property
+    def events(self):
+        return list(self.resources.values())
+
+
+@pytest.mark.asyncio
+async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_polling(monkeypatch):
+    from kubespawner import KubeSpawner
+
+    from primehub_hub.watch import notifying
+
+    Store = notifying(_WatchedStore)
+    pending = {"metadata": {"name": "jupyter-ana", "namespace": NAMESPACE}, "spec": {}, "status": {"phase": "Pending"}}
+    pods, events = Store({f"{NAMESPACE}/jupyter-ana": pending}), Store()
+    monkeypatch.setitem(KubeSpawner.reflectors, ("pods", NAMESPACE), pods)
+    monkeypatch.setitem(KubeSpawner.reflectors, ("events", NAMESPACE), events)
+    spawner = await planned_spawner()
+    spawner.scheduling_poll_interval = 3600  # only a watch event can wake it
+    watching = asyncio.ensure_future(spawner._watch_scheduling())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # an event about another pod does not end this spawn
+    events.resources[f"{NAMESPACE}/other.1"] = {
+        "involvedObject": {"name": "jupyter-bob"}, "reason": "FailedScheduling", "metadata": {"uid": "o1"},
+        "message": "0/2 nodes are available: 2 Insufficient cpu.",
+    }
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not watching.done()
+    events.resources[f"{NAMESPACE}/jupyter-ana.1"] = {
+        "involvedObject": {"name": "jupyter-ana"}, "reason": "FailedScheduling", "metadata": {"uid": "a1"},
+        "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector.",
+    }
+    failure = await asyncio.wait_for(watching, 30)
+    assert isinstance(failure, SchedulingFailed)
+    assert "not enough free GPUs" in str(failure)
+    # the spawn stopped listening
+    assert not pods._listeners and not events._listeners
+
+
 @pytest.mark.asyncio
 async def test_start_fails_fast_and_removes_the_pod(monkeypatch):
     with reflectors(monkeypatch, pods={}) as (pods, _events):
