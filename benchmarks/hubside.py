@@ -418,6 +418,10 @@ def configure(c, env) -> None:
             with timed("keycloak_user_info"):
                 return await super().load_user_info(username, user_id, fresh=fresh)
 
+        async def load_entitlements(self, username, user_id=None):
+            with timed("keycloak_user_info"):
+                return await super().load_entitlements(username, user_id)
+
         def get_handlers(self, app):
             return super().get_handlers(app) + [(r"/bench/stats", StatsHandler)]
 

@@ -24,7 +24,7 @@ from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
-from tornado.httpclient import HTTPClientError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
@@ -111,6 +111,14 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         30.0, config=True, help="Seconds a user's groups, grants and admin status read from Keycloak are reused."
     )
     keycloak_request_timeout = Float(10.0, config=True, help="Timeout in seconds of each Keycloak admin API request.")
+    keycloak_max_connections = Integer(
+        64,
+        config=True,
+        help=(
+            "Simultaneous HTTP requests to Keycloak (token, userinfo, admin API). Tornado's shared client "
+            "allows 10, behind which a burst of spawns would queue."
+        ),
+    )
     token_refresh_margin = Integer(
         60,
         config=True,
@@ -121,6 +129,12 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         allow_none=True,
         help="The KeycloakAdmin client; built from the settings above unless set (tests inject a fake).",
     )
+
+    @default("http_client")
+    def _http_client_default(self):
+        # its own client, not tornado's shared one: more connections, and JupyterHub's other
+        # requests (proxy, servers) do not wait behind Keycloak's
+        return AsyncHTTPClient(force_instance=True, max_clients=self.keycloak_max_connections)
 
     @default("keycloak_admin")
     def _keycloak_admin_default(self):
@@ -335,6 +349,11 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         """Groups, grants, attributes and admin status of a user (admin API, briefly cached)."""
         return await self.keycloak_admin.load_user_info(username, user_id, fresh=fresh)
 
+    async def load_entitlements(self, username, user_id=None):
+        """Groups, grants and attributes only (what a spawn needs): admin status is not read
+        unless a group gives it, so `is_admin` may be None (unknown)."""
+        return await self.keycloak_admin.load_user_info(username, user_id, need_admin=False)
+
     async def update_auth_model(self, auth_model):
         auth_state = auth_model["auth_state"]
         user_id = (auth_state.get(self.user_auth_state_key) or {}).get("sub")
@@ -374,13 +393,25 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             return False
         return current is None or getattr(current, "name", None) != user.name
 
-    async def _refresh_groups_only(self, user, auth_state):
+    async def _refresh_groups_only(self, user, auth_state, handler=None):
+        user_id = (auth_state.get(self.user_auth_state_key) or {}).get("sub")
         try:
-            info = await self.load_user_info(user.name, (auth_state.get(self.user_auth_state_key) or {}).get("sub"))
+            if self._someone_else(user, handler):
+                # An admin acting for this user (e.g. a REST spawn) needs their entitlements, not
+                # their admin status: that is read when they act themselves. None leaves it as is.
+                info = await self.load_entitlements(user.name, user_id)
+            else:
+                info = await self.load_user_info(user.name, user_id)
         except KeycloakUnavailable:
             return True
         auth_state[AUTH_STATE_KEY] = info.to_dict()
         return {"name": user.name, "admin": info.is_admin, "auth_state": auth_state, "groups": self._group_names(info)}
+
+    @staticmethod
+    def _someone_else(user, handler):
+        """True when the request was made by another, already identified, hub user."""
+        current = getattr(handler, "_jupyterhub_user", None) if handler is not None else None
+        return current is not None and getattr(current, "name", None) != user.name
 
     @staticmethod
     def _group_names(info):
@@ -407,7 +438,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         auth_state = await user.get_auth_state()
         if self._acting_for_other(user, handler):
             # also for a user who never logged in: their groups come from the admin API
-            return await self._refresh_groups_only(user, dict(auth_state or {}))
+            return await self._refresh_groups_only(user, dict(auth_state or {}), handler)
         if not auth_state:
             return False
 

@@ -4,21 +4,31 @@ The hub's confidential client authenticates with its service account (client cre
 grant); the token is reused until shortly before it expires. Per user it reads:
 
 - `GET /admin/realms/{realm}/users?username=..&exact=true` (or `/users/{id}`): id, attributes
-- `GET /admin/realms/{realm}/users/{id}/groups?briefRepresentation=false`: groups + attributes
-- `GET /admin/realms/{realm}/groups/{id}/role-mappings`: each group's grants (and client roles)
-- `GET /admin/realms/{realm}/group-by-path/everyone` (+ its role mappings): global grants
-- `GET /admin/realms/{realm}/users/{id}/role-mappings`, and, to see realm-admin through
-  composite roles, `GET /admin/realms/{realm}/clients?clientId=realm-management` then
-  `GET /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite`: admin status
+- `GET /admin/realms/{realm}/users/{id}/groups?briefRepresentation=false`: groups with their
+  attributes and role names (`realmRoles`, `clientRoles`); only when a representation lacks
+  them, `GET /admin/realms/{realm}/groups/{id}/role-mappings` per group
+- `GET /admin/realms/{realm}/group-by-path/everyone`: global grants, shared by all users and
+  kept fresh in the background
+- admin status, when asked for and not already given by a group: `GET
+  /admin/realms/{realm}/users/{id}/role-mappings`, and, to see realm-admin through composite
+  roles, `GET /admin/realms/{realm}/clients?clientId=realm-management` (once) then
+  `GET /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite`
+
+So a user the hub has never seen costs 2 requests, whatever their number of groups, plus one
+for admin status where the caller needs it (a login, the user's own refresh) and no group
+already made them an administrator.
 
 The service account needs the realm-management roles `view-users` (or `query-users`) and
 `query-groups`; with `query-clients` admin status through composite roles is seen too.
 
-Results are cached per user for `cache_ttl` seconds; concurrent lookups of the same user
-share one request. Failures raise `KeycloakUnavailable` with a readable message.
+Results are cached for `cache_ttl` seconds (users, `everyone`, group role mappings) and never
+served older; an entry read after half of that is refreshed in the background, so busy users
+rarely wait for Keycloak. Concurrent lookups of the same thing share one request. Failures
+raise `KeycloakUnavailable` with a readable message.
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -56,7 +66,7 @@ def user_info_from_representations(user_rep, groups, everyone=None, is_admin=Fal
         username=user_rep.get("username") or "",
         attributes=flatten_attributes(user_rep.get("attributes")),
         groups=all_groups,
-        is_admin=bool(is_admin),
+        is_admin=None if is_admin is None else bool(is_admin),
         id=user_rep.get("id") or "",
     )
 
@@ -246,21 +256,69 @@ class KeycloakAdmin:
         roles = await self.get(f"/users/{quote(user_id)}/role-mappings/clients/{quote(uuid)}/composite") or []
         return any(r.get("name") == self.admin_role for r in roles)
 
+    async def _shared(self, key, load, *, fresh=False, refresh=None):
+        """The cached value of `key`, at most cache_ttl old; one load at a time per key.
+
+        After half the TTL the entry is still served, and `refresh` (default `load`) runs in
+        the background so the next reader finds a fresh one.
+        """
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached and not fresh and cached[0] > now:
+            if cached[0] - now < self.cache_ttl / 2 and key not in self._inflight:
+                self._start(key, refresh or load).add_done_callback(_quiet)
+            return cached[1]
+        pending = self._inflight.get(key)
+        if pending is None or fresh:
+            pending = self._start(key, load)
+        return await asyncio.shield(pending)
+
+    def _start(self, key, load, cache=True):
+        async def run():
+            value = await load()
+            expires = time.monotonic() + self.cache_ttl
+            if isinstance(value, _Expiring):
+                # built from other cached data: no older than that data may be
+                expires, value = min(expires, value.expires), value.value
+            if cache:
+                self._cache[key] = (expires, value)
+            return value
+
+        task = self._inflight[key] = asyncio.ensure_future(run())
+
+        def done(_task):
+            if self._inflight.get(key) is task:
+                self._inflight.pop(key, None)
+
+        task.add_done_callback(done)
+        return task
+
     async def _group(self, rep):
-        mappings = await self.group_role_mappings(rep["id"])
+        """A Group from a full representation; its role mappings are read only when the
+        representation does not carry them (then shared by every user of the group)."""
+        if "realmRoles" in rep:
+            client_roles = rep.get("clientRoles") or {}
+            mappings = {
+                "clientMappings": {
+                    client: {"mappings": [{"name": name} for name in names]} for client, names in client_roles.items()
+                }
+            }
+            return group_from_representation(rep, rep.get("realmRoles") or []), mappings
+        key = ("mappings", rep["id"])
+        # shared by concurrent loads of the group's members, not cached: each load reads it anew
+        pending = self._inflight.get(key) or self._start(key, lambda: self.group_role_mappings(rep["id"]), cache=False)
+        mappings = await asyncio.shield(pending)
         roles = [m.get("name") for m in mappings.get("realmMappings") or [] if m.get("name")]
         return group_from_representation(rep, roles), mappings
 
     async def _everyone(self):
-        cached = self._cache.get(("group", EVERYONE))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        rep = await self.group_by_path(EVERYONE)
-        group = (await self._group(rep))[0] if rep else None
-        self._cache[("group", EVERYONE)] = (time.monotonic() + self.cache_ttl, group)
-        return group
+        async def load():
+            rep = await self.group_by_path(EVERYONE)
+            return (await self._group(rep))[0] if rep else None
 
-    async def _load(self, username, user_id):
+        return await self._shared(("group", EVERYONE), load)
+
+    async def _load(self, username, user_id, need_admin):
         user = await self.find_user(username, user_id)
         if user is None:
             raise KeycloakUnavailable(
@@ -273,8 +331,16 @@ class KeycloakAdmin:
             self._everyone(),
         )
         groups = [group for group, _ in loaded]
-        admin = await self._is_admin_or_not(user, [mappings for _, mappings in loaded])
-        return user_info_from_representations(user, groups, everyone, admin)
+        group_mappings = [mappings for _, mappings in loaded]
+        if any(self._maps_admin(m) for m in group_mappings):
+            admin = True
+        elif need_admin:
+            admin = await self._is_admin_or_not(user, group_mappings)
+        else:
+            admin = None  # not read: see load_user_info
+        info = user_info_from_representations(user, groups, everyone, admin)
+        everyone_expires = (self._cache.get(("group", EVERYONE)) or (float("inf"),))[0]
+        return _Expiring(info, everyone_expires)
 
     async def _is_admin_or_not(self, user, group_mappings):
         # Admin status is a privilege: when it cannot be read, the user is not an admin.
@@ -284,20 +350,52 @@ class KeycloakAdmin:
             self.log.warning("Cannot read admin status of %s; treating as non-admin", user.get("username"))
             return False
 
-    async def load_user_info(self, username, user_id=None, *, fresh=False):
-        """The user's groups, grants and admin status, at most `cache_ttl` seconds old."""
+    async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
+        """The user's groups, grants and admin status, at most `cache_ttl` seconds old.
+
+        With `need_admin=False` (a spawn: entitlements only) admin status is not read when no
+        group grants it, and `is_admin` is None in the answer: unknown, not False.
+        """
         key = ("user", username)
         cached = self._cache.get(key)
-        if cached and not fresh and cached[0] > time.monotonic():
-            return cached[1]
-        pending = self._inflight.get(key)
-        if pending is None:
-            pending = self._inflight[key] = asyncio.ensure_future(self._load(username, user_id))
-            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
-        info = await asyncio.shield(pending)
-        self._cache[key] = (time.monotonic() + self.cache_ttl, info)
+        keep_admin = need_admin or bool(cached and cached[1].is_admin is not None)
+        info = await self._shared(
+            key,
+            lambda: self._load(username, user_id, need_admin),
+            fresh=fresh,
+            refresh=lambda: self._load(username, user_id, keep_admin),
+        )
+        if need_admin and info.is_admin is None:
+            # one admin look-up per loaded entry, shared by concurrent callers (the key holds
+            # the entry's id only while the look-up, which references the entry, runs)
+            admin_key = ("admin", username, id(info))
+            pending = self._inflight.get(admin_key) or self._start(admin_key, lambda: self._add_admin(key, info), cache=False)
+            info = await asyncio.shield(pending)
         return info
+
+    async def _add_admin(self, key, info):
+        admin = await self._is_admin_or_not({"id": info.id, "username": info.username}, [])
+        full = dataclasses.replace(info, is_admin=admin)
+        cached = self._cache.get(key)
+        if cached and cached[1] is info:
+            self._cache[key] = (cached[0], full)  # same expiry: admin status is as old as the rest
+        return full
 
     def forget(self, username):
         self._cache.pop(("user", username), None)
 
+
+class _Expiring:
+    """A loaded value that must expire no later than `expires` (monotonic seconds)."""
+
+    __slots__ = ("value", "expires")
+
+    def __init__(self, value, expires):
+        self.value = value
+        self.expires = expires
+
+
+def _quiet(task):
+    # a failed background refresh is logged where it failed; the next reader loads again
+    if not task.cancelled():
+        task.exception()

@@ -184,7 +184,8 @@ class PrimeHubSpawner(KubeSpawner):
         """Entitlements of the server's owner (self.user), whoever is making the request."""
         if self.primehub_user is not None:
             return self.primehub_user
-        loader = getattr(self.authenticator, "load_user_info", None)
+        # entitlements only where the authenticator can leave admin status out (one call fewer)
+        loader = getattr(self.authenticator, "load_entitlements", None) or getattr(self.authenticator, "load_user_info", None)
         if loader is None:
             raise ConfigurationError("PrimeHubSpawner needs PrimeHubAuthenticator to read users' groups from Keycloak.")
         user_id = None

@@ -22,10 +22,12 @@ INTERNAL = "http://keycloak.primehub.svc:8080"
 class FakeAdmin:
     def __init__(self):
         self.asked = []
+        self.admin_asked = []
         self.down = False
 
-    async def load_user_info(self, username, user_id=None, *, fresh=False):
+    async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
         self.asked.append((username, user_id, fresh))
+        self.admin_asked.append(need_admin)
         if self.down:
             raise KeycloakUnavailable("The hub cannot reach Keycloak to read your groups and permissions (cannot connect).")
         return user(username)
@@ -218,12 +220,15 @@ async def test_refresh_on_behalf_of_another_user_only_rereads_their_groups():
     hub_user = await logged_in(authenticator, expires_at=time.time() + 5)
     oidc.calls.clear()
     admin_request = SimpleNamespace(get_token=lambda: None, _jupyterhub_user=SimpleNamespace(name="root"))
+    authenticator.keycloak_admin.admin_asked.clear()
     model = await authenticator.refresh_user(hub_user, admin_request)
     assert oidc.calls == []  # the owner's tokens are theirs to renew
     assert model["name"] == "ana" and model["groups"] == ["analysts", "vision"]
     api_request = SimpleNamespace(get_token=lambda: "a-server-token")
     assert (await authenticator.refresh_user(hub_user, api_request))["name"] == "ana"
     assert oidc.calls == []
+    # root acting for ana needs her entitlements only; her own token request re-reads admin status too
+    assert authenticator.keycloak_admin.admin_asked == [False, True]
 
 
 @pytest.mark.asyncio
@@ -385,3 +390,17 @@ async def test_tokens_issued_for_the_browser_address_are_sent_back_there(caplog)
     refreshed = await authenticator.refresh_user(hub_user, OWNER_REQUEST)
     assert refreshed and refreshed["name"] == "ana"
     assert f"{BROWSER}/realms/primehub/protocol/openid-connect/token" in oidc.calls
+
+
+@pytest.mark.asyncio
+async def test_keycloak_requests_do_not_queue_behind_tornados_ten_shared_connections():
+    from tornado.httpclient import AsyncHTTPClient
+
+    authenticator = PrimeHubAuthenticator(keycloak_url=BROWSER, client_id="jupyterhub", client_secret="s3cret")
+    client = authenticator.http_client
+    try:
+        assert client is not AsyncHTTPClient()
+        assert client.max_clients == 64
+        assert authenticator.keycloak_admin.http_client is client
+    finally:
+        client.close()
