@@ -10,6 +10,7 @@ nested form (`spec["limits"]["cpu"]`), so either style of manifest works.
 """
 
 import asyncio
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -368,10 +369,11 @@ class CatalogWatcher:
         self.reflectors = {}
         self._start_lock = asyncio.Lock()
         self._errors_logged = set()
-        self._cache_key = None
         self._cache = None
         self._version = None
         self._parsed = {}
+        self._dirty = {}
+        self._listening = {}
 
     @classmethod
     def shared(cls, namespace, log=None, parent=None):
@@ -411,9 +413,10 @@ class CatalogWatcher:
     async def catalog(self):
         """The current Catalog: the same object for as long as nothing was changed.
 
-        Cost on an unchanged catalog is constant; after a change, only changed resources are
-        parsed again (by resourceVersion), and the Catalog object is replaced only when the
-        resources really differ (a relist that finds the same objects keeps it).
+        Cost on an unchanged catalog is constant. After watch events only the resources they
+        touched are parsed again; without change notices (first load, a reflector that cannot
+        tell) everything is looked at, unchanged resources are not parsed again (by
+        resourceVersion), and the Catalog object is kept when nothing really differs.
         """
         try:
             await self.start()
@@ -425,19 +428,55 @@ class CatalogWatcher:
                 "The hub cannot read the instance types, images and datasets from Kubernetes "
                 f"right now ({type(e).__name__}). Please try again in a minute."
             ) from e
+        self._listen()
         version = self.version()
         if self._cache is not None and None not in version and version == self._version:
             return self._cache
         self._version = version
-        key = tuple(
-            (kind, name, (obj.get("metadata") or {}).get("resourceVersion"))
-            for kind, reflector in self.reflectors.items()
-            for name, obj in sorted(reflector.resources.items())
-        )
-        if key != self._cache_key:
-            self._cache = self._build()
-            self._cache_key = key
+        dirty, self._dirty = self._dirty, {}
+        if self._cache is not None and None not in version and all(keys is not None for keys in dirty.values()):
+            # watch events: patch what they touched (cost: the touched kinds' size, once)
+            self._cache = self._patched(dirty)
+            return self._cache
+        built = self._build()
+        if built != self._cache:
+            self._cache = built
         return self._cache
+
+    def _listen(self):
+        """Collect which resources each watch event touched (None: look at all of the kind)."""
+        current = {}
+        for kind, reflector in self.reflectors.items():
+            if id(reflector) not in self._listening and hasattr(reflector, "add_listener"):
+                reflector.add_listener(lambda key, kind=kind: self._touched(kind, key))
+                self._dirty[kind] = None
+            current[id(reflector)] = reflector  # held, so an id is never reused while listed
+        self._listening = current
+
+    def _touched(self, kind, key):
+        keys = self._dirty.setdefault(kind, set())
+        if key is None:
+            self._dirty[kind] = None
+        elif keys is not None:
+            keys.add(key)
+
+    def _patched(self, dirty):
+        fields = {}
+        for kind, keys in dirty.items():
+            resources = self.reflectors[kind].resources
+            current = dict(getattr(self._cache, _FIELDS[kind]))
+            added = False
+            for key in keys:
+                name = key.partition("/")[2]
+                obj = resources.get(key)
+                resource = _parse_logged(obj, kind, self.log, self._errors_logged) if obj is not None else None
+                if resource is None:
+                    current.pop(name, None)
+                else:
+                    added = added or name not in current  # an edit keeps its place in the order
+                    current[name] = resource
+            fields[_FIELDS[kind]] = dict(sorted(current.items())) if added else current
+        return dataclasses.replace(self._cache, **fields)
 
     def _build(self):
         parsed = {}

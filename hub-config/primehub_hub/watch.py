@@ -46,7 +46,7 @@ class _ChangeNotifying:
         self.resources = _WatchedDict(self.resources, self._changed)
 
     def add_listener(self, callback):
-        """Call `callback(key)` after every change (key None: everything was relisted)."""
+        """Call `callback(key)` after every change of the object stored under `key`."""
         self._listeners.add(callback)
 
     def remove_listener(self, callback):
@@ -61,11 +61,27 @@ class _ChangeNotifying:
                 self.log.exception("A listener of the %s reflector failed", self.kind)
 
     async def _list_and_update(self, *args, **kwargs):
+        before = self.resources
         result = await super()._list_and_update(*args, **kwargs)
+        listed = self.resources
         # No await between the relist's assignment and this wrap: no watch event is missed.
-        self.resources = _WatchedDict(self.resources, self._changed)
-        self._changed(None)
+        self.resources = _WatchedDict(listed, self._changed)
+        # A relist (every watch restart) reports only what really changed, so readers that
+        # keep results per version are not made to start over by a periodic relist.
+        for key, obj in listed.items():
+            if key not in before or not _same(before[key], obj):
+                self._changed(key)
+        for key in [k for k in before if k not in listed]:
+            self._changed(key)
         return result
+
+
+def _same(old, new):
+    old_version = ((old or {}).get("metadata") or {}).get("resourceVersion")
+    new_version = ((new or {}).get("metadata") or {}).get("resourceVersion")
+    if old_version is not None and new_version is not None:
+        return old_version == new_version
+    return old == new
 
 
 def notifying(reflector_class):

@@ -273,5 +273,9 @@ async def test_catalog_is_kept_until_a_watch_event_or_relist_changes_a_resource(
     it.relisted = dict(it.resources)
     await it._list_and_update()
     assert await watcher.catalog() is second
-    it.resources.pop("ns/big")
+    it.relisted = {"ns/small": small}
+    await it._list_and_update()
     assert list((await watcher.catalog()).instance_types) == ["small"]
+    # a deleted resource (watch event) is gone from the next catalog
+    it.resources.pop("ns/small")
+    assert (await watcher.catalog()).instance_types == {}
