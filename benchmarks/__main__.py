@@ -1,6 +1,8 @@
 """Run the benchmarks on the local stack and write docs/benchmarks.md (`make bench`).
 
-`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--cleanup]`.
+`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--cleanup]`;
+`python -m benchmarks --in-process [--quick]` runs only the in-process case (our code's CPU cost,
+no local stack needed: inprocess.py).
 
 Everything the run creates is its own: namespace `bench`, Keycloak users/groups/roles named
 `bench-...` and the client `bench-hub`, bench hubs on ports 9080/9001/9081 with state in
@@ -22,10 +24,10 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 
-from . import case_concurrency, case_failure, case_form, case_growth, case_spawn, equivalent, fixtures, report
+from . import case_concurrency, case_failure, case_form, case_growth, case_spawn, equivalent, fixtures, inprocess, report
 from .stack import NAMESPACE, REPO, STATE, BenchHub, Kube, Realm, Watch, browser_login, log, stack_epoch, wait_stack
 
-CASES = ("form", "spawn", "concurrency", "failure", "growth")
+CASES = ("form", "spawn", "concurrency", "failure", "growth", "inprocess")
 RESULTS = STATE / "results.json"
 FORM_USER = "bench-form"
 FAIL_USER = "bench-failer"
@@ -38,7 +40,7 @@ class Config:
     spawn_api: int = 20
     users: int = 100
     quota_fits: int = 40
-    fail_reps: int = 5
+    fail_reps: int = 10
     fail_reps_plain: int = 2
     plain_start_timeout: int = 30
     # 10x through the real stack needs ~7 min of Keycloak setup alone: run it with --growth-real-scale 10
@@ -46,11 +48,11 @@ class Config:
     growth_renders: int = 3
     growth_spawns: int = 3
     growth_scales: list = field(default_factory=lambda: [1, 10, 100])
-    growth_full_form_max_groups: int = 200
     growth_reps: int = 5
+    fail_reps_inprocess: int = 10
 
 
-QUICK = Config(form_renders=10, spawn_browser=4, spawn_api=4, users=20, quota_fits=8, fail_reps=2, fail_reps_plain=1,
+QUICK = Config(form_renders=10, spawn_browser=4, spawn_api=4, users=20, quota_fits=8, fail_reps=3, fail_reps_plain=1,
                growth_real_scale=2, growth_renders=2, growth_spawns=2, growth_scales=[1, 10], growth_reps=3)
 
 
@@ -216,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--growth-real-scale", type=int, help="scale of the real-stack growth run (default 5, quick 2)")
     ap.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left behind")
+    ap.add_argument("--in-process", action="store_true",
+                    help="only the in-process case (no local stack needed); same as --only inprocess")
     a = ap.parse_args(argv)
+    if a.in_process:
+        a.only = "inprocess"
     if a.cleanup:
         log("removing bench pods, namespace bench and the bench Keycloak objects")
         kube = Kube()
@@ -237,27 +243,32 @@ def main(argv: list[str] | None = None) -> int:
     }
     shape = fixtures.Shape.scaled("f", 1)
     out: dict = {}
-    kube, realm, watch = Kube(), Realm(), None
+    kube = realm = watch = None
     try:
-        meta["fixtures"] = setup(kube, realm, cfg, shape)
-        watch = Watch(kube).start()
-        run_hub_cases("primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape,
-                      selected, out)
-        # growth is about our code: no plain-KubeSpawner run
-        plain_cases = [c for c in selected if c != "growth"]
-        if plain_cases:
-            profiles = STATE / "profiles-plain.json"
-            profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
-            run_hub_cases("plain", BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
-                          kube, realm, watch, cfg, shape, plain_cases, out)
-        if "growth" in selected:
-            out.setdefault("growth", {})["inprocess"] = case_growth.inprocess(
-                cfg.growth_scales, cfg.growth_full_form_max_groups, cfg.growth_reps)
-            out["growth"]["profiles"] = case_growth.profiles(shape)
+        if "inprocess" in selected:
+            out["inprocess"] = {
+                "growth": inprocess.growth(cfg.growth_scales, cfg.growth_reps),
+                "failure": inprocess.failure(cfg.fail_reps_inprocess),
+                "profiles": inprocess.profiles(),
+            }
+        stack_cases = [c for c in selected if c != "inprocess"]
+        if stack_cases:
+            kube, realm = Kube(), Realm()
+            meta["fixtures"] = setup(kube, realm, cfg, shape)
+            watch = Watch(kube).start()
+            run_hub_cases("primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape,
+                          stack_cases, out)
+            # growth is about our code: no plain-KubeSpawner run
+            plain_cases = [c for c in stack_cases if c != "growth"]
+            if plain_cases:
+                profiles = STATE / "profiles-plain.json"
+                profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
+                run_hub_cases("plain", BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
+                              kube, realm, watch, cfg, shape, plain_cases, out)
     finally:
         if watch is not None:
             watch.stop()
-        if not a.keep:
+        if kube is not None and not a.keep:
             log("cleaning up: bench pods, namespace bench, bench Keycloak objects")
             try:
                 kube.delete_all_pods()

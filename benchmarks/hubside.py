@@ -197,7 +197,9 @@ _INTERESTING = ("primehub_hub", "kubespawner", "jupyterhub", "kubernetes_asyncio
 def reset_lag() -> None:
     LAG.clear()
     LAG.update({"max_ms": 0.0, "max_at": None, "max_cpu_ms": 0.0, "max_blocked_ms": 0.0, "samples": 0,
-                "over_20": 0, "over_50": 0, "over_100": 0, "blocked_over_100": 0, "since": time.time()})
+                "over_20": 0, "over_50": 0, "over_100": 0, "blocked_over_100": 0, "since": time.time(),
+                # watchdog samples of a stalled loop, and how many had a primehub_hub frame on the stack
+                "stall_samples": 0, "stall_samples_ours": 0})
     STALL_STACKS.clear()
     STALL_OURS.clear()
 
@@ -246,6 +248,9 @@ def _watchdog() -> None:
         if frame is None:
             continue
         stack = traceback.extract_stack(frame)
+        LAG["stall_samples"] = LAG.get("stall_samples", 0) + 1
+        if any("primehub_hub" in f.filename for f in stack):
+            LAG["stall_samples_ours"] = LAG.get("stall_samples_ours", 0) + 1
         STALL_STACKS[" < ".join(_short_frame(f) for f in reversed(stack[-4:]))] += 1
         ours = next((f for f in reversed(stack) if any(m in f.filename for m in _INTERESTING)), None)
         if ours is not None:

@@ -18,6 +18,8 @@ names are `group`, `instance_type@<group>` and `image@<group>`; `spawner.options
 turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too.
 """
 
+import contextlib
+import gc
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -209,6 +211,33 @@ class RenderedForms:
 
 
 rendered_forms = RenderedForms()
+
+_gc_pause = {"depth": 0, "was_enabled": False}
+_gc_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """No cyclic garbage collection while a big form is built and rendered (in a worker thread).
+
+    The form model of a user in hundreds of groups is a few hundred thousand short-lived objects.
+    Left alone, they survive the young collections while the page is written and set off a full
+    collection of the whole hub, which holds every thread, the event loop's included, for a few
+    hundred milliseconds. Paused, they are freed by reference counting when the render ends,
+    before the collector ever sees them. Nested and concurrent renders share one pause.
+    """
+    with _gc_lock:
+        if _gc_pause["depth"] == 0:
+            _gc_pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_pause["depth"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pause["depth"] -= 1
+            if _gc_pause["depth"] == 0 and _gc_pause["was_enabled"]:
+                gc.enable()
 
 
 def form_options(formdata):

@@ -30,7 +30,7 @@ from traitlets import Any, Bool, Float, List, Unicode, default
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
 from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
-from .form import build_form, form_options, rendered_forms, render_form
+from .form import build_form, collection_paused, form_options, rendered_forms, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
 from .quotas import (
@@ -248,8 +248,11 @@ class PrimeHubSpawner(KubeSpawner):
         return html
 
     def _render_form_html(self, user, catalog, usage, remembered, note):
-        model = build_form(user, catalog, prefix=self.role_prefix, remembered=remembered, usage=usage)
-        return render_form(model, admin_note=note)
+        with collection_paused():
+            model = build_form(user, catalog, prefix=self.role_prefix, remembered=remembered, usage=usage)
+            html = render_form(model, admin_note=note)
+            del model  # freed here, while collection is still paused
+        return html
 
     # --- reflectors -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 re-checks, quotas under concurrency, spawning for another user, and fast failure."""
 
 import asyncio
+import gc
 import threading
 import time
 from types import SimpleNamespace
@@ -253,8 +254,11 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
     renders = []
     real_build = spawner_module.build_form
 
+    collecting = []
+
     def counting_build(*args, **kwargs):
         renders.append(threading.current_thread())
+        collecting.append(gc.isenabled())
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(spawner_module, "build_form", counting_build)
@@ -266,8 +270,10 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
     assert await spawner.get_options_form() == first
     assert len(renders) == 1
     assert 'value="medium"' in first
-    # rendered off the event loop's thread: a big form does not stop the hub serving others
+    # rendered off the event loop's thread: a big form does not stop the hub serving others;
+    # and without a full garbage collection (set off by its many objects) pausing every thread
     assert renders[0] is not threading.main_thread()
+    assert collecting == [False] and gc.isenabled()
 
     # a grant removed: the next form no longer offers it
     reduced = copy.deepcopy(user("ana"))
