@@ -498,11 +498,18 @@ class PrimeHubSpawner(KubeSpawner):
         message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
         if not message:
             return None, False
-        verdict = read_verdict(message)
+        verdict = read_verdict(message, own_claims=self._own_claims())
         if not verdict.final or scale_up_triggered(events):
             return None, False
         instance_type = self.plan.instance_type if self.plan else None
         return SchedulingFailed(describe(verdict, instance_type)), True
+
+    def _own_claims(self):
+        """The claims this spawner creates before its pod: the home volume and the group volumes."""
+        claims = {self.pvc_name} if self.storage_pvc_ensure else set()
+        if self.plan is not None:
+            claims |= {shared.claim_name for shared in self.plan.shared_volumes}
+        return frozenset(claims)
 
     def _wake_on(self, event):
         """A reflector listener that sets `event` when this server's pod or one of its events changes."""

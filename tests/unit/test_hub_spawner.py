@@ -505,6 +505,21 @@ async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_pollin
 
 
 @pytest.mark.asyncio
+async def test_the_home_volume_not_yet_seen_by_the_scheduler_is_waited_for(monkeypatch):
+    # The scheduler may see the pod before the claim the spawner created just before it.
+    lagging = unschedulable_pod('persistentvolumeclaim "claim-ana" not found')
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": lagging}):
+        spawner = await planned_spawner(storage_pvc_ensure=True, pvc_name_template="claim-{username}")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
+    missing_dataset = unschedulable_pod('persistentvolumeclaim "dataset-nowhere" not found')
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": missing_dataset}):
+        spawner = await planned_spawner(storage_pvc_ensure=True, pvc_name_template="claim-{username}")
+        failure = await asyncio.wait_for(spawner._watch_scheduling(), 2)
+    assert "dataset-nowhere" in str(failure)
+
+
+@pytest.mark.asyncio
 async def test_start_fails_fast_and_removes_the_pod(monkeypatch):
     with reflectors(monkeypatch, pods={}) as (pods, _events):
         spawner = await planned_spawner()
