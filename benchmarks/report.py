@@ -340,7 +340,8 @@ def _growth_targets(rows: list[dict]):
     if big:
         out["3. user in 200 groups: form < 150 ms (warm, in-process)"] = (big["warm_ms"] < 150, f"warm {big['warm_ms']} ms, cold {big['cold_ms']} ms")
         out["3. user in 200 groups: loop never blocked > 50 ms (in-process)"] = (
-            big["loop_blocked_max_ms"] <= 50, f"{big['loop_blocked_max_ms']} ms")
+            big["loop_blocked_max_ms"] <= 50,
+            f"{big['loop_blocked_max_ms']} ms (idle machine over as long: {big.get('loop_idle_max_ms', '–')} ms)")
     return out
 
 
@@ -368,11 +369,14 @@ def section_inprocess(res: dict):
     if big:
         lines += ["", "**A user in every group** (their offers are large: at 10x, 200 groups, each with its instance "
                   "types, images and mounted datasets), through the spawner:", "",
-                  "| scale | groups | cold ms | warm ms | loop blocked ms during the cold render | page bytes |",
+                  "| scale | groups | cold ms | warm ms | loop late ms during the cold render (idle machine, as long) | page bytes |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in big:
             a = r["all_groups"]
-            lines.append(f"| {r['scale']}x | {a['groups']} | {a['cold_ms']} | {a['warm_ms']} | {a['loop_blocked_max_ms']} | {a['html_bytes']} |")
+            lines.append(f"| {r['scale']}x | {a['groups']} | {a['cold_ms']} | {a['warm_ms']} | {a['loop_blocked_max_ms']} "
+                         f"({a.get('loop_idle_max_ms', '–')}) | {a['html_bytes']} |")
+        lines += ["", "*Idle*: the largest lateness of the same probe with nothing to do, measured right after for as "
+                  "long as the render took: the shared machine's own noise floor."]
     if fail:
         t = fail.get("event_to_failure_ms") or {}
         lines += ["", f"**Fast failure, in-process**: from a FailedScheduling event arriving in the event reflector to the "
