@@ -23,8 +23,20 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 
-from . import case_concurrency, case_failure, case_form, case_growth, case_spawn, equivalent, fixtures, inprocess, report
+from . import (
+    case_concurrency,
+    case_failure,
+    case_form,
+    case_growth,
+    case_spawn,
+    equivalent,
+    fixtures,
+    inprocess,
+    postgres,
+    report,
+)
 from .stack import NAMESPACE, REPO, STATE, BenchHub, Kube, Realm, Watch, browser_login, log, stack_epoch, wait_stack
 
 CASES = ("form", "spawn", "concurrency", "failure", "growth", "inprocess")
@@ -50,6 +62,8 @@ class Config:
     growth_scales: list = field(default_factory=lambda: [1, 10, 100])
     growth_reps: int = 5
     fail_reps_inprocess: int = 10
+    # case 3 again with the hub database on PostgreSQL (benchmarks/postgres.py), when it is installed
+    postgres: bool = True
 
 
 QUICK = Config(form_renders=10, spawn_browser=4, spawn_api=4, users=20, quota_fits=8, fail_reps=3, fail_reps_plain=1,
@@ -181,18 +195,11 @@ def run_hub_cases(variant: str, hub: BenchHub, kube: Kube, realm: Realm, watch: 
             guarded(out, "spawn", f"{variant}_api", hub, kube, lambda: case_spawn.run_api(
                 hub, kube, variant, spawn_users(cfg), choices))
         if "concurrency" in selected:
-            def burst(prefix, group, expect=None):
-                users = case_concurrency.users_for(prefix, cfg.users)
-                try:
-                    return case_concurrency.run(hub, kube, watch, variant, users, case_concurrency.body_for(variant, group),
-                                                group, expect_pods=expect)
-                finally:
-                    hub.stop_servers(users, kube)
-
-            guarded(out, "concurrency", variant, hub, kube, lambda: burst("bench-c", fixtures.CONC_GROUP))
+            guarded(out, "concurrency", variant, hub, kube,
+                    lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP))
             if variant == "primehub":
                 guarded(out, "concurrency", "primehub_quota", hub, kube,
-                        lambda: burst("bench-q", fixtures.QUOTA_GROUP, cfg.quota_fits))
+                        lambda: _burst(hub, kube, watch, cfg, variant, "bench-q", fixtures.QUOTA_GROUP, cfg.quota_fits))
         if "failure" in selected:
             body = ({"profile": fixtures.FAIL_GROUP} if variant == "plain" else
                     {"group": fixtures.FAIL_GROUP, "instance_type": fixtures.HUGE_IT, "image": fixtures.TINY_IMAGE})
@@ -210,6 +217,42 @@ def run_hub_cases(variant: str, hub: BenchHub, kube: Kube, realm: Realm, watch: 
         kube.delete_all_pods()
 
 
+def _burst(hub: BenchHub, kube: Kube, watch: Watch, cfg: Config, variant: str, prefix: str, group: str,
+           expect: int | None = None) -> dict:
+    users = case_concurrency.users_for(prefix, cfg.users)
+    try:
+        return case_concurrency.run(hub, kube, watch, variant, users, case_concurrency.body_for(variant, group),
+                                    group, expect_pods=expect)
+    finally:
+        hub.stop_servers(users, kube)
+
+
+def run_concurrency_on_postgres(kube: Kube, realm: Realm, watch: Watch, cfg: Config, profiles: Path, out: dict) -> None:
+    """Case 3 once more for both hubs, their database on the bench's own PostgreSQL server."""
+    try:
+        import psycopg2  # noqa: F401  (the hub's PostgreSQL driver)
+
+        pg = postgres.Postgres().start()
+    except Exception as e:
+        log(f"concurrency on PostgreSQL skipped: {e}")
+        out.setdefault("concurrency", {})["postgres_skipped"] = f"{type(e).__name__}: {e}"[:300]
+        return
+    try:
+        for variant in ("primehub", "plain"):
+            pg.reset()
+            hub = BenchHub(variant, realm.client_secret, profiles if variant == "plain" else None,
+                           cfg.plain_start_timeout, db_url=pg.url)
+            hub.start()
+            try:
+                guarded(out, "concurrency", f"{variant}_postgres", hub, kube,
+                        lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP))
+            finally:
+                hub.stop()
+                kube.delete_all_pods()
+    finally:
+        pg.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions (a few minutes)")
@@ -217,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the bench fixtures in place (debugging)")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--growth-real-scale", type=int, help="scale of the real-stack growth run (default 5, quick 2)")
+    ap.add_argument("--no-postgres", action="store_true", help="skip case 3 on PostgreSQL")
     ap.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left behind")
     ap.add_argument("--in-process", action="store_true",
                     help="only the in-process case (no local stack needed); same as --only inprocess")
@@ -232,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QUICK if a.quick else Config()
     if a.growth_real_scale:
         cfg.growth_real_scale = a.growth_real_scale
+    if a.no_postgres:
+        cfg.postgres = False
     selected = [a.only] if a.only else list(CASES)
     STATE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -265,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
                 run_hub_cases("plain", BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
                               kube, realm, watch, cfg, shape, plain_cases, out)
+                if "concurrency" in plain_cases and cfg.postgres:
+                    run_concurrency_on_postgres(kube, realm, watch, cfg, profiles, out)
     finally:
         if watch is not None:
             watch.stop()

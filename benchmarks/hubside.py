@@ -431,6 +431,8 @@ def configure(c, env) -> None:
             return super().get_handlers(app) + [(r"/bench/stats", StatsHandler)]
 
     c.JupyterHub.authenticator_class = BenchAuthenticator
+    if env.get("BENCH_DB_URL"):
+        c.JupyterHub.db_url = env["BENCH_DB_URL"]  # the bench's own PostgreSQL (benchmarks/postgres.py)
     primehub, plain = spawner_classes()
     if env.get("BENCH_SPAWNER") == "plain":
         c.JupyterHub.spawner_class = plain

@@ -219,6 +219,14 @@ def section_concurrency(res: dict):
         _conc_row("PrimeHub", ph),
         _conc_row(f"PrimeHub, project quota fits {q.get('quota_expected_pods', 'k')}", q),
         _conc_row("plain KubeSpawner", pl),
+        *([_conc_row("PrimeHub, PostgreSQL", res.get("primehub_postgres")),
+           _conc_row("plain KubeSpawner, PostgreSQL", res.get("plain_postgres"))]
+          if res.get("primehub_postgres") or res.get("plain_postgres") else []),
+        "",
+        ("The hub database is SQLite in the first rows; the PostgreSQL rows run the same burst with the hub's "
+         "database on a PostgreSQL server of the bench's own (Debian's packages, a Unix socket, `benchmarks/postgres.py`)."
+         if res.get("primehub_postgres") else
+         f"Case 3 on PostgreSQL was not run: {res.get('postgres_skipped', 'disabled (--no-postgres)')}."),
         "",
         f"Ratios PrimeHub / plain: every pod exists {_ratio(ph.get('all_pods_exist_s'), pl.get('all_pods_exist_s'))}x, "
         f"every server ready {_ratio(ph.get('all_ready_s'), pl.get('all_ready_s'))}x. "
@@ -481,7 +489,10 @@ def section_before_after(results: dict):
          f"{cp.get('loop_stall_max_ms', '–')} ({cpl.get('loop_stall_max_ms', '–')})"),
         ("stall samples with primehub_hub on the stack", b["concurrency_ours_share"],
          f"{cp.get('stall_samples_ours', '–')} of {cp.get('stall_samples', '–')} ({_num(_share(cp))}%)"),
-        ("hub database", "SQLite", "SQLite (PostgreSQL: not measured yet)"),
+        ("on PostgreSQL: largest loop stall ms; auth refresh p50 ms (plain KubeSpawner's stall)", "not measured",
+         f"{(conc.get('primehub_postgres') or {}).get('loop_stall_max_ms', '–')}; "
+         f"{_v((conc.get('primehub_postgres') or {}).get('auth_refresh_ms'))} "
+         f"({(conc.get('plain_postgres') or {}).get('loop_stall_max_ms', '–')})"),
     ])
     lines += table("7. 1,000 running servers", [("form and spawn overhead vs 10 servers; memory per server; restart", b["servers_1000"], "not measured yet")])
     return lines
