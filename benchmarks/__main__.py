@@ -34,7 +34,6 @@ from . import (
     equivalent,
     fixtures,
     inprocess,
-    postgres,
     report,
 )
 from .stack import NAMESPACE, REPO, STATE, BenchHub, Kube, Realm, Watch, browser_login, log, stack_epoch, wait_stack
@@ -231,8 +230,9 @@ def run_concurrency_on_postgres(kube: Kube, realm: Realm, watch: Watch, cfg: Con
     """Case 3 once more for both hubs, their database on the bench's own PostgreSQL server."""
     try:
         import psycopg2  # noqa: F401  (the hub's PostgreSQL driver)
+        from localstack.postgres import Postgres
 
-        pg = postgres.Postgres().start()
+        pg = Postgres(STATE / "postgres").start()
     except Exception as e:
         log(f"concurrency on PostgreSQL skipped: {e}")
         out.setdefault("concurrency", {})["postgres_skipped"] = f"{type(e).__name__}: {e}"[:300]

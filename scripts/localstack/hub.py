@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from . import cluster, common, keycloak
+from . import cluster, common, keycloak, postgres
 from .common import REPO_ROOT, STATE_DIR, V, VENV_BIN, step
 
 PORT = 8000
@@ -65,10 +65,15 @@ def start(extra_env: dict[str, str] | None = None) -> None:
     common.stop("proxy")
     step(f"starting the hub on {URL} with hub-config/")
     HOME.mkdir(parents=True, exist_ok=True)
+    database = {}
+    if os.environ.get("PRIMEHUB_LOCAL_DB") == "postgres":
+        # asked for: the hub database on a PostgreSQL server of the stack's own, kept across restarts
+        database["PRIMEHUB_LOCAL_DB_URL"] = postgres.Postgres().start(fresh=False).url
     common.start("hub", [str(VENV_BIN / "jupyterhub"), "-f", str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")],
-                 env={**env(), **(extra_env or {})}, cwd=HOME)
+                 env={**env(), **database, **(extra_env or {})}, cwd=HOME)
     common.wait_for(ready, 60, "hub", "hub")
 
 
 def stop() -> None:
     common.stop("hub", grace=15)
+    postgres.Postgres().stop()

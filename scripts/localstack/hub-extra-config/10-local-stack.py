@@ -12,6 +12,9 @@ c.KubeSpawner.hub_connect_url = "http://127.0.0.1:8081"
 c.JupyterHub.cleanup_servers = False
 c.ConfigurableHTTPProxy.should_start = True
 c.JupyterHub.last_activity_interval = 60
+# `PRIMEHUB_LOCAL_DB=postgres make up`: the hub database on the stack's own PostgreSQL (localstack/postgres.py)
+if os.environ.get("PRIMEHUB_LOCAL_DB_URL"):
+    c.JupyterHub.db_url = os.environ["PRIMEHUB_LOCAL_DB_URL"]
 # An admin service for tests and operator scripts; its token lives in .local-stack/hub/.
 c.JupyterHub.services = [
     {"name": "local-admin", "api_token": os.environ["PRIMEHUB_LOCAL_ADMIN_TOKEN"]},
