@@ -76,4 +76,3 @@ def start(extra_env: dict[str, str] | None = None) -> None:
 
 def stop() -> None:
     common.stop("hub", grace=15)
-    postgres.Postgres().stop()
