@@ -103,8 +103,7 @@ class KeycloakAdmin:
         self._token = None
         self._token_expires = 0.0
         self._token_lock = None
-        self._cache = {}
-        self._inflight = {}
+        self._cache = SharedCache(cache_ttl)
         self._admin_client_uuid = None
         self._clients_unreadable = False
 
@@ -256,43 +255,6 @@ class KeycloakAdmin:
         roles = await self.get(f"/users/{quote(user_id)}/role-mappings/clients/{quote(uuid)}/composite") or []
         return any(r.get("name") == self.admin_role for r in roles)
 
-    async def _shared(self, key, load, *, fresh=False, refresh=None):
-        """The cached value of `key`, at most cache_ttl old; one load at a time per key.
-
-        After half the TTL the entry is still served, and `refresh` (default `load`) runs in
-        the background so the next reader finds a fresh one.
-        """
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached and not fresh and cached[0] > now:
-            if cached[0] - now < self.cache_ttl / 2 and key not in self._inflight:
-                self._start(key, refresh or load).add_done_callback(_quiet)
-            return cached[1]
-        pending = self._inflight.get(key)
-        if pending is None or fresh:
-            pending = self._start(key, load)
-        return await asyncio.shield(pending)
-
-    def _start(self, key, load, cache=True):
-        async def run():
-            value = await load()
-            expires = time.monotonic() + self.cache_ttl
-            if isinstance(value, _Expiring):
-                # built from other cached data: no older than that data may be
-                expires, value = min(expires, value.expires), value.value
-            if cache:
-                self._cache[key] = (expires, value)
-            return value
-
-        task = self._inflight[key] = asyncio.ensure_future(run())
-
-        def done(_task):
-            if self._inflight.get(key) is task:
-                self._inflight.pop(key, None)
-
-        task.add_done_callback(done)
-        return task
-
     async def _group(self, rep):
         """A Group from a full representation; its role mappings are read only when the
         representation does not carry them (then shared by every user of the group)."""
@@ -304,10 +266,8 @@ class KeycloakAdmin:
                 }
             }
             return group_from_representation(rep, rep.get("realmRoles") or []), mappings
-        key = ("mappings", rep["id"])
         # shared by concurrent loads of the group's members, not cached: each load reads it anew
-        pending = self._inflight.get(key) or self._start(key, lambda: self.group_role_mappings(rep["id"]), cache=False)
-        mappings = await asyncio.shield(pending)
+        mappings = await self._cache.once(("mappings", rep["id"]), lambda: self.group_role_mappings(rep["id"]))
         roles = [m.get("name") for m in mappings.get("realmMappings") or [] if m.get("name")]
         return group_from_representation(rep, roles), mappings
 
@@ -316,7 +276,7 @@ class KeycloakAdmin:
             rep = await self.group_by_path(EVERYONE)
             return (await self._group(rep))[0] if rep else None
 
-        return await self._shared(("group", EVERYONE), load)
+        return await self._cache.get(("group", EVERYONE), load)
 
     async def _load(self, username, user_id, need_admin):
         user = await self.find_user(username, user_id)
@@ -339,8 +299,7 @@ class KeycloakAdmin:
         else:
             admin = None  # not read: see load_user_info
         info = user_info_from_representations(user, groups, everyone, admin)
-        everyone_expires = (self._cache.get(("group", EVERYONE)) or (float("inf"),))[0]
-        return _Expiring(info, everyone_expires)
+        return _Expiring(info, self._cache.expiry(("group", EVERYONE)))
 
     async def _is_admin_or_not(self, user, group_mappings):
         # Admin status is a privilege: when it cannot be read, the user is not an admin.
@@ -357,9 +316,9 @@ class KeycloakAdmin:
         group grants it, and `is_admin` is None in the answer: unknown, not False.
         """
         key = ("user", username)
-        cached = self._cache.get(key)
-        keep_admin = need_admin or bool(cached and cached[1].is_admin is not None)
-        info = await self._shared(
+        cached = self._cache.peek(key)
+        keep_admin = need_admin or bool(cached and cached.is_admin is not None)
+        info = await self._cache.get(
             key,
             lambda: self._load(username, user_id, need_admin),
             fresh=fresh,
@@ -368,21 +327,87 @@ class KeycloakAdmin:
         if need_admin and info.is_admin is None:
             # one admin look-up per loaded entry, shared by concurrent callers (the key holds
             # the entry's id only while the look-up, which references the entry, runs)
-            admin_key = ("admin", username, id(info))
-            pending = self._inflight.get(admin_key) or self._start(admin_key, lambda: self._add_admin(key, info), cache=False)
-            info = await asyncio.shield(pending)
+            info = await self._cache.once(("admin", username, id(info)), lambda: self._add_admin(key, info))
         return info
 
     async def _add_admin(self, key, info):
         admin = await self._is_admin_or_not({"id": info.id, "username": info.username}, [])
         full = dataclasses.replace(info, is_admin=admin)
-        cached = self._cache.get(key)
-        if cached and cached[1] is info:
-            self._cache[key] = (cached[0], full)  # same expiry: admin status is as old as the rest
+        self._cache.replace(key, info, full)  # same expiry: admin status is as old as the rest
         return full
 
     def forget(self, username):
-        self._cache.pop(("user", username), None)
+        self._cache.forget(("user", username))
+
+
+class SharedCache:
+    """Values read from Keycloak: never served older than `ttl` seconds, one read at a time per key.
+
+    After half the TTL an entry is still served, and read again in the background so the next
+    reader finds a fresh one. A loader may return `_Expiring(value, expires)` for a value built from
+    other cached values, which must not outlive them.
+    """
+
+    def __init__(self, ttl):
+        self.ttl = ttl
+        self._values = {}
+        self._inflight = {}
+
+    async def get(self, key, load, *, fresh=False, refresh=None):
+        now = time.monotonic()
+        cached = self._values.get(key)
+        if cached and not fresh and cached[0] > now:
+            if cached[0] - now < self.ttl / 2 and key not in self._inflight:
+                self._start(key, refresh or load, cache=True).add_done_callback(_quiet)
+            return cached[1]
+        pending = self._inflight.get(key)
+        if pending is None or fresh:
+            pending = self._start(key, load, cache=True)
+        return await asyncio.shield(pending)
+
+    async def once(self, key, load):
+        """`load()`, shared by whoever asks for `key` while it runs; not kept afterwards."""
+        pending = self._inflight.get(key) or self._start(key, load, cache=False)
+        return await asyncio.shield(pending)
+
+    def peek(self, key):
+        cached = self._values.get(key)
+        return cached[1] if cached else None
+
+    def expiry(self, key):
+        cached = self._values.get(key)
+        return cached[0] if cached else float("inf")
+
+    def replace(self, key, old, new):
+        """Put `new` in place of `old` (if still there), keeping the entry's expiry."""
+        cached = self._values.get(key)
+        if cached and cached[1] is old:
+            self._values[key] = (cached[0], new)
+
+    def forget(self, key):
+        self._values.pop(key, None)
+
+    def clear(self):
+        self._values.clear()
+
+    def _start(self, key, load, cache):
+        async def run():
+            value = await load()
+            expires = time.monotonic() + self.ttl
+            if isinstance(value, _Expiring):
+                expires, value = min(expires, value.expires), value.value
+            if cache:
+                self._values[key] = (expires, value)
+            return value
+
+        task = self._inflight[key] = asyncio.ensure_future(run())
+
+        def done(_task):
+            if self._inflight.get(key) is task:
+                self._inflight.pop(key, None)
+
+        task.add_done_callback(done)
+        return task
 
 
 class _Expiring:
