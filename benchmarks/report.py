@@ -529,8 +529,9 @@ def findings(results: dict) -> list[str]:
         out.append(
             f"- **A cold render** (first, or after a change) in-process spends its own time in {_top(prof.get('form@1x') or {})} "
             f"at 1x; for a user in 200 groups in {_top(prof.get('form_all_groups@10x') or {})}: jinja writing one row per "
-            "mounted dataset per group. It runs in a worker thread, so the loop keeps serving; a full garbage "
-            "collection triggered by its allocations still pauses every thread.")
+            "mounted dataset per group. It runs in a worker thread with the garbage collector paused (its many "
+            "short-lived objects would otherwise set off a full collection that stops every thread), so the loop keeps "
+            "serving; a warm render reuses the page.")
     spawn = results.get("spawn") or {}
     pb, pa = spawn.get("primehub_browser") or {}, spawn.get("primehub_api") or {}
     if pb.get("keycloak_calls_per_spawn"):
