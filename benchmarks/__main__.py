@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             out["inprocess"] = {
                 "growth": inprocess.growth(cfg.growth_scales, cfg.growth_reps),
                 "failure": inprocess.failure(cfg.fail_reps_inprocess),
+                "servers": inprocess.servers([10, 1000], cfg.growth_reps),
                 "profiles": inprocess.profiles(),
             }
         stack_cases = [c for c in selected if c != "inprocess"]

@@ -11,7 +11,9 @@ generated platform of fixtures.Shape:
   reused), through `PrimeHubSpawner(_mock=True)`, and the longest time the event loop was blocked
   while the cold form was rendered;
 - fast failure: from a FailedScheduling event arriving in the (notifying) event reflector to the
-  spawn's scheduling watch returning the failure.
+  spawn's scheduling watch returning the failure;
+- 10 and 1,000 servers running (their pods in the pod reflector): a warm form and the check of a
+  form submission. The real case 7 (memory per server, a hub restart finding them) needs the stack.
 """
 
 from __future__ import annotations
@@ -252,4 +254,61 @@ def profiles(top: int = 8) -> dict:
                          "calls": st[1], "own_ms": round(st[2] * 1000, 1), "cumulative_ms": round(st[3] * 1000, 1)}
                         for func, st in rows],
             }
+    return out
+
+
+def _running_pod(i: int, groups: list[str]) -> dict:
+    from primehub_hub.quotas import LABEL_GROUP, LABEL_USER
+
+    return {"metadata": {"name": f"jupyter-other-{i:04d}", "namespace": NAMESPACE,
+                         "labels": {LABEL_GROUP: groups[i % len(groups)], LABEL_USER: f"other-{i:04d}",
+                                    "component": "singleuser-server"}},
+            "spec": {"containers": [{"name": "notebook", "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}}}]},
+            "status": {"phase": "Running"}}
+
+
+async def _with_servers(count: int, reps: int) -> dict:
+    from kubespawner import KubeSpawner
+
+    shape = Shape.scaled("x", 1)
+    cat = Catalog.from_objects(shape.objects())
+    info = equivalent.user_info("bench-form", shape.grants())
+    group = info.groups[0]
+    it, img = equivalent.launch_choice(info, cat, group.name)
+    pods = notifying(_Store)({f"{NAMESPACE}/jupyter-other-{i:04d}": _running_pod(i, shape.group_names) for i in range(count)})
+    KubeSpawner.reflectors[("pods", NAMESPACE)] = pods
+    try:
+        spawner = _spawner(info, cat)
+        spawner.primehub_pods = None  # usage and the early quota look from the (notifying) pod reflector
+        rendered_forms.clear()
+        await spawner._render_primehub_form()
+        warm, submit = [], []
+        for _ in range(reps):
+            t = time.perf_counter()
+            await spawner._render_primehub_form()
+            warm.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            await spawner._primehub_options_from_form({"group": [group.name], f"instance_type@{group.name}": [it],
+                                                       f"image@{group.name}": [img]})
+            submit.append((time.perf_counter() - t) * 1000)
+        # one server starts elsewhere: the next form shows the new usage
+        pods.resources[f"{NAMESPACE}/jupyter-new"] = _running_pod(count, shape.group_names)
+        t = time.perf_counter()
+        await spawner._render_primehub_form()
+        after_change = (time.perf_counter() - t) * 1000
+    finally:
+        KubeSpawner.reflectors.pop(("pods", NAMESPACE), None)
+    return {"servers": count, "form_warm_ms": round(statistics.median(warm), 3),
+            "options_from_form_ms": round(statistics.median(submit), 3), "form_after_pod_change_ms": round(after_change, 1)}
+
+
+def servers(counts: list[int], reps: int) -> list[dict]:
+    """The form and a submission's check with 10 and 1,000 servers running (pods in the reflector)."""
+    from primehub_hub.offline import offline_kube_config
+
+    out = []
+    with offline_kube_config():
+        for count in counts:
+            log(f"in-process: {count} running servers")
+            out.append(asyncio.run(_with_servers(count, max(reps, 30))))  # sub-millisecond figures: many runs
     return out

@@ -391,6 +391,16 @@ def section_inprocess(res: dict):
                   f"spawn's scheduling watch returning the failure, {fail.get('trials')} trials: p50 {t.get('p50')} ms, "
                   f"max {t.get('max')} ms (the real-stack figure in section 4 adds the pod's removal and JupyterHub's "
                   "progress stream)."]
+    servers = res.get("servers") or []
+    if servers:
+        lines += ["", "**Running servers** (their pods in the pod reflector, spread over the user's 20 groups, which have no quota): "
+                  "a warm form, the check of a form submission (plan and the early quota look over the live pods), "
+                  "and the first form after one more server started in one of the user's groups (usage changed: "
+                  "rendered again).", "",
+                  "| servers | warm form ms | options_from_form ms | form after a pod change ms |",
+                  "| ---: | ---: | ---: | ---: |",
+                  *[f"| {x['servers']} | {x['form_warm_ms']} | {x['options_from_form_ms']} | {x['form_after_pod_change_ms']} |"
+                    for x in servers]]
     prof = res.get("profiles") or {}
     if prof:
         lines += ["", "Where the time goes (cProfile of one call, functions by own time):", ""]
@@ -399,6 +409,12 @@ def section_inprocess(res: dict):
                 f"`{t['function']}` {t['own_ms']} ms in {t['calls']} calls" for t in p["top"][:4]))
     lines.append("")
     verdicts = _growth_targets(rows)
+    by_count = {x["servers"]: x for x in servers}
+    if 10 in by_count and 1000 in by_count:
+        a, z = by_count[10], by_count[1000]
+        worst = max(_ratio(z["form_warm_ms"], a["form_warm_ms"]) or 0, _ratio(z["options_from_form_ms"], a["options_from_form_ms"]) or 0)
+        verdicts["7. 1,000 servers: form and submission within 1.2x of 10 (in-process)"] = (
+            worst <= 1.2, f"form {a['form_warm_ms']} → {z['form_warm_ms']} ms, check {a['options_from_form_ms']} → {z['options_from_form_ms']} ms")
     if fail:
         t = fail.get("event_to_failure_ms") or {}
         if t.get("max") is not None:
@@ -494,7 +510,14 @@ def section_before_after(results: dict):
          f"{_v((conc.get('primehub_postgres') or {}).get('auth_refresh_ms'))} "
          f"({(conc.get('plain_postgres') or {}).get('loop_stall_max_ms', '–')})"),
     ])
-    lines += table("7. 1,000 running servers", [("form and spawn overhead vs 10 servers; memory per server; restart", b["servers_1000"], "not measured yet")])
+    srv = {x["servers"]: x for x in ((results.get("inprocess") or {}).get("servers") or [])}
+    lines += table("7. 1,000 running servers (form and spawn overhead within 1.2x of 10)", [
+        ("warm form ms, 10 / 1,000 servers", b["servers_1000"],
+         f"{(srv.get(10) or {}).get('form_warm_ms', '–')} / {(srv.get(1000) or {}).get('form_warm_ms', '–')} (in-process)"),
+        ("form submission check ms, 10 / 1,000 servers", b["servers_1000"],
+         f"{(srv.get(10) or {}).get('options_from_form_ms', '–')} / {(srv.get(1000) or {}).get('options_from_form_ms', '–')} (in-process)"),
+        ("hub memory per running server; restart finding them all", b["servers_1000"], "not measured (needs the real case)"),
+    ])
     return lines
 
 

@@ -297,7 +297,8 @@ class PrimeHubSpawner(KubeSpawner):
             user = await self.load_primehub_user()
             catalog = await self.load_catalog()
             plan = self._plan(user, catalog, form_options(formdata), strict=True)
-            if self.primehub_pods is not None or self.pod_reflector is not None:
+            limited = not (user_quota(plan.group).unlimited and project_quota(plan.group).unlimited)
+            if limited and (self.primehub_pods is not None or self.pod_reflector is not None):
                 # early, lock-free look; the binding check happens when the pod is created
                 self._check_quota(plan, await self._active_pods())
         except PrimeHubError as e:
