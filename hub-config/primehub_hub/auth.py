@@ -31,7 +31,6 @@ from traitlets import Any, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
 from .errors import KeycloakUnavailable, PrimeHubError
-from .handlers import spawn_handlers
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
 
@@ -240,9 +239,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             return [g["name"] for g in info.get("groups") or [] if g.get("name") and g["name"] != EVERYONE]
 
         return groups
-
-    def get_handlers(self, app):
-        return super().get_handlers(app) + spawn_handlers()
 
     def get_callback_url(self, handler=None):
         if self.oauth_callback_url:

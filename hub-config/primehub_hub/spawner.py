@@ -20,6 +20,7 @@ import shlex
 import time
 from functools import partial
 
+from jupyterhub import version_info as JUPYTERHUB_VERSION
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
@@ -29,9 +30,8 @@ from traitlets import Any, Bool, Float, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
-from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
+from .errors import ConfigurationError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, collection_paused, form_options, rendered_forms, render_form
-from .handlers import remember_refusal
 from .plan import plan_launch
 from .quotas import (
     LABEL_GROUP,
@@ -74,6 +74,28 @@ PLAN_TRAITS = (
     "storage_capacity",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
+# Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
+# the XSRF token and (JupyterHub 6, named servers) the server's display name.
+_NOT_OPTIONS = ("next", "_xsrf", "display_name")
+# JupyterHub 6's REST API (jupyterhub#5443) also takes {"display_name": ..., "user_options": ...} as
+# the body of a server start, where user_options may be null (start with the remembered ones). Its new
+# PUT/PATCH store user_options without a start: they count as remembered, so they are planned
+# leniently, which still grants nothing the owner is not entitled to.
+_SERVER_BODY_SCHEMA = JUPYTERHUB_VERSION >= (6,)
+
+
+def _body_has_options(body):
+    """Whether a POST body carries server options (a form post always does)."""
+    body = (body or b"").strip()
+    if body in (b"", b"{}", b"null"):
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return True
+    if _SERVER_BODY_SCHEMA and isinstance(data, dict) and ("user_options" in data or "display_name" in data):
+        return bool(data.get("user_options"))
+    return True
 
 
 def label_value(name):
@@ -174,7 +196,6 @@ class PrimeHubSpawner(KubeSpawner):
         self._pod_created = False
         # set when this server's pod is created or changes, or one of its events arrives
         self._scheduling_changed = asyncio.Event()
-        self._primehub_refusal = None
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
 
@@ -208,9 +229,9 @@ class PrimeHubSpawner(KubeSpawner):
         request = getattr(self.handler, "request", None)
         if request is None:
             return False
-        if request.method == "POST" and (request.body or b"").strip() not in (b"", b"{}", b"null"):
+        if request.method == "POST" and _body_has_options(request.body):
             return True
-        return any(key not in ("next", "_xsrf") for key in request.query_arguments)
+        return any(key not in _NOT_OPTIONS for key in request.query_arguments)
 
     def _plan(self, user, catalog, raw_options, strict):
         return plan_launch(
@@ -293,30 +314,24 @@ class PrimeHubSpawner(KubeSpawner):
 
     async def _primehub_options_from_form(self, formdata):
         """Check a form submission fully before anything is started; returns clean user_options."""
-        try:
-            user = await self.load_primehub_user()
-            catalog = await self.load_catalog()
-            plan = self._plan(user, catalog, form_options(formdata), strict=True)
-            limited = not (user_quota(plan.group).unlimited and project_quota(plan.group).unlimited)
-            if limited and (self.primehub_pods is not None or self.pod_reflector is not None):
-                # early, lock-free look; the binding check happens when the pod is created
-                self._check_quota(plan, await self._active_pods())
-        except PrimeHubError as e:
-            remember_refusal(self, e)
-            raise
+        # A refusal raised here is an HTTPError: JupyterHub (since 5.4, jupyterhub#5146) re-renders the
+        # form with its message and answers with its status.
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        plan = self._plan(user, catalog, form_options(formdata), strict=True)
+        limited = not (user_quota(plan.group).unlimited and project_quota(plan.group).unlimited)
+        if limited and (self.primehub_pods is not None or self.pod_reflector is not None):
+            # early, lock-free look; the binding check happens when the pod is created
+            self._check_quota(plan, await self._active_pods())
         return plan.options
 
     # --- applying a launch --------------------------------------------------------------------
 
     async def load_user_options(self):
         """Called by KubeSpawner's start: decide the launch from user_options and apply it."""
-        try:
-            user = await self.load_primehub_user()
-            catalog = await self.load_catalog()
-            plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
-        except PrimeHubError as e:
-            remember_refusal(self, e)
-            raise
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
         self.apply_plan(plan)
@@ -444,11 +459,7 @@ class PrimeHubSpawner(KubeSpawner):
             self._scheduling_changed.set()
             return created
         async with quota_locks.lock_for(self.namespace, plan.group.name):
-            try:
-                self._check_quota(plan, await self._list_group_pods(plan.group.name))
-            except PrimeHubError as e:
-                remember_refusal(self, e)
-                raise
+            self._check_quota(plan, await self._list_group_pods(plan.group.name))
             created = await super()._make_create_pod_request(pod, request_timeout)
             if created:
                 self._pod_created = True
