@@ -375,10 +375,11 @@ class StatsHandler(web.RequestHandler):
         if action == "reset-lag":
             reset_lag()
         elif action == "forget":
-            # a cold Keycloak cache, as after the 30 s TTL
+            # every user's Keycloak entry gone, as after the 30 s TTL (the shared `everyone` group,
+            # renewed in the background while anyone uses the hub, stays)
             admin = getattr(self.settings["authenticator"], "keycloak_admin", None)
             if admin is not None:
-                admin._cache.clear()
+                admin.forget()
         else:
             raise web.HTTPError(400)
         self.write("{}")

@@ -9,10 +9,11 @@ grant); the token is reused until shortly before it expires. Per user it reads:
   them, `GET /admin/realms/{realm}/groups/{id}/role-mappings` per group
 - `GET /admin/realms/{realm}/group-by-path/everyone`: global grants, shared by all users and
   kept fresh in the background
-- admin status, when asked for and not already given by a group: `GET
-  /admin/realms/{realm}/users/{id}/role-mappings`, and, to see realm-admin through composite
-  roles, `GET /admin/realms/{realm}/clients?clientId=realm-management` (once) then
-  `GET /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite`
+- admin status, when asked for and not already given by a group: one request, `GET
+  /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite` (the user's effective
+  realm-management roles: direct, through groups or composites) once realm-management's id is
+  known (`GET /admin/realms/{realm}/clients?clientId=realm-management`, once per hub, or any role
+  mapping that names the client), else `GET /admin/realms/{realm}/users/{id}/role-mappings`
 
 So a user the hub has never seen costs 2 requests, whatever their number of groups, plus one
 for admin status where the caller needs it (a login, the user's own refresh) and no group
@@ -244,14 +245,19 @@ class KeycloakAdmin:
 
     async def is_admin(self, user_id, group_mappings=()):
         """realm-admin of realm-management, mapped to the user, to one of their groups, or through
-        a composite role (the last needs the client's id, see admin_client_uuid)."""
-        direct = await self.get(f"/users/{quote(user_id)}/role-mappings") or {}
-        mappings = [direct, *group_mappings]
-        if any(self._maps_admin(m) for m in mappings):
+        a composite role. One request: the user's effective realm-management roles when the
+        client's id is known (see admin_client_uuid), else their direct role mappings (and the
+        effective roles only if those revealed the id)."""
+        if any(self._maps_admin(m) for m in group_mappings):
             return True
-        uuid = await self.admin_client_uuid(mappings)
+        uuid = await self.admin_client_uuid(group_mappings)
         if not uuid:
-            return False
+            direct = await self.get(f"/users/{quote(user_id)}/role-mappings") or {}
+            if self._maps_admin(direct):
+                return True
+            uuid = await self.admin_client_uuid([direct])
+            if not uuid:
+                return False
         roles = await self.get(f"/users/{quote(user_id)}/role-mappings/clients/{quote(uuid)}/composite") or []
         return any(r.get("name") == self.admin_role for r in roles)
 
@@ -336,8 +342,12 @@ class KeycloakAdmin:
         self._cache.replace(key, info, full)  # same expiry: admin status is as old as the rest
         return full
 
-    def forget(self, username):
-        self._cache.forget(("user", username))
+    def forget(self, username=None):
+        """Drop a user's cached entry (None: every user's; the shared `everyone` group stays)."""
+        if username is None:
+            self._cache.forget_where(lambda key: key[0] == "user")
+        else:
+            self._cache.forget(("user", username))
 
 
 class SharedCache:
@@ -386,6 +396,10 @@ class SharedCache:
 
     def forget(self, key):
         self._values.pop(key, None)
+
+    def forget_where(self, predicate):
+        for key in [k for k in self._values if predicate(k)]:
+            del self._values[key]
 
     def clear(self):
         self._values.clear()
