@@ -230,6 +230,7 @@ def run_concurrency_on_postgres(kube: Kube, realm: Realm, watch: Watch, cfg: Con
     """Case 3 once more for both hubs, their database on the bench's own PostgreSQL server."""
     try:
         import psycopg2  # noqa: F401  (the hub's PostgreSQL driver)
+
         from localstack.postgres import Postgres
 
         pg = Postgres(STATE / "postgres").start()

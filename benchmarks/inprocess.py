@@ -89,17 +89,27 @@ async def _catalog_costs(objects: list[dict], reps: int) -> dict:
     t = time.perf_counter()
     await watcher.catalog()
     after_event_ms = (time.perf_counter() - t) * 1000
-    return {"catalog_call_ms": round(statistics.median(unchanged), 4), "catalog_first_ms": round(first_ms, 1),
-            "catalog_after_event_ms": round(after_event_ms, 1)}
+    return {
+        "catalog_call_ms": round(statistics.median(unchanged), 4),
+        "catalog_first_ms": round(first_ms, 1),
+        "catalog_after_event_ms": round(after_event_ms, 1),
+    }
 
 
 def _spawner(info, cat, pods=()):
-    from primehub_hub.spawner import PrimeHubSpawner
     from types import SimpleNamespace
 
-    return PrimeHubSpawner(_mock=True, user=SimpleNamespace(name=info.username, id=1, url=f"/user/{info.username}/"),
-                           primehub_user=info, primehub_catalog=cat, primehub_pods=list(pods), namespace=NAMESPACE,
-                           cmd=["jupyterhub-singleuser"])
+    from primehub_hub.spawner import PrimeHubSpawner
+
+    return PrimeHubSpawner(
+        _mock=True,
+        user=SimpleNamespace(name=info.username, id=1, url=f"/user/{info.username}/"),
+        primehub_user=info,
+        primehub_catalog=cat,
+        primehub_pods=list(pods),
+        namespace=NAMESPACE,
+        cmd=["jupyterhub-singleuser"],
+    )
 
 
 async def _lateness_while(awaitable_factory) -> tuple[float, object]:
@@ -135,9 +145,13 @@ async def _form_through_spawner(info, cat, warm_reps: int) -> dict:
         t = time.perf_counter()
         await spawner._render_primehub_form()
         warm.append((time.perf_counter() - t) * 1000)
-    return {"cold_ms": round(elapsed * 1000, 1), "warm_ms": round(statistics.median(warm), 3),
-            "loop_blocked_max_ms": round(blocked, 1), "loop_idle_max_ms": round(idle, 1),
-            "html_bytes": len(html.encode())}
+    return {
+        "cold_ms": round(elapsed * 1000, 1),
+        "warm_ms": round(statistics.median(warm), 3),
+        "loop_blocked_max_ms": round(blocked, 1),
+        "loop_idle_max_ms": round(idle, 1),
+        "html_bytes": len(html.encode()),
+    }
 
 
 def growth(scales: list[int], reps: int, all_groups_max: int = 200) -> list[dict]:
@@ -146,8 +160,10 @@ def growth(scales: list[int], reps: int, all_groups_max: int = 200) -> list[dict
     rows = []
     for scale in scales:
         shape = Shape.scaled("x", scale)
-        log(f"in-process: {scale}x ({shape.groups} groups, {shape.instance_types} instance types, "
-            f"{shape.images} images, {shape.datasets} datasets)")
+        log(
+            f"in-process: {scale}x ({shape.groups} groups, {shape.instance_types} instance types, "
+            f"{shape.images} images, {shape.datasets} datasets)"
+        )
         objects = shape.objects()
         grants = shape.grants()
         cat = Catalog.from_objects(objects)
@@ -155,18 +171,28 @@ def growth(scales: list[int], reps: int, all_groups_max: int = 200) -> list[dict
         group = own.groups[0]
         it, img = equivalent.launch_choice(own, cat, group.name)
         options = {"group": group.name, "instance_type": it, "image": img}
-        row = {"scale": scale, "groups": shape.groups, "instance_types": shape.instance_types, "images": shape.images,
-               "datasets": shape.datasets, "own_groups": len(own.groups)}
+        row = {
+            "scale": scale,
+            "groups": shape.groups,
+            "instance_types": shape.instance_types,
+            "images": shape.images,
+            "datasets": shape.datasets,
+            "own_groups": len(own.groups),
+        }
         row.update(asyncio.run(_catalog_costs(objects, reps)))
-        row["plan_launch_ms"] = _ms(lambda: plan_launch(own, cat, options, strict=True), max(reps, 30))  # about 1 ms: many runs
+        row["plan_launch_ms"] = _ms(
+            lambda: plan_launch(own, cat, options, strict=True), max(reps, 30)
+        )  # about 1 ms: many runs
         render_form(build_form(own, cat))  # template compiled
         row["form_ms"] = _ms(lambda: render_form(build_form(own, cat)), reps)
         with offline_kube_config():
             row["form_spawner"] = asyncio.run(_form_through_spawner(own, cat, reps))
             if shape.groups <= all_groups_max:
                 everyone_user = equivalent.user_info("bench-all", grants)
-                row["all_groups"] = {"groups": len(everyone_user.groups),
-                                     **asyncio.run(_form_through_spawner(everyone_user, cat, reps))}
+                row["all_groups"] = {
+                    "groups": len(everyone_user.groups),
+                    **asyncio.run(_form_through_spawner(everyone_user, cat, reps)),
+                }
         rows.append(row)
     return rows
 
@@ -178,7 +204,9 @@ async def _one_failure(spawner, events, trial: int) -> float:
         await asyncio.sleep(0)
     t = time.perf_counter()
     events.resources[f"{NAMESPACE}/{spawner.pod_name}.{trial}"] = {
-        "involvedObject": {"name": spawner.pod_name}, "reason": "FailedScheduling", "metadata": {"uid": f"e{trial}"},
+        "involvedObject": {"name": spawner.pod_name},
+        "reason": "FailedScheduling",
+        "metadata": {"uid": f"e{trial}"},
         "message": "0/2 nodes are available: 2 Insufficient cpu.",
     }
     await asyncio.wait_for(watching, 60)
@@ -197,8 +225,15 @@ async def _failures(trials: int) -> list[float]:
         spawner = _spawner(info, cat)
         spawner.user_options = {"group": info.groups[0].name}
         await spawner.load_user_options()
-        pods = Store({f"{NAMESPACE}/{spawner.pod_name}": {"metadata": {"name": spawner.pod_name, "namespace": NAMESPACE},
-                                                         "spec": {}, "status": {"phase": "Pending"}}})
+        pods = Store(
+            {
+                f"{NAMESPACE}/{spawner.pod_name}": {
+                    "metadata": {"name": spawner.pod_name, "namespace": NAMESPACE},
+                    "spec": {},
+                    "status": {"phase": "Pending"},
+                }
+            }
+        )
         events = Store()
         KubeSpawner.reflectors[("pods", NAMESPACE)] = pods
         KubeSpawner.reflectors[("events", NAMESPACE)] = events
@@ -216,8 +251,10 @@ def failure(trials: int) -> dict:
     log(f"in-process: fast failure, {trials} trials")
     with offline_kube_config():
         times = asyncio.run(_failures(trials))
-    return {"trials": trials, "event_to_failure_ms": {"p50": round(statistics.median(times), 3),
-                                                        "max": round(max(times), 3)}}
+    return {
+        "trials": trials,
+        "event_to_failure_ms": {"p50": round(statistics.median(times), 3), "max": round(max(times), 3)},
+    }
 
 
 def profiles(top: int = 8) -> dict:
@@ -235,8 +272,10 @@ def profiles(top: int = 8) -> dict:
         render_form(build_form(own, cat))  # template compiled outside the profile
         g = own.groups[0]
         it, img = equivalent.launch_choice(own, cat, g.name)
-        cases = [("form", lambda: render_form(build_form(own, cat))),
-                 ("plan_launch", lambda: plan_launch(own, cat, {"group": g.name, "instance_type": it, "image": img}))]
+        cases = [
+            ("form", lambda: render_form(build_form(own, cat))),
+            ("plan_launch", lambda: plan_launch(own, cat, {"group": g.name, "instance_type": it, "image": img})),
+        ]
         if scale == 10:
             everyone_user = equivalent.user_info("bench-all", grants)
             cases.append(("form_all_groups", lambda: render_form(build_form(everyone_user, cat))))
@@ -250,9 +289,15 @@ def profiles(top: int = 8) -> dict:
             rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
             out[f"{what}@{scale}x"] = {
                 "total_ms": round(stats.total_tt * 1000, 1),
-                "top": [{"function": f"{func[0].split('site-packages/')[-1].split('hub-config/')[-1]}:{func[1]}({func[2]})",
-                         "calls": st[1], "own_ms": round(st[2] * 1000, 1), "cumulative_ms": round(st[3] * 1000, 1)}
-                        for func, st in rows],
+                "top": [
+                    {
+                        "function": f"{func[0].split('site-packages/')[-1].split('hub-config/')[-1]}:{func[1]}({func[2]})",
+                        "calls": st[1],
+                        "own_ms": round(st[2] * 1000, 1),
+                        "cumulative_ms": round(st[3] * 1000, 1),
+                    }
+                    for func, st in rows
+                ],
             }
     return out
 
@@ -260,11 +305,19 @@ def profiles(top: int = 8) -> dict:
 def _running_pod(i: int, groups: list[str]) -> dict:
     from primehub_hub.quotas import LABEL_GROUP, LABEL_USER
 
-    return {"metadata": {"name": f"jupyter-other-{i:04d}", "namespace": NAMESPACE,
-                         "labels": {LABEL_GROUP: groups[i % len(groups)], LABEL_USER: f"other-{i:04d}",
-                                    "component": "singleuser-server"}},
-            "spec": {"containers": [{"name": "notebook", "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}}}]},
-            "status": {"phase": "Running"}}
+    return {
+        "metadata": {
+            "name": f"jupyter-other-{i:04d}",
+            "namespace": NAMESPACE,
+            "labels": {
+                LABEL_GROUP: groups[i % len(groups)],
+                LABEL_USER: f"other-{i:04d}",
+                "component": "singleuser-server",
+            },
+        },
+        "spec": {"containers": [{"name": "notebook", "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}}}]},
+        "status": {"phase": "Running"},
+    }
 
 
 async def _with_servers(count: int, reps: int) -> dict:
@@ -275,7 +328,9 @@ async def _with_servers(count: int, reps: int) -> dict:
     info = equivalent.user_info("bench-form", shape.grants())
     group = info.groups[0]
     it, img = equivalent.launch_choice(info, cat, group.name)
-    pods = notifying(_Store)({f"{NAMESPACE}/jupyter-other-{i:04d}": _running_pod(i, shape.group_names) for i in range(count)})
+    pods = notifying(_Store)(
+        {f"{NAMESPACE}/jupyter-other-{i:04d}": _running_pod(i, shape.group_names) for i in range(count)}
+    )
     KubeSpawner.reflectors[("pods", NAMESPACE)] = pods
     try:
         spawner = _spawner(info, cat)
@@ -288,8 +343,9 @@ async def _with_servers(count: int, reps: int) -> dict:
             await spawner._render_primehub_form()
             warm.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            await spawner._primehub_options_from_form({"group": [group.name], f"instance_type@{group.name}": [it],
-                                                       f"image@{group.name}": [img]})
+            await spawner._primehub_options_from_form(
+                {"group": [group.name], f"instance_type@{group.name}": [it], f"image@{group.name}": [img]}
+            )
             submit.append((time.perf_counter() - t) * 1000)
         # one server starts elsewhere: the next form shows the new usage
         pods.resources[f"{NAMESPACE}/jupyter-new"] = _running_pod(count, shape.group_names)
@@ -298,8 +354,12 @@ async def _with_servers(count: int, reps: int) -> dict:
         after_change = (time.perf_counter() - t) * 1000
     finally:
         KubeSpawner.reflectors.pop(("pods", NAMESPACE), None)
-    return {"servers": count, "form_warm_ms": round(statistics.median(warm), 3),
-            "options_from_form_ms": round(statistics.median(submit), 3), "form_after_pod_change_ms": round(after_change, 1)}
+    return {
+        "servers": count,
+        "form_warm_ms": round(statistics.median(warm), 3),
+        "options_from_form_ms": round(statistics.median(submit), 3),
+        "form_after_pod_change_ms": round(after_change, 1),
+    }
 
 
 def servers(counts: list[int], reps: int) -> list[dict]:

@@ -118,7 +118,6 @@ def section_spawn(res: dict):
     pb, pa = res.get("primehub_browser") or {}, res.get("primehub_api") or {}
     p95 = _max([(pb.get("ours_ms") or {}).get("p95"), (pa.get("ours_ms") or {}).get("p95")])
     kc_b, kc_a = _max(pb.get("keycloak_calls_per_spawn")), _max(pa.get("keycloak_calls_per_spawn"))
-    kc = _max([kc_b, kc_a])
     ok_time = None if p95 is None else p95 <= 50
     ok_kc_b = None if kc_b is None else kc_b <= 2
     ok_kc_a = None if kc_a is None else kc_a <= 2
@@ -360,7 +359,7 @@ def section_inprocess(res: dict):
         "## In-process: our code's cost as the platform grows", "", _run_line(res), "",
         "`python -m benchmarks --in-process` (no local stack: `benchmarks/inprocess.py`) calls what the hub calls with "
         "the generated platform of case 5, without Keycloak or HTTP. The **user's own offers stay the same** (the first "
-        f"20 groups) while the platform grows. *form* and *plan* are CPU ms of this thread (median; the machine's "
+        "20 groups) while the platform grows. *form* and *plan* are CPU ms of this thread (median; the machine's "
         "other load does not count): `build_form` + `render_form`, and one spawn's `plan_launch`. *catalog()* is "
         "`CatalogWatcher.catalog()` on unchanged custom resources, then after one watch event (notifying reflectors as "
         "in the hub). *Spawner* goes through `PrimeHubSpawner(_mock=True)`: cold renders the form (off the event loop), "

@@ -1,15 +1,25 @@
 """Logout through Keycloak, so the next visit asks for the password again.
 
-First request: remember the id_token, clear the hub session, and send the browser to
+JupyterHub's LogoutHandler clears the hub session, then calls the two hooks overridden here.
+First request: `handle_logout` reads the id_token and `render_logout_page` sends the browser to
 Keycloak's end-session endpoint with `id_token_hint`, `client_id` (Keycloak 26 needs one of
 them) and `post_logout_redirect_uri` pointing back here with `kc=true`. Second request (the
-return from Keycloak): finish the hub logout and show the logout page.
+return from Keycloak): the hub session is cleared again (harmless) and the logout page shown.
 
 The return address must be allowed in the Keycloak client's "Valid post logout redirect URIs".
 """
 
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado.httputil import url_concat
+
+
+def end_session_url(authenticator, id_token, return_url):
+    """Keycloak's end-session endpoint (on the address browsers reach) for this logout."""
+    endpoint = f"{authenticator.browser_url}/realms/{authenticator.realm}/protocol/openid-connect/logout"
+    params = {"client_id": authenticator.client_id, "post_logout_redirect_uri": return_url}
+    if id_token:
+        params["id_token_hint"] = id_token
+    return url_concat(endpoint, params)
 
 
 class PrimeHubLogoutHandler(OAuthLogoutHandler):
@@ -28,15 +38,17 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
             return None
         return (auth_state or {}).get("id_token")
 
-    async def get(self):
-        if self.get_argument("kc", "") == "true":
-            await self.default_handle_logout()
-            await self.handle_logout()
-            self._jupyterhub_user = None
-            await self.render_logout_page()
+    async def handle_logout(self):
+        """JupyterHub's hook after it cleared the hub session: decide where the browser goes next."""
+        await super().handle_logout()
+        self.keycloak_end_session = None
+        if self.get_argument("kc", "") != "true":
+            # the user is still known here (JupyterHub forgets them only after this hook)
+            self.keycloak_end_session = end_session_url(self.authenticator, await self._id_token(), self._return_url())
+
+    async def render_logout_page(self):
+        """First request: on to Keycloak's end-session endpoint. Back from Keycloak: the logout page."""
+        if self.keycloak_end_session:
+            self.redirect(self.keycloak_end_session)
             return
-        id_token = await self._id_token()
-        await self.default_handle_logout()
-        await self.handle_logout()
-        self._jupyterhub_user = None
-        self.redirect(self.authenticator.end_session_url(id_token, self._return_url()))
+        await super().render_logout_page()

@@ -7,51 +7,31 @@ What it adds to KubeSpawner, and where:
   entitlements of the user who will own the server (`self.user`), never of the requester;
 - `apply_plan`: instance type, image, datasets, group volumes, home capacity, labels and
   environment onto KubeSpawner's traits, starting each launch from the configured baseline;
-- quota enforcement under a per-group lock held until the pod exists
-  (`_make_create_pod_request`), counting the group's Pending/Running pods;
+- quota enforcement under a per-group lock held until the pod exists, and the group volumes
+  (`GroupQuotaGuard`, spawn_quota.py);
 - fast failure: while the pod is pending, the scheduler's verdict is watched, and an
-  unschedulable pod fails the spawn in about a second with the reason in words.
+  unschedulable pod fails the spawn in about a second with the reason in words
+  (`FastSchedulingFailure`, spawn_scheduling.py).
 """
 
 import asyncio
 import copy
 import json
 import shlex
-import time
-from functools import partial
 
 from jupyterhub import version_info as JUPYTERHUB_VERSION
-from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
-from kubespawner.objects import make_pvc
-from kubespawner.slugs import is_valid_label, safe_slug
-from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Any, Bool, Float, List, Unicode, default
+from traitlets import Any, Bool, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
-from .errors import ConfigurationError, QuotaExceeded, Refused, SchedulingFailed
-from .form import build_form, collection_paused, form_options, rendered_forms, render_form
+from .errors import ConfigurationError, Refused
+from .form import build_form, collection_paused, form_options, render_form, rendered_forms
 from .plan import plan_launch
-from .quotas import (
-    LABEL_GROUP,
-    LABEL_USER,
-    project_quota,
-    quota_locks,
-    quota_problems,
-    usage_by_group,
-    usage_from_pods,
-    user_quota,
-)
+from .quotas import LABEL_GROUP, LABEL_USER, label_value, project_quota, usage_by_group, user_quota
 from .resources import CatalogWatcher, instance_type_override
-from .scheduling import (
-    describe,
-    failed_scheduling_message,
-    pod_is_scheduled,
-    pod_unschedulable_message,
-    read_verdict,
-    scale_up_triggered,
-)
+from .spawn_quota import GroupQuotaGuard
+from .spawn_scheduling import FastSchedulingFailure
 from .volumes import home_capacity
 from .watch import notifying
 
@@ -98,11 +78,6 @@ def _body_has_options(body):
     return True
 
 
-def label_value(name):
-    """A label-safe form of a user or group name: unchanged when valid, else a hashed slug."""
-    return safe_slug(name, is_valid=is_valid_label, max_length=63)
-
-
 def literal(value):
     """Protect a value from KubeSpawner's `{username}`-style expansion of volumes and mounts."""
     if isinstance(value, str):
@@ -124,7 +99,7 @@ def _merge_named(current, additions):
     return list(current or []) + list(additions)
 
 
-class PrimeHubSpawner(KubeSpawner):
+class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
     """Spawn user servers from PrimeHub's groups, instance types, images and datasets."""
 
     role_prefix = Unicode(
@@ -132,32 +107,10 @@ class PrimeHubSpawner(KubeSpawner):
         config=True,
         help="Optional grant prefix P: roles then read P:it:<name>, P:img:<name>, P:ds:<name>, P:ds:rw:<name>.",
     )
-    scheduling_failure_grace = Float(
-        0.0,
-        config=True,
-        help=(
-            "Seconds an 'unschedulable' verdict must persist before the spawn fails. 0 fails at once; "
-            "raise it on clusters whose autoscaler adds nodes."
-        ),
-    )
-    scheduling_poll_interval = Float(
-        2.0,
-        config=True,
-        help=(
-            "Seconds between looks at a pending pod's scheduling status when no watch event arrives. "
-            "The spawn reacts to the pod and event watches at once; this is only a safety net."
-        ),
-    )
     git_sync_host_root = Unicode(
         DEFAULT_GIT_SYNC_HOST_ROOT,
         config=True,
         help="Host folder where git-sync keeps git datasets (one subfolder per dataset); overridable per dataset by annotation.",
-    )
-    shared_volume_storage_class = Unicode(
-        "", config=True, help="Storage class of group shared volumes (project-<group>); empty uses the cluster default."
-    )
-    shared_volume_access_modes = List(
-        Unicode(), ["ReadWriteMany"], config=True, help="Access modes of group shared volumes."
     )
     explicit_zero_requests = Bool(
         False,
@@ -194,8 +147,6 @@ class PrimeHubSpawner(KubeSpawner):
         self.plan = None
         self._plan_env = {}
         self._pod_created = False
-        # set when this server's pod is created or changes, or one of its events arrives
-        self._scheduling_changed = asyncio.Event()
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
 
@@ -275,8 +226,6 @@ class PrimeHubSpawner(KubeSpawner):
             del model  # freed here, while collection is still paused
         return html
 
-    # --- reflectors -----------------------------------------------------------------------
-
     async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
         # KubeSpawner's pod and event reflectors, made to count their changes and tell listeners:
         # the form's usage is kept until a pod changes, and fast failure wakes on the event.
@@ -289,10 +238,10 @@ class PrimeHubSpawner(KubeSpawner):
         return list(self.pod_reflector.pods.values())
 
     async def _usage_for_form(self, user):
+        """{group: (user usage, group usage)}, kept until the pod reflector sees a change."""
         groups = tuple(label_value(g.name) for g in launch_groups(user))
         me = label_value(self.user.name)
-        reflector = self.pod_reflector if self.primehub_pods is None else None
-        version = getattr(reflector, "version", None)
+        version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
         memo = getattr(self, "_usage_memo", None)
         if version is not None and memo is not None and memo[0] == (version, groups, me, self.pod_name):
             return memo[1]
@@ -396,187 +345,3 @@ class PrimeHubSpawner(KubeSpawner):
         # added after KubeSpawner's expansion: dataset values may contain '{' and '}'
         env.update(self._plan_env)
         return env
-
-    # --- quota, under the group lock ------------------------------------------------------
-
-    def _check_quota(self, plan, pods):
-        group_label = label_value(plan.group.name)
-        user_usage, group_usage = usage_from_pods(pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name)
-        what = f"instance type '{plan.instance_type.label}'"
-        problems = quota_problems(
-            plan.instance_type.limits, user_quota(plan.group), user_usage, whose=f"your quota in group '{plan.group.label}'", what=what
-        ) + quota_problems(
-            plan.instance_type.limits, project_quota(plan.group), group_usage, whose=f"the quota of group '{plan.group.label}'", what=what
-        )
-        if problems:
-            raise QuotaExceeded("Cannot start the server: " + "; ".join(problems) + ".")
-
-    async def _list_group_pods(self, group_name):
-        response = await self.api.list_namespaced_pod(
-            self.namespace,
-            label_selector=f"{LABEL_GROUP}={label_value(group_name)}",
-            _preload_content=False,
-        )
-        try:
-            body = await response.read()
-        finally:
-            response.release()
-        if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=body.decode("utf8", "replace")[:200])
-        return json.loads(body).get("items") or []
-
-    async def _ensure_shared_volumes(self, plan):
-        for shared in plan.shared_volumes:
-            pvc = make_pvc(
-                name=shared.claim_name,
-                storage_class=self.shared_volume_storage_class or None,
-                access_modes=list(self.shared_volume_access_modes),
-                selector=None,
-                storage=shared.capacity,
-                labels={LABEL_GROUP: label_value(shared.group), "app.kubernetes.io/managed-by": "primehub-hub"},
-            )
-            try:
-                await exponential_backoff(
-                    partial(self._make_create_pvc_request, pvc, self.k8s_api_request_timeout),
-                    f"Could not create shared volume {shared.claim_name}",
-                    timeout=self.k8s_api_request_retry_timeout,
-                )
-            except ApiException as e:
-                raise ConfigurationError(
-                    f"The shared volume of group '{plan.group.label}' ({shared.claim_name}) cannot be created "
-                    f"(Kubernetes answered {e.status}). Please tell your administrator."
-                ) from e
-
-    async def _make_create_pod_request(self, pod, request_timeout):
-        plan = self.plan
-        if plan is None:
-            return await super()._make_create_pod_request(pod, request_timeout)
-        await self._ensure_shared_volumes(plan)
-        if user_quota(plan.group).unlimited and project_quota(plan.group).unlimited:
-            # Nothing to count: spawns of a group without quotas need not wait for each other.
-            created = await super()._make_create_pod_request(pod, request_timeout)
-            self._pod_created = bool(created) or self._pod_created
-            self._scheduling_changed.set()
-            return created
-        async with quota_locks.lock_for(self.namespace, plan.group.name):
-            self._check_quota(plan, await self._list_group_pods(plan.group.name))
-            created = await super()._make_create_pod_request(pod, request_timeout)
-            if created:
-                self._pod_created = True
-                self._scheduling_changed.set()
-            return created
-
-    # --- start with fast failure -----------------------------------------------------------
-
-    def start(self):
-        self._start_future = asyncio.ensure_future(self._start_watched())
-        return self._start_future
-
-    async def _start_watched(self):
-        self._pod_created = False
-        start_task = asyncio.ensure_future(self._start())
-        watch_task = asyncio.ensure_future(self._watch_scheduling())
-        try:
-            done, _ = await asyncio.wait({start_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-            if watch_task in done and not start_task.done():
-                failure = None if watch_task.cancelled() else watch_task.exception() or watch_task.result()
-                if isinstance(failure, SchedulingFailed):
-                    start_task.cancel()
-                    await asyncio.gather(start_task, return_exceptions=True)
-                    await self._remove_pod_after_failure()
-                    raise failure
-                if failure is not None:
-                    self.log.error("Watching the scheduling of %s failed: %r", self.pod_name, failure)
-            return await start_task
-        finally:
-            for task in (start_task, watch_task):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(start_task, watch_task, return_exceptions=True)
-
-    async def _remove_pod_after_failure(self):
-        try:
-            await self.stop(now=True)
-        except Exception:
-            self.log.exception("Could not remove unschedulable pod %s", self.pod_name)
-
-    def _scheduling_failure(self):
-        """A SchedulingFailed for the current pod when the scheduler says it cannot run, else None."""
-        reflector = self.pod_reflector
-        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
-        if pod is None or pod_is_scheduled(pod):
-            return None, False
-        events = self.events
-        message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
-        if not message:
-            return None, False
-        verdict = read_verdict(message, own_claims=self._own_claims())
-        if not verdict.final or scale_up_triggered(events):
-            return None, False
-        instance_type = self.plan.instance_type if self.plan else None
-        return SchedulingFailed(describe(verdict, instance_type)), True
-
-    def _own_claims(self):
-        """The claims this spawner creates before its pod: the home volume and the group volumes."""
-        claims = {self.pvc_name} if self.storage_pvc_ensure else set()
-        if self.plan is not None:
-            claims |= {shared.claim_name for shared in self.plan.shared_volumes}
-        return frozenset(claims)
-
-    def _wake_on(self, event):
-        """A reflector listener that sets `event` when this server's pod or one of its events changes."""
-        pod_key = f"{self.namespace}/{self.pod_name}"
-
-        def changed(key, reflector):
-            if key is None or key == pod_key:
-                event.set()
-                return
-            obj = reflector.resources.get(key) if reflector is not None else None
-            if obj is None or ((obj.get("involvedObject") or {}).get("name") == self.pod_name):
-                event.set()
-
-        return changed
-
-    async def _watch_scheduling(self):
-        """Return the SchedulingFailed for this spawn once the scheduler's verdict is final.
-
-        Wakes on the pod and event watches (KubeSpawner's reflectors, made notifying), so the
-        verdict is acted on as soon as the hub sees it; `scheduling_poll_interval` is a fallback
-        and the timer of `scheduling_failure_grace`.
-        """
-        changed = self._scheduling_changed
-        changed.clear()
-        wake = self._wake_on(changed)
-        listening = {}
-        first_seen = None
-        try:
-            while True:
-                for reflector in (self.pod_reflector, self.event_reflector):
-                    if reflector is not None and hasattr(reflector, "add_listener") and id(reflector) not in listening:
-                        listener = partial(_call_with, wake, reflector)
-                        reflector.add_listener(listener)
-                        listening[id(reflector)] = (reflector, listener)
-                changed.clear()
-                failure, seen = self._scheduling_failure() if self._pod_created else (None, False)
-                if not seen:
-                    first_seen = None
-                else:
-                    now = time.monotonic()
-                    first_seen = first_seen if first_seen is not None else now
-                    if now - first_seen >= self.scheduling_failure_grace:
-                        self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
-                        return failure
-                wait = self.scheduling_poll_interval
-                if first_seen is not None:
-                    wait = min(wait, max(0.0, first_seen + self.scheduling_failure_grace - time.monotonic()))
-                try:
-                    await asyncio.wait_for(changed.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            for reflector, listener in listening.values():
-                reflector.remove_listener(listener)
-
-
-def _call_with(wake, reflector, key):
-    wake(key, reflector)

@@ -67,9 +67,22 @@ class Postgres:
                 account = pwd.getpwnam("postgres")
                 os.chown(self.folder, account.pw_uid, account.pw_gid)
             _as_owner([_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
-        _as_owner([_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w", "-t", "60",
-                   "-o", f"-c listen_addresses='' -c unix_socket_directories='{self.folder}' -p {PORT} "
-                         "-c fsync=off -c max_connections=200", "start"])
+        _as_owner(
+            [
+                _bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.folder / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-c listen_addresses='' -c unix_socket_directories='{self.folder}' -p {PORT} "
+                "-c fsync=off -c max_connections=200",
+                "start",
+            ]
+        )
         if created:
             self._psql(f"CREATE ROLE {USER} LOGIN")
             self._psql(f"CREATE DATABASE {DATABASE} OWNER {USER}")
@@ -77,8 +90,21 @@ class Postgres:
         return self
 
     def _psql(self, sql: str) -> None:
-        _as_owner([_bin("psql"), "-h", str(self.folder), "-p", str(PORT), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
-                   "-c", sql])
+        _as_owner(
+            [
+                _bin("psql"),
+                "-h",
+                str(self.folder),
+                "-p",
+                str(PORT),
+                "-U",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ]
+        )
 
     def stop(self) -> bool:
         if not self.running():

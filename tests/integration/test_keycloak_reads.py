@@ -25,8 +25,9 @@ def _load(keycloak, steps):
                     calls.append(request.url)
                 return await client.fetch(request, **kwargs)
 
-        admin = KeycloakAdmin(keycloak.url, keycloak.realm, keycloak.client_id, keycloak.client_secret,
-                              http_client=Recording())
+        admin = KeycloakAdmin(
+            keycloak.url, keycloak.realm, keycloak.client_id, keycloak.client_secret, http_client=Recording()
+        )
         try:
             return await steps(admin, calls)
         finally:

@@ -1,0 +1,170 @@
+"""Fast failure: a pod the scheduler cannot place fails the spawn in about a second.
+
+A mixin of PrimeHubSpawner (spawner.py). `start` runs KubeSpawner's start beside a watch of the
+pending pod: once the pod exists, the scheduler's verdict (the pod's Unschedulable condition or a
+FailedScheduling event) is read whenever the pod or one of its events changes (the pod and event
+reflectors are made notifying, watch.py; `scheduling_poll_interval` is only a safety net), and a
+final verdict that lasts `scheduling_failure_grace` seconds (and is not waiting for a cluster
+scale-up) cancels the start, removes the pod and fails the spawn with the reason in words.
+"""
+
+import asyncio
+import time
+from functools import partial
+
+from traitlets import Float
+from traitlets.config import LoggingConfigurable
+
+from .errors import SchedulingFailed
+from .scheduling import (
+    describe,
+    failed_scheduling_message,
+    pod_is_scheduled,
+    pod_unschedulable_message,
+    read_verdict,
+    scale_up_triggered,
+)
+
+
+class FastSchedulingFailure(LoggingConfigurable):
+    """Fail a spawn as soon as the scheduler says the pod cannot run."""
+
+    scheduling_failure_grace = Float(
+        0.0,
+        config=True,
+        help=(
+            "Seconds an 'unschedulable' verdict must persist before the spawn fails. 0 fails at once; "
+            "raise it on clusters whose autoscaler adds nodes."
+        ),
+    )
+    scheduling_poll_interval = Float(
+        2.0,
+        config=True,
+        help=(
+            "Seconds between looks at a pending pod's scheduling status when no watch event arrives. "
+            "The spawn reacts to the pod and event watches at once; this is only a safety net."
+        ),
+    )
+
+    @property
+    def _pod_created(self):
+        return self.__dict__.get("_pod_created_flag", False)
+
+    @_pod_created.setter
+    def _pod_created(self, value):
+        # the pod's creation wakes the scheduling watch (it may have seen the pod's events first)
+        self.__dict__["_pod_created_flag"] = value
+        if value:
+            self._scheduling_changed().set()
+
+    def _scheduling_changed(self):
+        """Set when this server's pod is created or changes, or one of its events arrives."""
+        return self.__dict__.setdefault("_scheduling_event", asyncio.Event())
+
+    def start(self):
+        self._start_future = asyncio.ensure_future(self._start_watched())
+        return self._start_future
+
+    async def _start_watched(self):
+        self._pod_created = False
+        start_task = asyncio.ensure_future(self._start())
+        watch_task = asyncio.ensure_future(self._watch_scheduling())
+        try:
+            done, _ = await asyncio.wait({start_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+            if watch_task in done and not start_task.done():
+                failure = None if watch_task.cancelled() else watch_task.exception() or watch_task.result()
+                if isinstance(failure, SchedulingFailed):
+                    start_task.cancel()
+                    await asyncio.gather(start_task, return_exceptions=True)
+                    await self._remove_pod_after_failure()
+                    raise failure
+                if failure is not None:
+                    self.log.error("Watching the scheduling of %s failed: %r", self.pod_name, failure)
+            return await start_task
+        finally:
+            for task in (start_task, watch_task):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(start_task, watch_task, return_exceptions=True)
+
+    async def _remove_pod_after_failure(self):
+        try:
+            await self.stop(now=True)
+        except Exception:
+            self.log.exception("Could not remove unschedulable pod %s", self.pod_name)
+
+    def _scheduling_failure(self):
+        """A SchedulingFailed for the current pod when the scheduler says it cannot run, else None."""
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+        if pod is None or pod_is_scheduled(pod):
+            return None, False
+        events = self.events
+        message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
+        if not message:
+            return None, False
+        verdict = read_verdict(message, own_claims=self._own_claims())
+        if not verdict.final or scale_up_triggered(events):
+            return None, False
+        instance_type = self.plan.instance_type if self.plan else None
+        return SchedulingFailed(describe(verdict, instance_type)), True
+
+    def _own_claims(self):
+        """The claims this spawner creates before its pod: the home volume and the group volumes."""
+        claims = {self.pvc_name} if self.storage_pvc_ensure else set()
+        if self.plan is not None:
+            claims |= {shared.claim_name for shared in self.plan.shared_volumes}
+        return frozenset(claims)
+
+    def _wake_on(self, event):
+        """A reflector listener that sets `event` when this server's pod or one of its events changes."""
+        pod_key = f"{self.namespace}/{self.pod_name}"
+
+        def changed(key, reflector):
+            if key is None or key == pod_key:
+                event.set()
+                return
+            obj = reflector.resources.get(key) if reflector is not None else None
+            if obj is None or ((obj.get("involvedObject") or {}).get("name") == self.pod_name):
+                event.set()
+
+        return changed
+
+    async def _watch_scheduling(self):
+        """Return the SchedulingFailed for this spawn once the scheduler's verdict is final."""
+        changed = self._scheduling_changed()
+        changed.clear()
+        wake = self._wake_on(changed)
+        listening = {}
+        first_seen = None
+        try:
+            while True:
+                for reflector in (self.pod_reflector, self.event_reflector):
+                    if reflector is not None and hasattr(reflector, "add_listener") and id(reflector) not in listening:
+                        listener = partial(_call_with, wake, reflector)
+                        reflector.add_listener(listener)
+                        listening[id(reflector)] = (reflector, listener)
+                changed.clear()
+                failure, seen = self._scheduling_failure() if self._pod_created else (None, False)
+                if not seen:
+                    first_seen = None
+                else:
+                    now = time.monotonic()
+                    first_seen = first_seen if first_seen is not None else now
+                    if now - first_seen >= self.scheduling_failure_grace:
+                        self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
+                        return failure
+                wait = self.scheduling_poll_interval
+                if first_seen is not None:
+                    wait = min(wait, max(0.0, first_seen + self.scheduling_failure_grace - time.monotonic()))
+                try:
+                    await asyncio.wait_for(changed.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for reflector, listener in listening.values():
+                reflector.remove_listener(listener)
+
+
+def _call_with(wake, reflector, key):
+    wake(key, reflector)
