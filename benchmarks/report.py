@@ -396,7 +396,7 @@ def section_inprocess(res: dict):
                   "a warm form, the check of a form submission (plan and the early quota look over the live pods), "
                   "and the first form after one more server started in one of the user's groups (usage changed: "
                   "rendered again).", "",
-                  "| servers | warm form ms | options_from_form ms | form after a pod change ms |",
+                  "| servers | warm form CPU ms | options_from_form CPU ms | form after a pod change ms (wall) |",
                   "| ---: | ---: | ---: | ---: |",
                   *[f"| {x['servers']} | {x['form_warm_ms']} | {x['options_from_form_ms']} | {x['form_after_pod_change_ms']} |"
                     for x in servers]]
