@@ -210,19 +210,25 @@ def parse_instance_type(obj):
 
 def parse_image(obj):
     name, _metadata_, spec = _metadata(obj, "Image")
-    url = _text(spec, "url")
-    if not url:
-        raise InvalidResource(f"Image {name}: spec url is missing")
     image_type = spec.get("type") or "both"
     if image_type not in IMAGE_TYPES:
         raise InvalidResource(f"Image {name}: spec type {image_type!r} is not one of cpu, gpu, both")
+    url = _text(spec, "url")
+    url_for_gpu = _text(spec, "urlForGpu")
+    if not url and image_type == "gpu":
+        url = url_for_gpu  # a GPU-only image may name only its GPU reference
+    if not url:
+        if isinstance(spec.get("imageSpec"), dict):
+            # PrimeHub's console stores url "" until its image builder has pushed the image.
+            raise InvalidResource(f"Image {name}: not built yet (spec url is empty while spec imageSpec is being built)")
+        raise InvalidResource(f"Image {name}: spec url is missing")
     return Image(
         name=name,
         url=url,
         display_name=_text(spec, "displayName"),
         description=_text(spec, "description"),
-        url_for_gpu=_text(spec, "urlForGpu"),
-        pull_secret=_text(spec, "pullSecret"),
+        url_for_gpu=url_for_gpu,
+        pull_secret=_text(spec, "pullSecret"),  # PrimeHub writes "" for none
         type=image_type,
     )
 

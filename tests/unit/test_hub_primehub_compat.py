@@ -1,0 +1,121 @@
+"""Moving from PrimeHub (issue: existing catalogs, realms, homes and habits work on the first day).
+
+Each section is one rule of docs/migrating-from-primehub.md, tested on the pure decision.
+"""
+
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from hub_scenario import make_spawner, offline_kube, user  # noqa: F401
+
+from primehub_hub.entitlements import EVERYONE, Group, UserInfo
+from primehub_hub.plan import group_offer
+from primehub_hub.resources import Catalog
+
+REPO = Path(__file__).resolve().parents[2]
+EXPORT = REPO / "tests" / "fixtures" / "primehub-export.yaml"
+CRDS = REPO / "crds"
+
+
+def export_objects():
+    return [d for d in yaml.safe_load_all(EXPORT.read_text()) if d]
+
+
+def crd_schema(kind):
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    raise AssertionError(kind)
+
+
+def undeclared(value, schema, path):
+    """Fields the structural schema would prune (the API server keeps only declared fields)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, dict) and "properties" in schema:
+        out = []
+        for key, item in value.items():
+            if key in schema["properties"]:
+                out += undeclared(item, schema["properties"][key], f"{path}.{key}")
+            else:
+                out.append(f"{path}.{key}")
+        return out
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        return [p for k, v in value.items() for p in undeclared(v, schema["additionalProperties"], f"{path}.{k}")]
+    if isinstance(value, list) and "items" in schema:
+        return [p for i, v in enumerate(value) for p in undeclared(v, schema["items"], f"{path}[{i}]")]
+    return []
+
+
+def migrated_user(roles):
+    """A user of group data-science whose realm roles are `roles` (PrimeHub's grant names)."""
+    return UserInfo(
+        username="migrated.user",
+        groups=[Group("data-science", realm_roles=list(roles), id="g-ds"), Group(EVERYONE)],
+    )
+
+
+# --- 1. the CRDs accept what PrimeHub stores, and the hub offers it ----------------------------
+
+
+def test_every_field_of_a_primehub_export_is_declared_so_nothing_is_pruned():
+    for doc in export_objects():
+        schema = crd_schema(doc["kind"])
+        for part in ("spec", "status"):
+            if part in doc:
+                assert undeclared(doc[part], schema["properties"][part], part) == [], doc["metadata"]["name"]
+
+
+def test_the_schemas_allow_the_empty_strings_primehub_writes():
+    image = crd_schema("Image")["properties"]["spec"]["properties"]
+    dataset = crd_schema("Dataset")["properties"]["spec"]["properties"]
+    import re
+
+    for field in (image["pullSecret"], image["url"], image["urlForGpu"], image["imageSpec"]["properties"]["pullSecret"], dataset["url"]):
+        assert "minLength" not in field and re.search(field["pattern"], ""), field
+    # enableUploadServer is "true" (console) or true (other tools): the schema keeps either
+    assert dataset["enableUploadServer"].get("x-kubernetes-preserve-unknown-fields") is True
+    it = crd_schema("InstanceType")["properties"]["spec"]["properties"]
+    assert "limits.gpu" in it and it["limits.gpu"]["x-kubernetes-int-or-string"]
+
+
+def test_the_hub_reads_a_primehub_export(caplog):
+    caplog.set_level(logging.WARNING)
+    catalog = Catalog.from_objects(export_objects())
+    assert set(catalog.instance_types) == {"ph-cpu-1", "ph-gpu-amd", "ph-gpu-intel"}
+    amd, intel = catalog.instance_types["ph-gpu-amd"], catalog.instance_types["ph-gpu-intel"]
+    assert (amd.gpu_limit, amd.gpu_resource_name) == (1, "amd.com/gpu")
+    assert (intel.gpu_limit, intel.gpu_resource_name) == (1, "gpu.intel.com/i915")
+    assert catalog.instance_types["ph-cpu-1"].gpu_limit == 0
+    # pullSecret "" is no pull secret; a custom image still building is left out, with a log line
+    assert catalog.images["ph-base"].pull_secret == ""
+    assert "ph-custom-building" not in catalog.images
+    assert "Image ph-custom-building: not built yet" in caplog.text
+    assert catalog.datasets["ph-mnist"].volume_name == "ph-mnist"
+    assert set(catalog.datasets) == {"ph-mnist", "ph-env"}
+
+
+def test_a_primehub_group_is_offered_the_exported_catalog():
+    catalog = Catalog.from_objects(export_objects())
+    roles = ["it:ph-cpu-1", "it:ph-gpu-amd", "img:ph-base", "img:ph-custom-building", "ds:ph-mnist", "ds:rw:ph-env"]
+    info = migrated_user(roles)
+    offer = group_offer(info, info.groups[0], catalog)
+    assert [o.resource.name for o in offer.instance_types] == ["ph-cpu-1", "ph-gpu-amd"]
+    assert [o.resource.name for o in offer.images] == ["ph-base"]
+    assert sorted(m.dataset.name for m in offer.datasets) == ["ph-env", "ph-mnist"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_an_amd_instance_type_from_primehub_requests_amd_gpus():
+    catalog = Catalog.from_objects(export_objects())
+    info = migrated_user(["it:ph-gpu-amd", "img:ph-base"])
+    spawner = make_spawner("migrated.user", info=info, cat=catalog, options_explicit=True)
+    spawner.user_options = {"group": "data-science", "instance_type": "ph-gpu-amd", "image": "ph-base"}
+    await spawner.load_user_options()
+    assert spawner.extra_resource_limits == {"amd.com/gpu": 1}
+    assert spawner.image == "infuseai/docker-stacks:base-notebook-63fdf50a-gpu"
+    assert not spawner.image_pull_secrets
