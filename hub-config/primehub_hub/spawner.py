@@ -23,7 +23,6 @@ from functools import partial
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
-from kubespawner.slugs import is_valid_label, safe_slug
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Any, Bool, Float, List, Unicode, default
 
@@ -33,7 +32,7 @@ from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, S
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
+from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
     describe,
@@ -67,8 +66,8 @@ _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 
 
 def label_value(name):
-    """A label-safe form of a user or group name: unchanged when valid, else a hashed slug."""
-    return safe_slug(name, is_valid=is_valid_label, max_length=63)
+    """The `primehub.io/user` / `primehub.io/group` value of a name, as PrimeHub wrote it."""
+    return primehub_label(name)
 
 
 def literal(value):

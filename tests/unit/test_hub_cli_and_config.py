@@ -100,7 +100,7 @@ def test_pod_is_what_the_spawner_builds(capsys, monkeypatch):
     monkeypatch.setenv("PRIMEHUB_NAMESPACE", "primehub")
     code, manifest, err = pod(capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch")
     assert code == 0, err
-    assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "vision"
+    assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "escaped-vision"
     container = manifest["spec"]["containers"][0]
     assert container["image"] == "example/torch:cuda"
     assert container["resources"]["limits"] == {"cpu": 4.0, "memory": 16 * 1024**3, "nvidia.com/gpu": 1}

@@ -119,3 +119,42 @@ async def test_an_amd_instance_type_from_primehub_requests_amd_gpus():
     assert spawner.extra_resource_limits == {"amd.com/gpu": 1}
     assert spawner.image == "infuseai/docker-stacks:base-notebook-63fdf50a-gpu"
     assert not spawner.image_pull_secrets
+
+
+# --- 4. labels as PrimeHub wrote them ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("alice", "escaped-alice"),
+        ("data-science", "escaped-data-2dscience"),
+        ("data_science", "escaped-data-5fscience"),
+        ("Alice.Smith@corp.com", "escaped--41lice-2e-53mith-40corp-2ecom"),
+    ],
+)
+def test_labels_are_escaped_as_primehub_escaped_them(name, label):
+    from primehub_hub.quotas import primehub_label
+
+    assert primehub_label(name) == label
+
+
+def test_a_name_too_long_for_a_label_still_gives_a_valid_label():
+    from kubespawner.slugs import is_valid_label
+
+    from primehub_hub.quotas import primehub_label
+
+    long_name = "a-very-long-group-name-that-primehub-could-not-label-either-" * 2
+    assert is_valid_label(primehub_label(long_name)) and primehub_label(long_name) != primehub_label(long_name + "x")
+
+
+def test_a_primehub_job_in_the_same_group_counts_towards_the_quota():
+    from primehub_hub.quotas import GiB, primehub_label, usage_from_pods
+
+    job_pod = {  # a PrimeHub job's pod: labelled by PrimeHub's controller, not by this hub
+        "metadata": {"name": "job-123", "labels": {"primehub.io/group": "escaped-data-2dscience", "primehub.io/user": "escaped-bob"}},
+        "spec": {"containers": [{"resources": {"limits": {"cpu": "2", "memory": "4Gi"}}}]},
+        "status": {"phase": "Running"},
+    }
+    mine, group = usage_from_pods([job_pod], primehub_label("data-science"), primehub_label("alice"))
+    assert (group.cpu, group.memory) == (2.0, 4 * GiB) and mine.cpu == 0
