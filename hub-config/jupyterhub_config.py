@@ -44,6 +44,8 @@ if settings.home_volume:
     c.KubeSpawner.storage_pvc_ensure = True
     # one home per user, shared by their named servers
     c.KubeSpawner.pvc_name_template = "claim-{username}"
+    # "primehub": PrimeHub's claim-<escaped name>, so homes made by PrimeHub are found again
+    c.PrimeHubSpawner.home_pvc_naming = settings.home_pvc_naming
     c.KubeSpawner.storage_capacity = settings.home_capacity
     c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
     c.KubeSpawner.volumes = {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}}

@@ -159,7 +159,10 @@ async def build_pod(user, catalog, options, *, prefix="", namespace=None, config
 
 async def _explain(args):
     user, catalog = await _inputs(args)
-    report = explain_user(user, catalog, _prefix(args))
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    report = explain_user(user, catalog, _prefix(args), home_default=settings.home_capacity, home_naming=settings.home_pvc_naming)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -2,7 +2,8 @@
 
 from .entitlements import EVERYONE, everyone_group, launch_groups, parse_grants
 from .plan import group_offer
-from .quotas import format_cpu, format_gpu, format_memory, quota_problems
+from .quotas import format_cpu, format_gpu, format_memory, primehub_label, quota_problems
+from .volumes import home_capacity_decision, home_claim_name
 
 
 def _quota(quota):
@@ -32,7 +33,19 @@ def _decisions(kind, catalog_names, sources, offered_names):
     return rows
 
 
-def explain_user(user, catalog, prefix=""):
+def explain_home(user, *, default_capacity="1Gi", naming="primehub"):
+    """The user's home volume and pod labels, with why."""
+    capacity, why = home_capacity_decision(user.attributes, default_capacity)
+    return {
+        "claimName": home_claim_name(user.username, naming),
+        "naming": naming,
+        "capacity": capacity,
+        "capacityWhy": why,
+        "userLabel": primehub_label(user.username),
+    }
+
+
+def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub"):
     groups = []
     for group in launch_groups(user):
         offer = group_offer(user, group, catalog, prefix)
@@ -103,6 +116,7 @@ def explain_user(user, catalog, prefix=""):
             {
                 "name": group.name,
                 "displayName": group.label,
+                "groupLabel": primehub_label(group.name),
                 "quota": _quota(offer.user_quota),
                 "projectQuota": _quota(offer.project_quota),
                 "quotaErrors": list(offer.user_quota.errors + offer.project_quota.errors),
@@ -120,6 +134,7 @@ def explain_user(user, catalog, prefix=""):
         "user": user.username,
         "admin": bool(user.is_admin),
         "everyone": everyone_group(user) is not None,
+        "home": explain_home(user, default_capacity=home_default, naming=home_naming),
         "groups": groups,
     }
 
@@ -140,6 +155,10 @@ def render_text(report):
     out = [f"User {report['user']}" + (" (admin)" if report["admin"] else "")]
     if not report["everyone"]:
         out.append(f"The realm has no '{EVERYONE}' group: there are no global grants.")
+    home = report.get("home")
+    if home:
+        out.append(f"Home volume: {home['claimName']} ({home['naming']} naming), {home['capacity']} from {home['capacityWhy']}")
+        out.append(f"Pod label primehub.io/user={home['userLabel']}")
     if not report["groups"]:
         out.append("No launch group: this user sees 'No group is configured for you'.")
     for group in report["groups"]:
@@ -147,6 +166,7 @@ def render_text(report):
         title = f"Group {group['name']}" + (f" ({group['displayName']})" if group["displayName"] != group["name"] else "")
         out.append(title)
         out.append("=" * len(title))
+        out.append(f"Pod label primehub.io/group={group['groupLabel']}")
         out.append(f"Your quota:  {_quota_text(group['quota'])}")
         out.append(f"Group quota: {_quota_text(group['projectQuota'])}")
         for error in group["quotaErrors"]:

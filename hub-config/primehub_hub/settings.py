@@ -31,6 +31,15 @@ def _flag(raw, default):
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _choice(env, name, allowed, default):
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
+
+
 @dataclass
 class Settings:
     keycloak_url: str = ""
@@ -44,6 +53,7 @@ class Settings:
     singleuser_cmd: list = field(default_factory=lambda: ["jupyterhub-singleuser"])
     home_capacity: str = "1Gi"
     home_volume: bool = True
+    home_pvc_naming: str = "primehub"
     extra_config_dir: str = ""
     hub_connect_url: str = ""
 
@@ -68,6 +78,7 @@ class Settings:
             singleuser_cmd=_command(env.get("PRIMEHUB_SINGLEUSER_CMD")),
             home_capacity=get("PRIMEHUB_HOME_CAPACITY", "1Gi"),
             home_volume=_flag(env.get("PRIMEHUB_HOME_VOLUME"), True),
+            home_pvc_naming=_choice(env, "PRIMEHUB_HOME_PVC_NAMING", ("primehub", "kubespawner"), "primehub"),
             extra_config_dir=get("PRIMEHUB_EXTRA_CONFIG_DIR"),
             hub_connect_url=get("PRIMEHUB_HUB_CONNECT_URL"),
         )

@@ -24,7 +24,7 @@ from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
 from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Any, Bool, Float, List, Unicode, default
+from traitlets import Any, Bool, Enum, Float, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
@@ -42,7 +42,7 @@ from .scheduling import (
     read_verdict,
     scale_up_triggered,
 )
-from .volumes import home_capacity
+from .volumes import HOME_NAMINGS, home_capacity, home_claim_name
 
 # Traits a launch plan sets; each launch starts again from their configured values.
 PLAN_TRAITS = (
@@ -127,6 +127,16 @@ class PrimeHubSpawner(KubeSpawner):
         help=(
             "When an instance type has no requests, write requests of 0 into the pod. By default they are "
             "left out, as PrimeHub did, and Kubernetes then requests the limits."
+        ),
+    )
+    home_pvc_naming = Enum(
+        list(HOME_NAMINGS),
+        "primehub",
+        config=True,
+        help=(
+            "How a user's home PVC is named the first time: 'primehub' = claim-<name escaped as PrimeHub "
+            "and KubeSpawner < 7 did> (claim-john-2edoe), so homes made by PrimeHub are found again; "
+            "'kubespawner' = pvc_name_template as KubeSpawner 7 expands it. A name once used is remembered."
         ),
     )
     dataset_home_symlinks = Bool(
@@ -269,11 +279,17 @@ class PrimeHubSpawner(KubeSpawner):
             raise
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
+        self._choose_home_claim()
         self.apply_plan(plan)
         if self.user_options != plan.options:
             self.user_options = plan.options
             if self.orm_spawner is not None:
                 self.orm_spawner.user_options = plan.options
+
+    def _choose_home_claim(self):
+        # KubeSpawner remembers the claim in the server's state once used (_pvc_exists): never rename it.
+        if self.storage_pvc_ensure and self.home_pvc_naming == "primehub" and not getattr(self, "_pvc_exists", False):
+            self.pvc_name = home_claim_name(self.user.name, "primehub")
 
     def instance_type_to_override(self, instance_type):
         """KubeSpawner trait values for an instance type."""

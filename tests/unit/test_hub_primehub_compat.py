@@ -158,3 +158,88 @@ def test_a_primehub_job_in_the_same_group_counts_towards_the_quota():
     }
     mine, group = usage_from_pods([job_pod], primehub_label("data-science"), primehub_label("alice"))
     assert (group.cpu, group.memory) == (2.0, 4 * GiB) and mine.cpu == 0
+
+
+# --- 5. existing homes are found; capacity from volumeCapacity; one default -----------------------
+
+
+@pytest.mark.parametrize(
+    "username, claim",
+    [
+        ("alice", "claim-alice"),
+        ("john.doe", "claim-john-2edoe"),
+        ("mary-ann", "claim-mary-2dann"),
+        ("first_last", "claim-first-5flast"),
+        ("ann@corp.com", "claim-ann-40corp-2ecom"),
+        ("Bob", "claim--42ob"),
+    ],
+)
+def test_home_claims_are_named_as_primehub_named_them(username, claim):
+    from primehub_hub.volumes import home_claim_name
+
+    assert home_claim_name(username, "primehub") == claim
+
+
+def test_the_kubespawner_naming_is_kubespawner_7s():
+    from primehub_hub.volumes import home_claim_name
+
+    assert home_claim_name("alice", "kubespawner") == "claim-alice"
+    assert home_claim_name("john.doe", "kubespawner").startswith("claim-john-doe---")  # a hashed slug
+
+
+@pytest.mark.parametrize(
+    "attributes, capacity",
+    [
+        ({"volumeCapacity": "50"}, "50Gi"),  # PrimeHub's console: a number of GiB
+        ({"volumeCapacity": "30G"}, "30Gi"),
+        ({"volume-capacity": "25"}, "25Gi"),
+        ({"volumeCapacity": "50", "volume-capacity": "25"}, "50Gi"),
+        ({"volumeCapacity": "lots"}, "20Gi"),
+        ({}, "20Gi"),
+    ],
+)
+def test_home_capacity_from_the_users_attribute_else_the_one_default(attributes, capacity):
+    from primehub_hub.volumes import home_capacity
+
+    assert home_capacity(attributes, "20Gi") == capacity
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_a_migrated_user_gets_the_primehub_home_and_its_capacity():
+    info = UserInfo("john.doe", attributes={"volumeCapacity": "50"}, groups=[Group("data-science", realm_roles=["it:small", "img:base"])])
+    spawner = make_spawner("john.doe", info=info, options_explicit=True, storage_pvc_ensure=True, storage_capacity="20Gi")
+    spawner.user_options = {"group": "data-science"}
+    await spawner.load_user_options()
+    assert spawner.pvc_name == "claim-john-2edoe" and spawner.storage_capacity == "50Gi"
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_a_home_claim_already_remembered_is_never_renamed():
+    info = UserInfo("john.doe", groups=[Group("data-science", realm_roles=["it:small", "img:base"])])
+    spawner = make_spawner("john.doe", info=info, options_explicit=True, storage_pvc_ensure=True)
+    spawner.load_state({"pvc_name": "claim-john.doe"})
+    spawner.user_options = {"group": "data-science"}
+    await spawner.load_user_options()
+    assert spawner.pvc_name == "claim-john.doe"
+
+
+def test_settings_name_the_home_naming_and_refuse_a_typo():
+    from primehub_hub.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).home_pvc_naming == "primehub"
+    assert Settings.from_env({"PRIMEHUB_HOME_PVC_NAMING": "kubespawner"}).home_pvc_naming == "kubespawner"
+    with pytest.raises(SettingsError, match="PRIMEHUB_HOME_PVC_NAMING"):
+        Settings.from_env({"PRIMEHUB_HOME_PVC_NAMING": "legacy"})
+
+
+def test_explain_shows_the_home_claim_capacity_and_labels():
+    from primehub_hub.explain import explain_user, render_text
+
+    info = UserInfo("john.doe", attributes={"volumeCapacity": "50"}, groups=[Group("data_science")])
+    report = explain_user(info, Catalog(), home_default="20Gi")
+    assert report["home"]["claimName"] == "claim-john-2edoe" and report["home"]["capacity"] == "50Gi"
+    text = render_text(report)
+    assert "claim-john-2edoe" in text and "volumeCapacity" in text
+    assert "primehub.io/group=escaped-data-5fscience" in text and "primehub.io/user=escaped-john-2edoe" in text
