@@ -98,3 +98,17 @@ def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, lo
     for mount in mounts:
         pieces.extend(dataset_pieces(mount.dataset, mount.writable, git_sync_host_root=git_sync_host_root, log=log))
     return pieces
+
+
+def dataset_claims(mounts):
+    """{dataset name: the PVC its volume needs} for the mounts that need one (type pv).
+
+    Read from the pieces `dataset_pieces` builds, so the claim name has one owner.
+    """
+    claims = {}
+    for mount in mounts:
+        for volume in dataset_pieces(mount.dataset, mount.writable).volumes:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                claims[mount.dataset.name] = claim
+    return claims

@@ -10,9 +10,9 @@ anything not granted is refused; in lenient mode (options remembered from an ear
 a choice that is no longer granted is dropped quietly and replaced by the first usable one.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, datasets_pieces
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, dataset_claims, datasets_pieces, volume_name
 from .entitlements import (
     dataset_decisions,
     find_launch_group,
@@ -163,10 +163,43 @@ class LaunchPlan:
     volume_mounts: list
     home_symlinks: list
     dropped: list = field(default_factory=list)  # remembered choices dropped quietly
+    notices: list = field(default_factory=list)  # what the user is told while the server starts
 
     @property
     def options(self):
         return {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
+
+    def dataset_claims(self):
+        """{dataset name: PVC} of the mounted datasets that need a claim."""
+        return dataset_claims(self.datasets)
+
+
+def missing_dataset_notice(dataset, claim):
+    return (
+        f"Dataset '{dataset.label}' is not mounted: its volume ({claim}) does not exist. "
+        "The server starts without it; please tell your administrator."
+    )
+
+
+def leave_out_datasets(plan, missing):
+    """The plan without the datasets named in `missing` ({name: claim}), each with a notice.
+
+    PrimeHub's admission webhook dropped a dataset whose volume was missing rather than let the
+    pod hang in Pending; the user is told here instead of finding out by its absence.
+    """
+    if not missing:
+        return plan
+    gone = {volume_name("dataset", name) for name in missing}
+    left_out = [m for m in plan.datasets if m.dataset.name in missing]
+    gone_paths = {m.dataset.mount_path for m in left_out}
+    return replace(
+        plan,
+        datasets=[m for m in plan.datasets if m.dataset.name not in missing],
+        volumes=[v for v in plan.volumes if v.get("name") not in gone],
+        volume_mounts=[m for m in plan.volume_mounts if m.get("name") not in gone],
+        home_symlinks=[p for p in plan.home_symlinks if p not in gone_paths],
+        notices=plan.notices + [missing_dataset_notice(m.dataset, missing[m.dataset.name]) for m in left_out],
+    )
 
 
 def _pick(name, choices, *, strict, kind, where, dropped):

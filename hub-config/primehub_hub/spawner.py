@@ -31,7 +31,7 @@ from .entitlements import launch_groups
 from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
-from .plan import plan_launch
+from .plan import leave_out_datasets, plan_launch
 from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
@@ -59,10 +59,12 @@ PLAN_TRAITS = (
     "volumes",
     "volume_mounts",
     "extra_labels",
+    "extra_annotations",
     "lifecycle_hooks",
     "storage_capacity",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
+ANNOTATION_NOTICES = "hub.primehub.io/notices"
 
 
 def label_value(name):
@@ -153,6 +155,14 @@ class PrimeHubSpawner(KubeSpawner):
     )
     primehub_pods = Any(
         None, allow_none=True, help="Pods (API dicts) to show usage from instead of the pod reflector (tests)."
+    )
+    primehub_claims = Any(
+        None,
+        allow_none=True,
+        help=(
+            "Names of the PVCs that exist (tests); None reads them from Kubernetes, except when "
+            "primehub_catalog is given (the CLI, which has no cluster), where none is checked."
+        ),
     )
     options_explicit = Any(
         None,
@@ -279,12 +289,54 @@ class PrimeHubSpawner(KubeSpawner):
             raise
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
+        plan = await self._without_missing_datasets(plan)
         self._choose_home_claim()
         self.apply_plan(plan)
         if self.user_options != plan.options:
             self.user_options = plan.options
             if self.orm_spawner is not None:
                 self.orm_spawner.user_options = plan.options
+
+    async def _without_missing_datasets(self, plan):
+        claims = plan.dataset_claims()
+        if not claims:
+            return plan
+        if self.primehub_claims is not None:
+            missing = {name: claim for name, claim in claims.items() if claim not in self.primehub_claims}
+        elif self.primehub_catalog is not None:
+            return plan
+        else:
+            missing = {}
+            for name, claim in claims.items():
+                if not await self._claim_exists(claim):
+                    missing[name] = claim
+        for name, claim in missing.items():
+            self.log.warning("%s: dataset %s left out of the launch: its PVC %s does not exist in namespace %s",
+                             self._log_name, name, claim, self.namespace)
+        return leave_out_datasets(plan, missing)
+
+    async def _claim_exists(self, claim):
+        try:
+            await self.api.read_namespaced_persistent_volume_claim(claim, self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            # unsure is not missing: keep the dataset and let Kubernetes report the problem
+            self.log.warning("Cannot check dataset volume %s (Kubernetes answered %s); mounting it anyway", claim, e.status)
+        return True
+
+    async def progress(self):
+        # The plan's notices (e.g. a dataset left out) come first on the page the user watches.
+        # The page may ask before the launch is decided: wait for the plan (or the start's end).
+        for _ in range(int(max(self.start_timeout, 1) * 10)):
+            start = getattr(self, "_start_future", None)
+            if self.plan is not None or (start is not None and start.done()):
+                break
+            await asyncio.sleep(0.1)
+        for notice in self.plan.notices if self.plan is not None else []:
+            yield {"progress": 1, "message": notice}
+        async for event in super().progress():
+            yield event
 
     def _choose_home_claim(self):
         # KubeSpawner remembers the claim in the server's state once used (_pvc_exists): never rename it.
@@ -334,6 +386,9 @@ class PrimeHubSpawner(KubeSpawner):
             LABEL_USER: label_value(self.user.name),
             LABEL_GROUP: label_value(plan.group.name),
         }
+        if plan.notices:
+            # kept on the pod too: the start page shows them, `kubectl describe pod` still does later
+            self.extra_annotations = {**self.extra_annotations, ANNOTATION_NOTICES: literal("\n".join(plan.notices))}
         self.storage_capacity = home_capacity(plan.user.attributes, self._baseline["storage_capacity"])
         if plan.home_symlinks and self.dataset_home_symlinks:
             if "postStart" in (self.lifecycle_hooks or {}):
@@ -422,6 +477,7 @@ class PrimeHubSpawner(KubeSpawner):
     # --- start with fast failure -----------------------------------------------------------
 
     def start(self):
+        self.plan = None  # decided afresh by load_user_options; progress() waits for it
         self._start_future = asyncio.ensure_future(self._start_watched())
         return self._start_future
 

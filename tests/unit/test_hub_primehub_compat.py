@@ -243,3 +243,59 @@ def test_explain_shows_the_home_claim_capacity_and_labels():
     text = render_text(report)
     assert "claim-john-2edoe" in text and "volumeCapacity" in text
     assert "primehub.io/group=escaped-data-5fscience" in text and "primehub.io/user=escaped-john-2edoe" in text
+
+
+# --- 11. a dataset whose volume is missing is left out, with a notice ------------------------------
+
+
+def _analysts_plan():
+    from hub_scenario import catalog
+
+    from primehub_hub.plan import plan_launch
+
+    return plan_launch(user("ana"), catalog(), {"group": "analysts"}, strict=True)
+
+
+def test_the_plan_names_the_claims_its_datasets_need():
+    assert _analysts_plan().dataset_claims() == {"sales": "dataset-sales-vol", "team-wide": "dataset-team-wide"}
+
+
+def test_a_dataset_with_a_missing_claim_is_left_out_with_a_notice_and_the_rest_stays():
+    from primehub_hub.plan import leave_out_datasets
+
+    plan = _analysts_plan()
+    after = leave_out_datasets(plan, {"sales": "dataset-sales-vol"})
+    assert "dataset-sales" not in [v["name"] for v in after.volumes]
+    assert "/datasets/sales" not in [m["mountPath"] for m in after.volume_mounts]
+    assert [m.dataset.name for m in after.datasets] == [m.dataset.name for m in plan.datasets if m.dataset.name != "sales"]
+    assert len(after.volumes) == len(plan.volumes) - 1
+    (notice,) = after.notices
+    assert "'sales'" in notice.lower() or "Sales" in notice
+    assert "dataset-sales-vol" in notice and "does not exist" in notice
+    assert leave_out_datasets(plan, {}) is plan
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_the_spawner_leaves_out_a_dataset_whose_claim_is_missing_and_says_so(caplog):
+    caplog.set_level(logging.WARNING)
+    spawner = make_spawner("ana", options_explicit=True, primehub_claims={"dataset-team-wide"})
+    spawner.user_options = {"group": "analysts"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    assert "/datasets/sales" not in [m.mount_path for m in pod.spec.containers[0].volume_mounts]
+    assert "dataset sales left out of the launch: its PVC dataset-sales-vol does not exist" in caplog.text
+    assert "dataset-sales-vol" in pod.metadata.annotations["hub.primehub.io/notices"]
+    spawner.events_enabled = False  # no cluster events here; only the notice
+    messages = [e["message"] async for e in spawner.progress()]
+    assert len(messages) == 1 and "dataset-sales-vol" in messages[0]
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_an_existing_claim_keeps_the_dataset():
+    spawner = make_spawner("ana", options_explicit=True, primehub_claims={"dataset-sales-vol", "dataset-team-wide"})
+    spawner.user_options = {"group": "analysts"}
+    await spawner.load_user_options()
+    assert "/datasets/sales" in [m["mountPath"] for m in (spawner.volume_mounts.values() if isinstance(spawner.volume_mounts, dict) else spawner.volume_mounts)]
+    assert spawner.plan.notices == []

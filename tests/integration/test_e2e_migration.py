@@ -1,0 +1,83 @@
+"""Moving from PrimeHub, on the real stack: what users who move over notice on their first day.
+
+Each test names the item of docs/migrating-from-primehub.md it checks. On the local backend the node
+agent runs a pod's command as a local process (no volumes, no images), so these tests check the pod
+spec the hub created through the Kubernetes API and the pages the browser shows; the ones that need a
+real container say so and why.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from browser import login, new_page
+from userflows import mounts, pod_of, spawn, stop_server, wait_ready
+
+pytestmark = pytest.mark.e2e
+BACKEND = os.environ.get("E2E_BACKEND", "local")
+
+
+@pytest.fixture
+def page(browser):
+    p = new_page(browser)
+    yield p
+    p.context.close()
+
+
+@pytest.fixture
+def clean(hub, cluster):
+    users: list[str] = []
+
+    def use(*names):
+        for n in names:
+            stop_server(hub, cluster, n)
+            users.append(n)
+
+    yield use
+    for n in users:
+        stop_server(hub, cluster, n)
+
+
+def _hub_log(hub) -> str:
+    path = Path(hub.log_dir) / "hub.log"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+# --- a dataset whose volume is missing is left out, with a notice --------------------------------
+
+@pytest.fixture
+def team_data_without_volume(cluster):
+    """Dataset team-data (pv, granted to data-science) pointed at a PVC that does not exist."""
+    get = cluster.kubectl("get", "dataset", "team-data", "-n", cluster.namespace, "-o", "json")
+    original = json.loads(get.stdout)["spec"]["volumeName"]
+    patch = json.dumps({"spec": {"volumeName": "volume-that-was-never-made"}})
+    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge", "-p", patch)
+    yield "dataset-volume-that-was-never-made"
+    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"volumeName": original}}))
+
+
+def test_a_dataset_whose_volume_is_missing_is_left_out_and_the_server_starts(hub, cluster, clean,
+                                                                             team_data_without_volume):
+    """The spawn succeeds without /datasets/team-data (PrimeHub's admission webhook dropped it too);
+    the pod carries the notice the start page showed, and the hub log names the dataset and the PVC."""
+    clean("alice")
+    claim = team_data_without_volume
+    # the hub's catalog watch delivers the patch in milliseconds; give it a second before spawning
+    time.sleep(1)
+    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small",
+                                        "image": "base-notebook"})
+    assert status in (201, 202), body
+    wait_ready(hub, "alice")
+    pod = pod_of(cluster, "alice")
+    assert "/datasets/team-data" not in mounts(pod), "the dataset without a volume is not mounted"
+    assert "/datasets/training-set" in mounts(pod), "the other datasets still are"
+    notice = pod["metadata"]["annotations"]["hub.primehub.io/notices"]
+    assert "team-data" in notice.lower() or "Team" in notice
+    assert claim in notice and "does not exist" in notice
+    if BACKEND == "local":  # the kind backend keeps the hub's log in its container
+        assert f"dataset team-data left out of the launch: its PVC {claim} does not exist" in _hub_log(hub)
