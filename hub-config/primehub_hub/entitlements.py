@@ -158,8 +158,10 @@ def _offers(available, group, user, prefix, pick):
             sources.setdefault(name, [])
             if source.name not in sources[name]:
                 sources[name].append(source.name)
-    # Catalog order (sorted by name); grants without a resource fall out here.
-    return [Offer(resource, tuple(sources[name])) for name, resource in available.items() if name in sources]
+    # Grants without a resource fall out here. Sorted by display name, case-insensitively, as PrimeHub's
+    # form sorted them: the first usable entry is then the default choice, as in PrimeHub.
+    offers = [Offer(resource, tuple(sources[name])) for name, resource in available.items() if name in sources]
+    return sorted(offers, key=lambda o: (o.resource.label.lower(), o.resource.name))
 
 
 def offered_instance_types(user, group, catalog, prefix=""):

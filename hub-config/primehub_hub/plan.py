@@ -22,9 +22,10 @@ from .entitlements import (
 )
 from .errors import BadRequest, ConfigurationError, NoLaunchGroup, QuotaExceeded, Refused
 from .quotas import ZERO, project_quota, quota_problems, user_quota
+from .userenv import parse_env, user_env_for_launch
 from .volumes import shared_volumes_for_launch
 
-OPTION_KEYS = ("group", "instance_type", "image")
+OPTION_KEYS = ("group", "instance_type", "image", "env")
 OPTION_ALIASES = {"profile": "group"}
 MAX_OPTION_LENGTH = 253
 
@@ -53,6 +54,15 @@ def normalize_options(raw, *, strict):
         if canonical not in OPTION_KEYS:
             unknown.append(str(key))
             continue
+        if canonical == "env":
+            if isinstance(value, list) and len(value) == 1:
+                value = value[0]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            env = parse_env(value, strict=strict)
+            if env:
+                options["env"] = env
+            continue
         if isinstance(value, list):
             if len(value) != 1:
                 if strict:
@@ -74,7 +84,7 @@ def normalize_options(raw, *, strict):
         options[canonical] = value
     if unknown and strict:
         names = ", ".join(sorted(unknown)[:5])
-        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type and image can be chosen.")
+        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type, image and env can be chosen.")
     return options
 
 
@@ -163,11 +173,15 @@ class LaunchPlan:
     volume_mounts: list
     home_symlinks: list
     dropped: list = field(default_factory=list)  # remembered choices dropped quietly
+    user_env: dict = field(default_factory=dict)  # the user's own variables (the hub's win)
     notices: list = field(default_factory=list)  # what the user is told while the server starts
 
     @property
     def options(self):
-        return {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
+        options = {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
+        if self.user_env:
+            options["env"] = dict(self.user_env)
+        return options
 
     def dataset_claims(self):
         """{dataset name: PVC} of the mounted datasets that need a claim."""
@@ -247,7 +261,7 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         group = groups[0]
         # a remembered instance type or image belonged to the dropped group
         if dropped:
-            options = {}
+            options = {k: v for k, v in options.items() if k == "env"}
 
     offer = group_offer(user, group, catalog, prefix)
     if offer.volume_error:
@@ -276,6 +290,9 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
     )
     if not instance_type.has_gpu:
         env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    user_env = user_env_for_launch(options.get("env"), env, strict=strict)
+    # the user's variables first, so that the hub's own can never be replaced
+    env = {**user_env, **env}
 
     return LaunchPlan(
         user=user,
@@ -290,4 +307,5 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         volume_mounts=mounts,
         home_symlinks=pieces.home_symlinks,
         dropped=dropped,
+        user_env=user_env,
     )

@@ -31,7 +31,8 @@ from .entitlements import launch_groups
 from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
-from .plan import leave_out_datasets, plan_launch
+from .plan import leave_out_datasets, normalize_options, plan_launch
+from .userenv import env_text
 from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
@@ -175,6 +176,7 @@ class PrimeHubSpawner(KubeSpawner):
         self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in PLAN_TRAITS}
         self.plan = None
         self._plan_env = {}
+        self._user_env = {}
         self._pod_created = False
         self._primehub_refusal = None
         if self.profile_list:
@@ -239,7 +241,8 @@ class PrimeHubSpawner(KubeSpawner):
         current = getattr(self.handler, "current_user", None) if self.handler is not None else None
         if current is not None and getattr(current, "name", self.user.name) != self.user.name:
             note = f"You are starting a server for {self.user.name}: the groups, choices and quotas shown are theirs."
-        return render_form(model, admin_note=note)
+        remembered = normalize_options(self.user_options or {}, strict=False)
+        return render_form(model, admin_note=note, user_env=env_text(remembered.get("env")))
 
     async def _active_pods(self):
         if self.primehub_pods is not None:
@@ -395,11 +398,15 @@ class PrimeHubSpawner(KubeSpawner):
                 self.log.warning("A postStart hook is configured; dataset home symlinks are not added")
             else:
                 self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._home_symlink_hook(plan.home_symlinks)}
-        self._plan_env = dict(plan.env)
+        self._user_env = dict(plan.user_env)
+        self._plan_env = {k: v for k, v in plan.env.items() if k not in plan.user_env}
 
     def get_env(self):
         env = super().get_env()
-        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'
+        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'. The user's
+        # own variables never replace one set by JupyterHub, KubeSpawner, the operator or the launch.
+        for name, value in self._user_env.items():
+            env.setdefault(name, value)
         env.update(self._plan_env)
         return env
 

@@ -162,7 +162,7 @@ def test_a_primehub_export_is_accepted_unchanged_and_the_hub_offers_it(catalog):
                  "ds:ph-mnist", "ds:ph-env"]
         user = UserInfo("migrated", groups=[Group("data-science", realm_roles=roles), Group(EVERYONE)])
         offer = group_offer(user, user.groups[0], parsed)
-        assert [o.resource.name for o in offer.instance_types] == ["ph-cpu-1", "ph-gpu-amd", "ph-gpu-intel"]
+        assert [o.resource.name for o in offer.instance_types] == ["ph-gpu-amd", "ph-cpu-1", "ph-gpu-intel"]  # by display name
         assert parsed.instance_types["ph-gpu-intel"].gpu_resource_name == "gpu.intel.com/i915"
         assert [o.resource.name for o in offer.images] == ["ph-base"]  # the one still building is not offered
         assert sorted(m.dataset.name for m in offer.datasets) == ["ph-env", "ph-mnist"]

@@ -103,7 +103,8 @@ def test_a_primehub_group_is_offered_the_exported_catalog():
     roles = ["it:ph-cpu-1", "it:ph-gpu-amd", "img:ph-base", "img:ph-custom-building", "ds:ph-mnist", "ds:rw:ph-env"]
     info = migrated_user(roles)
     offer = group_offer(info, info.groups[0], catalog)
-    assert [o.resource.name for o in offer.instance_types] == ["ph-cpu-1", "ph-gpu-amd"]
+    # by display name: "AMD GPU" before "CPU 1"
+    assert [o.resource.name for o in offer.instance_types] == ["ph-gpu-amd", "ph-cpu-1"]
     assert [o.resource.name for o in offer.images] == ["ph-base"]
     assert sorted(m.dataset.name for m in offer.datasets) == ["ph-env", "ph-mnist"]
 
@@ -299,3 +300,127 @@ async def test_an_existing_claim_keeps_the_dataset():
     await spawner.load_user_options()
     assert "/datasets/sales" in [m["mountPath"] for m in (spawner.volume_mounts.values() if isinstance(spawner.volume_mounts, dict) else spawner.volume_mounts)]
     assert spawner.plan.notices == []
+
+
+# --- 7. descriptions, order by display name, PrimeHub's default, the user's own variables ----------
+
+
+def _catalog_with_labels():
+    def it(name, label, description="", cpu=1):
+        return {"kind": "InstanceType", "metadata": {"name": name}, "spec": {"displayName": label, "description": description, "limits.cpu": cpu, "limits.memory": "1G"}}
+
+    def img(name, label, description=""):
+        return {"kind": "Image", "metadata": {"name": name}, "spec": {"displayName": label, "description": description, "url": f"example/{name}"}}
+
+    return Catalog.from_objects(
+        [it("a-big", "zeta (big)", "Eight cores", cpu=8), it("b-small", "Alpha", "One core <b>fast</b>"), it("c-mid", "beta")]
+        + [img("x-lab", "Lab", "JupyterLab & friends"), img("y-base", "base")]
+    )
+
+
+def _labelled_user(quota_cpu=None):
+    attributes = {"quota-cpu": quota_cpu} if quota_cpu is not None else {}
+    roles = ["it:a-big", "it:b-small", "it:c-mid", "img:x-lab", "img:y-base"]
+    return UserInfo("u", groups=[Group("team", attributes=attributes, realm_roles=roles)])
+
+
+def test_instance_types_and_images_are_offered_by_display_name_case_insensitively():
+    info = _labelled_user()
+    offer = group_offer(info, info.groups[0], _catalog_with_labels())
+    assert [o.resource.label for o in offer.instance_types] == ["Alpha", "beta", "zeta (big)"]
+    assert [o.resource.label for o in offer.images] == ["base", "Lab"]
+
+
+def test_without_a_remembered_choice_the_first_usable_by_display_name_is_chosen():
+    from primehub_hub.plan import plan_launch
+
+    plan = plan_launch(_labelled_user(), _catalog_with_labels(), {"group": "team"}, strict=False)
+    assert (plan.instance_type.name, plan.image.name) == ("b-small", "y-base")
+
+
+def test_the_form_shows_descriptions_escaped_and_selects_primehubs_default():
+    from primehub_hub.form import build_form, render_form
+
+    model = build_form(_labelled_user(), _catalog_with_labels())
+    html = render_form(model)
+    assert "One core &lt;b&gt;fast&lt;/b&gt;" in html and "<b>fast" not in html
+    assert "JupyterLab &amp; friends" in html
+    (team,) = model
+    assert [c.name for c in team.instance_types if c.selected] == ["b-small"]
+    assert html.index("Alpha") < html.index("beta") < html.index("zeta (big)")
+
+
+def test_the_default_skips_what_the_quota_does_not_allow():
+    from primehub_hub.plan import plan_launch
+
+    catalog = _catalog_with_labels()
+    info = UserInfo("u", groups=[Group("team", attributes={"quota-cpu": "0.5"}, realm_roles=["it:a-big", "it:b-small", "img:y-base"])])
+    with pytest.raises(Exception, match="quota"):
+        plan_launch(info, catalog, {"group": "team"}, strict=False)
+    info.groups[0].attributes["quota-cpu"] = "2"
+    assert plan_launch(info, catalog, {"group": "team"}, strict=False).instance_type.name == "b-small"
+
+
+@pytest.mark.parametrize(
+    "text, env",
+    [
+        ("", {}),
+        ("MLFLOW_TRACKING_URI=http://mlflow:5000\n\n# a comment\nEMPTY=", {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "EMPTY": ""}),
+        ("A=x=y\r\nB= spaced ", {"A": "x=y", "B": " spaced "}),
+    ],
+)
+def test_user_variables_are_read_from_name_value_lines(text, env):
+    from primehub_hub.userenv import parse_env
+
+    assert parse_env(text, strict=True) == env
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("JUPYTERHUB_API_TOKEN=stolen", "JUPYTERHUB_API_TOKEN is set by the hub"),
+        ("LD_PRELOAD=/tmp/x.so", "LD_PRELOAD is set by the hub"),
+        ("GROUP_NAME=other", "GROUP_NAME is set by the hub"),
+        ("1BAD=x", "not a variable name"),
+        ("NOEQUALS", "line 1 is not NAME=value"),
+        ("A=1\nA=2", "A is given twice"),
+    ],
+)
+def test_user_variables_that_are_the_hubs_or_malformed_are_refused(text, words):
+    from primehub_hub.errors import BadRequest
+    from primehub_hub.userenv import parse_env
+
+    with pytest.raises(BadRequest, match=words):
+        parse_env(text, strict=True)
+    parse_env(text, strict=False)  # remembered: dropped quietly, never an error page
+
+
+def test_a_user_variable_cannot_replace_a_dataset_variable_of_the_launch():
+    from hub_scenario import catalog
+
+    from primehub_hub.errors import BadRequest
+    from primehub_hub.plan import plan_launch
+
+    with pytest.raises(BadRequest, match="HANDBOOK_URL is set by the hub for this launch"):
+        plan_launch(user("ana"), catalog(), {"group": "analysts", "env": "HANDBOOK_URL=mine"}, strict=True)
+    lenient = plan_launch(user("ana"), catalog(), {"group": "analysts", "env": {"HANDBOOK_URL": "mine", "OWN": "1"}}, strict=False)
+    assert lenient.env["HANDBOOK_URL"] != "mine" and lenient.user_env == {"OWN": "1"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_user_variables_reach_the_pod_are_remembered_and_never_beat_the_operators():
+    spawner = make_spawner("ana", options_explicit=True, environment={"COMPANY_PROXY": "http://proxy:3128"})
+    spawner.user_options = await spawner._primehub_options_from_form(
+        {"group": ["analysts"], "env": ["MY_SETTING=42\nCOMPANY_PROXY=none"]}
+    )
+    assert spawner.user_options["env"] == {"MY_SETTING": "42", "COMPANY_PROXY": "none"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    env = {e.name: e.value for e in pod.spec.containers[0].env}
+    assert env["MY_SETTING"] == "42"
+    assert env["COMPANY_PROXY"] == "http://proxy:3128"  # the operator's singleuser.extraEnv wins
+    assert env["GROUP_NAME"] == "analysts" and "JUPYTERHUB_API_TOKEN" in env
+    # the next form is pre-filled with them
+    html = await spawner._render_primehub_form()
+    assert "MY_SETTING=42" in html and 'name="env"' in html
