@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from browser import login, new_page
-from userflows import mounts, pod_of, spawn, stop_server, wait_ready
+from userflows import container_env, mounts, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 BACKEND = os.environ.get("E2E_BACKEND", "local")
@@ -81,3 +81,47 @@ def test_a_dataset_whose_volume_is_missing_is_left_out_and_the_server_starts(hub
     assert claim in notice and "does not exist" in notice
     if BACKEND == "local":  # the kind backend keeps the hub's log in its container
         assert f"dataset team-data left out of the launch: its PVC {claim} does not exist" in _hub_log(hub)
+
+
+# --- the form: descriptions, order, PrimeHub's default, the user's own variables ------------------
+
+def test_the_form_describes_the_choices_sorted_by_display_name_with_primehubs_default(page, hub, keycloak, cluster):
+    """Instance types and images are listed by display name (case-insensitive) with the first usable
+    one chosen, as PrimeHub's form did, and the chosen one's description is shown under it."""
+    stop_server(hub, cluster, "alice")
+    login(page, hub, keycloak, "alice")
+    page.goto(f"{hub.url}/hub/spawn")
+    page.check("input[name=group][value=ml-team]")
+    ml = page.locator("[data-group=ml-team]")
+    labels = [o.get_attribute("data-label") for o in ml.locator("select.primehub-instance-type option").all()]
+    assert labels == sorted(labels, key=str.lower), labels
+    its = ml.locator("select.primehub-instance-type")
+    its.select_option("gpu-small")
+    assert "one NVIDIA GPU" in ml.locator(".primehub-description").first.inner_text()
+    its.select_option("cpu-small")
+    assert "Good for notebooks" in ml.locator(".primehub-description").first.inner_text()
+
+
+def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace_the_hubs(page, hub, keycloak,
+                                                                                          cluster, clean):
+    clean("alice")
+    login(page, hub, keycloak, "alice")
+    page.goto(f"{hub.url}/hub/spawn")
+    page.locator("details.primehub-env summary").click()
+    page.fill("textarea[name=env]", "MY_SETTING=42\nJUPYTERHUB_API_TOKEN=stolen")
+    page.check("input[name=group][value=data-science]")
+    page.locator("[data-group=data-science] select.primehub-instance-type").select_option("cpu-small")
+    with page.expect_response(lambda r: "/hub/spawn" in r.url and r.request.method == "POST") as answer:
+        page.click("button:has-text('Start'), input[type=submit]")
+    assert 400 <= answer.value.status < 500
+    assert "JUPYTERHUB_API_TOKEN is set by the hub" in page.inner_text("body")
+    assert pod_of(cluster, "alice") is None, "a refused launch creates no pod"
+
+    page.fill("textarea[name=env]", "MY_SETTING=42")
+    page.click("button:has-text('Start'), input[type=submit]")
+    wait_ready(hub, "alice")
+    env = container_env(pod_of(cluster, "alice"))
+    assert env["MY_SETTING"] == "42" and env["GROUP_NAME"] == "data-science"
+    stop_server(hub, cluster, "alice")
+    page.goto(f"{hub.url}/hub/spawn")
+    assert page.input_value("textarea[name=env]") == "MY_SETTING=42", "remembered for the next launch"
