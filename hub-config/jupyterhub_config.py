@@ -14,6 +14,7 @@ if _here not in sys.path:
 
 from primehub_hub.auth import PrimeHubAuthenticator  # noqa: E402
 from primehub_hub.settings import Settings  # noqa: E402
+from primehub_hub.singleuser import jupyterhub_has_stop_on_pending_page, kernel_culling_args  # noqa: E402
 from primehub_hub.spawner import PrimeHubSpawner  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by traitlets when loading this file)
@@ -39,6 +40,13 @@ c.KubeSpawner.namespace = settings.namespace
 c.KubeSpawner.cmd = settings.singleuser_cmd
 # jupyter/docker-stacks images run as uid 1000 in group 100; the group owns mounted volumes
 c.KubeSpawner.fs_gid = 100
+# PrimeHub's 20 minutes (large GPU images pull slowly); unschedulable pods fail fast regardless
+c.KubeSpawner.start_timeout = settings.start_timeout
+# the server shuts down its own idle kernels (PRIMEHUB_KERNEL_CULL_TIMEOUT, 0 = never)
+c.KubeSpawner.args = kernel_culling_args(settings.kernel_cull_timeout)
+# the start page gets a Cancel button where JupyterHub has no Stop button of its own (before 6)
+c.JupyterHub.template_paths = [os.path.join(_here, "primehub_hub", "hub_templates")]
+c.JupyterHub.template_vars = {"primehub_cancel_button": not jupyterhub_has_stop_on_pending_page()}
 
 if settings.home_volume:
     c.KubeSpawner.storage_pvc_ensure = True

@@ -31,6 +31,19 @@ def _flag(raw, default):
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _seconds(env, name, default):
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} cannot be negative")
+    return value
+
+
 def _choice(env, name, allowed, default):
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -54,6 +67,8 @@ class Settings:
     home_capacity: str = "1Gi"
     home_volume: bool = True
     home_pvc_naming: str = "primehub"
+    start_timeout: int = 1200
+    kernel_cull_timeout: int = 3600
     extra_config_dir: str = ""
     hub_connect_url: str = ""
 
@@ -78,6 +93,8 @@ class Settings:
             singleuser_cmd=_command(env.get("PRIMEHUB_SINGLEUSER_CMD")),
             home_capacity=get("PRIMEHUB_HOME_CAPACITY", "1Gi"),
             home_volume=_flag(env.get("PRIMEHUB_HOME_VOLUME"), True),
+            start_timeout=_seconds(env, "PRIMEHUB_START_TIMEOUT", 1200),
+            kernel_cull_timeout=_seconds(env, "PRIMEHUB_KERNEL_CULL_TIMEOUT", 3600),
             home_pvc_naming=_choice(env, "PRIMEHUB_HOME_PVC_NAMING", ("primehub", "kubespawner"), "primehub"),
             extra_config_dir=get("PRIMEHUB_EXTRA_CONFIG_DIR"),
             hub_connect_url=get("PRIMEHUB_HUB_CONNECT_URL"),

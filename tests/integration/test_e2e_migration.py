@@ -125,3 +125,44 @@ def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace
     stop_server(hub, cluster, "alice")
     page.goto(f"{hub.url}/hub/spawn")
     assert page.input_value("textarea[name=env]") == "MY_SETTING=42", "remembered for the next launch"
+
+
+# --- Cancel while starting ------------------------------------------------------------------------
+
+@pytest.fixture
+def team_data_never_bound(cluster):
+    """team-data pointed at a PVC that never binds (no such storage class): a launch of data-science
+    then stays Pending, which the scheduler reports as temporary, so the start waits."""
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "dataset-never-bound", "namespace": cluster.namespace},
+             "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "no-such-class",
+                      "resources": {"requests": {"storage": "1Gi"}}}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(claim))
+    original = json.loads(cluster.kubectl("get", "dataset", "team-data", "-n", cluster.namespace,
+                                          "-o", "json").stdout)["spec"]["volumeName"]
+    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"volumeName": "never-bound"}}))
+    time.sleep(1)  # the hub's catalog watch delivers the patch in milliseconds
+    yield
+    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"volumeName": original}}))
+    cluster.kubectl("delete", "pvc", "dataset-never-bound", "-n", cluster.namespace, "--ignore-not-found",
+                    "--wait=false")
+
+
+def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, cluster, clean,
+                                                           team_data_never_bound):
+    """While the server is starting, the start page offers Cancel (JupyterHub 6's own Stop button where
+    it exists); it ends the start, removes the pod and brings the user back to the home page."""
+    from browser import choose_and_start
+
+    clean("alice")
+    login(page, hub, keycloak, "alice")
+    choose_and_start(page, hub, "data-science", "cpu-small", "base-notebook")
+    page.wait_for_selector("#primehub-cancel-start, #stop-server-btn", timeout=60_000)
+    cluster.wait(lambda: pod_of(cluster, "alice"), 60, "alice's pod, waiting for its volume")
+    page.click("#primehub-cancel-start, #stop-server-btn")
+    cluster.wait(lambda: pod_of(cluster, "alice") is None, 60, "alice's pod removed after Cancel")
+    cluster.wait(lambda: not (hub.api("GET", "/users/alice")[1] or {}).get("servers"), 60,
+                 "alice's server no longer pending")
+    page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)

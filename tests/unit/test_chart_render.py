@@ -384,12 +384,12 @@ def test_chart_config_sets_up_jupyterhub(tmp_path, minimal, monkeypatch):
     assert c.JupyterHub.hub_connect_url == "http://hub:8081"
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url == "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
-    assert c.KubeSpawner.start_timeout == 300
+    assert c.KubeSpawner.start_timeout == 1200
     # The idle culler runs as a managed service with a role limited to what it needs.
     services = c.JupyterHub.services.get_value([])
     (culler,) = [s for s in services if s["name"] == "jupyterhub-idle-culler"]
     assert culler["command"][:3] == [sys.executable, "-m", "jupyterhub_idle_culler"]
-    assert "--timeout=3600" in culler["command"] and "--cull-every=600" in culler["command"]
+    assert "--timeout=7200" in culler["command"] and "--cull-every=600" in culler["command"]
     (role,) = c.JupyterHub.load_roles.get_value([])
     assert role["services"] == ["jupyterhub-idle-culler"] and "admin:users" not in role["scopes"]
     # The labels user pods get are the ones the single-user NetworkPolicy selects.

@@ -424,3 +424,75 @@ async def test_user_variables_reach_the_pod_are_remembered_and_never_beat_the_op
     # the next form is pre-filled with them
     html = await spawner._render_primehub_form()
     assert "MY_SETTING=42" in html and 'name="env"' in html
+
+
+# --- 9. PrimeHub's timeouts, idle kernels culled in the server, Cancel while starting -------------
+
+
+def test_start_timeout_and_kernel_culling_default_to_primehubs_and_are_settable():
+    from primehub_hub.settings import Settings, SettingsError
+
+    default = Settings.from_env({})
+    assert (default.start_timeout, default.kernel_cull_timeout) == (1200, 3600)
+    tuned = Settings.from_env({"PRIMEHUB_START_TIMEOUT": "600", "PRIMEHUB_KERNEL_CULL_TIMEOUT": "0"})
+    assert (tuned.start_timeout, tuned.kernel_cull_timeout) == (600, 0)
+    with pytest.raises(SettingsError, match="PRIMEHUB_START_TIMEOUT"):
+        Settings.from_env({"PRIMEHUB_START_TIMEOUT": "20m"})
+
+
+def test_the_users_server_culls_its_idle_kernels():
+    from primehub_hub.singleuser import kernel_culling_args
+
+    args = kernel_culling_args(3600)
+    assert "--MappingKernelManager.cull_idle_timeout=3600" in args
+    assert "--MappingKernelManager.cull_connected=True" in args
+    assert "--MappingKernelManager.cull_interval=300" in args
+    assert kernel_culling_args(60)[1] == "--MappingKernelManager.cull_interval=60"
+    assert kernel_culling_args(0) == []
+
+
+def test_the_hub_config_applies_them(monkeypatch, tmp_path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    monkeypatch.setenv("PRIMEHUB_START_TIMEOUT", "900")
+    monkeypatch.delenv("PRIMEHUB_KERNEL_CULL_TIMEOUT", raising=False)
+    monkeypatch.delenv("PRIMEHUB_EXTRA_CONFIG_DIR", raising=False)
+    config = REPO / "hub-config" / "jupyterhub_config.py"
+    c = PyFileConfigLoader(config.name, path=str(config.parent)).load_config()
+    assert c.KubeSpawner.start_timeout == 900
+    assert "--MappingKernelManager.cull_idle_timeout=3600" in c.KubeSpawner.args
+    (templates,) = c.JupyterHub.template_paths
+    assert Path(templates, "spawn_pending.html").is_file()
+
+
+@pytest.mark.parametrize("version, own_button", [("5.3.0", False), ("6.0.0b1", True), ("6.1.2", True)])
+def test_cancel_is_added_only_where_jupyterhub_has_no_stop_button(version, own_button):
+    from primehub_hub.singleuser import jupyterhub_has_stop_on_pending_page
+
+    assert jupyterhub_has_stop_on_pending_page(version) is own_button
+
+
+def _pending_page(cancel_button, server=""):
+    from types import SimpleNamespace
+
+    from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, PrefixLoader
+
+    base = "{% block message %}<p>starting</p>{% endblock message %}{% block script %}<script>base</script>{% endblock script %}"
+    env = Environment(
+        loader=ChoiceLoader([
+            FileSystemLoader(str(REPO / "hub-config" / "primehub_hub" / "hub_templates")),
+            PrefixLoader({"templates": DictLoader({"spawn_pending.html": base})}),
+        ]),
+        autoescape=True,
+    )
+    return env.get_template("spawn_pending.html").render(
+        primehub_cancel_button=cancel_button, user=SimpleNamespace(name="o'brien</script>"), spawner=SimpleNamespace(name=server)
+    )
+
+
+def test_the_start_page_has_a_cancel_button_that_stops_the_pending_start():
+    html = _pending_page(True)
+    assert "<p>starting</p>" in html and "<script>base</script>" in html  # JupyterHub's page, extended
+    assert 'id="primehub-cancel-start"' in html and "api.stop_server(user" in html
+    assert "</script>\"" not in html and "o\\u0027brien\\u003c/script\\u003e" in html  # the name cannot end the script
+    assert "primehub-cancel-start" not in _pending_page(False)
