@@ -161,8 +161,10 @@ def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, 
     choose_and_start(page, hub, "data-science", "cpu-small", "base-notebook")
     page.wait_for_selector("#primehub-cancel-start, #stop-server-btn", timeout=60_000)
     cluster.wait(lambda: pod_of(cluster, "alice"), 60, "alice's pod, waiting for its volume")
+    ours = page.locator("#primehub-cancel-start").count() == 1
     page.click("#primehub-cancel-start, #stop-server-btn")
     cluster.wait(lambda: pod_of(cluster, "alice") is None, 60, "alice's pod removed after Cancel")
     cluster.wait(lambda: not (hub.api("GET", "/users/alice")[1] or {}).get("servers"), 60,
                  "alice's server no longer pending")
-    page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
+    if ours:  # (JupyterHub 6's own button decides itself where to go)
+        page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
