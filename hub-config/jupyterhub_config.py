@@ -31,6 +31,8 @@ c.PrimeHubAuthenticator.realm = settings.realm
 c.PrimeHubAuthenticator.client_id = settings.client_id
 c.PrimeHubAuthenticator.client_secret = settings.client_secret
 c.PrimeHubAuthenticator.public_url = settings.public_url
+# PrimeHub's scopeRequired: only holders of this realm role may log in (empty: everyone in the realm)
+c.PrimeHubAuthenticator.scope_required = settings.scope_required
 # The logout round trip through Keycloak is the authenticator's logout_handler (/hub/logout).
 
 # --- spawning --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
-from .errors import KeycloakUnavailable, PrimeHubError
+from .errors import KeycloakUnavailable, PrimeHubError, Refused
 from .handlers import spawn_handlers
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
@@ -45,20 +45,39 @@ def _unreachable(error):
     return isinstance(error, (OSError, StreamClosedError))
 
 
+def _claims(token):
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AttributeError, IndexError, ValueError, TypeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def token_issuer_base(token):
     """Keycloak base URL from a JWT's `iss` (`<base>/realms/<realm>`), without verifying it.
 
     Only used to choose where to send the token back to; Keycloak itself validates it.
     """
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (AttributeError, IndexError, ValueError, TypeError):
+    claims = _claims(token)
+    if not claims:
         return None
     issuer = claims.get("iss") if isinstance(claims, dict) else None
     if not isinstance(issuer, str) or "/realms/" not in issuer:
         return None
     return issuer.split("/realms/")[0].rstrip("/")
+
+
+def login_roles(auth_state):
+    """The realm roles a login holds: the access token's `realm_access.roles` (Keycloak's effective
+    roles, through groups and composite roles too) and a `roles` claim of userinfo (PrimeHub's
+    realm maps one). The token came straight from Keycloak's token endpoint, so it is not re-verified."""
+    auth_state = auth_state or {}
+    roles = set((_claims(auth_state.get("access_token")).get("realm_access") or {}).get("roles") or [])
+    userinfo_roles = (auth_state.get("oauth_user") or {}).get("roles")
+    if isinstance(userinfo_roles, list):
+        roles.update(r for r in userinfo_roles if isinstance(r, str))
+    return roles
 
 
 def _keycloak_down():
@@ -99,6 +118,14 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         help="Keycloak base URL as the hub reaches it (token, userinfo, admin API). Empty: same as keycloak_url.",
     )
     realm = Unicode("primehub", config=True, help="Keycloak realm holding PrimeHub's users, groups and roles.")
+    scope_required = Unicode(
+        "",
+        config=True,
+        help=(
+            "PrimeHub's scopeRequired: only users holding this realm role (directly, through a group or a "
+            "composite role) may log in. Empty lets every user of the realm in."
+        ),
+    )
     public_url = Unicode(
         "",
         config=True,
@@ -226,6 +253,17 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             return [g["name"] for g in info.get("groups") or [] if g.get("name") and g["name"] != EVERYONE]
 
         return groups
+
+    async def check_allowed(self, username, auth_model):
+        """The scopeRequired gate first, then oauthenticator's own rules."""
+        if self.scope_required and auth_model is not None:
+            if self.scope_required not in login_roles(auth_model.get("auth_state")):
+                self.log.warning("Login of %s refused: the realm role %s is required", username, self.scope_required)
+                raise Refused(
+                    f"Your account ({username}) may not use this hub: it needs the role '{self.scope_required}'. "
+                    "Please ask your administrator."
+                )
+        return await super().check_allowed(username, auth_model)
 
     def get_handlers(self, app):
         return super().get_handlers(app) + spawn_handlers()

@@ -68,6 +68,7 @@ class Settings:
     home_volume: bool = True
     home_pvc_naming: str = "primehub"
     start_timeout: int = 1200
+    scope_required: str = ""
     kernel_cull_timeout: int = 3600
     extra_config_dir: str = ""
     hub_connect_url: str = ""
@@ -93,6 +94,7 @@ class Settings:
             singleuser_cmd=_command(env.get("PRIMEHUB_SINGLEUSER_CMD")),
             home_capacity=get("PRIMEHUB_HOME_CAPACITY", "1Gi"),
             home_volume=_flag(env.get("PRIMEHUB_HOME_VOLUME"), True),
+            scope_required=get("PRIMEHUB_SCOPE_REQUIRED"),
             start_timeout=_seconds(env, "PRIMEHUB_START_TIMEOUT", 1200),
             kernel_cull_timeout=_seconds(env, "PRIMEHUB_KERNEL_CULL_TIMEOUT", 3600),
             home_pvc_naming=_choice(env, "PRIMEHUB_HOME_PVC_NAMING", ("primehub", "kubespawner"), "primehub"),

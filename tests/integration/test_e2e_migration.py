@@ -168,3 +168,42 @@ def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, 
                  "alice's server no longer pending")
     if ours:  # (JupyterHub 6's own button decides itself where to go)
         page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
+
+
+# --- scopeRequired --------------------------------------------------------------------------------
+
+@pytest.fixture
+def hub_with_scope_required(hub):
+    """The hub restarted with PRIMEHUB_SCOPE_REQUIRED=img:pytorch-gpu (held by ml-team and gpu-lab
+    members through their groups), then restarted as before."""
+    if BACKEND != "local":
+        pytest.skip("needs the local backend: the test restarts the hub with one more environment variable, "
+                    "which the kind backend's hub deployment does not offer")
+    from localstack import hub as lh
+    lh.stop()
+    lh.start({"PRIMEHUB_SCOPE_REQUIRED": "img:pytorch-gpu"})
+    try:
+        yield hub
+    finally:
+        lh.stop()
+        lh.start()
+
+
+def test_scope_required_keeps_out_users_without_the_role(browser, keycloak, hub_with_scope_required):
+    hub = hub_with_scope_required
+    refused = new_page(browser)
+    try:
+        refused.goto(f"{hub.url}/hub/")
+        from browser import keycloak_login
+        keycloak_login(refused, "dana", "dana-pw")
+        refused.wait_for_url(f"{hub.url}/hub/**")
+        body = refused.inner_text("body")
+        assert "needs the role 'img:pytorch-gpu'" in body and "Traceback" not in body
+    finally:
+        refused.context.close()
+    allowed = new_page(browser)
+    try:
+        login(allowed, hub, keycloak, "alice")
+        assert allowed.url.startswith(f"{hub.url}/hub/") and "needs the role" not in allowed.inner_text("body")
+    finally:
+        allowed.context.close()

@@ -496,3 +496,55 @@ def test_the_start_page_has_a_cancel_button_that_stops_the_pending_start():
     assert 'id="primehub-cancel-start"' in html and "api.stop_server(user" in html
     assert "</script>\"" not in html and "o\\u0027brien\\u003c/script\\u003e" in html  # the name cannot end the script
     assert "primehub-cancel-start" not in _pending_page(False)
+
+
+# --- 2. scopeRequired: only holders of a realm role may log in ---------------------------------------
+
+
+def _jwt(claims):
+    import base64
+    import json
+
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"e30.{body}.sig"
+
+
+def _auth_model(realm_roles=(), userinfo_roles=None):
+    oauth_user = {"preferred_username": "ann"}
+    if userinfo_roles is not None:
+        oauth_user["roles"] = list(userinfo_roles)
+    return {"name": "ann", "admin": False, "auth_state": {"access_token": _jwt({"realm_access": {"roles": list(realm_roles)}}), "oauth_user": oauth_user}}
+
+
+def _authenticator(**kwargs):
+    from primehub_hub.auth import PrimeHubAuthenticator
+
+    return PrimeHubAuthenticator(keycloak_url="https://id.example.com", client_id="jupyterhub", client_secret="s", **kwargs)
+
+
+def test_login_roles_come_from_the_token_and_primehubs_roles_claim():
+    from primehub_hub.auth import login_roles
+
+    assert login_roles(_auth_model(["offline_access", "notebook-users"])["auth_state"]) == {"offline_access", "notebook-users"}
+    assert "lab" in login_roles(_auth_model([], ["lab"])["auth_state"])
+    assert login_roles({"access_token": "not-a-jwt"}) == set()
+
+
+@pytest.mark.asyncio
+async def test_scope_required_lets_in_only_holders_of_the_role():
+    from primehub_hub.errors import Refused
+
+    gate = _authenticator(scope_required="notebook-users")
+    assert await gate.check_allowed("ann", _auth_model(["notebook-users"])) is True
+    assert await gate.check_allowed("ann", _auth_model([], ["notebook-users"])) is True
+    with pytest.raises(Refused, match="needs the role 'notebook-users'") as refused:
+        await gate.check_allowed("ann", _auth_model(["offline_access"]))
+    assert refused.value.status_code == 403
+    assert await _authenticator().check_allowed("ann", _auth_model([])) is True  # no gate by default
+
+
+def test_scope_required_is_a_setting():
+    from primehub_hub.settings import Settings
+
+    assert Settings.from_env({"PRIMEHUB_SCOPE_REQUIRED": "notebook-users"}).scope_required == "notebook-users"
+    assert Settings.from_env({}).scope_required == ""
