@@ -33,6 +33,8 @@ c.PrimeHubAuthenticator.client_secret = settings.client_secret
 c.PrimeHubAuthenticator.public_url = settings.public_url
 # PrimeHub's scopeRequired: only holders of this realm role may log in (empty: everyone in the realm)
 c.PrimeHubAuthenticator.scope_required = settings.scope_required
+# Keycloak before 18 takes redirect_uri on logout, later ones post_logout_redirect_uri; auto asks once
+c.PrimeHubAuthenticator.keycloak_logout_style = settings.keycloak_logout
 # The logout round trip through Keycloak is the authenticator's logout_handler (/hub/logout).
 
 # --- spawning --------------------------------------------------------------------------

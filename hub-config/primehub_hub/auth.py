@@ -27,7 +27,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
-from traitlets import Any, Float, Integer, Unicode, default
+from traitlets import Any, Enum, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
 from .errors import KeycloakUnavailable, PrimeHubError, Refused
@@ -36,6 +36,14 @@ from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
 
 AUTH_STATE_KEY = "primehub"
+LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY = "auto", "oidc", "legacy"
+
+
+def logout_style_from_probe(status, location, return_url):
+    """Which logout a Keycloak speaks, from its answer to a session-less logout with `redirect_uri`."""
+    if status in (301, 302, 303, 307) and location.split("?")[0] == return_url.split("?")[0]:
+        return LOGOUT_LEGACY
+    return LOGOUT_OIDC
 _REFRESHING = contextvars.ContextVar("primehub_refreshing", default=False)
 
 
@@ -118,6 +126,16 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         help="Keycloak base URL as the hub reaches it (token, userinfo, admin API). Empty: same as keycloak_url.",
     )
     realm = Unicode("primehub", config=True, help="Keycloak realm holding PrimeHub's users, groups and roles.")
+    keycloak_logout_style = Enum(
+        [LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY],
+        LOGOUT_AUTO,
+        config=True,
+        help=(
+            "How the browser is sent through Keycloak's logout: 'oidc' (post_logout_redirect_uri, Keycloak 18 "
+            "and later), 'legacy' (redirect_uri, Keycloak before 18, as PrimeHub used), or 'auto' (asked once)."
+        ),
+    )
+    _discovered_logout_style = ""
     scope_required = Unicode(
         "",
         config=True,
@@ -204,11 +222,43 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def end_session_endpoint(self):
         return self._oidc(self.browser_url, "logout")
 
-    def end_session_url(self, id_token, return_url):
+    def end_session_url(self, id_token, return_url, style=LOGOUT_OIDC):
+        """Keycloak's end-session address that sends the browser back to `return_url`.
+
+        Keycloak 18 and later follow OpenID Connect RP-initiated logout (`post_logout_redirect_uri`
+        with `id_token_hint` or `client_id`) and refuse `redirect_uri`; earlier releases, which
+        PrimeHub ran on, only know `redirect_uri`.
+        """
+        if style == LOGOUT_LEGACY:
+            return url_concat(self.end_session_endpoint, {"redirect_uri": return_url})
         params = {"client_id": self.client_id, "post_logout_redirect_uri": return_url}
         if id_token:
             params["id_token_hint"] = id_token
         return url_concat(self.end_session_endpoint, params)
+
+    async def logout_style(self, return_url):
+        """The configured logout style, or for `auto` the one this Keycloak answers to (asked once).
+
+        The probe is a logout without a session, sent by the hub: a Keycloak before 18 sends it on
+        to `redirect_uri` (302); a later one refuses the parameter.
+        """
+        if self.keycloak_logout_style != LOGOUT_AUTO:
+            return self.keycloak_logout_style
+        if self._discovered_logout_style:
+            return self._discovered_logout_style
+        probe = url_concat(self._oidc(self.internal_url, "logout"), {"redirect_uri": return_url})
+        try:
+            response = await self.http_client.fetch(
+                probe, follow_redirects=False, raise_error=False,
+                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
+            )
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            self.log.warning("Cannot ask Keycloak which logout it speaks (%s); using OpenID Connect's", e)
+            return LOGOUT_OIDC
+        style = logout_style_from_probe(response.code, response.headers.get("Location", ""), return_url)
+        self.log.info("Keycloak logout: %s (discovered)", style)
+        self._discovered_logout_style = style
+        return style
 
     @default("username_claim")
     def _username_claim_default(self):

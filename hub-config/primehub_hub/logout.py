@@ -5,7 +5,9 @@ Keycloak's end-session endpoint with `id_token_hint`, `client_id` (Keycloak 26 n
 them) and `post_logout_redirect_uri` pointing back here with `kc=true`. Second request (the
 return from Keycloak): finish the hub logout and show the logout page.
 
-The return address must be allowed in the Keycloak client's "Valid post logout redirect URIs".
+The return address must be allowed in the Keycloak client's "Valid post logout redirect URIs"
+(Keycloak 18 and later) or "Valid redirect URIs" (earlier releases, which take `redirect_uri`
+instead: PRIMEHUB_KEYCLOAK_LOGOUT=legacy, or `auto` to ask Keycloak once).
 """
 
 from oauthenticator.oauth2 import OAuthLogoutHandler
@@ -39,4 +41,6 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
         await self.default_handle_logout()
         await self.handle_logout()
         self._jupyterhub_user = None
-        self.redirect(self.authenticator.end_session_url(id_token, self._return_url()))
+        return_url = self._return_url()
+        style = await self.authenticator.logout_style(return_url)
+        self.redirect(self.authenticator.end_session_url(id_token, return_url, style))

@@ -69,6 +69,7 @@ class Settings:
     home_pvc_naming: str = "primehub"
     start_timeout: int = 1200
     scope_required: str = ""
+    keycloak_logout: str = "auto"
     kernel_cull_timeout: int = 3600
     extra_config_dir: str = ""
     hub_connect_url: str = ""
@@ -95,6 +96,7 @@ class Settings:
             home_capacity=get("PRIMEHUB_HOME_CAPACITY", "1Gi"),
             home_volume=_flag(env.get("PRIMEHUB_HOME_VOLUME"), True),
             scope_required=get("PRIMEHUB_SCOPE_REQUIRED"),
+            keycloak_logout=_choice(env, "PRIMEHUB_KEYCLOAK_LOGOUT", ("auto", "oidc", "legacy"), "auto"),
             start_timeout=_seconds(env, "PRIMEHUB_START_TIMEOUT", 1200),
             kernel_cull_timeout=_seconds(env, "PRIMEHUB_KERNEL_CULL_TIMEOUT", 3600),
             home_pvc_naming=_choice(env, "PRIMEHUB_HOME_PVC_NAMING", ("primehub", "kubespawner"), "primehub"),

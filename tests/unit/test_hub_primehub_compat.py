@@ -548,3 +548,65 @@ def test_scope_required_is_a_setting():
 
     assert Settings.from_env({"PRIMEHUB_SCOPE_REQUIRED": "notebook-users"}).scope_required == "notebook-users"
     assert Settings.from_env({}).scope_required == ""
+
+
+# --- 3. logout against Keycloak before 18 -------------------------------------------------------
+
+
+RETURN = "https://hub.example.com/hub/logout?kc=true"
+
+
+def test_legacy_logout_sends_redirect_uri_only():
+    from urllib.parse import parse_qs, urlparse
+
+    query = parse_qs(urlparse(_authenticator().end_session_url("id-tok", RETURN, "legacy")).query)
+    assert query == {"redirect_uri": [RETURN]}
+    query = parse_qs(urlparse(_authenticator().end_session_url("id-tok", RETURN, "oidc")).query)
+    assert query["post_logout_redirect_uri"] == [RETURN] and query["id_token_hint"] == ["id-tok"] and "redirect_uri" not in query
+
+
+@pytest.mark.parametrize(
+    "status, location, style",
+    [
+        (302, RETURN, "legacy"),  # Keycloak < 18: a session-less logout goes on to redirect_uri
+        (302, "https://hub.example.com/hub/logout", "legacy"),
+        (400, "", "oidc"),  # Keycloak >= 18: "Invalid parameter: redirect_uri"
+        (200, "", "oidc"),
+        (302, "https://id.example.com/realms/primehub/login-actions/x", "oidc"),
+    ],
+)
+def test_the_logout_style_is_read_from_keycloaks_answer(status, location, style):
+    from primehub_hub.auth import logout_style_from_probe
+
+    assert logout_style_from_probe(status, location, RETURN) == style
+
+
+@pytest.mark.asyncio
+async def test_auto_asks_keycloak_once_and_a_setting_asks_nothing():
+    from types import SimpleNamespace
+
+    class Client:
+        def __init__(self, code, location=""):
+            self.calls, self.code, self.location = [], code, location
+
+        async def fetch(self, url, **kwargs):
+            self.calls.append((url, kwargs.get("follow_redirects")))
+            return SimpleNamespace(code=self.code, headers={"Location": self.location})
+
+    old = _authenticator(keycloak_internal_url="http://kc:8080")
+    old.http_client = Client(302, RETURN)
+    assert await old.logout_style(RETURN) == "legacy" and await old.logout_style(RETURN) == "legacy"
+    (url, follow), = old.http_client.calls
+    assert url.startswith("http://kc:8080/realms/primehub/protocol/openid-connect/logout?redirect_uri=") and follow is False
+    fixed = _authenticator(keycloak_logout_style="legacy")
+    fixed.http_client = Client(400)
+    assert await fixed.logout_style(RETURN) == "legacy" and fixed.http_client.calls == []
+
+
+def test_the_logout_style_is_a_setting():
+    from primehub_hub.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).keycloak_logout == "auto"
+    assert Settings.from_env({"PRIMEHUB_KEYCLOAK_LOGOUT": "legacy"}).keycloak_logout == "legacy"
+    with pytest.raises(SettingsError):
+        Settings.from_env({"PRIMEHUB_KEYCLOAK_LOGOUT": "old"})
