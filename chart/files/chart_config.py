@@ -55,6 +55,16 @@ if _su["storageClass"]:
 _mounts = c.KubeSpawner.get("volume_mounts")
 if isinstance(_mounts, dict) and isinstance(_mounts.get("home"), dict):
     _mounts["home"]["mountPath"] = _su["homeMountPath"]
+# zero-to-jupyterhub's singleuser.storage.extraVolumes/extraVolumeMounts (e.g. its /dev/shm recipe),
+# added by name to what the entry point set
+for _trait, _key in (("volumes", "extraVolumes"), ("volume_mounts", "extraVolumeMounts")):
+    _items = _su.get(_key) or []
+    if _items:
+        _current = c.KubeSpawner.get(_trait)
+        _current = dict(_current) if isinstance(_current, dict) else {f"z2jh-{i}": v for i, v in enumerate(_current or [])}
+        for _item in _items:
+            _current[f"z2jh-{_item['name']}"] = _item
+        setattr(c.KubeSpawner, _trait, _current)
 if _su["priorityClassName"]:
     c.KubeSpawner.priority_class_name = _su["priorityClassName"]
 
@@ -63,6 +73,9 @@ c.PrimeHubSpawner.scheduling_failure_grace = float(_ph["schedulingFailureGrace"]
 c.PrimeHubSpawner.shared_volume_access_modes = _ph["sharedVolumeAccessModes"]
 if _ph["sharedVolumeStorageClass"]:
     c.PrimeHubSpawner.shared_volume_storage_class = _ph["sharedVolumeStorageClass"]
+c.PrimeHubSpawner.home_pvc_naming = _ph["homePvcNaming"]
+c.PrimeHubSpawner.shm_size = _ph["shmSize"]
+c.PrimeHubSpawner.grant_sudo = bool(_ph["grantSudo"])
 if _ph["gitSyncHostRoot"]:
     c.PrimeHubSpawner.git_sync_host_root = _ph["gitSyncHostRoot"]
 

@@ -28,6 +28,7 @@ ANNOTATION_LAUNCH_GROUP_ONLY = "dataset.primehub.io/launchGroupOnly"
 ANNOTATION_HOME_SYMLINK = "dataset.primehub.io/homeSymlink"
 ANNOTATION_MOUNT_ROOT = "dataset.primehub.io/mountRoot"
 ANNOTATION_GIT_SYNC_HOST_ROOT = "dataset.primehub.io/gitSyncHostRoot"
+ANNOTATION_SHM_SIZE = "instancetype.primehub.io/shmSize"
 DEFAULT_MOUNT_ROOT = "/datasets/"
 
 _log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class InstanceType:
     memory_request: int = 0
     node_selector: dict = field(default_factory=dict)
     tolerations: tuple = ()
+    shm_size: str = ""  # annotation instancetype.primehub.io/shmSize: a quantity, or "limit"
 
     @property
     def label(self):
@@ -153,7 +155,7 @@ def _text(spec, key):
 
 
 def parse_instance_type(obj):
-    name, _metadata_, spec = _metadata(obj, "InstanceType")
+    name, metadata, spec = _metadata(obj, "InstanceType")
     where = f"InstanceType {name}"
 
     def number(key, parse, default):
@@ -205,7 +207,15 @@ def parse_instance_type(obj):
         memory_request=memory_request,
         node_selector=dict(node_selector),
         tolerations=tuple(dict(t) for t in tolerations),
+        shm_size=_shm_annotation(metadata, where),
     )
+
+
+def _shm_annotation(metadata, where):
+    raw = ((metadata.get("annotations") or {}).get(ANNOTATION_SHM_SIZE) or "").strip()
+    if raw and raw != "limit" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?", raw):
+        raise InvalidResource(f"{where}: annotation {ANNOTATION_SHM_SIZE} must be a size (e.g. 8Gi) or 'limit'")
+    return raw
 
 
 def parse_image(obj):

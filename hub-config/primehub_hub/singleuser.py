@@ -37,3 +37,58 @@ def jupyterhub_has_stop_on_pending_page(version=None):
         return int(str(version).split(".")[0]) >= 6
     except ValueError:
         return False
+
+
+# --- shared memory ---------------------------------------------------------------------------------
+
+SHM_VOLUME = "primehub-shm"
+SHM_PATH = "/dev/shm"
+SHM_LIMIT = "limit"  # as large as the instance type's memory limit
+
+
+def shm_size(instance_type, setting):
+    """The size limit of /dev/shm for a launch ('' = Kubernetes' default of 64 MiB, no volume).
+
+    The instance type's annotation `instancetype.primehub.io/shmSize` wins over the operator's
+    setting. `limit` means the memory limit: a memory-backed volume is counted in the container's
+    memory, so it can never use more than that anyway.
+    """
+    wanted = (getattr(instance_type, "shm_size", "") or setting or "").strip()
+    if not wanted or wanted in ("0", "none", "off"):
+        return ""
+    if wanted == SHM_LIMIT:
+        from .quotas import k8s_memory_quantity
+
+        return k8s_memory_quantity(instance_type.memory_limit)
+    return wanted
+
+
+def shm_pieces(size, configured_mounts):
+    """(volume, mount) for a memory-backed /dev/shm, or (None, None) when off or already mounted by
+    the operator (zero-to-jupyterhub's recipe: singleuser.storage.extraVolumes/extraVolumeMounts)."""
+    if not size or any(m.get("mountPath", "").rstrip("/") == SHM_PATH for m in configured_mounts):
+        return None, None
+    return (
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": size}},
+        {"name": SHM_VOLUME, "mountPath": SHM_PATH},
+    )
+
+
+# --- sudo and ownership of writable mounts ---------------------------------------------------------
+
+
+def chown_extra(plan):
+    """Mount paths the notebook user must own: writable datasets and group volumes (docker-stacks'
+    start script changes their owner when the container starts as root; fsGroup does not reach
+    hostPath and NFS volumes)."""
+    paths = [m.dataset.mount_path for m in plan.datasets if m.writable and m.dataset.type != "env"]
+    paths += [v.mount_path for v in plan.shared_volumes]
+    return ",".join(paths)
+
+
+def sudo_overrides(grant_sudo):
+    """KubeSpawner trait values and env for docker-stacks' GRANT_SUDO: the container must start as
+    root (its start script then drops to the notebook user) and sudo needs privilege escalation."""
+    if not grant_sudo:
+        return {}, {}
+    return {"uid": 0, "allow_privilege_escalation": True}, {"GRANT_SUDO": "yes"}

@@ -32,6 +32,7 @@ from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, S
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import leave_out_datasets, normalize_options, plan_launch
+from .singleuser import chown_extra, shm_pieces, shm_size, sudo_overrides
 from .userenv import env_text
 from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
@@ -63,6 +64,8 @@ PLAN_TRAITS = (
     "extra_annotations",
     "lifecycle_hooks",
     "storage_capacity",
+    "uid",
+    "allow_privilege_escalation",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 ANNOTATION_NOTICES = "hub.primehub.io/notices"
@@ -130,6 +133,23 @@ class PrimeHubSpawner(KubeSpawner):
         help=(
             "When an instance type has no requests, write requests of 0 into the pod. By default they are "
             "left out, as PrimeHub did, and Kubernetes then requests the limits."
+        ),
+    )
+    shm_size = Unicode(
+        "limit",
+        config=True,
+        help=(
+            "Size of a memory-backed /dev/shm (PyTorch data loaders with workers need more than the 64 MiB "
+            "default): a quantity such as 2Gi, 'limit' for the instance type's memory limit, or '' for none. "
+            "An instance type's annotation instancetype.primehub.io/shmSize wins."
+        ),
+    )
+    grant_sudo = Bool(
+        False,
+        config=True,
+        help=(
+            "Let users run sudo in their servers (docker-stacks' GRANT_SUDO): the container then starts as "
+            "root, and its start script gives sudo to the notebook user before dropping to it."
         ),
     )
     home_pvc_naming = Enum(
@@ -382,8 +402,17 @@ class PrimeHubSpawner(KubeSpawner):
         self.plan = plan
         self.apply_kubespawner_override(self.instance_type_to_override(plan.instance_type))
         self.apply_kubespawner_override(self.image_to_override(plan.image, plan.instance_type))
-        self.volumes = _merge_named(self.volumes, literal(plan.volumes))
-        self.volume_mounts = _merge_named(self.volume_mounts, literal(plan.volume_mounts))
+        extra_volumes, extra_mounts = list(plan.volumes), list(plan.volume_mounts)
+        configured = self.volume_mounts.values() if isinstance(self.volume_mounts, dict) else self.volume_mounts or []
+        shm_volume, shm_mount = shm_pieces(shm_size(plan.instance_type, self.shm_size), list(configured))
+        if shm_volume:
+            extra_volumes.append(shm_volume)
+            extra_mounts.append(shm_mount)
+        self.volumes = _merge_named(self.volumes, literal(extra_volumes))
+        self.volume_mounts = _merge_named(self.volume_mounts, literal(extra_mounts))
+        sudo_traits, sudo_env = sudo_overrides(self.grant_sudo)
+        for name, value in sudo_traits.items():
+            setattr(self, name, value)
         self.extra_labels = {
             **self.extra_labels,
             LABEL_USER: label_value(self.user.name),
@@ -400,6 +429,10 @@ class PrimeHubSpawner(KubeSpawner):
                 self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._home_symlink_hook(plan.home_symlinks)}
         self._user_env = dict(plan.user_env)
         self._plan_env = {k: v for k, v in plan.env.items() if k not in plan.user_env}
+        self._plan_env.update(sudo_env)
+        owned = chown_extra(plan)
+        if owned:
+            self._plan_env["CHOWN_EXTRA"] = owned
 
     def get_env(self):
         env = super().get_env()

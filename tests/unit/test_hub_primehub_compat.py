@@ -610,3 +610,116 @@ def test_the_logout_style_is_a_setting():
     assert Settings.from_env({"PRIMEHUB_KEYCLOAK_LOGOUT": "legacy"}).keycloak_logout == "legacy"
     with pytest.raises(SettingsError):
         Settings.from_env({"PRIMEHUB_KEYCLOAK_LOGOUT": "old"})
+
+
+# --- 8. shared memory, zero-to-jupyterhub's extra volumes, sudo, writable mounts ----------------------
+
+
+async def _pod_dict(spawner):
+    from kubernetes_asyncio.client import ApiClient
+
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as client:
+        return client.sanitize_for_serialization(pod)
+
+
+def _it(annotations=None, memory="8G"):
+    from primehub_hub.resources import parse_instance_type
+
+    obj = {"kind": "InstanceType", "metadata": {"name": "t", "annotations": annotations or {}}, "spec": {"limits.cpu": 2, "limits.memory": memory}}
+    return parse_instance_type(obj)
+
+
+@pytest.mark.parametrize(
+    "annotations, setting, size",
+    [
+        ({}, "limit", "8Gi"),
+        ({}, "2Gi", "2Gi"),
+        ({}, "", ""),
+        ({"instancetype.primehub.io/shmSize": "1Gi"}, "limit", "1Gi"),
+        ({"instancetype.primehub.io/shmSize": "limit"}, "", "8Gi"),
+    ],
+)
+def test_shm_size_per_instance_type_else_the_setting(annotations, setting, size):
+    from primehub_hub.singleuser import shm_size
+
+    assert shm_size(_it(annotations), setting) == size
+
+
+def test_a_bad_shm_annotation_names_the_instance_type():
+    from primehub_hub.resources import InvalidResource
+
+    with pytest.raises(InvalidResource, match="InstanceType t: annotation instancetype.primehub.io/shmSize"):
+        _it({"instancetype.primehub.io/shmSize": "lots"})
+
+
+def test_the_operators_own_dev_shm_mount_replaces_the_hubs():
+    from primehub_hub.singleuser import shm_pieces
+
+    volume, mount = shm_pieces("2Gi", [])
+    assert volume == {"name": "primehub-shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}
+    assert mount == {"name": "primehub-shm", "mountPath": "/dev/shm"}
+    assert shm_pieces("2Gi", [{"name": "shm-volume", "mountPath": "/dev/shm"}]) == (None, None)
+    assert shm_pieces("", []) == (None, None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_the_pod_gets_dev_shm_sudo_and_owned_writable_mounts():
+    spawner = make_spawner("ana", options_explicit=True, grant_sudo=True, uid=1000)
+    spawner.user_options = {"group": "analysts", "instance_type": "medium", "image": "base"}
+    await spawner.load_user_options()
+    pod = await _pod_dict(spawner)
+    shm = {v["name"]: v for v in pod["spec"]["volumes"]}["primehub-shm"]
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
+    container = pod["spec"]["containers"][0]
+    assert "/dev/shm" in [m["mountPath"] for m in container["volumeMounts"]]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GRANT_SUDO"] == "yes"
+    assert container["securityContext"]["runAsUser"] == 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is True
+    owned = env["CHOWN_EXTRA"].split(",")
+    assert "/datasets/reports" in owned and "/project/analysts" in owned  # ds:rw:reports, the group volume
+    assert "/datasets/sales" not in owned  # read-only
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_without_sudo_the_server_starts_as_the_configured_user():
+    spawner = make_spawner("ana", options_explicit=True, uid=1000)
+    spawner.user_options = {"group": "analysts", "instance_type": "medium", "image": "base"}
+    await spawner.load_user_options()
+    container = (await _pod_dict(spawner))["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert "GRANT_SUDO" not in env and container["securityContext"]["runAsUser"] == 1000
+
+
+def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes_and_the_new_settings(tmp_path, monkeypatch):
+    import json
+
+    from traitlets.config import Config
+
+    settings = {
+        "hub": {"baseUrl": "/", "bindUrl": "http://:8081", "connectUrl": "http://hub:8081", "dbUrl": "sqlite://",
+                "concurrentSpawnLimit": 64, "activeServerLimit": 0, "debug": False},
+        "proxy": {"apiUrl": "http://proxy-api:8001"},
+        "singleuser": {"defaultUrl": "", "startTimeout": 1200, "uid": 1000, "fsGid": 100, "allowPrivilegeEscalation": False,
+                       "commonLabels": {}, "extraLabels": {}, "extraEnv": {}, "homeMountPath": "/home/jovyan", "storageClass": "",
+                       "priorityClassName": "",
+                       "extraVolumes": [{"name": "shm-volume", "emptyDir": {"medium": "Memory"}}],
+                       "extraVolumeMounts": [{"name": "shm-volume", "mountPath": "/dev/shm"}]},
+        "primehub": {"schedulingFailureGrace": 0, "sharedVolumeStorageClass": "", "sharedVolumeAccessModes": ["ReadWriteMany"],
+                     "gitSyncHostRoot": "", "homePvcNaming": "kubespawner", "shmSize": "2Gi", "grantSudo": True},
+        "cull": {"enabled": False},
+    }
+    path = tmp_path / "chart-settings.json"
+    path.write_text(json.dumps(settings))
+    monkeypatch.setenv("PRIMEHUB_CHART_SETTINGS", str(path))
+    c = Config()
+    c.KubeSpawner.volumes = {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}}
+    c.KubeSpawner.volume_mounts = {"home": {"name": "home", "mountPath": "/home/jovyan"}}
+    code = (REPO / "chart" / "files" / "chart_config.py").read_text()
+    exec(compile(code, "00-chart.py", "exec"), {"c": c, "__name__": "chart_config"})
+    assert set(c.KubeSpawner.volumes) == {"home", "z2jh-shm-volume"}
+    assert c.KubeSpawner.volume_mounts["z2jh-shm-volume"]["mountPath"] == "/dev/shm"
+    assert (c.PrimeHubSpawner.home_pvc_naming, c.PrimeHubSpawner.shm_size, c.PrimeHubSpawner.grant_sudo) == ("kubespawner", "2Gi", True)

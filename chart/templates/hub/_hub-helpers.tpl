@@ -44,13 +44,18 @@ ConfigMap, because singleuser.extraEnv may carry credentials.
     "extraLabels" $v.singleuser.extraLabels
     "extraEnv" $v.singleuser.extraEnv
     "homeMountPath" $v.singleuser.storage.homeMountPath
+    "extraVolumes" $v.singleuser.storage.extraVolumes
+    "extraVolumeMounts" $v.singleuser.storage.extraVolumeMounts
     "storageClass" $v.singleuser.storage.dynamic.storageClass
     "priorityClassName" (ternary (include "primehub.priorityClassName" .) "" $v.scheduling.podPriority.enabled))
   "primehub" (dict
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
-    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot)
+    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
+    "homePvcNaming" $v.primehub.homePvcNaming
+    "shmSize" $v.primehub.shmSize
+    "grantSudo" $v.primehub.grantSudo)
   "cull" $v.cull
 -}}
 {{- toPrettyJson $settings -}}
