@@ -172,6 +172,7 @@ class LaunchPlan:
     volumes: list
     volume_mounts: list
     home_symlinks: list
+    links: list = field(default_factory=list)  # (target, link path): git checkouts at <mountRoot><name>
     dropped: list = field(default_factory=list)  # remembered choices dropped quietly
     user_env: dict = field(default_factory=dict)  # the user's own variables (the hub's win)
     notices: list = field(default_factory=list)  # what the user is told while the server starts
@@ -273,6 +274,11 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
     pieces = datasets_pieces(offer.datasets, git_sync_host_root=git_sync_host_root, log=log)
     volumes = list(pieces.volumes)
     mounts = list(pieces.volume_mounts)
+    # folders that get links to git checkouts (e.g. /datasets) must be writable: an empty folder of
+    # the pod's own; the other datasets are mounted inside it as before
+    for number, root in enumerate(sorted({link.rsplit("/", 1)[0] for _, link in pieces.links})):
+        volumes.append({"name": f"primehub-links-{number}", "emptyDir": {}})
+        mounts.append({"name": f"primehub-links-{number}", "mountPath": root})
     for shared in offer.shared_volumes:
         volumes.append(shared.volume)
         mounts.append(shared.volume_mount)
@@ -306,6 +312,7 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         volumes=volumes,
         volume_mounts=mounts,
         home_symlinks=pieces.home_symlinks,
+        links=pieces.links,
         dropped=dropped,
         user_env=user_env,
     )

@@ -29,6 +29,8 @@ ANNOTATION_HOME_SYMLINK = "dataset.primehub.io/homeSymlink"
 ANNOTATION_MOUNT_ROOT = "dataset.primehub.io/mountRoot"
 ANNOTATION_GIT_SYNC_HOST_ROOT = "dataset.primehub.io/gitSyncHostRoot"
 ANNOTATION_SHM_SIZE = "instancetype.primehub.io/shmSize"
+ANNOTATION_GIT_SYNC_ROOT = "dataset.primehub.io/gitSyncRoot"
+DEFAULT_GIT_SYNC_ROOT = "/gitsync/"
 DEFAULT_MOUNT_ROOT = "/datasets/"
 
 _log = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ class Dataset:
     home_symlink: bool = False
     mount_root: str = DEFAULT_MOUNT_ROOT
     git_sync_host_root: str = ""
+    git_sync_root: str = DEFAULT_GIT_SYNC_ROOT  # where a git dataset's volume is mounted in the pod
 
     @property
     def label(self):
@@ -284,7 +287,14 @@ def parse_dataset(obj):
         home_symlink=_annotation_true(annotations, ANNOTATION_HOME_SYMLINK),
         mount_root=_mount_root(annotations, name),
         git_sync_host_root=annotations.get(ANNOTATION_GIT_SYNC_HOST_ROOT) or "",
+        git_sync_root=_folder(annotations.get(ANNOTATION_GIT_SYNC_ROOT) or DEFAULT_GIT_SYNC_ROOT, ANNOTATION_GIT_SYNC_ROOT, name),
     )
+
+
+def _folder(path, annotation, name):
+    if not path.startswith("/") or path.rstrip("/") == "":
+        raise InvalidResource(f"Dataset {name}: annotation {annotation} must be an absolute folder other than /")
+    return path if path.endswith("/") else path + "/"
 
 
 PARSERS = {"InstanceType": parse_instance_type, "Image": parse_image, "Dataset": parse_dataset}

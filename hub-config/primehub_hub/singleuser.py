@@ -5,6 +5,9 @@
   culled by the hub's idle culler.
 """
 
+import posixpath
+import shlex
+
 import jupyterhub
 
 # PrimeHub's defaults: a server that does not come up in 20 minutes fails (image pulls of large
@@ -92,3 +95,38 @@ def sudo_overrides(grant_sudo):
     if not grant_sudo:
         return {}, {}
     return {"uid": 0, "allow_privilege_escalation": True}, {"GRANT_SUDO": "yes"}
+
+
+# --- links made when the server starts --------------------------------------------------------------
+
+HOME = "~/"
+
+
+def home_links(plan, *, dataset_symlinks=True):
+    """PrimeHub's links in the home folder: `~/datasets` to the dataset folder, `~/<group>` to each
+    group volume, and `~/<name>` to each dataset annotated homeSymlink."""
+    links = []
+    if any(m.dataset.type != "env" and m.dataset.mount_root == "/datasets/" for m in plan.datasets):
+        links.append(("/datasets", HOME + "datasets"))
+    for volume in plan.shared_volumes:
+        links.append((volume.mount_path, HOME + posixpath.basename(volume.mount_path)))
+    if dataset_symlinks:
+        links += [(path, HOME + posixpath.basename(path.rstrip("/"))) for path in plan.home_symlinks]
+    return links
+
+
+def _shell_path(path):
+    if path.startswith(HOME):
+        return '"$HOME"/' + shlex.quote(path[len(HOME):])
+    return shlex.quote(path)
+
+
+def links_command(links):
+    """One shell command making each link unless something (a user's own file, folder or link) is
+    already there: nothing of the user's is ever replaced or deleted. A link to a target that is
+    not there (not mounted in this launch) is not made."""
+    steps = []
+    for target, link in links:
+        t, l = shlex.quote(target), _shell_path(link)
+        steps.append(f"{{ [ -e {l} ] || [ -L {l} ] || {{ [ -e {t} ] && ln -s {t} {l}; }}; }}")
+    return "; ".join(steps + ["true"])

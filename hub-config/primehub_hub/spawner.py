@@ -16,7 +16,6 @@ What it adds to KubeSpawner, and where:
 import asyncio
 import copy
 import json
-import shlex
 import time
 from functools import partial
 
@@ -32,7 +31,7 @@ from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, S
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import leave_out_datasets, normalize_options, plan_launch
-from .singleuser import chown_extra, shm_pieces, shm_size, sudo_overrides
+from .singleuser import chown_extra, home_links, links_command, shm_pieces, shm_size, sudo_overrides
 from .userenv import env_text
 from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
@@ -392,9 +391,9 @@ class PrimeHubSpawner(KubeSpawner):
                 value = list(current or []) + value
             setattr(self, name, value)
 
-    def _home_symlink_hook(self, paths):
-        commands = [f"ln -sfn {shlex.quote(p)} \"$HOME/\"" for p in paths]
-        return {"postStart": {"exec": {"command": ["sh", "-c", "; ".join(commands) + " ; true"]}}}
+    @staticmethod
+    def _links_hook(links):
+        return {"postStart": {"exec": {"command": ["sh", "-c", links_command(links)]}}}
 
     def apply_plan(self, plan):
         for name, value in self._baseline.items():
@@ -422,11 +421,12 @@ class PrimeHubSpawner(KubeSpawner):
             # kept on the pod too: the start page shows them, `kubectl describe pod` still does later
             self.extra_annotations = {**self.extra_annotations, ANNOTATION_NOTICES: literal("\n".join(plan.notices))}
         self.storage_capacity = home_capacity(plan.user.attributes, self._baseline["storage_capacity"])
-        if plan.home_symlinks and self.dataset_home_symlinks:
+        links = list(plan.links) + home_links(plan, dataset_symlinks=self.dataset_home_symlinks)
+        if links:
             if "postStart" in (self.lifecycle_hooks or {}):
-                self.log.warning("A postStart hook is configured; dataset home symlinks are not added")
+                self.log.warning("A postStart hook is configured; the links to datasets and group volumes are not made")
             else:
-                self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._home_symlink_hook(plan.home_symlinks)}
+                self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._links_hook(links)}
         self._user_env = dict(plan.user_env)
         self._plan_env = {k: v for k, v in plan.env.items() if k not in plan.user_env}
         self._plan_env.update(sudo_env)

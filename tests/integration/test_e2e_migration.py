@@ -240,3 +240,42 @@ def test_dev_shm_inside_the_container_has_that_size(hub, cluster, clean):
     out = cluster.kubectl("exec", "-n", cluster.namespace, "jupyter-alice", "--", "df", "-B1", "--output=size",
                           "/dev/shm").stdout.split()
     assert int(out[-1]) > 512 * 1024**2, f"/dev/shm is still Kubernetes' 64 MiB: {out}"
+
+
+# --- ~/datasets, ~/<group>, git datasets at /datasets/<name> ---------------------------------------
+
+def test_the_pod_links_datasets_and_the_group_volume_into_the_home_folder(hub, cluster, clean):
+    """PrimeHub's links, made when the server starts and never over a user's own file: ~/datasets and
+    ~/data-science; the git dataset's checkout linked at /datasets/notebooks-repo inside a writable
+    /datasets of the pod."""
+    clean("alice")
+    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    assert status in (201, 202), body
+    wait_ready(hub, "alice")
+    pod = pod_of(cluster, "alice")
+    links = pod["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"][-1]
+    assert 'ln -s /datasets "$HOME"/datasets' in links
+    assert 'ln -s /project/data-science "$HOME"/data-science' in links
+    assert '[ -e "$HOME"/datasets ] || [ -L "$HOME"/datasets ]' in links, "an existing file is left alone"
+    assert "ln -s /gitsync/notebooks-repo/notebooks-repo /datasets/notebooks-repo" in links
+    m = mounts(pod)
+    assert m["/gitsync/notebooks-repo"]["readOnly"] is True
+    (root,) = [v for v in pod["spec"]["volumes"] if v["name"] == m["/datasets"]["name"]]
+    assert root["emptyDir"] == {}
+
+
+def test_the_links_exist_inside_the_container(hub, cluster, clean):
+    if BACKEND != "kind":
+        pytest.skip("needs the kind backend: the local node agent runs no containers and mounts no volumes, "
+                    "so there is no home folder of the pod to look into; the pod spec is checked above")
+    clean("alice")
+    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    assert status in (201, 202), body
+    wait_ready(hub, "alice", timeout=600)
+
+    def sh(command):
+        return cluster.kubectl("exec", "-n", cluster.namespace, "jupyter-alice", "--", "sh", "-c", command).stdout.strip()
+
+    cluster.wait(lambda: sh('readlink "$HOME/datasets" || true') == "/datasets", 60, "~/datasets")
+    assert sh('readlink "$HOME/data-science"') == "/project/data-science"
+    assert sh("readlink /datasets/notebooks-repo") == "/gitsync/notebooks-repo/notebooks-repo"

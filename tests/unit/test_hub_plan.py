@@ -118,6 +118,7 @@ def test_datasets_volumes_and_shared_volumes_in_the_plan():
         "dataset-reports",
         "dataset-sales",
         "dataset-team-wide",
+        "primehub-links-0",  # /srv/git, where the git dataset's link to its checkout is made
         "project-analysts",
         "project-vision",
     ]

@@ -723,3 +723,72 @@ def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes_and_the_new_settings(
     assert set(c.KubeSpawner.volumes) == {"home", "z2jh-shm-volume"}
     assert c.KubeSpawner.volume_mounts["z2jh-shm-volume"]["mountPath"] == "/dev/shm"
     assert (c.PrimeHubSpawner.home_pvc_naming, c.PrimeHubSpawner.shm_size, c.PrimeHubSpawner.grant_sudo) == ("kubespawner", "2Gi", True)
+
+
+# --- 6. ~/datasets, ~/<group>, git datasets' content directly at /datasets/<name> ------------------
+
+
+def _run_links(tmp_path, links):
+    """Run the start-up link command with a scratch HOME, as the container's shell would."""
+    import subprocess
+
+    from primehub_hub.singleuser import links_command
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    subprocess.run(["sh", "-c", links_command(links)], check=True, env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    return home
+
+
+def test_links_are_made_in_the_home_folder_and_never_replace_a_users_file(tmp_path):
+    datasets = tmp_path / "datasets"
+    (datasets / "mnist").mkdir(parents=True)
+    group = tmp_path / "project-team"
+    group.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "team").write_text("my own notes")  # a user's file where a link would go
+    _run_links(tmp_path, [(str(datasets), "~/datasets"), (str(group), "~/team"), (str(tmp_path / "absent"), "~/absent")])
+    assert (home / "datasets").is_symlink() and (home / "datasets" / "mnist").is_dir()
+    assert not (home / "team").is_symlink() and (home / "team").read_text() == "my own notes"
+    assert not (home / "absent").exists() and not (home / "absent").is_symlink()
+    _run_links(tmp_path, [(str(datasets), "~/datasets")])  # the next start leaves the link as it is
+    assert (home / "datasets").is_symlink()
+
+
+def test_names_with_spaces_or_quotes_stay_one_path(tmp_path):
+    target = tmp_path / "a b's"
+    target.mkdir()
+    home = _run_links(tmp_path, [(str(target), "~/x y")])
+    assert (home / "x y").is_symlink()
+
+
+def test_git_datasets_link_their_checkout_to_the_mount_path():
+    from primehub_hub.datasets import dataset_pieces
+    from primehub_hub.resources import parse_dataset
+
+    ds = parse_dataset({"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}})
+    pieces = dataset_pieces(ds, writable=False, git_sync_host_root="/home/dataset/")
+    assert pieces.volumes == [{"name": "dataset-repo", "hostPath": {"path": "/home/dataset/repo"}}]
+    assert pieces.volume_mounts == [{"name": "dataset-repo", "mountPath": "/gitsync/repo", "readOnly": True}]
+    # git-sync's checkout is <folder>/<name>: its files appear directly in /datasets/repo
+    assert pieces.links == [("/gitsync/repo/repo", "/datasets/repo")]
+
+
+def test_a_launch_with_a_git_dataset_gets_a_writable_dataset_folder_and_the_home_links():
+    from primehub_hub.plan import plan_launch
+    from primehub_hub.singleuser import home_links
+
+    catalog = Catalog.from_objects([
+        {"kind": "InstanceType", "metadata": {"name": "s"}, "spec": {"limits.cpu": 1, "limits.memory": "1G"}},
+        {"kind": "Image", "metadata": {"name": "i"}, "spec": {"url": "x/y"}},
+        {"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}},
+        {"kind": "Dataset", "metadata": {"name": "mnist"}, "spec": {"type": "pv", "volumeName": "mnist"}},
+    ])
+    info = UserInfo("u", groups=[Group("team_a", realm_roles=["it:s", "img:i", "ds:repo", "ds:mnist"],
+                                       attributes={"enabled-shared-volume": "true", "shared-volume-capacity": "1"})])
+    plan = plan_launch(info, catalog, {"group": "team_a"})
+    root = [m for m in plan.volume_mounts if m["mountPath"] == "/datasets"]
+    assert len(root) == 1 and {"name": root[0]["name"], "emptyDir": {}} in plan.volumes
+    assert plan.links == [("/gitsync/repo/repo", "/datasets/repo")]
+    assert home_links(plan) == [("/datasets", "~/datasets"), ("/project/team-a", "~/team-a")]

@@ -61,7 +61,9 @@ async def test_a_gpu_launch_reaches_the_pod():
     assert mounts["/datasets/reports"] is True  # read-only under vision
     assert "/datasets/confidential" not in mounts  # launch-group-only, granted to analysts
     assert mounts["/project/vision"] in (None, False)
-    assert pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1].startswith("ln -sfn /srv/git/notebooks")
+    links = pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1]
+    assert 'ln -s /srv/git/notebooks "$HOME"/notebooks' in links  # homeSymlink, never over a user's file
+    assert "ln -s /gitsync/notebooks/notebooks /srv/git/notebooks" in links  # the git checkout itself
 
 
 @pytest.mark.asyncio
