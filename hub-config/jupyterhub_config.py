@@ -40,6 +40,12 @@ c.PrimeHubAuthenticator.keycloak_logout_style = settings.keycloak_logout
 # --- spawning --------------------------------------------------------------------------
 c.JupyterHub.spawner_class = PrimeHubSpawner
 c.PrimeHubSpawner.role_prefix = settings.role_prefix
+# PrimeHub's habits: /dev/shm sized to the instance type, optional sudo, the start wrapper (start-up
+# hooks, Safe Mode, images without jupyterhub-singleuser) and the operator's start scripts
+c.PrimeHubSpawner.shm_size = settings.shm_size
+c.PrimeHubSpawner.grant_sudo = settings.grant_sudo
+c.PrimeHubSpawner.start_wrapper = settings.start_wrapper
+c.PrimeHubSpawner.start_scripts_configmap = settings.start_scripts_configmap
 c.KubeSpawner.namespace = settings.namespace
 c.KubeSpawner.cmd = settings.singleuser_cmd
 # jupyter/docker-stacks images run as uid 1000 in group 100; the group owns mounted volumes

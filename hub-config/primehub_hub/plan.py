@@ -25,7 +25,8 @@ from .quotas import ZERO, project_quota, quota_problems, user_quota
 from .userenv import parse_env, user_env_for_launch
 from .volumes import shared_volumes_for_launch
 
-OPTION_KEYS = ("group", "instance_type", "image", "env")
+OPTION_KEYS = ("group", "instance_type", "image", "env", "safe_mode")
+_TRUE, _FALSE = ("on", "true", "yes", "1"), ("off", "false", "no", "0", "")
 OPTION_ALIASES = {"profile": "group"}
 MAX_OPTION_LENGTH = 253
 
@@ -63,6 +64,18 @@ def normalize_options(raw, *, strict):
             if env:
                 options["env"] = env
             continue
+        if canonical == "safe_mode":
+            # a one-off (PrimeHub's Safe Mode): taken from a submission, never from remembered options
+            if isinstance(value, list) and len(value) == 1:
+                value = value[0]
+            text = str(value).strip().lower() if isinstance(value, (str, bool)) else None
+            if text not in _TRUE + _FALSE:
+                if strict:
+                    raise BadRequest("Option 'safe_mode' must be on or off.")
+                continue
+            if strict and text in _TRUE:
+                options["safe_mode"] = True
+            continue
         if isinstance(value, list):
             if len(value) != 1:
                 if strict:
@@ -84,7 +97,7 @@ def normalize_options(raw, *, strict):
         options[canonical] = value
     if unknown and strict:
         names = ", ".join(sorted(unknown)[:5])
-        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type, image and env can be chosen.")
+        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type, image, env and safe_mode can be chosen.")
     return options
 
 
@@ -175,6 +188,7 @@ class LaunchPlan:
     links: list = field(default_factory=list)  # (target, link path): git checkouts at <mountRoot><name>
     dropped: list = field(default_factory=list)  # remembered choices dropped quietly
     user_env: dict = field(default_factory=dict)  # the user's own variables (the hub's win)
+    safe_mode: bool = False  # start without the start-up hooks, the home volume one folder deeper
     notices: list = field(default_factory=list)  # what the user is told while the server starts
 
     @property
@@ -182,6 +196,8 @@ class LaunchPlan:
         options = {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
         if self.user_env:
             options["env"] = dict(self.user_env)
+        if self.safe_mode:
+            options["safe_mode"] = True
         return options
 
     def dataset_claims(self):
@@ -315,4 +331,5 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         links=pieces.links,
         dropped=dropped,
         user_env=user_env,
+        safe_mode=bool(options.get("safe_mode")),
     )

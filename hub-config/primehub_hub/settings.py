@@ -70,6 +70,10 @@ class Settings:
     start_timeout: int = 1200
     scope_required: str = ""
     keycloak_logout: str = "auto"
+    shm_size: str = "limit"
+    grant_sudo: bool = False
+    start_wrapper: bool = True
+    start_scripts_configmap: str = ""
     kernel_cull_timeout: int = 3600
     extra_config_dir: str = ""
     hub_connect_url: str = ""
@@ -96,6 +100,10 @@ class Settings:
             home_capacity=get("PRIMEHUB_HOME_CAPACITY", "1Gi"),
             home_volume=_flag(env.get("PRIMEHUB_HOME_VOLUME"), True),
             scope_required=get("PRIMEHUB_SCOPE_REQUIRED"),
+            shm_size=env.get("PRIMEHUB_SHM_SIZE", "limit").strip(),
+            grant_sudo=_flag(env.get("PRIMEHUB_GRANT_SUDO"), False),
+            start_wrapper=_flag(env.get("PRIMEHUB_START_WRAPPER"), True),
+            start_scripts_configmap=get("PRIMEHUB_START_SCRIPTS_CONFIGMAP"),
             keycloak_logout=_choice(env, "PRIMEHUB_KEYCLOAK_LOGOUT", ("auto", "oidc", "legacy"), "auto"),
             start_timeout=_seconds(env, "PRIMEHUB_START_TIMEOUT", 1200),
             kernel_cull_timeout=_seconds(env, "PRIMEHUB_KERNEL_CULL_TIMEOUT", 3600),

@@ -130,3 +130,70 @@ def links_command(links):
         t, l = shlex.quote(target), _shell_path(link)
         steps.append(f"{{ [ -e {l} ] || [ -L {l} ] || {{ [ -e {t} ] && ln -s {t} {l}; }}; }}")
     return "; ".join(steps + ["true"])
+
+
+# --- the start wrapper: PrimeHub's start-up hooks, Safe Mode, images without jupyterhub-singleuser ----
+
+START_SCRIPTS_DIR = "/usr/local/bin/start-notebook.d"
+SAFE_MODE_ENV = "PRIMEHUB_SAFE_MODE"
+SAFE_HOME_SUBFOLDER = "user"
+
+# POSIX sh; "$@" is the server's command. The hooks are PrimeHub's: the operator's start scripts
+# (docker-stacks' start.sh already runs them in its images, so only other images need this), the
+# group's /project/<group>/.primehub/profile and the user's ~/.primehub/profile. A hook that fails
+# is reported and skipped; Safe Mode skips them all.
+START_WRAPPER = r"""
+say() { echo "primehub-start: $*" >&2; }
+if [ "${PRIMEHUB_SAFE_MODE:-}" = "true" ]; then
+  say "Safe Mode: start-up hooks skipped; your home volume is at $HOME/user"
+else
+  if ! command -v start.sh >/dev/null 2>&1 && [ -d /usr/local/bin/start-notebook.d ]; then
+    for hook in /usr/local/bin/start-notebook.d/*.sh; do
+      [ -r "$hook" ] || continue
+      say "running $hook"; . "$hook" || say "$hook failed; going on"
+    done
+  fi
+  for profile in "${PRIMEHUB_GROUP_VOLUME:-/nonexistent}/.primehub/profile" "$HOME/.primehub/profile"; do
+    [ -r "$profile" ] || continue
+    say "sourcing $profile"; . "$profile" || say "$profile failed; going on"
+  done
+fi
+if command -v "$1" >/dev/null 2>&1; then exec "$@"; fi
+if [ "$1" = jupyterhub-singleuser ] && command -v pip >/dev/null 2>&1; then
+  say "the image has no jupyterhub-singleuser: installing jupyterhub==${PRIMEHUB_JUPYTERHUB_VERSION} for this user"
+  if pip install --user --quiet "jupyterhub==${PRIMEHUB_JUPYTERHUB_VERSION}"; then
+    PATH="$HOME/.local/bin:$PATH"; export PATH
+    exec "$@"
+  fi
+fi
+say "cannot start: the image has no $1 and it could not be installed; choose another image or ask your administrator"
+exit 127
+"""
+
+
+def wrapped_command(cmd):
+    """The server's command run through the start wrapper."""
+    return ["sh", "-c", START_WRAPPER.strip(), "primehub-start", *cmd]
+
+
+def start_env(plan, *, safe_mode):
+    """Variables the start wrapper reads."""
+    env = {"PRIMEHUB_JUPYTERHUB_VERSION": jupyterhub.__version__}
+    launch_volume = next((v for v in plan.shared_volumes if v.group == plan.group.name), None)
+    if launch_volume is not None:
+        env["PRIMEHUB_GROUP_VOLUME"] = launch_volume.mount_path
+    if safe_mode:
+        env[SAFE_MODE_ENV] = "true"
+    return env
+
+
+def safe_mode_mounts(mounts, home):
+    """Safe Mode as in PrimeHub: the home volume mounted one folder deeper (<home>/user), so that
+    what is in it (shell start files, Jupyter settings, environments) cannot stop the server."""
+    home = home.rstrip("/")
+    moved = []
+    for mount in mounts:
+        if mount.get("mountPath", "").rstrip("/") == home:
+            mount = {**mount, "mountPath": f"{home}/{SAFE_HOME_SUBFOLDER}"}
+        moved.append(mount)
+    return moved

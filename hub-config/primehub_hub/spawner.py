@@ -31,7 +31,18 @@ from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, S
 from .form import build_form, form_options, render_form
 from .handlers import remember_refusal
 from .plan import leave_out_datasets, normalize_options, plan_launch
-from .singleuser import chown_extra, home_links, links_command, shm_pieces, shm_size, sudo_overrides
+from .singleuser import (
+    START_SCRIPTS_DIR,
+    chown_extra,
+    home_links,
+    links_command,
+    safe_mode_mounts,
+    shm_pieces,
+    shm_size,
+    start_env,
+    sudo_overrides,
+    wrapped_command,
+)
 from .userenv import env_text
 from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
@@ -65,6 +76,7 @@ PLAN_TRAITS = (
     "storage_capacity",
     "uid",
     "allow_privilege_escalation",
+    "cmd",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 ANNOTATION_NOTICES = "hub.primehub.io/notices"
@@ -150,6 +162,19 @@ class PrimeHubSpawner(KubeSpawner):
             "Let users run sudo in their servers (docker-stacks' GRANT_SUDO): the container then starts as "
             "root, and its start script gives sudo to the notebook user before dropping to it."
         ),
+    )
+    start_wrapper = Bool(
+        True,
+        config=True,
+        help=(
+            "Start servers through PrimeHub's start wrapper: the start-up hooks (operator scripts, the group's "
+            "and the user's .primehub/profile), Safe Mode, and images without jupyterhub-singleuser."
+        ),
+    )
+    start_scripts_configmap = Unicode(
+        "",
+        config=True,
+        help=f"ConfigMap of operator start scripts (*.sh, e.g. ldconfig for NVIDIA libraries) mounted at {START_SCRIPTS_DIR}.",
     )
     home_pvc_naming = Enum(
         list(HOME_NAMINGS),
@@ -392,6 +417,17 @@ class PrimeHubSpawner(KubeSpawner):
             setattr(self, name, value)
 
     @staticmethod
+    def _safe_mode_mounts(mounts):
+        """The home volume (the mount of volume `home`) one folder deeper, as PrimeHub's Safe Mode did."""
+        items = list(mounts.values()) if isinstance(mounts, dict) else list(mounts or [])
+        home = next((m.get("mountPath", "") for m in items if m.get("name") == "home"), "")
+        if not home:
+            return mounts
+        if isinstance(mounts, dict):
+            return dict(zip(mounts.keys(), safe_mode_mounts(items, home)))
+        return safe_mode_mounts(items, home)
+
+    @staticmethod
     def _links_hook(links):
         return {"postStart": {"exec": {"command": ["sh", "-c", links_command(links)]}}}
 
@@ -407,6 +443,13 @@ class PrimeHubSpawner(KubeSpawner):
         if shm_volume:
             extra_volumes.append(shm_volume)
             extra_mounts.append(shm_mount)
+        if self.start_scripts_configmap:
+            extra_volumes.append({"name": "primehub-start-scripts", "configMap": {"name": self.start_scripts_configmap, "defaultMode": 0o755}})
+            extra_mounts.append({"name": "primehub-start-scripts", "mountPath": START_SCRIPTS_DIR})
+        if plan.safe_mode:
+            self.volume_mounts = self._safe_mode_mounts(self.volume_mounts)
+        if self.start_wrapper:
+            self.cmd = wrapped_command(list(self.cmd or ["jupyterhub-singleuser"]))
         self.volumes = _merge_named(self.volumes, literal(extra_volumes))
         self.volume_mounts = _merge_named(self.volume_mounts, literal(extra_mounts))
         sudo_traits, sudo_env = sudo_overrides(self.grant_sudo)
@@ -430,6 +473,8 @@ class PrimeHubSpawner(KubeSpawner):
         self._user_env = dict(plan.user_env)
         self._plan_env = {k: v for k, v in plan.env.items() if k not in plan.user_env}
         self._plan_env.update(sudo_env)
+        if self.start_wrapper:
+            self._plan_env.update(start_env(plan, safe_mode=plan.safe_mode))
         owned = chown_extra(plan)
         if owned:
             self._plan_env["CHOWN_EXTRA"] = owned

@@ -279,3 +279,35 @@ def test_the_links_exist_inside_the_container(hub, cluster, clean):
     cluster.wait(lambda: sh('readlink "$HOME/datasets" || true') == "/datasets", 60, "~/datasets")
     assert sh('readlink "$HOME/data-science"') == "/project/data-science"
     assert sh("readlink /datasets/notebooks-repo") == "/gitsync/notebooks-repo/notebooks-repo"
+
+
+# --- the start wrapper and Safe Mode ---------------------------------------------------------------
+
+def test_safe_mode_from_the_form_starts_without_hooks_and_moves_the_home_volume(page, hub, keycloak, cluster, clean):
+    """The form's Safe Mode box: the server starts through the start wrapper with PRIMEHUB_SAFE_MODE
+    and the home volume at ~/user; the next ordinary launch is not in Safe Mode again. (On the local
+    backend the wrapper itself runs too: the server only becomes ready if it hands over to
+    jupyterhub-singleuser.)"""
+    from browser import choose_and_start
+
+    clean("alice")
+    login(page, hub, keycloak, "alice")
+    page.goto(f"{hub.url}/hub/spawn")
+    page.check("input[name=safe_mode]")
+    page.check("input[name=group][value=data-science]")
+    box = page.locator("[data-group=data-science]")
+    box.locator("select.primehub-instance-type").select_option("cpu-small")
+    box.locator("select.primehub-image").select_option("base-notebook")
+    page.click("button:has-text('Start'), input[type=submit]")
+    wait_ready(hub, "alice")
+    pod = pod_of(cluster, "alice")
+    container = pod["spec"]["containers"][0]
+    assert container["args"][:2] == ["sh", "-c"] and "jupyterhub-singleuser" in container["args"]
+    assert container_env(pod)["PRIMEHUB_SAFE_MODE"] == "true"
+    assert "/home/jovyan/user" in mounts(pod) and "/home/jovyan" not in mounts(pod)
+    stop_server(hub, cluster, "alice")
+
+    choose_and_start(page, hub, "data-science", "cpu-small", "base-notebook")
+    wait_ready(hub, "alice")
+    pod = pod_of(cluster, "alice")
+    assert "PRIMEHUB_SAFE_MODE" not in container_env(pod) and "/home/jovyan" in mounts(pod)

@@ -792,3 +792,79 @@ def test_a_launch_with_a_git_dataset_gets_a_writable_dataset_folder_and_the_home
     assert len(root) == 1 and {"name": root[0]["name"], "emptyDir": {}} in plan.volumes
     assert plan.links == [("/gitsync/repo/repo", "/datasets/repo")]
     assert home_links(plan) == [("/datasets", "~/datasets"), ("/project/team-a", "~/team-a")]
+
+
+# --- 10. start-up hooks, Safe Mode, images without jupyterhub-singleuser ----------------------------
+
+
+def _start(tmp_path, command, **env):
+    import subprocess
+
+    from primehub_hub.singleuser import wrapped_command
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    full_env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PRIMEHUB_JUPYTERHUB_VERSION": "5.3.0", **env}
+    return subprocess.run(wrapped_command(command), env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_group_and_user_profiles_run_before_the_server(tmp_path):
+    group = tmp_path / "project" / "team"
+    (group / ".primehub").mkdir(parents=True)
+    (group / ".primehub" / "profile").write_text("export FROM_GROUP=g\n")
+    (tmp_path / "home" / ".primehub").mkdir(parents=True)
+    (tmp_path / "home" / ".primehub" / "profile").write_text("export FROM_USER=u\nfalse\n")
+    done = _start(tmp_path, ["sh", "-c", 'echo "got $FROM_GROUP $FROM_USER"'], PRIMEHUB_GROUP_VOLUME=str(group))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "got g u"
+    assert "sourcing" in done.stderr
+
+
+def test_safe_mode_skips_the_hooks(tmp_path):
+    (tmp_path / "home" / ".primehub").mkdir(parents=True)
+    (tmp_path / "home" / ".primehub" / "profile").write_text("exit 3\n")  # a profile that breaks the start
+    assert _start(tmp_path, ["sh", "-c", "echo started"]).returncode == 3
+    done = _start(tmp_path, ["sh", "-c", "echo started"], PRIMEHUB_SAFE_MODE="true")
+    assert done.returncode == 0 and done.stdout.strip() == "started" and "Safe Mode" in done.stderr
+
+
+def test_an_image_without_the_server_command_fails_with_a_sentence(tmp_path):
+    done = _start(tmp_path, ["no-such-server-command", "--port=8888"])
+    assert done.returncode == 127
+    assert "cannot start: the image has no no-such-server-command" in done.stderr
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_safe_mode_is_a_one_off_that_moves_the_home_volume():
+    spawner = make_spawner(
+        "ana", options_explicit=True, volume_mounts={"home": {"name": "home", "mountPath": "/home/jovyan"}}
+    )
+    spawner.user_options = await spawner._primehub_options_from_form({"group": ["analysts"], "safe_mode": ["on"]})
+    assert spawner.user_options["safe_mode"] is True
+    await spawner.load_user_options()
+    pod = await _pod_dict(spawner)
+    container = pod["spec"]["containers"][0]
+    assert "/home/jovyan/user" in [m["mountPath"] for m in container["volumeMounts"]]
+    assert {e["name"]: e.get("value") for e in container["env"]}["PRIMEHUB_SAFE_MODE"] == "true"
+    assert container["args"][:2] == ["sh", "-c"] and "jupyterhub-singleuser" in container["args"]
+    # remembered options never start in Safe Mode again
+    from primehub_hub.plan import normalize_options
+
+    assert "safe_mode" not in normalize_options(spawner.user_options, strict=False)
+    spawner.options_explicit = False
+    await spawner.load_user_options()
+    assert not spawner.plan.safe_mode
+    assert "/home/jovyan" in [m["mountPath"] for m in spawner.volume_mounts.values()]
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_operator_start_scripts_are_mounted_from_a_configmap():
+    spawner = make_spawner("ana", options_explicit=True, start_scripts_configmap="primehub-start-scripts")
+    spawner.user_options = {"group": "analysts"}
+    await spawner.load_user_options()
+    pod = await _pod_dict(spawner)
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "primehub-start-scripts"]
+    assert volume["configMap"] == {"name": "primehub-start-scripts", "defaultMode": 0o755}
+    assert "/usr/local/bin/start-notebook.d" in [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]

@@ -55,7 +55,8 @@ ConfigMap, because singleuser.extraEnv may carry credentials.
     "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
     "homePvcNaming" $v.primehub.homePvcNaming
     "shmSize" $v.primehub.shmSize
-    "grantSudo" $v.primehub.grantSudo)
+    "grantSudo" $v.primehub.grantSudo
+    "startScriptsConfigMap" $v.primehub.startScriptsConfigMap)
   "cull" $v.cull
 -}}
 {{- toPrettyJson $settings -}}
