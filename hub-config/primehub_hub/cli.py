@@ -162,7 +162,10 @@ async def _explain(args):
     from .settings import Settings
 
     settings = Settings.from_env()
-    report = explain_user(user, catalog, _prefix(args), home_default=settings.home_capacity, home_naming=settings.home_pvc_naming)
+    report = explain_user(
+        user, catalog, _prefix(args),
+        home_default=settings.home_capacity, home_naming=settings.home_pvc_naming, shm_setting=settings.shm_size,
+    )
     if args.json:
         print(json.dumps(report, indent=2))
     else:

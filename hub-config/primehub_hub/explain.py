@@ -3,6 +3,7 @@
 from .entitlements import EVERYONE, everyone_group, launch_groups, parse_grants
 from .plan import group_offer
 from .quotas import format_cpu, format_gpu, format_memory, primehub_label, quota_problems
+from .singleuser import shm_size
 from .volumes import home_capacity_decision, home_claim_name
 
 
@@ -45,7 +46,7 @@ def explain_home(user, *, default_capacity="1Gi", naming="primehub"):
     }
 
 
-def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub"):
+def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub", shm_setting="limit"):
     groups = []
     for group in launch_groups(user):
         offer = group_offer(user, group, catalog, prefix)
@@ -67,6 +68,7 @@ def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="p
                     "fitsProjectQuota": not project_problems,
                     "reason": "; ".join(user_problems + project_problems),
                     "grantedBy": list(o.granted_by),
+                    "shmSize": shm_size(it, shm_setting) or None,
                 }
             )
         images = [
@@ -178,12 +180,13 @@ def render_text(report):
         out.append("")
         out.append(
             _table(
-                ["instance type", "cpu", "memory", "gpu", "fits quota", "note"],
+                ["instance type", "cpu", "memory", "gpu", "/dev/shm", "fits quota", "note"],
                 [
-                    [i["name"], format_cpu(i["cpu"]), format_memory(i["memory"]), i["gpu"], "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO", i["reason"]]
+                    [i["name"], format_cpu(i["cpu"]), format_memory(i["memory"]), i["gpu"], i.get("shmSize") or "64Mi (default)",
+                     "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO", i["reason"]]
                     for i in group["instanceTypes"]
                 ]
-                or [["(none)", "", "", "", "", ""]],
+                or [["(none)", "", "", "", "", "", ""]],
             )
         )
         out.append("")

@@ -868,3 +868,13 @@ async def test_operator_start_scripts_are_mounted_from_a_configmap():
     (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "primehub-start-scripts"]
     assert volume["configMap"] == {"name": "primehub-start-scripts", "defaultMode": 0o755}
     assert "/usr/local/bin/start-notebook.d" in [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]
+
+
+def test_explain_shows_dev_shm_per_instance_type():
+    from primehub_hub.explain import explain_user, render_text
+
+    report = explain_user(_labelled_user(), _catalog_with_labels(), shm_setting="limit")
+    (team,) = report["groups"]
+    assert {i["name"]: i["shmSize"] for i in team["instanceTypes"]}["a-big"] == "1Gi"
+    assert "/dev/shm" in render_text(report)
+    assert explain_user(_labelled_user(), _catalog_with_labels(), shm_setting="")["groups"][0]["instanceTypes"][0]["shmSize"] is None
