@@ -3,13 +3,30 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 LOCALSTACK := PYTHONPATH=scripts $(PY) -m localstack
 
-.PHONY: help tools up down status test unit integration e2e bench lint chart-lint clean-state
+# The kind backend (real containers) needs more tools and the images: asked for by E2E_BACKEND=kind or KIND=1.
+KIND ?= $(if $(filter kind,$(E2E_BACKEND)),1,)
+
+# make test-next: the next hub releases (requirements-next.txt) in their own .venv-next.
+PY_NEXT := .venv-next/bin/python
+# The integration tests that drive the hub; the cluster, Keycloak and chart-rendering tests do not
+# depend on the hub's release and run in `make test` only.
+NEXT_INTEGRATION ?= tests/integration/test_e2e_spawn_rules.py tests/integration/test_e2e_browser.py \
+	tests/integration/test_e2e_sessions_and_faults.py \
+	tests/integration/test_chart.py::test_hub_with_the_charts_service_account_completes_a_spawn
+
+.PHONY: help tools images up down status test test-next test-kind test-all unit integration e2e bench lint chart-lint clean-state
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
-tools: ## build or fetch every tool the stack needs (cached by version; a no-op when done)
+tools: ## build or fetch every tool the stack needs (cached by version; a no-op when done); KIND=1 adds the kind backend's and `make images`
 	@bash scripts/provision/all.sh
+	@if [ -n "$(KIND)" ]; then bash scripts/provision/kind.sh && PYTHONPATH=scripts $(PY) -m images; fi
+
+images: ## the kind node image and the chart's images, built here (cached by content); PRIMEHUB_IMAGES=pull pulls the official ones
+	@bash scripts/provision/all.sh
+	@bash scripts/provision/kind.sh
+	@PYTHONPATH=scripts $(PY) -m images
 
 up: tools ## start the local stack: Kubernetes, node agent, Keycloak, the hub; prints the URL and demo users
 	@$(LOCALSTACK) up
@@ -24,6 +41,17 @@ status: ## which local servers are running
 # session, and the strict asyncio unit tests need the loop to themselves.
 test: tools ## the whole suite: unit, integration and browser tests on the real local stack
 	@status=0; $(PY) -m pytest tests/unit || status=$$?; $(PY) -m pytest tests/integration || status=$$?; exit $$status
+
+test-kind: ## the browser suite and the real-container tests on kind (E2E_BACKEND=kind)
+	@E2E_BACKEND=kind $(MAKE) --no-print-directory e2e
+
+test-all: ## what CI runs: `make test` (local stack), `make test-next`, then `make test-kind`
+	@status=0; for t in test test-next test-kind; do $(MAKE) --no-print-directory $$t || status=$$?; done; exit $$status
+
+test-next: tools ## unit and hub integration tests on the newest hub releases (.venv-next, requirements-next.txt)
+	@bash scripts/provision/python-next.sh
+	@status=0; $(PY_NEXT) -m pytest tests/unit || status=$$?; \
+	PRIMEHUB_HUB_VENV=.venv-next $(PY_NEXT) -m pytest $(NEXT_INTEGRATION) || status=$$?; exit $$status
 
 unit: tools ## unit tests only (no servers)
 	@$(PY) -m pytest tests/unit

@@ -31,7 +31,6 @@ from traitlets import Any, Enum, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
 from .errors import KeycloakUnavailable, PrimeHubError, Refused
-from .handlers import spawn_handlers
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
 
@@ -314,9 +313,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                     "Please ask your administrator."
                 )
         return await super().check_allowed(username, auth_model)
-
-    def get_handlers(self, app):
-        return super().get_handlers(app) + spawn_handlers()
 
     def get_callback_url(self, handler=None):
         if self.oauth_callback_url:

@@ -7,6 +7,15 @@ status. Every refusal therefore is an HTTPError whose text is the sentence the u
 
 from tornado import web
 
+try:
+    # JupyterHub 6 (jupyterhub#5464): a spawn refused by policy is a SpawnException, logged without
+    # a traceback and counted as a "failure" with a reason label in the spawn metrics, not as an error.
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub 5: an HTTPError with jupyterhub_message does the same job
+    SpawnException = None
+
+_SPAWN_EXCEPTION = (SpawnException,) if SpawnException is not None else ()
+
 
 class PrimeHubError(web.HTTPError):
     """A failure with a message meant for the user, not a traceback."""
@@ -15,8 +24,11 @@ class PrimeHubError(web.HTTPError):
 
     def __init__(self, message, status=None):
         status = status or self.status
-        # "%s" keeps a literal '%' in the message from being treated as a format directive
-        super().__init__(status, "%s", message)
+        if _SPAWN_EXCEPTION and isinstance(self, SpawnException):
+            SpawnException.__init__(self, message, reason=self.spawn_reason, status_code=status)
+        else:
+            # "%s" keeps a literal '%' in the message from being treated as a format directive
+            web.HTTPError.__init__(self, status, "%s", message)
         self.message = message
         self.jupyterhub_message = message
 
@@ -24,30 +36,46 @@ class PrimeHubError(web.HTTPError):
         return self.message
 
 
-class BadRequest(PrimeHubError):
+class SpawnRefusal(PrimeHubError, *_SPAWN_EXCEPTION):
+    """A launch refused by a rule (entitlement, quota, capacity, configuration), not a broken system.
+
+    Under JupyterHub 6 it is also a SpawnException whose reason is `spawn_reason`.
+    """
+
+    spawn_reason = "refused"
+
+
+class BadRequest(SpawnRefusal):
     """The submitted options are malformed (wrong type, too long, unknown field)."""
 
     status = 400
+    spawn_reason = "bad-options"
 
 
-class Refused(PrimeHubError):
+class Refused(SpawnRefusal):
     """The user is not entitled to what they asked for."""
 
     status = 403
+    spawn_reason = "not-entitled"
 
 
 class QuotaExceeded(Refused):
     """The launch would exceed a user or group quota."""
 
+    spawn_reason = "quota"
+
 
 class NoLaunchGroup(Refused):
     """The user belongs to no group they could launch under."""
 
+    spawn_reason = "no-launch-group"
 
-class ConfigurationError(PrimeHubError):
+
+class ConfigurationError(SpawnRefusal):
     """The platform is misconfigured (e.g. a group's shared volume has no capacity)."""
 
     status = 409
+    spawn_reason = "misconfigured"
 
 
 class KeycloakUnavailable(PrimeHubError):
@@ -62,7 +90,8 @@ class CatalogUnavailable(PrimeHubError):
     status = 503
 
 
-class SchedulingFailed(PrimeHubError):
+class SchedulingFailed(SpawnRefusal):
     """Kubernetes reported that no node can run the server."""
 
     status = 503
+    spawn_reason = "unschedulable"

@@ -63,13 +63,20 @@ def _reason_text(text):
     return text.strip(), True
 
 
-def read_verdict(message):
-    """Readable reasons from a scheduler message, and whether waiting longer would help."""
+def read_verdict(message, own_claims=frozenset()):
+    """Readable reasons from a scheduler message, and whether waiting longer would help.
+
+    `own_claims` are the claims the spawner itself created just before the pod. The scheduler reads
+    claims from its own watch, which can lag behind its watch of pods: a claim made a moment ago may
+    be "not found" there once, then found. Only a claim nobody made (a misconfigured dataset) is final.
+    """
     message = (message or "").strip()
     if not message:
         return Verdict(raw="", reasons=(), final=False)
     lowered = message.lower()
     missing_claim = re.search(r'persistentvolumeclaim "([^"]+)" not found', message)
+    if missing_claim and missing_claim.group(1) in own_claims:
+        return Verdict(raw=message, reasons=("a volume is still being prepared",), final=False)
     if missing_claim:
         return Verdict(
             raw=message,

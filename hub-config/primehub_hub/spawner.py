@@ -19,6 +19,7 @@ import json
 import time
 from functools import partial
 
+from jupyterhub import version_info as JUPYTERHUB_VERSION
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
@@ -27,10 +28,10 @@ from traitlets import Any, Bool, Enum, Float, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
 from .entitlements import launch_groups
-from .errors import ConfigurationError, PrimeHubError, QuotaExceeded, Refused, SchedulingFailed
+from .errors import ConfigurationError, QuotaExceeded, Refused, SchedulingFailed
 from .form import build_form, form_options, render_form
-from .handlers import remember_refusal
 from .plan import leave_out_datasets, normalize_options, plan_launch
+from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .singleuser import (
     START_SCRIPTS_DIR,
     chown_extra,
@@ -44,7 +45,6 @@ from .singleuser import (
     wrapped_command,
 )
 from .userenv import env_text
-from .quotas import LABEL_GROUP, LABEL_USER, primehub_label, project_quota, quota_locks, quota_problems, usage_from_pods, user_quota
 from .resources import CatalogWatcher, instance_type_override
 from .scheduling import (
     describe,
@@ -80,6 +80,28 @@ PLAN_TRAITS = (
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 ANNOTATION_NOTICES = "hub.primehub.io/notices"
+# Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
+# the XSRF token and (JupyterHub 6, named servers) the server's display name.
+_NOT_OPTIONS = ("next", "_xsrf", "display_name")
+# JupyterHub 6's REST API (jupyterhub#5443) also takes {"display_name": ..., "user_options": ...} as
+# the body of a server start, where user_options may be null (start with the remembered ones). Its new
+# PUT/PATCH store user_options without a start: they count as remembered, so they are planned
+# leniently, which still grants nothing the owner is not entitled to.
+_SERVER_BODY_SCHEMA = JUPYTERHUB_VERSION >= (6,)
+
+
+def _body_has_options(body):
+    """Whether a POST body carries server options (a form post always does)."""
+    body = (body or b"").strip()
+    if body in (b"", b"{}", b"null"):
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return True
+    if _SERVER_BODY_SCHEMA and isinstance(data, dict) and ("user_options" in data or "display_name" in data):
+        return bool(data.get("user_options"))
+    return True
 
 
 def label_value(name):
@@ -222,7 +244,6 @@ class PrimeHubSpawner(KubeSpawner):
         self._plan_env = {}
         self._user_env = {}
         self._pod_created = False
-        self._primehub_refusal = None
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
 
@@ -255,9 +276,9 @@ class PrimeHubSpawner(KubeSpawner):
         request = getattr(self.handler, "request", None)
         if request is None:
             return False
-        if request.method == "POST" and (request.body or b"").strip() not in (b"", b"{}", b"null"):
+        if request.method == "POST" and _body_has_options(request.body):
             return True
-        return any(key not in ("next", "_xsrf") for key in request.query_arguments)
+        return any(key not in _NOT_OPTIONS for key in request.query_arguments)
 
     def _plan(self, user, catalog, raw_options, strict):
         return plan_launch(
@@ -311,29 +332,23 @@ class PrimeHubSpawner(KubeSpawner):
 
     async def _primehub_options_from_form(self, formdata):
         """Check a form submission fully before anything is started; returns clean user_options."""
-        try:
-            user = await self.load_primehub_user()
-            catalog = await self.load_catalog()
-            plan = self._plan(user, catalog, form_options(formdata), strict=True)
-            if self.primehub_pods is not None or self.pod_reflector is not None:
-                # early, lock-free look; the binding check happens when the pod is created
-                self._check_quota(plan, await self._active_pods())
-        except PrimeHubError as e:
-            remember_refusal(self, e)
-            raise
+        # A refusal raised here is an HTTPError: JupyterHub (since 5.4, jupyterhub#5146) re-renders the
+        # form with its message and answers with its status.
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        plan = self._plan(user, catalog, form_options(formdata), strict=True)
+        if self.primehub_pods is not None or self.pod_reflector is not None:
+            # early, lock-free look; the binding check happens when the pod is created
+            self._check_quota(plan, await self._active_pods())
         return plan.options
 
     # --- applying a launch --------------------------------------------------------------------
 
     async def load_user_options(self):
         """Called by KubeSpawner's start: decide the launch from user_options and apply it."""
-        try:
-            user = await self.load_primehub_user()
-            catalog = await self.load_catalog()
-            plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
-        except PrimeHubError as e:
-            remember_refusal(self, e)
-            raise
+        user = await self.load_primehub_user()
+        catalog = await self.load_catalog()
+        plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
         plan = await self._without_missing_datasets(plan)
@@ -549,11 +564,7 @@ class PrimeHubSpawner(KubeSpawner):
             self._pod_created = bool(created) or self._pod_created
             return created
         async with quota_locks.lock_for(self.namespace, plan.group.name):
-            try:
-                self._check_quota(plan, await self._list_group_pods(plan.group.name))
-            except PrimeHubError as e:
-                remember_refusal(self, e)
-                raise
+            self._check_quota(plan, await self._list_group_pods(plan.group.name))
             created = await super()._make_create_pod_request(pod, request_timeout)
             if created:
                 self._pod_created = True
@@ -604,11 +615,18 @@ class PrimeHubSpawner(KubeSpawner):
         message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
         if not message:
             return None, False
-        verdict = read_verdict(message)
+        verdict = read_verdict(message, own_claims=self._own_claims())
         if not verdict.final or scale_up_triggered(events):
             return None, False
         instance_type = self.plan.instance_type if self.plan else None
         return SchedulingFailed(describe(verdict, instance_type)), True
+
+    def _own_claims(self):
+        """The claims this spawner creates before its pod: the home volume and the group volumes."""
+        claims = {self.pvc_name} if self.storage_pvc_ensure else set()
+        if self.plan is not None:
+            claims |= {shared.claim_name for shared in self.plan.shared_volumes}
+        return frozenset(claims)
 
     async def _watch_scheduling(self):
         first_seen = None

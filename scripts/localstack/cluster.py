@@ -195,19 +195,21 @@ def down() -> None:
         common.stop(name)
 
 
-def apply_catalog() -> None:
-    """The CRDs, then the example catalog, into the hub's namespace (idempotent)."""
+def apply_catalog(run=None) -> None:
+    """The CRDs, then the example catalog, into the hub's namespace (idempotent). `run` is the
+    kubectl of another cluster (the kind backend); the local stack's by default."""
+    run = run or kubectl
     crds = common.REPO_ROOT / "crds"
     files = sorted(crds.glob("*.yaml"))
     if not files:
         return
     step("applying the CRDs and the example catalog")
-    kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in files])
-    kubectl("wait", "--for=condition=Established", "--timeout=60s",
+    run("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in files])
+    run("wait", "--for=condition=Established", "--timeout=60s",
             "crd/instancetypes.primehub.io", "crd/images.primehub.io", "crd/datasets.primehub.io")
     examples = crds / "examples"
     if examples.exists():
-        kubectl("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f", str(examples))
+        run("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f", str(examples))
     # PrimeHub's controller makes the claims of `pv` datasets; on the local stack we make them here.
-    kubectl("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f",
+    run("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f",
             str(Path(__file__).parent / "demo-dataset-volumes.yaml"))

@@ -1,6 +1,10 @@
 """JupyterHub with hub-config/ on the local stack, started the same way the chart starts it
 (`jupyterhub -f hub-config/jupyterhub_config.py`), plus the local-only settings in hub-extra-config/.
 The hub starts configurable-http-proxy itself, from the cache.
+
+The hub runs from .venv, or from the Python environment PRIMEHUB_HUB_VENV names (`make test-next`
+sets .venv-next: the next JupyterHub release). Each environment keeps its own hub state folder, so
+one release never opens (or migrates) the other's database.
 """
 from __future__ import annotations
 
@@ -14,8 +18,21 @@ from .common import REPO_ROOT, STATE_DIR, V, VENV_BIN, step
 PORT = 8000
 URL = f"http://127.0.0.1:{PORT}"
 API_URL = "http://127.0.0.1:8081/hub/api"
-HOME = STATE_DIR / "hub"
 CLIENT_SECRET = "local-dev-only-secret"
+
+
+def hub_bin() -> Path:
+    """bin/ of the hub's Python environment: PRIMEHUB_HUB_VENV (relative to the repository), else .venv."""
+    venv = os.environ.get("PRIMEHUB_HUB_VENV")
+    return (REPO_ROOT / venv / "bin").resolve() if venv else VENV_BIN
+
+
+def _home() -> Path:
+    venv = hub_bin().parent
+    return STATE_DIR / ("hub" if venv == VENV_BIN.parent else f"hub-{venv.name.lstrip('.')}")
+
+
+HOME = _home()
 
 
 def _secret(name: str, nbytes: int = 32) -> str:
@@ -35,7 +52,7 @@ def admin_token() -> str:
 def env() -> dict[str, str]:
     chp_bin = common.tool("chp", V["CHP_VERSION"], "node_modules", ".bin")
     return {
-        "PATH": f"{chp_bin}:{VENV_BIN}:{os.environ.get('PATH', '')}",
+        "PATH": f"{chp_bin}:{hub_bin()}:{os.environ.get('PATH', '')}",
         "KUBECONFIG": str(cluster.KUBECONFIG),
         "PRIMEHUB_KEYCLOAK_URL": f"http://localhost:{keycloak.PORT}",
         "PRIMEHUB_KEYCLOAK_INTERNAL_URL": keycloak.URL,
@@ -58,15 +75,28 @@ def ready() -> bool:
     return common.http_ok(f"{API_URL}/")
 
 
+def argv() -> list[str]:
+    return [str(hub_bin() / "jupyterhub"), "-f", str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")]
+
+
+def _runs_our_environment(pid: int) -> bool:
+    """Whether the running hub is the jupyterhub of the environment asked for (not .venv's for test-next)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(hub_bin() / "jupyterhub").encode() in cmdline
+
+
 def start(extra_env: dict[str, str] | None = None) -> None:
-    if common.pid_of("hub") and ready():
+    pid = common.pid_of("hub")
+    if pid and _runs_our_environment(pid) and ready():
         return
-    common.stop("hub")
+    common.stop("hub", grace=15)
     common.stop("proxy")
-    step(f"starting the hub on {URL} with hub-config/")
+    step(f"starting the hub on {URL} with hub-config/ ({hub_bin().parent.name})")
     HOME.mkdir(parents=True, exist_ok=True)
-    common.start("hub", [str(VENV_BIN / "jupyterhub"), "-f", str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")],
-                 env={**env(), **(extra_env or {})}, cwd=HOME)
+    common.start("hub", argv(), env={**env(), **(extra_env or {})}, cwd=HOME)
     common.wait_for(ready, 60, "hub", "hub")
 
 

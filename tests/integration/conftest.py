@@ -2,13 +2,15 @@
 
 E2E_BACKEND=local (the default) starts the real servers of the local stack on loopback (the same
 code as `make up`), reusing any that are already running and stopping, at the end, only those this
-session started. E2E_BACKEND=kind uses pytest-kind and testcontainers on a Docker host.
+session started. E2E_BACKEND=kind runs real containers: pytest-kind's KindCluster, testcontainers'
+KeycloakContainer and the Helm chart with its images (tests/integration/backends/kind.py).
 
 A server that cannot start fails the tests that need it, with its log; nothing is skipped.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,10 +32,14 @@ def _log_dir() -> Path:
     return REPO / "test-artifacts" / "logs"
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     # Every failing test says where the servers' logs are.
     if call.excinfo is not None and "integration" in str(item.fspath):
         item.add_report_section(call.when, "stack logs", f"server logs are in {_log_dir()}")
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
 
 
 class _Started:
@@ -61,15 +67,36 @@ class _Started:
 def _started():
     s = _Started()
     yield s
-    if os.environ.get("PRIMEHUB_KEEP_STACK") != "1":
+    if BACKEND == "kind":
+        from backends import kind
+        kind.teardown()
+    elif os.environ.get("PRIMEHUB_KEEP_STACK") != "1":
         s.stop_all()
+
+
+def _kind(part: str, *args):
+    """One part of the kind backend; a part that cannot start fails the tests that need it."""
+    from backends import kind
+    try:
+        return getattr(kind, part)(*args)
+    except (kind.BackendError, RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        pytest.fail(f"the kind backend could not start its {part}: {e}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _kind_logs_on_failure(request):
+    """On the kind backend, a failing test leaves the hub's, proxy's and Keycloak's logs behind."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if BACKEND == "kind" and rep is not None and rep.failed and "cluster" in request.fixturenames:
+        from backends import kind
+        kind.save_logs(request.getfixturevalue("cluster"))
 
 
 @pytest.fixture(scope="session")
 def cluster(_started) -> Cluster:
     if BACKEND == "kind":
-        from backends import kind
-        return kind.cluster()
+        return _kind("cluster")
     from localstack import cluster as lc, nodes
     _started.run(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"], lc.up)
     _started.run(["node-agent"], nodes.start)
@@ -88,8 +115,7 @@ def cluster(_started) -> Cluster:
 @pytest.fixture(scope="session")
 def keycloak(_started) -> Keycloak:
     if BACKEND == "kind":
-        from backends import kind
-        return kind.keycloak()
+        return _kind("keycloak")
     from localstack import keycloak as lk
     _started.run(["keycloak"], lk.start)
     return Keycloak(url=lk.URL, browser_url=f"http://localhost:{lk.PORT}", admin_user=lk.ADMIN_USER,
@@ -100,8 +126,7 @@ def keycloak(_started) -> Keycloak:
 @pytest.fixture(scope="session")
 def hub(_started, cluster, keycloak) -> Hub:
     if BACKEND == "kind":
-        from backends import kind
-        return kind.hub(cluster, keycloak)
+        return _kind("hub", cluster, keycloak)
     from localstack import common, hub as lh
     _started.run(["hub"], lh.start)
 

@@ -21,6 +21,8 @@ class Cluster:
     kubectl_bin: str
     log_dir: Path
     restart_apiserver: object = field(default=None, repr=False)
+    # Which node plays which part of the demo catalog (the local stack has one of each).
+    nodes: dict = field(default_factory=lambda: {"cpu": "cpu-node", "gpu": "gpu-node"})
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         proc = subprocess.run([self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args],

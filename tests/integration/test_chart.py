@@ -257,8 +257,7 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     env = {**lh.env(), "KUBECONFIG": str(kubeconfig), "PRIMEHUB_NAMESPACE": namespace,
            "PRIMEHUB_EXTRA_CONFIG_DIR": str(extra), "PRIMEHUB_PUBLIC_URL": "http://127.0.0.1:8200"}
     name = "hub-chart-sa"
-    common.start(name, [str(common.VENV_BIN / "jupyterhub"), "-f", str(REPO / "hub-config" / "jupyterhub_config.py")],
-                 env=env, cwd=home)
+    common.start(name, lh.argv(), env=env, cwd=home)
     hub = Hub(url="http://127.0.0.1:8200", api_url="http://127.0.0.1:8281/hub/api", api_token=lh.admin_token(),
               log_dir=common.LOG_DIR)
     try:

@@ -103,7 +103,7 @@ def test_spawn_use_and_stop(page, hub, keycloak, cluster):
         screenshot(page, "jupyterlab")
 
         pod = pod_of(cluster, "alice")
-        assert pod["spec"]["nodeName"] == "cpu-node"
+        assert pod["spec"]["nodeName"] == cluster.nodes["cpu"]
         c = pod["spec"]["containers"][0]
         assert quantities(c["resources"]["limits"]) == {"cpu": 4, "memory": 8 * GiB}
         assert quantities(c["resources"]["requests"]) == {"cpu": 2, "memory": 4 * GiB}

@@ -36,7 +36,7 @@ def test_gpu_launch_gets_the_gpu_node_image_and_tolerations(hub, cluster, clean)
     wait_ready(hub, "alice")
     pod = pod_of(cluster, "alice")
     c = pod["spec"]["containers"][0]
-    assert pod["spec"]["nodeName"] == "gpu-node"
+    assert pod["spec"]["nodeName"] == cluster.nodes["gpu"]
     assert quantities(c["resources"]["limits"])["nvidia.com/gpu"] == 1
     assert c["image"] == "quay.io/jupyter/pytorch-notebook:cuda12-2025-01-06", "a GPU instance type uses urlForGpu"
     assert pod["spec"]["nodeSelector"] == {"accelerator": "nvidia-tesla"}

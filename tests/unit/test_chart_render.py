@@ -249,13 +249,22 @@ def test_every_pod_is_locked_down(rendered):
 
 def test_hub_runs_the_pinned_stock_image_with_the_repository_config(minimal):
     hub = container(minimal, "hub", "hub")
-    assert hub["image"] == "quay.io/jupyterhub/k8s-hub:4.2.0"
+    assert hub["image"] == "quay.io/jupyterhub/k8s-hub:4.4.0"
     pins = (REPO / "requirements-hub.txt").read_text()
-    assert "jupyterhub==5.3.0" in pins and "k8s-hub:4.2.0" in pins
+    assert "jupyterhub==5.5.0" in pins and "k8s-hub:4.4.0" in pins
     assert hub["args"][:3] == ["jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"]
     mounts = {m["mountPath"]: m for m in hub["volumeMounts"]}
     assert mounts["/usr/local/etc/jupyterhub"]["name"] == "config"
     assert container(minimal, "proxy", "chp")["image"].startswith("quay.io/jupyterhub/configurable-http-proxy:")
+
+
+def test_chart_image_app_version_and_requirements_hub_name_the_same_release():
+    # The suite runs requirements-hub.txt; operators run hub.image. They must be the same z2jh release.
+    tag = yaml.safe_load((CHART / "values.yaml").read_text())["hub"]["image"]["tag"]
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    pins = (CHART_REPO / "requirements-hub.txt").read_text()
+    assert f"k8s-hub:{tag}" in pins and f"tag {tag}" in pins
+    assert re.search(rf"^jupyterhub=={re.escape(app_version)}$", pins, re.M)
 
 
 def test_hub_config_files_of_the_repository_are_in_the_configmap(minimal):

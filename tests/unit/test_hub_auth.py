@@ -7,12 +7,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from hub_scenario import user
-from jupyterhub.handlers.pages import SpawnHandler
 from tornado.httpclient import HTTPClientError
 
 from primehub_hub.auth import AUTH_STATE_KEY, PrimeHubAuthenticator
-from primehub_hub.errors import KeycloakUnavailable, Refused
-from primehub_hub.handlers import PrimeHubSpawnHandler
+from primehub_hub.errors import KeycloakUnavailable
 from primehub_hub.logout import PrimeHubLogoutHandler
 
 BROWSER = "https://id.example.com"
@@ -305,32 +303,12 @@ async def test_logout_return_from_keycloak_finishes_the_hub_logout():
     assert "id_token_hint" not in query
 
 
-# --- refusals keep their status on the re-rendered form ---------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_a_refused_form_submission_is_answered_with_the_refusals_status(monkeypatch):
-    async def render(self, for_user, form, message=""):
-        return f"<form>{message}</form>"
-
-    monkeypatch.setattr(SpawnHandler, "_render_form", render)
-    refusal = Refused("You are not a member of group 'x', so you cannot launch under it.")
-    spawner = SimpleNamespace(_primehub_refusal=refusal)
-    statuses = []
-    handler = object.__new__(PrimeHubSpawnHandler)
-    handler.set_status = statuses.append
-    for_user = SimpleNamespace(spawners={"": spawner})
-    html = await handler._render_form(for_user, "form", message=str(refusal))
-    assert statuses == [403] and spawner._primehub_refusal is None and "not a member" in html
-    await handler._render_form(for_user, "form", message="")
-    assert statuses == [403]
-
-
-def test_the_authenticator_routes_spawn_and_logout_to_primehub_handlers():
+def test_the_authenticator_routes_logout_to_keycloak_and_leaves_the_spawn_page_to_jupyterhub():
+    # JupyterHub answers a refused form with the refusal's status itself (since 5.4, jupyterhub#5146).
     authenticator, _ = make_authenticator()
     routes = dict(authenticator.get_handlers(None))
     assert routes["/logout"] is PrimeHubLogoutHandler
-    assert routes["/spawn"] is PrimeHubSpawnHandler and routes[r"/spawn/([^/]+)"] is PrimeHubSpawnHandler
+    assert "/spawn" not in routes and r"/spawn/([^/]+)" not in routes
 
 
 # --- a Keycloak without a pinned hostname -----------------------------------------------------------

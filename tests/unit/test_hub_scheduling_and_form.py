@@ -55,6 +55,14 @@ def test_missing_claim_is_final_and_named():
     assert verdict.final and "dataset-team-data" in verdict.reasons[0]
 
 
+def test_a_claim_the_spawner_just_made_is_not_final_when_the_scheduler_has_not_seen_it_yet():
+    # The scheduler's claim watch can lag behind its pod watch: a home volume created a moment before
+    # the pod is "not found" once, then found. Failing the spawn on that was a flaky test's cause.
+    message = 'persistentvolumeclaim "claim-bob" not found'
+    assert not read_verdict(message, own_claims=frozenset({"claim-bob"})).final
+    assert read_verdict(message, own_claims=frozenset({"claim-alice"})).final
+
+
 def test_pod_condition_and_events():
     pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "m"}]}}
     assert pod_unschedulable_message(pod) == "m" and not pod_is_scheduled(pod)

@@ -1,55 +1,291 @@
-"""E2E_BACKEND=kind: the same fixtures on a Docker host, with pytest-kind's KindCluster and
-testcontainers' KeycloakContainer. It cannot run on machines without a Docker engine (like the
-project's CI machine); there the local backend is the default.
+"""E2E_BACKEND=kind: the same fixtures with real containers.
 
-Differences from the local backend: pods run real images, so the demo catalog's images must be
-pullable by the kind node, and the hub runs in the cluster from the Helm chart.
+pytest-kind's KindCluster runs the locally built kind with the locally built node image (`make images`),
+testcontainers' KeycloakContainer runs the Keycloak image with the realm imported, on kind's Docker
+network, and the hub is `helm install` of chart/ with the chart's own images loaded into the nodes. The
+browser reaches the hub (proxy-public NodePort) and Keycloak on the same loopback addresses as on the
+local backend (127.0.0.1:8000 and localhost:8180), so the realm's redirect URIs serve both.
+
+The cluster mirrors the local stack's two nodes: a control plane (which also runs the hub, the proxy and
+CoreDNS), a `cpu` worker and a `gpu` worker (labelled accelerator=nvidia-tesla, tainted
+nvidia.com/gpu=present:NoSchedule, advertising 2 NVIDIA GPUs as an extended resource; nothing in the
+demo images touches a GPU). Every node sees this machine's 2 cores, so each worker fits exactly the
+2 CPUs the largest demo instance type requests, with the chart's defaults unchanged. All nodes share
+one host folder for volumes, so ReadWriteMany group volumes really are shared.
 """
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 from stack import Cluster, Hub, Keycloak
 
 REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from images import build as images  # noqa: E402
+from images import cache as image_cache  # noqa: E402
+from localstack import cluster as local_cluster  # noqa: E402
+from localstack import common, dockerd  # noqa: E402
+
+NAME = "primehub-e2e"
 NAMESPACE = "primehub"
+HUB_PORT = 8000
+HUB_NODE_PORT = 30080
+KEYCLOAK_PORT = 8180
+KEYCLOAK_CONTAINER = "primehub-keycloak"
+CLIENT_SECRET = "local-dev-only-secret"
+CONTROL_PLANE = f"{NAME}-control-plane"
+CPU_NODE = f"{NAME}-worker"
+GPU_NODE = f"{NAME}-worker2"
+ON_CONTROL_PLANE = {
+    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+    "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+}
+STATE = common.STATE_DIR / "kind"
+LOG_DIR = REPO / "test-artifacts" / "logs"
 _state: dict = {}
+
+
+class BackendError(RuntimeError):
+    """The kind backend could not start a part; the message says which and what to run."""
+
+
+def _prepare_environment() -> None:
+    os.environ["DOCKER_HOST"] = dockerd.ensure()
+    # kind's `docker run --privileged` goes through the shim (see scripts/images/bin/docker).
+    os.environ["PATH"] = f"{REPO / 'scripts' / 'images' / 'bin'}:{os.environ['PATH']}"
+    # testcontainers' reaper image cannot be pulled here; the session removes what it started.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    missing = [t for t in [images.NODE, *images.chart_images().values(), *images.singleuser_tags()]
+               if image_cache.label_of(t) is None]
+    if missing:
+        raise BackendError(f"images missing from the Docker engine: {', '.join(missing)}; run `make images`")
+
+
+def _kind_config() -> Path:
+    STATE.mkdir(parents=True, exist_ok=True)
+    cfg = STATE / "kind-config.yaml"
+    volumes = STATE / "volumes"
+    volumes.mkdir(parents=True, exist_ok=True)
+    shared = f"""    extraMounts:
+      - hostPath: {volumes}
+        containerPath: /var/local-path
+"""
+    cfg.write_text(f"""kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  apiServerAddress: 127.0.0.1
+nodes:
+  - role: control-plane
+    extraPortMappings:
+      - containerPort: {HUB_NODE_PORT}
+        hostPort: {HUB_PORT}
+        listenAddress: 127.0.0.1
+{shared}  - role: worker
+    labels:
+      node-role.primehub.io/cpu: "true"
+{shared}  - role: worker
+    labels:
+      accelerator: nvidia-tesla
+{shared}""")
+    return cfg
+
+
+def _kubectl_runner(kc):
+    def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        r = subprocess.run([str(kc.kubectl_path), f"--kubeconfig={kc.kubeconfig_path}", *args],
+                           capture_output=True, text=True, input=input, timeout=300)
+        if check and r.returncode:
+            raise BackendError(f"kubectl {' '.join(args[:3])} failed: {r.stderr[-2000:]}")
+        return r
+    return run
 
 
 def cluster() -> Cluster:
     from pytest_kind import KindCluster
 
-    kc = KindCluster("primehub-e2e")
-    kc.create()
+    _prepare_environment()
+    V = common.V
+    kc = KindCluster(NAME, image=images.NODE, kubeconfig=STATE / "kubeconfig",
+                     kind_path=common.tool("kind", V["KIND_VERSION"], "kind"),
+                     kubectl_path=common.tool("k8s", V["K8S_VERSION"], "kubectl"))
+    STATE.mkdir(parents=True, exist_ok=True)
+    common.step(f"kind cluster {NAME} (node image {images.NODE})")
+    stale = image_cache.docker("inspect", "-f", "{{.State.Running}}", CONTROL_PLANE, check=False)
+    if stale.returncode == 0 and stale.stdout.strip() != "true":
+        kc.delete()  # left by an engine that was stopped under it
+    kc.create(config_file=_kind_config())
     _state["kind"] = kc
-    kubectl = str(kc.kubectl_path)
-    run = lambda *a: subprocess.run([kubectl, f"--kubeconfig={kc.kubeconfig_path}", *a], check=True)
-    run("create", "namespace", NAMESPACE)
-    run("apply", "--server-side", "-f", str(REPO / "crds"))
-    run("apply", "--server-side", "-n", NAMESPACE, "-f", str(REPO / "crds" / "examples"))
-    logs = REPO / "test-artifacts" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    run = _kubectl_runner(kc)
+    run("wait", "--for=condition=Ready", "node", "--all", "--timeout=180s")
+    _shape_nodes(run)
+    _load_images(kc)
+    for deployment in ("coredns", "local-path-provisioner"):
+        ns = "kube-system" if deployment == "coredns" else "local-path-storage"
+        run("-n", ns, "rollout", "status", f"deployment/{deployment}", "--timeout=180s")
+    run("create", "namespace", NAMESPACE, check=False)
+    local_cluster.apply_catalog(run=run)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
     return Cluster(kubeconfig=str(kc.kubeconfig_path), namespace=NAMESPACE, api_url="",
-                   kubectl_bin=kubectl, log_dir=logs)
+                   kubectl_bin=str(kc.kubectl_path), log_dir=LOG_DIR,
+                   restart_apiserver=lambda: _restart_apiserver(run, CONTROL_PLANE),
+                   nodes={"cpu": CPU_NODE, "gpu": GPU_NODE})
+
+
+def _shape_nodes(run) -> None:
+    """The gpu worker as the local stack's gpu-node; CoreDNS on the control plane, so each worker's
+    2 CPUs stay for notebooks."""
+    run("taint", "node", GPU_NODE, "nvidia.com/gpu=present:NoSchedule", "--overwrite")
+    # An extended resource the scheduler counts, as a device plugin would advertise it.
+    run("patch", "node", GPU_NODE, "--subresource=status", "--type=json",
+        "-p", '[{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "2"}]')
+    run("-n", "kube-system", "patch", "deployment", "coredns", "--type=merge", "-p", json.dumps(
+        {"spec": {"template": {"spec": {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}}}}))
+
+
+def _load_images(kc) -> None:
+    """The chart's images onto the control plane, the notebook image onto the workers (kind skips
+    what a node already has)."""
+    chart = images.chart_images()
+    for tags, nodes in (([chart["hub"], chart["proxy"]], [CONTROL_PLANE]),
+                        (images.singleuser_tags(), [CPU_NODE, GPU_NODE])):
+        common.step(f"kind load docker-image {' '.join(tags)}")
+        r = subprocess.run([str(kc.kind_path), "load", "docker-image", "--name", NAME, "--nodes", ",".join(nodes),
+                            *tags], capture_output=True, text=True)
+        if r.returncode:
+            raise BackendError(f"kind load docker-image {' '.join(tags)} failed: {r.stderr[-2000:]}")
+
+
+def _restart_apiserver(run, node: str) -> None:
+    """Stop the API server's container; kubelet starts it again as it would after a crash."""
+    image_cache.docker("exec", node, "sh", "-c", "crictl stop $(crictl ps -q --name kube-apiserver)")
+    common.wait_for(lambda: run("get", "--raw", "/readyz", check=False).returncode == 0, 120,
+                    "the kind API server after its restart")
 
 
 def keycloak() -> Keycloak:
     from testcontainers.keycloak import KeycloakContainer
 
+    _prepare_environment()
+    image_cache.docker("rm", "-f", KEYCLOAK_CONTAINER, check=False)
     realm = REPO / "keycloak-realm" / "primehub-realm.json"
-    kc = KeycloakContainer("quay.io/keycloak/keycloak:26.4.7")
-    kc.with_volume_mapping(str(realm), "/opt/keycloak/data/import/primehub-realm.json")
-    kc.with_command("start-dev --import-realm")
+    kc = KeycloakContainer(images.chart_images()["keycloak"], username="admin", password="admin",
+                           cmd=f"start-dev --hostname=http://localhost:{KEYCLOAK_PORT} "
+                               "--hostname-backchannel-dynamic=true")
+    kc.with_name(KEYCLOAK_CONTAINER)
+    # On kind's Docker network, so pods reach it by name; published on loopback only.
+    kc.with_kwargs(network="kind")
+    kc.with_bind_ports(8080, ("127.0.0.1", KEYCLOAK_PORT))
+    kc.with_bind_ports(9000, ("127.0.0.1", None))
+    kc.with_realm_import_file(str(realm))
+    common.step(f"Keycloak container {KEYCLOAK_CONTAINER} (realm imported; 40-90 s)")
     kc.start()
     _state["keycloak"] = kc
-    url = kc.get_url()
-    return Keycloak(url=url, browser_url=url, admin_user=kc.username, admin_password=kc.password,
-                    realm="primehub", realm_file=realm)
+    url = f"http://127.0.0.1:{KEYCLOAK_PORT}"
+
+    def ready() -> bool:
+        return common.http_ok(f"{url}/realms/primehub/.well-known/openid-configuration")
+
+    def stop() -> None:
+        image_cache.docker("stop", "-t", "10", KEYCLOAK_CONTAINER)
+
+    def start() -> None:
+        image_cache.docker("start", KEYCLOAK_CONTAINER)
+        common.wait_for(ready, 180, "the Keycloak container after its restart")
+
+    return Keycloak(url=url, browser_url=f"http://localhost:{KEYCLOAK_PORT}", admin_user="admin",
+                    admin_password="admin", realm="primehub", realm_file=realm, stop=stop, start=start)
+
+
+def _admin_token() -> str:
+    f = STATE / "admin-api-token"
+    if not f.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        f.write_text(secrets.token_hex(32))
+        f.chmod(0o600)
+    return f.read_text().strip()
+
+
+def hub_values() -> dict:
+    """The chart's values for the kind backend: the addresses above and a test admin service."""
+    token = _admin_token()
+    roles = [{"name": "local-admin", "services": ["local-admin"],
+              "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "read:users",
+                         "tokens", "list:users", "read:servers"]}]
+    return {
+        "keycloak": {"url": f"http://localhost:{KEYCLOAK_PORT}", "internalUrl": f"http://{KEYCLOAK_CONTAINER}:8080",
+                     "clientSecret": CLIENT_SECRET},
+        "primehub": {"publicUrl": f"http://127.0.0.1:{HUB_PORT}"},
+        "proxy": {"service": {"type": "NodePort", "nodePorts": {"http": HUB_NODE_PORT}},
+                  "chp": {**ON_CONTROL_PLANE, "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}},
+        "hub": {
+            **ON_CONTROL_PLANE,
+            "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}},
+            "extraConfig": {"kind-backend": "\n".join([
+                f"c.JupyterHub.services = [{{'name': 'local-admin', 'api_token': {token!r}}}]",
+                f"c.JupyterHub.load_roles = {roles!r}",
+            ])},
+        },
+    }
 
 
 def hub(cluster: Cluster, keycloak: Keycloak) -> Hub:
-    raise NotImplementedError(
-        "E2E_BACKEND=kind runs the cluster and Keycloak tests; the hub-in-kind install (helm install of chart/ "
-        "with the Keycloak container's address) is not written yet"
-    )
+    kc = _state["kind"]
+    values = STATE / "hub-values.json"
+    values.write_text(json.dumps(hub_values()))
+    helm = str(common.helm_path())
+    common.step("helm install of chart/ into the kind cluster")
+    r = subprocess.run([helm, "upgrade", "--install", "primehub", str(REPO / "chart"), "-n", NAMESPACE,
+                        f"--kubeconfig={kc.kubeconfig_path}", "-f", str(values), "--wait", "--timeout=5m"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise BackendError(f"helm install failed: {r.stderr[-3000:]}\n{_pod_summary(cluster)}")
+    url = f"http://127.0.0.1:{HUB_PORT}"
+    api_url = f"{url}/hub/api"
+    common.wait_for(lambda: common.http_ok(f"{api_url}/"), 120, "the hub through proxy-public")
+
+    def restart() -> None:
+        cluster.kubectl("rollout", "restart", "deployment/hub", "-n", NAMESPACE)
+        cluster.kubectl("rollout", "status", "deployment/hub", "-n", NAMESPACE, "--timeout=180s", timeout=200)
+        common.wait_for(lambda: _api_answers(api_url), 120, "the hub after its restart")
+
+    return Hub(url=url, api_url=api_url, api_token=_admin_token(), log_dir=LOG_DIR, restart=restart)
+
+
+def _api_answers(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _pod_summary(cluster: Cluster) -> str:
+    return cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+
+
+def save_logs(cluster: Cluster) -> None:
+    """The hub's, the proxy's and Keycloak's logs into test-artifacts/logs, for a failing run."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for dep in ("hub", "proxy"):
+        out = cluster.kubectl("logs", f"deployment/{dep}", "-n", NAMESPACE, "--tail=2000", check=False)
+        (LOG_DIR / f"kind-{dep}.log").write_text(out.stdout + out.stderr)
+    (LOG_DIR / "kind-pods.txt").write_text(_pod_summary(cluster))
+    r = image_cache.docker("logs", "--tail", "2000", KEYCLOAK_CONTAINER, check=False)
+    (LOG_DIR / "kind-keycloak.log").write_text(r.stdout + r.stderr)
+
+
+def teardown() -> None:
+    """Remove what the session started, unless PRIMEHUB_KEEP_STACK=1."""
+    if os.environ.get("PRIMEHUB_KEEP_STACK") == "1":
+        return
+    if "keycloak" in _state:
+        image_cache.docker("rm", "-f", KEYCLOAK_CONTAINER, check=False)
+    if "kind" in _state:
+        _state["kind"].delete()

@@ -1,0 +1,3 @@
+module primehub.local/pause
+
+go 1.24

@@ -1,0 +1,1 @@
+"""`make images`: the kind node image and the chart's images, built here and cached by content."""

@@ -1,0 +1,23 @@
+"""Which Python environment the local stack's hub runs from (`make test-next` sets .venv-next)."""
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from localstack import hub  # noqa: E402
+from localstack.common import STATE_DIR  # noqa: E402
+
+
+def test_the_hub_runs_from_dot_venv_by_default(monkeypatch):
+    monkeypatch.delenv("PRIMEHUB_HUB_VENV", raising=False)
+    assert hub.hub_bin() == REPO / ".venv" / "bin"
+    assert hub.argv()[0] == str(REPO / ".venv" / "bin" / "jupyterhub")
+    assert hub._home() == STATE_DIR / "hub"
+
+
+def test_primehub_hub_venv_runs_the_hub_from_there_with_its_own_state(monkeypatch):
+    monkeypatch.setenv("PRIMEHUB_HUB_VENV", ".venv-next")
+    assert hub.argv()[0] == str(REPO / ".venv-next" / "bin" / "jupyterhub")
+    # JupyterHub 6 migrates the database: the next hub never opens the current hub's one.
+    assert hub._home() == STATE_DIR / "hub-venv-next"

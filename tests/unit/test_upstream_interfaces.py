@@ -1,0 +1,112 @@
+"""The upstream methods hub-config overrides or calls beyond the documented hooks, pinned.
+
+primehub_hub subclasses KubeSpawner, GenericOAuthenticator and two handlers, and some of what it
+overrides or calls is private there. A release that renames one or changes its parameters would not
+fail at import: the override would silently stop being called, or fail only on the path that uses
+it. This test compares each one with the installed release (both `requirements-hub.txt` and
+`requirements-next.txt` run it), so an upgrade fails here, by name, before it fails for a user.
+
+When one fails: read the upstream changelog for that method, adapt the code that uses it (named in
+the table), then update the pinned signature.
+"""
+
+import inspect
+
+import pytest
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.handlers.login import LogoutHandler
+from jupyterhub.spawner import Spawner
+from kubespawner import KubeSpawner, objects, slugs
+from oauthenticator.oauth2 import OAuthenticator, OAuthLoginHandler
+
+# (owner, name, pinned signature, async?, where primehub_hub relies on it)
+SIGNATURES = [
+    # JupyterHub
+    (BaseHandler, "get_token", "(self)", False, "auth.py _acting_for_other: API-token requests"),
+    (BaseHandler, "clear_login_cookie", "(self, name=None)", False, "auth.py _require_login"),
+    (BaseHandler, "get_current_user", "(self)", True, "auth.py reads the _jupyterhub_user it sets"),
+    (LogoutHandler, "default_handle_logout", "(self)", True, "logout.py"),
+    (LogoutHandler, "handle_logout", "(self)", True, "logout.py"),
+    (LogoutHandler, "render_logout_page", "(self)", True, "logout.py"),
+    # KubeSpawner
+    (KubeSpawner, "start", "(self)", False, "spawner.py start: wraps _start with the scheduling watch"),
+    (KubeSpawner, "_start", "(self)", True, "spawner.py _start_watched"),
+    (KubeSpawner, "_make_create_pod_request", "(self, pod, request_timeout)", True, "spawner.py: quota check under the group lock"),
+    (KubeSpawner, "_make_create_pvc_request", "(self, pvc, request_timeout)", True, "spawner.py _ensure_shared_volumes"),
+    (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawner.py _active_pods"),
+    (KubeSpawner, "load_user_options", "(self)", True, "spawner.py: the launch plan, called by _start"),
+    (KubeSpawner, "get_env", "(self)", False, "spawner.py get_env"),
+    (KubeSpawner, "stop", "(self, now=False)", True, "spawner.py _remove_pod_after_failure"),
+    (objects, "make_pvc", "(name, storage_class, access_modes, selector, storage, labels=None, annotations=None)", False,
+     "spawner.py _ensure_shared_volumes"),
+    (slugs, "safe_slug", "(name, is_valid=is_valid_default, max_length=None)", False, "spawner.py label_value"),
+    (slugs, "is_valid_label", "(s)", False, "spawner.py label_value"),
+    # OAuthenticator
+    (OAuthenticator, "_token_to_auth_model", "(self, token_info)", True, "auth.py _refresh_user"),
+    (OAuthenticator, "token_to_user", "(self, token_info)", True, "auth.py token_to_user"),
+    (OAuthenticator, "build_auth_state_dict", "(self, token_info, user_info)", False, "auth.py build_auth_state_dict"),
+    (OAuthenticator, "get_token_info", "(self, handler, params)", True, "auth.py _refreshed_token_info"),
+    (OAuthenticator, "httpfetch", "(self, url, label='fetching', parse_json=True, raise_error=True, **kwargs)", True,
+     "auth.py token_to_user, _refresh_at"),
+    (OAuthenticator, "build_refresh_token_request_params", "(self, refresh_token)", False, "auth.py _refreshed_token_info"),
+    (OAuthenticator, "build_token_info_request_headers", "(self)", False, "auth.py _refresh_at"),
+    (OAuthenticator, "build_userdata_request_headers", "(self, access_token, token_type)", False, "auth.py token_to_user"),
+    (OAuthenticator, "get_callback_url", "(self, handler=None)", False, "auth.py get_callback_url"),
+    (OAuthenticator, "authenticate", "(self, handler, data=None, **kwargs)", True, "auth.py authenticate"),
+    (OAuthenticator, "refresh_user", "(self, user, handler=None, **kwargs)", True, "auth.py refresh_user"),
+    (OAuthenticator, "update_auth_model", "(self, auth_model)", True, "auth.py update_auth_model"),
+    (OAuthLoginHandler, "get", "(self)", False, "auth.py PrimeHubLoginHandler.get"),
+]
+
+
+def _shape(function):
+    """A signature as text, with function defaults by name (their repr has an address)."""
+    params = []
+    for p in inspect.signature(function).parameters.values():
+        if p.default is not inspect.Parameter.empty and callable(p.default):
+            p = p.replace(default=_Named(p.default.__name__))
+        params.append(p)
+    return str(inspect.Signature(params))
+
+
+class _Named:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+@pytest.mark.parametrize(
+    "owner,name,pinned,is_async,used_by", SIGNATURES, ids=[f"{o.__name__}.{n}" for o, n, *_ in SIGNATURES]
+)
+def test_upstream_method_is_still_what_primehub_hub_overrides_or_calls(owner, name, pinned, is_async, used_by):
+    function = getattr(owner, name, None)
+    assert function is not None, f"{owner.__name__}.{name} is gone upstream; primehub_hub uses it in {used_by}"
+    assert _shape(function) == pinned, (
+        f"{owner.__name__}.{name} changed upstream: was {pinned}, now {_shape(function)}; "
+        f"primehub_hub uses it in {used_by}"
+    )
+    assert inspect.iscoroutinefunction(function) == is_async, f"{owner.__name__}.{name}: async changed ({used_by})"
+
+
+# Private attributes, not methods: the upstream code that sets or reads each must still do so.
+ATTRIBUTES = [
+    (BaseHandler.get_current_user, "self._jupyterhub_user", "auth.py _acting_for_other tells whose request it is"),
+    (LogoutHandler.get, "self._jupyterhub_user = None", "logout.py clears the user before the logout page, as upstream"),
+    (KubeSpawner.progress, "self._start_future", "spawner.py start sets it, so the progress page follows the watched start"),
+    (KubeSpawner._start, "self.load_user_options()", "spawner.py load_user_options decides the launch"),
+    (KubeSpawner._start, "self._make_create_pod_request", "spawner.py checks quotas where the pod is created"),
+]
+
+
+@pytest.mark.parametrize(
+    "where,needle,used_by", ATTRIBUTES, ids=[f"{w.__qualname__}:{n}" for w, n, _ in ATTRIBUTES]
+)
+def test_upstream_private_attribute_is_still_used_the_same_way(where, needle, used_by):
+    assert needle in inspect.getsource(where), f"{where.__qualname__} no longer uses {needle}; {used_by}"
+
+
+def test_spawner_log_name_is_still_a_property():
+    # spawner.py logs dropped remembered choices with it
+    assert isinstance(inspect.getattr_static(Spawner, "_log_name"), property)
