@@ -847,7 +847,10 @@ async def test_safe_mode_is_a_one_off_that_moves_the_home_volume():
     container = pod["spec"]["containers"][0]
     assert "/home/jovyan/user" in [m["mountPath"] for m in container["volumeMounts"]]
     assert {e["name"]: e.get("value") for e in container["env"]}["PRIMEHUB_SAFE_MODE"] == "true"
-    assert container["args"][:2] == ["sh", "-c"] and "jupyterhub-singleuser" in container["args"]
+    from primehub_hub.singleuser import START_WRAPPER
+
+    assert container["args"][:4] == ["sh", "-c", START_WRAPPER.strip(), "primehub-start"]  # intact, not expanded
+    assert container["args"][4] == "jupyterhub-singleuser"
     # remembered options never start in Safe Mode again
     from primehub_hub.plan import normalize_options
 
