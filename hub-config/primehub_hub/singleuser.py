@@ -123,12 +123,14 @@ def _shell_path(path):
 
 def links_command(links):
     """One shell command making each link unless something (a user's own file, folder or link) is
-    already there: nothing of the user's is ever replaced or deleted. A link to a target that is
-    not there (not mounted in this launch) is not made."""
+    already there: nothing of the user's is ever replaced or deleted. In the home folder, a link to
+    a target that is not there is not made; elsewhere (a git checkout that git-sync has not written
+    yet, linked in the pod's own folder) it is, and starts working once the target appears."""
     steps = []
     for target, link in links:
         t, l = shlex.quote(target), _shell_path(link)
-        steps.append(f"{{ [ -e {l} ] || [ -L {l} ] || {{ [ -e {t} ] && ln -s {t} {l}; }}; }}")
+        make = f"{{ [ -e {t} ] && ln -s {t} {l}; }}" if link.startswith(HOME) else f"ln -s {t} {l}"
+        steps.append(f"{{ [ -e {l} ] || [ -L {l} ] || {make}; }}")
     return "; ".join(steps + ["true"])
 
 

@@ -881,3 +881,10 @@ def test_explain_shows_dev_shm_per_instance_type():
     assert {i["name"]: i["shmSize"] for i in team["instanceTypes"]}["a-big"] == "1Gi"
     assert "/dev/shm" in render_text(report)
     assert explain_user(_labelled_user(), _catalog_with_labels(), shm_setting="")["groups"][0]["instanceTypes"][0]["shmSize"] is None
+
+
+def test_a_git_checkout_not_synced_yet_is_linked_anyway(tmp_path):
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    _run_links(tmp_path, [(str(tmp_path / "gitsync" / "repo" / "repo"), str(folder / "repo"))])
+    assert (folder / "repo").is_symlink() and not (folder / "repo").exists()  # works once git-sync writes it
