@@ -73,10 +73,6 @@ c.PrimeHubSpawner.scheduling_failure_grace = float(_ph["schedulingFailureGrace"]
 c.PrimeHubSpawner.shared_volume_access_modes = _ph["sharedVolumeAccessModes"]
 if _ph["sharedVolumeStorageClass"]:
     c.PrimeHubSpawner.shared_volume_storage_class = _ph["sharedVolumeStorageClass"]
-c.PrimeHubSpawner.home_pvc_naming = _ph["homePvcNaming"]
-c.PrimeHubSpawner.shm_size = _ph["shmSize"]
-c.PrimeHubSpawner.grant_sudo = bool(_ph["grantSudo"])
-c.PrimeHubSpawner.start_scripts_configmap = _ph.get("startScriptsConfigMap") or ""
 if _ph["gitSyncHostRoot"]:
     c.PrimeHubSpawner.git_sync_host_root = _ph["gitSyncHostRoot"]
 

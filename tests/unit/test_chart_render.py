@@ -606,3 +606,24 @@ def test_notes_tell_how_to_reach_the_hub_and_what_to_register_in_keycloak(tmp_pa
     assert "http://127.0.0.1:8000/hub/oauth_callback" in text
     text = notes("minimal.yaml", "--set", "primehub.publicUrl=")
     assert "WARNING: the chart does not know the hub's public address" in text
+
+
+def test_primehub_migration_values_reach_the_hub():
+    """The settings for moving from PrimeHub (docs/migrating-from-primehub.md) as the chart passes them
+    on, and zero-to-jupyterhub's own /dev/shm recipe accepted as it is written for z2jh."""
+    docs = render("-f", str(CHART / "examples/minimal.yaml"),
+                  "--set", "keycloak.scopeRequired=notebook-users", "--set", "keycloak.logout=legacy",
+                  "--set", "primehub.grantSudo=true", "--set", "primehub.shmSize=2Gi",
+                  "--set", "primehub.startScriptsConfigMap=start-scripts",
+                  "--set-json", 'singleuser.storage.extraVolumes=[{"name":"shm-volume","emptyDir":{"medium":"Memory"}}]',
+                  "--set-json", 'singleuser.storage.extraVolumeMounts=[{"name":"shm-volume","mountPath":"/dev/shm"}]')
+    env = {k: v.get("value") for k, v in env_of(container(docs, "hub", "hub")).items()}
+    assert env["PRIMEHUB_SCOPE_REQUIRED"] == "notebook-users" and env["PRIMEHUB_KEYCLOAK_LOGOUT"] == "legacy"
+    assert env["PRIMEHUB_GRANT_SUDO"] == "true" and env["PRIMEHUB_SHM_SIZE"] == "2Gi"
+    assert env["PRIMEHUB_START_SCRIPTS_CONFIGMAP"] == "start-scripts"
+    assert env["PRIMEHUB_HOME_PVC_NAMING"] == "primehub" and env["PRIMEHUB_START_TIMEOUT"] == "1200"
+    su = chart_settings(docs)["singleuser"]
+    assert su["extraVolumeMounts"] == [{"name": "shm-volume", "mountPath": "/dev/shm"}]
+    refused = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
+                   "--set", "primehub.homePvcNaming=legacy", check=False)
+    assert refused.returncode != 0 and "homePvcNaming" in refused.stderr

@@ -694,7 +694,7 @@ async def test_without_sudo_the_server_starts_as_the_configured_user():
     assert "GRANT_SUDO" not in env and container["securityContext"]["runAsUser"] == 1000
 
 
-def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes_and_the_new_settings(tmp_path, monkeypatch):
+def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes(tmp_path, monkeypatch):
     import json
 
     from traitlets.config import Config
@@ -709,7 +709,7 @@ def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes_and_the_new_settings(
                        "extraVolumes": [{"name": "shm-volume", "emptyDir": {"medium": "Memory"}}],
                        "extraVolumeMounts": [{"name": "shm-volume", "mountPath": "/dev/shm"}]},
         "primehub": {"schedulingFailureGrace": 0, "sharedVolumeStorageClass": "", "sharedVolumeAccessModes": ["ReadWriteMany"],
-                     "gitSyncHostRoot": "", "homePvcNaming": "kubespawner", "shmSize": "2Gi", "grantSudo": True},
+                     "gitSyncHostRoot": ""},
         "cull": {"enabled": False},
     }
     path = tmp_path / "chart-settings.json"
@@ -722,7 +722,6 @@ def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes_and_the_new_settings(
     exec(compile(code, "00-chart.py", "exec"), {"c": c, "__name__": "chart_config"})
     assert set(c.KubeSpawner.volumes) == {"home", "z2jh-shm-volume"}
     assert c.KubeSpawner.volume_mounts["z2jh-shm-volume"]["mountPath"] == "/dev/shm"
-    assert (c.PrimeHubSpawner.home_pvc_naming, c.PrimeHubSpawner.shm_size, c.PrimeHubSpawner.grant_sudo) == ("kubespawner", "2Gi", True)
 
 
 # --- 6. ~/datasets, ~/<group>, git datasets' content directly at /datasets/<name> ------------------

@@ -52,11 +52,7 @@ ConfigMap, because singleuser.extraEnv may carry credentials.
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
-    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
-    "homePvcNaming" $v.primehub.homePvcNaming
-    "shmSize" $v.primehub.shmSize
-    "grantSudo" $v.primehub.grantSudo
-    "startScriptsConfigMap" $v.primehub.startScriptsConfigMap)
+    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot)
   "cull" $v.cull
 -}}
 {{- toPrettyJson $settings -}}
