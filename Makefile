@@ -14,7 +14,7 @@ NEXT_INTEGRATION ?= tests/integration/test_e2e_spawn_rules.py tests/integration/
 	tests/integration/test_e2e_sessions_and_faults.py \
 	tests/integration/test_chart.py::test_hub_with_the_charts_service_account_completes_a_spawn
 
-.PHONY: help tools images up down status test test-next test-kind test-all unit integration e2e bench lint chart-lint clean-state
+.PHONY: help tools images up down status test test-next test-kind test-all unit integration e2e bench lint clean-state
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -39,8 +39,20 @@ status: ## which local servers are running
 
 # Two pytest runs: Playwright's sync API keeps an event loop running for the browser tests'
 # session, and the strict asyncio unit tests need the loop to themselves.
-test: tools ## the whole suite: unit, integration and browser tests on the real local stack
+test: tools lint ## lint, then the whole suite: unit, integration and browser tests on the real local stack
 	@status=0; $(PY) -m pytest tests/unit || status=$$?; $(PY) -m pytest tests/integration || status=$$?; exit $$status
+
+lint: tools ## ruff (lint and format check), helm lint of the chart and its examples, the values schema
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) chart/tools/values_schema.py --check
+	@$(PY) chart/tools/values_table.py --check
+	@# helm lint prints its notes (the chart's symlinks) even when it passes: shown only on failure
+	@helm=$$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from localstack.common import helm_path; print(helm_path())'); \
+	  out=$$("$$helm" lint chart 2>&1) || { echo "$$out"; exit 1; }; \
+	  for example in chart/examples/*.yaml; do \
+	    out=$$("$$helm" lint --strict chart -f "$$example" 2>&1) || { echo "$$out"; exit 1; }; done; \
+	  echo "helm lint: the chart and its $$(ls chart/examples/*.yaml | wc -l) examples pass"
 
 test-kind: ## the browser suite and the real-container tests on kind (E2E_BACKEND=kind)
 	@E2E_BACKEND=kind $(MAKE) --no-print-directory e2e

@@ -1,6 +1,6 @@
 """Bench-only instrumentation inside a bench hub (never in the lead's hub or the chart).
 
-Loaded by benchmarks/hub_extra/50-bench.py, the bench hub's PRIMEHUB_EXTRA_CONFIG_DIR. It:
+Loaded by benchmarks/hub_extra/50-bench.py, the bench hub's extra config folder (its settings' extraConfigDir). It:
 
 - gives every hub request a record (a contextvar set in BaseHandler.prepare). Tasks started while
   handling the request (the spawn, the spawner's start) copy the context, so Keycloak and
@@ -263,6 +263,7 @@ def _ensure_lag_task() -> None:
 
 def spawner_classes():
     from kubespawner import KubeSpawner
+
     from primehub_hub.spawner import PrimeHubSpawner
 
     class PodCreateProbe(KubeSpawner):
@@ -386,7 +387,7 @@ def configure(c, env) -> None:
     hub_port, proxy_port, api_port = env["BENCH_HUB_PORT"], env["BENCH_PROXY_PORT"], env["BENCH_PROXY_API_PORT"]
     c.JupyterHub.bind_url = f"http://127.0.0.1:{proxy_port}"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
-    c.KubeSpawner.hub_connect_url = f"http://127.0.0.1:{hub_port}"
+    c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{hub_port}"
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{api_port}"
     c.ConfigurableHTTPProxy.should_start = True
     c.JupyterHub.cleanup_servers = False
@@ -403,7 +404,9 @@ def configure(c, env) -> None:
          "scopes": ["admin:users", "admin:servers", "read:users", "list:users", "read:servers", "tokens"]},
     ]
 
-    _urls["keycloak"] = [u.rstrip("/") for u in (env.get("PRIMEHUB_KEYCLOAK_INTERNAL_URL"), env.get("PRIMEHUB_KEYCLOAK_URL")) if u]
+    # the entry point has set both Keycloak addresses from the settings document by now
+    keycloak_urls = (c.PrimeHubAuthenticator.get("keycloak_internal_url"), c.PrimeHubAuthenticator.get("keycloak_url"))
+    _urls["keycloak"] = [u.rstrip("/") for u in keycloak_urls if isinstance(u, str) and u]
     _urls["proxy"] = [f"http://127.0.0.1:{api_port}"]
     _patch_http()
     _patch_kubernetes()

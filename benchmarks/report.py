@@ -114,9 +114,7 @@ def section_spawn(res: dict):
     pb, pa = res.get("primehub_browser") or {}, res.get("primehub_api") or {}
     p95 = _max([(pb.get("ours_ms") or {}).get("p95"), (pa.get("ours_ms") or {}).get("p95")])
     kc_b, kc_a = _max(pb.get("keycloak_calls_per_spawn")), _max(pa.get("keycloak_calls_per_spawn"))
-    kc = _max([kc_b, kc_a])
     ok_time = None if p95 is None else p95 <= 50
-    ok_kc = None if kc is None else kc <= 1
     ok_kc_b = None if kc_b is None else kc_b <= 1
     ok_kc_a = None if kc_a is None else kc_a <= 1
     lines = [
@@ -375,7 +373,7 @@ def findings(results: dict) -> list[str]:
             "the shared machine: plain KubeSpawner's own window has one of the same size here "
             f"(p95 {_v((spawn.get('plain_browser') or {}).get('ours_ms'), 'p95')} ms).")
     conc = results.get("concurrency") or {}
-    cp, cpl = conc.get("primehub") or {}, conc.get("plain") or {}
+    cp = conc.get("primehub") or {}
     if cp.get("start_to_pod_create_ms"):
         lock = cp.get("quota_lock_wait_ms") or {}
         lock_text = (f"Spawns waited p50 {_v(lock)} ms for their group's quota lock, held while listing the group's "

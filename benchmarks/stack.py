@@ -112,6 +112,7 @@ class Kube:
     def create_objects(self, objects: list[dict], workers: int = 6) -> float:
         """Create custom resources in namespace bench; returns seconds taken."""
         from kubernetes.client.rest import ApiException
+
         from primehub_hub.resources import GROUP, PLURALS, VERSION
 
         def create(obj):
@@ -134,6 +135,7 @@ class Kube:
 
     def delete_objects(self, tag: str | None = None) -> None:
         from primehub_hub.resources import GROUP, PLURALS, VERSION
+
         from .fixtures import LABEL
 
         selector = f"{LABEL}={tag}" if tag else LABEL
@@ -142,6 +144,7 @@ class Kube:
 
     def count_objects(self, tag: str) -> int:
         from primehub_hub.resources import GROUP, PLURALS, VERSION
+
         from .fixtures import LABEL
 
         return sum(len(self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, p, label_selector=f"{LABEL}={tag}")["items"])
@@ -427,17 +430,21 @@ class BenchHub:
     def env(self) -> dict[str, str]:
         from localstack import hub as lhub
 
+        settings = lhub.settings(
+            publicUrl=PUBLIC_URL,
+            namespace=NAMESPACE,
+            extraConfigDir=str(REPO / "benchmarks" / "hub_extra"),
+            singleuser={
+                "cmd": [str(REPO / ".venv" / "bin" / "python"), str(REPO / "benchmarks" / "fake_singleuser.py")],
+                # no home PVC: the stand-in servers need none, and 100 claims would measure the provisioner
+                "storage": {"homeVolume": False},
+            },
+        )
+        settings["keycloak"]["clientId"] = CLIENT_ID
         env = dict(os.environ)
-        env.update(lhub.env())
+        env.update(lhub.env(lhub.write_settings(settings, self.folder / "settings.json")))
         env.update({
-            "PRIMEHUB_KEYCLOAK_CLIENT_ID": CLIENT_ID,
             "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": self.client_secret,
-            "PRIMEHUB_PUBLIC_URL": PUBLIC_URL,
-            "PRIMEHUB_NAMESPACE": NAMESPACE,
-            # no home PVC: the stand-in servers need none, and 100 claims would measure the provisioner
-            "PRIMEHUB_HOME_VOLUME": "false",
-            "PRIMEHUB_SINGLEUSER_CMD": json.dumps([str(REPO / ".venv" / "bin" / "python"), str(REPO / "benchmarks" / "fake_singleuser.py")]),
-            "PRIMEHUB_EXTRA_CONFIG_DIR": str(REPO / "benchmarks" / "hub_extra"),
             "JUPYTERHUB_CRYPT_KEY": _secret(self.folder, "crypt-key"),
             "CONFIGPROXY_AUTH_TOKEN": _secret(self.folder, "proxy-token"),
             "BENCH_REPO": str(REPO),

@@ -1,4 +1,4 @@
-# The bench hub's PRIMEHUB_EXTRA_CONFIG_DIR: runs after hub-config/jupyterhub_config.py.
+# The bench hub's extra config folder (its settings' extraConfigDir): runs after hub-config/jupyterhub_config.py.
 # Only bench hubs (python -m benchmarks) load this folder.
 import os
 import sys

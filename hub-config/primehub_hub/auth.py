@@ -7,34 +7,38 @@ and userinfo requests, auth_state and managed groups. This class adds:
   userinfo on the internal one;
 - the user's Keycloak groups, grants, attributes and admin status, read with the admin API
   (keycloak.py) at login and on every refresh, kept in auth_state under `primehub`;
-- refresh: the access token is renewed with the refresh token when it is about to expire;
-  the Keycloak session is checked through userinfo, and when it was revoked (refresh fails)
-  the user must log in again. When a request acts for another user (an admin starting their
-  server) only that user's groups are refreshed: their tokens are theirs to renew;
-- readable pages instead of tracebacks when Keycloak cannot be reached.
+- refresh through oauthenticator's `refresh_user_hook` and `modify_auth_state_hook`
+  (refresh.py): tokens renewed before they expire, revoked sessions noticed, groups re-read;
+- readable pages instead of tracebacks when Keycloak cannot be reached (`httpfetch`, the one
+  door oauthenticator sends token and userinfo requests through).
 """
 
-import base64
-import contextvars
-import json
 import time
 from urllib.parse import urlencode
+
+import jwt
 
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
-from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 from traitlets import Any, Enum, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
-from .errors import KeycloakUnavailable, PrimeHubError, Refused
+from .errors import KeycloakUnavailable, Refused
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
+from .refresh import (
+    AUTH_STATE_KEY,
+    current_request,
+    note_token_expiry,
+    refresh_user_hook,
+    refreshing,
+    token_issuer_base,
+)
 
-AUTH_STATE_KEY = "primehub"
 LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY = "auto", "oidc", "legacy"
 
 
@@ -43,7 +47,6 @@ def logout_style_from_probe(status, location, return_url):
     if status in (301, 302, 303, 307) and location.split("?")[0] == return_url.split("?")[0]:
         return LOGOUT_LEGACY
     return LOGOUT_OIDC
-_REFRESHING = contextvars.ContextVar("primehub_refreshing", default=False)
 
 
 def _unreachable(error):
@@ -52,35 +55,16 @@ def _unreachable(error):
     return isinstance(error, (OSError, StreamClosedError))
 
 
-def _claims(token):
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (AttributeError, IndexError, ValueError, TypeError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def token_issuer_base(token):
-    """Keycloak base URL from a JWT's `iss` (`<base>/realms/<realm>`), without verifying it.
-
-    Only used to choose where to send the token back to; Keycloak itself validates it.
-    """
-    claims = _claims(token)
-    if not claims:
-        return None
-    issuer = claims.get("iss") if isinstance(claims, dict) else None
-    if not isinstance(issuer, str) or "/realms/" not in issuer:
-        return None
-    return issuer.split("/realms/")[0].rstrip("/")
-
-
 def login_roles(auth_state):
     """The realm roles a login holds: the access token's `realm_access.roles` (Keycloak's effective
     roles, through groups and composite roles too) and a `roles` claim of userinfo (PrimeHub's
     realm maps one). The token came straight from Keycloak's token endpoint, so it is not re-verified."""
     auth_state = auth_state or {}
-    roles = set((_claims(auth_state.get("access_token")).get("realm_access") or {}).get("roles") or [])
+    try:
+        claims = jwt.decode(auth_state.get("access_token"), options={"verify_signature": False})
+    except (jwt.InvalidTokenError, TypeError, AttributeError):
+        claims = {}
+    roles = set(((claims if isinstance(claims, dict) else {}).get("realm_access") or {}).get("roles") or [])
     userinfo_roles = (auth_state.get("oauth_user") or {}).get("roles")
     if isinstance(userinfo_roles, list):
         roles.update(r for r in userinfo_roles if isinstance(r, str))
@@ -217,24 +201,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _userdata_url_default(self):
         return self._oidc(self.internal_url, "userinfo")
 
-    @property
-    def end_session_endpoint(self):
-        return self._oidc(self.browser_url, "logout")
-
-    def end_session_url(self, id_token, return_url, style=LOGOUT_OIDC):
-        """Keycloak's end-session address that sends the browser back to `return_url`.
-
-        Keycloak 18 and later follow OpenID Connect RP-initiated logout (`post_logout_redirect_uri`
-        with `id_token_hint` or `client_id`) and refuse `redirect_uri`; earlier releases, which
-        PrimeHub ran on, only know `redirect_uri`.
-        """
-        if style == LOGOUT_LEGACY:
-            return url_concat(self.end_session_endpoint, {"redirect_uri": return_url})
-        params = {"client_id": self.client_id, "post_logout_redirect_uri": return_url}
-        if id_token:
-            params["id_token_hint"] = id_token
-        return url_concat(self.end_session_endpoint, params)
-
     async def logout_style(self, return_url):
         """The configured logout style, or for `auto` the one this Keycloak answers to (asked once).
 
@@ -323,20 +289,23 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     # --- tokens -------------------------------------------------------------------------
 
-    def build_auth_state_dict(self, token_info, user_info):
-        auth_state = super().build_auth_state_dict(token_info, user_info)
-        now = time.time()
-        if token_info.get("expires_in"):
-            auth_state["expires_at"] = now + float(token_info["expires_in"])
-        if token_info.get("refresh_expires_in"):
-            auth_state["refresh_expires_at"] = now + float(token_info["refresh_expires_in"])
-        return auth_state
+    @default("modify_auth_state_hook")
+    def _modify_auth_state_hook_default(self):
+        return note_token_expiry
 
-    def _expires_soon(self, auth_state):
-        expires_at = auth_state.get("expires_at")
-        if not expires_at:
-            return True
-        return expires_at - time.time() < self.token_refresh_margin
+    @default("refresh_user_hook")
+    def _refresh_user_hook_default(self):
+        return refresh_user_hook
+
+    async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
+        """oauthenticator's requests to Keycloak (token, userinfo): unreachable is a readable error."""
+        try:
+            return await super().httpfetch(url, label, parse_json, raise_error, **kwargs)
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            if not _unreachable(e):
+                raise
+            self.log.error("Keycloak unreachable (%s): %s", label, e)
+            raise _keycloak_down() from e
 
     def _other_issuer(self, token):
         """The token's issuer base when it is not the internal URL, else None.
@@ -375,43 +344,22 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 validate_cert=self.validate_server_cert,
             )
 
-    async def _refresh_at(self, url, params):
-        return await self.httpfetch(
-            url,
-            method="POST",
-            headers=self.build_token_info_request_headers(),
-            body=urlencode(params).encode("utf-8"),
-            validate_cert=self.validate_server_cert,
-        )
-
-    async def _refreshed_token_info(self, handler, auth_state):
-        """New token response from the refresh token; None when the session is gone."""
-        refresh_token = auth_state.get("refresh_token")
-        if not refresh_token:
+    async def refresh_at_issuer(self, refresh_token, params):
+        """A refresh at the token's own issuer when the internal address refused it; None if that fails too."""
+        base = self._other_issuer(refresh_token)
+        if base is None:
             return None
-        params = self.build_refresh_token_request_params(refresh_token)
         try:
-            token_info = await self.get_token_info(handler, params)
-        except web.HTTPError:
-            # get_token_info turns an OAuth error answer (invalid_grant: session ended) into 403
+            token_info = await self.httpfetch(
+                self._oidc(base, "token"),
+                method="POST",
+                headers=self.build_token_info_request_headers(),
+                body=urlencode(params).encode("utf-8"),
+                validate_cert=self.validate_server_cert,
+            )
+        except HTTPClientError:
             return None
-        except HTTPClientError as e:
-            if _unreachable(e):
-                raise
-            base = self._other_issuer(refresh_token)
-            if base is None:
-                return None
-            try:
-                token_info = await self._refresh_at(self._oidc(base, "token"), params)
-            except HTTPClientError as retry_error:
-                if _unreachable(retry_error):
-                    raise
-                return None
-            if "access_token" not in (token_info or {}):
-                return None
-        if not token_info.get("refresh_token"):
-            token_info["refresh_token"] = refresh_token
-        return token_info
+        return token_info if "access_token" in (token_info or {}) else None
 
     # --- Keycloak data ------------------------------------------------------------------
 
@@ -424,101 +372,17 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         user_id = (auth_state.get(self.user_auth_state_key) or {}).get("sub")
         # A login reads Keycloak afresh; a refresh (every minute, and before each spawn) may use the
         # user's entry in the short admin-API cache, which the form page usually filled seconds ago.
-        info = await self.load_user_info(auth_model["name"], user_id, fresh=not _REFRESHING.get())
+        info = await self.load_user_info(auth_model["name"], user_id, fresh=not refreshing.get())
         auth_state[AUTH_STATE_KEY] = info.to_dict()
         if not auth_model.get("admin"):
             auth_model["admin"] = info.is_admin
         return auth_model
 
-    async def authenticate(self, handler, data=None, **kwargs):
-        try:
-            return await super().authenticate(handler, data, **kwargs)
-        except PrimeHubError:
-            raise
-        except (HTTPClientError, OSError, StreamClosedError) as e:
-            if _unreachable(e):
-                self.log.error("Keycloak unreachable during login: %s", e)
-                raise _keycloak_down() from e
-            raise
-
-    def _acting_for_other(self, user, handler):
-        """True when the request is by someone other than `user` (e.g. an admin spawning)."""
-        if handler is None:
-            return True
-        try:
-            if handler.get_token():
-                # API token requests (incl. the user's own server) must not depend on the
-                # browser's Keycloak session.
-                return True
-        except Exception:
-            pass
-        # While JupyterHub resolves the current user it has not stored it yet: that user is us.
-        current = getattr(handler, "_jupyterhub_user", None)
-        if not hasattr(handler, "_jupyterhub_user"):
-            return False
-        return current is None or getattr(current, "name", None) != user.name
-
-    async def _refresh_groups_only(self, user, auth_state):
-        try:
-            info = await self.load_user_info(user.name, (auth_state.get(self.user_auth_state_key) or {}).get("sub"))
-        except KeycloakUnavailable:
-            return True
-        auth_state[AUTH_STATE_KEY] = info.to_dict()
-        return {"name": user.name, "admin": info.is_admin, "auth_state": auth_state, "groups": self._group_names(info)}
-
-    @staticmethod
-    def _group_names(info):
-        return sorted(g.name for g in info.groups if g.name != EVERYONE)
-
-    @staticmethod
-    def _require_login(handler):
-        """The user's Keycloak session is gone: drop the hub's login cookie too, so the very next
-        request goes to Keycloak instead of waiting for the next refresh check."""
-        if handler is not None and hasattr(handler, "clear_login_cookie"):
-            handler.clear_login_cookie()
-        return False
-
     async def refresh_user(self, user, handler=None, **kwargs):
-        marker = _REFRESHING.set(True)
+        """oauthenticator's refresh, with the request at hand for `refresh_user_hook` (refresh.py)."""
+        request, marker = current_request.set(handler), refreshing.set(True)
         try:
-            return await self._refresh_user(user, handler)
+            return await super().refresh_user(user, handler, **kwargs)
         finally:
-            _REFRESHING.reset(marker)
-
-    async def _refresh_user(self, user, handler):
-        if not self.enable_auth_state:
-            return True
-        auth_state = await user.get_auth_state()
-        if self._acting_for_other(user, handler):
-            # also for a user who never logged in: their groups come from the admin API
-            return await self._refresh_groups_only(user, dict(auth_state or {}))
-        if not auth_state:
-            return False
-
-        token_info = auth_state.get("token_response") or {}
-        try:
-            if self._expires_soon(auth_state):
-                token_info = await self._refreshed_token_info(handler, auth_state)
-                if token_info is None:
-                    self.log.info("Keycloak session of %s has ended; a new login is required", user.name)
-                    return self._require_login(handler)
-            try:
-                # userinfo answers 401 once the Keycloak session is revoked, even for an unexpired token
-                return await self._token_to_auth_model(token_info)
-            except HTTPClientError as e:
-                if _unreachable(e) or e.code not in (400, 401, 403):
-                    raise
-            token_info = await self._refreshed_token_info(handler, auth_state)
-            if token_info is None:
-                self.log.info("Keycloak session of %s was revoked; a new login is required", user.name)
-                return self._require_login(handler)
-            return await self._token_to_auth_model(token_info)
-        except KeycloakUnavailable:
-            self.log.warning("Keycloak admin API unavailable while refreshing %s; keeping the current login", user.name)
-            return True
-        except (HTTPClientError, OSError, StreamClosedError) as e:
-            if _unreachable(e):
-                # Keep serving: pages keep working; a spawn re-reads Keycloak and says it is down.
-                self.log.warning("Keycloak unreachable while refreshing %s: %s", user.name, e)
-                return True
-            raise
+            current_request.reset(request)
+            refreshing.reset(marker)

@@ -5,7 +5,8 @@
         --image base-notebook --realm realm.json --resources crds/examples [--json]
 
 Inputs are a Keycloak realm export and YAML (or JSON) files or folders of custom resources;
-`--live` reads the running Keycloak (the hub's service account, PRIMEHUB_* variables) and the
+`--live` reads the running Keycloak (the hub's service account: its settings document at
+$PRIMEHUB_SETTINGS and PRIMEHUB_KEYCLOAK_CLIENT_SECRET) and the
 cluster (current kube config) instead. `pod` goes through the spawner the hub runs
 (PrimeHubSpawner.load_user_options, then KubeSpawner's get_pod_manifest) with the hub's
 jupyterhub_config.py, counting no current usage. Exit status: 0 done, 1 the launch is refused
@@ -16,11 +17,11 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from . import __version__
 from .errors import PrimeHubError
 from .explain import explain_user, render_text
 from .realm_export import RealmExportError, load_realm_export, user_info_from_realm_export
@@ -81,11 +82,11 @@ async def _live_inputs(args):
     from kubernetes_asyncio import client, config
 
     from .keycloak import KeycloakAdmin
-    from .settings import Settings
-
-    settings = Settings.from_env()
+    settings = _settings()
     if not settings.keycloak_internal_url or not settings.client_secret:
-        raise InputError("--live needs PRIMEHUB_KEYCLOAK_URL (or _INTERNAL_URL) and PRIMEHUB_KEYCLOAK_CLIENT_SECRET")
+        raise InputError(
+            "--live needs the hub's settings ($PRIMEHUB_SETTINGS, with keycloak.url) and PRIMEHUB_KEYCLOAK_CLIENT_SECRET"
+        )
     admin = KeycloakAdmin(settings.keycloak_internal_url, settings.realm, settings.client_id, settings.client_secret)
     user = await admin.load_user_info(args.user)
     try:
@@ -110,8 +111,17 @@ async def _inputs(args):
     return _offline_inputs(args)
 
 
+def _settings():
+    from .settings import Settings, SettingsError
+
+    try:
+        return Settings.load()
+    except SettingsError as e:
+        raise InputError(str(e)) from None
+
+
 def _prefix(args):
-    return args.prefix if args.prefix is not None else os.environ.get("PRIMEHUB_ROLE_PREFIX", "")
+    return args.prefix if args.prefix is not None else _settings().role_prefix
 
 
 def _load_hub_config(path):
@@ -159,12 +169,14 @@ async def build_pod(user, catalog, options, *, prefix="", namespace=None, config
 
 async def _explain(args):
     user, catalog = await _inputs(args)
-    from .settings import Settings
-
-    settings = Settings.from_env()
+    doc = _settings().document
     report = explain_user(
-        user, catalog, _prefix(args),
-        home_default=settings.home_capacity, home_naming=settings.home_pvc_naming, shm_setting=settings.shm_size,
+        user,
+        catalog,
+        _prefix(args),
+        home_default=doc["singleuser"]["storage"]["capacity"],
+        home_naming=doc["singleuser"]["storage"]["homePvcNaming"],
+        shm_setting=doc["primehub"]["shmSize"],
     )
     if args.json:
         print(json.dumps(report, indent=2))
@@ -196,6 +208,7 @@ async def _pod(args):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="primehub-profiles", description="What a PrimeHub user may launch, and how.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def inputs(sub):
@@ -203,7 +216,7 @@ def _parser():
         sub.add_argument("--realm", help="Keycloak realm export (JSON)")
         sub.add_argument("--resources", action="append", help="YAML/JSON file or folder of custom resources (repeatable)")
         sub.add_argument("--live", action="store_true", help="read the running Keycloak and cluster instead")
-        sub.add_argument("--prefix", default=None, help="grant role prefix (default: $PRIMEHUB_ROLE_PREFIX)")
+        sub.add_argument("--prefix", default=None, help="grant role prefix (default: the hub settings' keycloak.rolePrefix)")
         sub.add_argument("--namespace", default=None, help="namespace (default: the hub's)")
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -3,7 +3,7 @@
 Pure functions over plain data. `UserInfo` can be filled from the Keycloak admin API
 (keycloak.py), from a realm export file (realm_export.py) or directly in tests.
 
-Rules (DOMAIN.md):
+Rules (docs/behaviour.md, "Who may launch what"):
 - grant roles `it:<name>`, `img:<name>`, `ds:<name>`, `ds:rw:<name>`, optionally as `P:it:<name>`;
 - the `everyone` group's grants apply to every group of every user; it is never a launch group;
 - offers for a launch group = its grants + everyone's, restricted to existing resources;
@@ -84,32 +84,48 @@ def parse_grants(roles, prefix=""):
     return _parse_grants(roles, normalize_prefix(prefix))
 
 
+GRANT_KINDS = {"it": "InstanceType", "img": "Image", "ds": "Dataset"}
+
+
+def parse_grant(role, prefix=""):
+    """(kind, name, writable) for a grant role, None for any other role (offline_access, ...).
+
+    `kind` is "it", "img" or "ds". The realm tools (scripts/realm) read grants with this too.
+    """
+    prefix = normalize_prefix(prefix)
+    lead = f"{prefix}:" if prefix else ""
+    if not isinstance(role, str) or not role.startswith(lead):
+        return None
+    kind, sep, name = role[len(lead) :].partition(":")
+    if not sep or kind not in GRANT_KINDS:
+        return None
+    if kind == "ds":
+        mode, sep2, rest = name.partition(":")
+        if sep2:
+            # `ds:rw:<name>`; resource names never contain ':', so nothing else is a grant
+            return (kind, rest, True) if mode == "rw" and rest and ":" not in rest else None
+    return (kind, name, False) if name else None
+
+
 # A form render asks for every group's grants once per launch group (datasets granted elsewhere
 # count too), so a user in many groups would re-parse the same role lists groups² times. Grants
 # are immutable and depend only on the role names, which makes them safe to share.
 @functools.lru_cache(maxsize=4096)
 def _parse_grants(roles, prefix):
-    lead = f"{prefix}:" if prefix else ""
     instance_types, images, datasets = set(), set(), {}
     for role in roles:
-        if not role.startswith(lead):
+        grant = parse_grant(role, prefix)
+        if grant is None:
             continue
-        body = role[len(lead) :]
-        kind, sep, name = body.partition(":")
-        if not sep:
-            continue
-        if kind == "it" and name:
+        kind, name, writable = grant
+        if kind == "it":
             instance_types.add(name)
-        elif kind == "img" and name:
+        elif kind == "img":
             images.add(name)
-        elif kind == "ds":
-            mode, sep2, rest = name.partition(":")
-            if sep2:
-                # `ds:rw:<name>`; resource names never contain ':', so nothing else is a grant
-                if mode == "rw" and rest and ":" not in rest:
-                    datasets[rest] = True
-            elif name:
-                datasets.setdefault(name, False)
+        elif writable:
+            datasets[name] = True
+        else:
+            datasets.setdefault(name, False)
     return Grants(frozenset(instance_types), frozenset(images), tuple(sorted(datasets.items())))
 
 
@@ -148,16 +164,25 @@ class Offer:
     granted_by: tuple
 
 
-def _offers(available, group, user, prefix, pick):
-    everyone = everyone_group(user)
+def grant_sources(groups, prefix, pick):
+    """{resource name: [names of the groups granting it]} over `groups` (None entries skipped).
+
+    `pick` selects the kind from a group's Grants (e.g. `lambda g: g.instance_types`). The form's
+    offers and `explain`'s "granted to ..." both come from here.
+    """
     sources = {}
-    for source in (group, everyone):
+    for source in groups:
         if source is None:
             continue
         for name in pick(_grants(source, prefix)):
             sources.setdefault(name, [])
             if source.name not in sources[name]:
                 sources[name].append(source.name)
+    return sources
+
+
+def _offers(available, group, user, prefix, pick):
+    sources = grant_sources((group, everyone_group(user)), prefix, pick)
     # Grants without a resource fall out here. Sorted by display name, case-insensitively, as PrimeHub's
     # form sorted them: the first usable entry is then the default choice, as in PrimeHub.
     offers = [Offer(resource, tuple(sources[name])) for name, resource in available.items() if name in sources]

@@ -1,25 +1,15 @@
-"""What a user may launch and why, as plain data (the `explain` command). Pure."""
+"""What a user may launch and why, as plain data (the `explain` command). Pure.
 
-from .entitlements import EVERYONE, everyone_group, launch_groups, parse_grants
+Every decision comes from the modules that make it for the hub: offers and grant sources from
+entitlements.py, quota sentences from quotas.py (through plan.GroupOffer), volumes from volumes.py.
+This module only lays them out.
+"""
+
+from .entitlements import EVERYONE, everyone_group, grant_sources, launch_groups
 from .plan import group_offer
-from .quotas import format_cpu, format_gpu, format_memory, primehub_label, quota_problems
+from .quotas import format_cpu, format_gpu, format_memory, primehub_label
 from .singleuser import shm_size
 from .volumes import home_capacity_decision, home_claim_name
-
-
-def _quota(quota):
-    return {"cpu": quota.cpu, "gpu": quota.gpu, "memory": quota.memory}
-
-
-def _grant_sources(user, group, prefix, pick):
-    """name -> groups (this one and/or everyone) whose roles grant it."""
-    sources = {}
-    for source in (group, everyone_group(user)):
-        if source is None:
-            continue
-        for name in pick(parse_grants(source.realm_roles, prefix)):
-            sources.setdefault(name, []).append(source.name)
-    return sources
 
 
 def _decisions(kind, catalog_names, sources, offered_names):
@@ -34,8 +24,110 @@ def _decisions(kind, catalog_names, sources, offered_names):
     return rows
 
 
+def _instance_type_rows(offer, shm_setting="limit"):
+    """Each offered instance type with its size, /dev/shm and whether it fits the user's and the group's quota."""
+    rows = []
+    for o in offer.instance_types:
+        it = o.resource
+        user_problems, project_problems = offer.quota_problems(it)
+        rows.append(
+            {
+                "name": it.name,
+                "displayName": it.label,
+                "cpu": it.cpu_limit,
+                "memory": it.memory_limit,
+                "gpu": it.gpu_limit,
+                "gpuResourceName": it.gpu_resource_name if it.gpu_limit else None,
+                "fitsQuota": not user_problems,
+                "fitsProjectQuota": not project_problems,
+                "reason": "; ".join(user_problems + project_problems),
+                "grantedBy": list(o.granted_by),
+                "shmSize": shm_size(it, shm_setting) or None,
+            }
+        )
+    return rows
+
+
+def _image_rows(offer):
+    return [
+        {
+            "name": o.resource.name,
+            "displayName": o.resource.label,
+            "type": o.resource.type,
+            "url": o.resource.url,
+            "urlForGpu": o.resource.url_for_gpu or None,
+            "grantedBy": list(o.granted_by),
+        }
+        for o in offer.images
+    ]
+
+
+def _dataset_rows(offer):
+    return [
+        {
+            "name": m.dataset.name,
+            "displayName": m.dataset.label,
+            "type": m.dataset.type,
+            "writable": m.writable,
+            "mountPath": None if m.dataset.type == "env" else m.dataset.mount_path,
+            "launchGroupOnly": m.dataset.launch_group_only,
+            "grantedBy": list(m.granted_by),
+        }
+        for m in offer.datasets
+    ]
+
+
+def _dataset_decisions(user, offer, catalog, prefix):
+    """Why each dataset of the catalog or of a grant is mounted under this group, or not."""
+    mounted = {m.dataset.name: m.granted_by for m in offer.datasets}
+    skipped = {s.dataset.name: s.reason for s in offer.skipped_datasets}
+    sources = grant_sources(launch_groups(user) + [everyone_group(user)], prefix, lambda g: g.dataset_access)
+    rows = []
+    for name in sorted(set(catalog.datasets) | set(sources)):
+        if name in mounted:
+            why = "granted to " + " and ".join(mounted[name])
+        elif name in skipped:
+            why = skipped[name]
+        elif name in sources:
+            why = f"granted to {' and '.join(sources[name])}, but no such Dataset exists"
+        else:
+            why = "not granted to any of your groups or to everyone"
+        rows.append({"kind": "Dataset", "name": name, "offered": name in mounted, "why": why})
+    return rows
+
+
+def _group_decisions(user, group, offer, catalog, prefix):
+    """Why each instance type, image and dataset is offered under `group`, or not."""
+    here = (group, everyone_group(user))
+    offered_its = {o.resource.name for o in offer.instance_types}
+    offered_images = {o.resource.name for o in offer.images}
+    return (
+        _decisions("InstanceType", catalog.instance_types, grant_sources(here, prefix, lambda g: g.instance_types), offered_its)
+        + _decisions("Image", catalog.images, grant_sources(here, prefix, lambda g: g.images), offered_images)
+        + _dataset_decisions(user, offer, catalog, prefix)
+    )
+
+
+def _group_report(user, group, catalog, prefix, shm_setting="limit"):
+    offer = group_offer(user, group, catalog, prefix)
+    return {
+        "name": group.name,
+        "displayName": group.label,
+        "groupLabel": primehub_label(group.name),
+        "quota": offer.user_quota.to_dict(),
+        "projectQuota": offer.project_quota.to_dict(),
+        "quotaErrors": list(offer.user_quota.errors + offer.project_quota.errors),
+        "instanceTypes": _instance_type_rows(offer, shm_setting),
+        "images": _image_rows(offer),
+        "datasets": _dataset_rows(offer),
+        "sharedVolumes": [{"claimName": v.claim_name, "mountPath": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes],
+        "volumeError": offer.volume_error or None,
+        "decisions": _group_decisions(user, group, offer, catalog, prefix),
+    }
+
+
 def explain_home(user, *, default_capacity="1Gi", naming="primehub"):
-    """The user's home volume and pod labels, with why."""
+    """The user's home volume and pod label, with why."""
     capacity, why = home_capacity_decision(user.attributes, default_capacity)
     return {
         "claimName": home_claim_name(user.username, naming),
@@ -47,97 +139,12 @@ def explain_home(user, *, default_capacity="1Gi", naming="primehub"):
 
 
 def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub", shm_setting="limit"):
-    groups = []
-    for group in launch_groups(user):
-        offer = group_offer(user, group, catalog, prefix)
-        instance_types = []
-        for o in offer.instance_types:
-            it = o.resource
-            what = f"instance type '{it.label}'"
-            user_problems = quota_problems(it.limits, offer.user_quota, whose=f"your quota in group '{group.label}'", what=what)
-            project_problems = quota_problems(it.limits, offer.project_quota, whose=f"the quota of group '{group.label}'", what=what)
-            instance_types.append(
-                {
-                    "name": it.name,
-                    "displayName": it.label,
-                    "cpu": it.cpu_limit,
-                    "memory": it.memory_limit,
-                    "gpu": it.gpu_limit,
-                    "gpuResourceName": it.gpu_resource_name if it.gpu_limit else None,
-                    "fitsQuota": not user_problems,
-                    "fitsProjectQuota": not project_problems,
-                    "reason": "; ".join(user_problems + project_problems),
-                    "grantedBy": list(o.granted_by),
-                    "shmSize": shm_size(it, shm_setting) or None,
-                }
-            )
-        images = [
-            {
-                "name": o.resource.name,
-                "displayName": o.resource.label,
-                "type": o.resource.type,
-                "url": o.resource.url,
-                "urlForGpu": o.resource.url_for_gpu or None,
-                "grantedBy": list(o.granted_by),
-            }
-            for o in offer.images
-        ]
-        datasets = [
-            {
-                "name": m.dataset.name,
-                "displayName": m.dataset.label,
-                "type": m.dataset.type,
-                "writable": m.writable,
-                "mountPath": None if m.dataset.type == "env" else m.dataset.mount_path,
-                "launchGroupOnly": m.dataset.launch_group_only,
-                "grantedBy": list(m.granted_by),
-            }
-            for m in offer.datasets
-        ]
-        it_sources = _grant_sources(user, group, prefix, lambda g: g.instance_types)
-        img_sources = _grant_sources(user, group, prefix, lambda g: g.images)
-        decisions = _decisions("InstanceType", catalog.instance_types, it_sources, {i["name"] for i in instance_types})
-        decisions += _decisions("Image", catalog.images, img_sources, {i["name"] for i in images})
-        mounted = {d["name"] for d in datasets}
-        skipped = {s.dataset.name: s.reason for s in offer.skipped_datasets}
-        ds_sources = {}
-        for g in launch_groups(user) + ([everyone_group(user)] if everyone_group(user) else []):
-            for name in parse_grants(g.realm_roles, prefix).dataset_access:
-                ds_sources.setdefault(name, []).append(g.name)
-        for name in sorted(set(catalog.datasets) | set(ds_sources)):
-            if name in mounted:
-                why = "granted to " + " and ".join(next(d["grantedBy"] for d in datasets if d["name"] == name))
-            elif name in skipped:
-                why = skipped[name]
-            elif name in ds_sources:
-                why = f"granted to {' and '.join(ds_sources[name])}, but no such Dataset exists"
-            else:
-                why = "not granted to any of your groups or to everyone"
-            decisions.append({"kind": "Dataset", "name": name, "offered": name in mounted, "why": why})
-        groups.append(
-            {
-                "name": group.name,
-                "displayName": group.label,
-                "groupLabel": primehub_label(group.name),
-                "quota": _quota(offer.user_quota),
-                "projectQuota": _quota(offer.project_quota),
-                "quotaErrors": list(offer.user_quota.errors + offer.project_quota.errors),
-                "instanceTypes": instance_types,
-                "images": images,
-                "datasets": datasets,
-                "sharedVolumes": [
-                    {"claimName": v.claim_name, "mountPath": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes
-                ],
-                "volumeError": offer.volume_error or None,
-                "decisions": decisions,
-            }
-        )
     return {
         "user": user.username,
         "admin": bool(user.is_admin),
         "everyone": everyone_group(user) is not None,
         "home": explain_home(user, default_capacity=home_default, naming=home_naming),
-        "groups": groups,
+        "groups": [_group_report(user, group, catalog, prefix, shm_setting) for group in launch_groups(user)],
     }
 
 

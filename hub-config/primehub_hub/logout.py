@@ -1,17 +1,34 @@
 """Logout through Keycloak, so the next visit asks for the password again.
 
-First request: remember the id_token, clear the hub session, and send the browser to
+JupyterHub's LogoutHandler clears the hub session, then calls the two hooks overridden here.
+First request: `handle_logout` reads the id_token and `render_logout_page` sends the browser to
 Keycloak's end-session endpoint with `id_token_hint`, `client_id` (Keycloak 26 needs one of
 them) and `post_logout_redirect_uri` pointing back here with `kc=true`. Second request (the
-return from Keycloak): finish the hub logout and show the logout page.
+return from Keycloak): the hub session is cleared again (harmless) and the logout page shown.
 
 The return address must be allowed in the Keycloak client's "Valid post logout redirect URIs"
 (Keycloak 18 and later) or "Valid redirect URIs" (earlier releases, which take `redirect_uri`
-instead: PRIMEHUB_KEYCLOAK_LOGOUT=legacy, or `auto` to ask Keycloak once).
+instead: keycloak.logout `legacy`, or `auto` to ask Keycloak once; see auth.logout_style).
 """
 
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado.httputil import url_concat
+
+
+def end_session_url(authenticator, id_token, return_url, style="oidc"):
+    """Keycloak's end-session endpoint (on the address browsers reach) for this logout.
+
+    Keycloak 18 and later follow OpenID Connect RP-initiated logout (`post_logout_redirect_uri` with
+    `id_token_hint` or `client_id`) and refuse `redirect_uri`; earlier releases, which PrimeHub ran
+    on, only know `redirect_uri` (style "legacy").
+    """
+    endpoint = f"{authenticator.browser_url}/realms/{authenticator.realm}/protocol/openid-connect/logout"
+    if style == "legacy":
+        return url_concat(endpoint, {"redirect_uri": return_url})
+    params = {"client_id": authenticator.client_id, "post_logout_redirect_uri": return_url}
+    if id_token:
+        params["id_token_hint"] = id_token
+    return url_concat(endpoint, params)
 
 
 class PrimeHubLogoutHandler(OAuthLogoutHandler):
@@ -30,17 +47,19 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
             return None
         return (auth_state or {}).get("id_token")
 
-    async def get(self):
-        if self.get_argument("kc", "") == "true":
-            await self.default_handle_logout()
-            await self.handle_logout()
-            self._jupyterhub_user = None
-            await self.render_logout_page()
+    async def handle_logout(self):
+        """JupyterHub's hook after it cleared the hub session: decide where the browser goes next."""
+        await super().handle_logout()
+        self.keycloak_end_session = None
+        if self.get_argument("kc", "") != "true":
+            # the user is still known here (JupyterHub forgets them only after this hook)
+            return_url = self._return_url()
+            style = await self.authenticator.logout_style(return_url)
+            self.keycloak_end_session = end_session_url(self.authenticator, await self._id_token(), return_url, style)
+
+    async def render_logout_page(self):
+        """First request: on to Keycloak's end-session endpoint. Back from Keycloak: the logout page."""
+        if self.keycloak_end_session:
+            self.redirect(self.keycloak_end_session)
             return
-        id_token = await self._id_token()
-        await self.default_handle_logout()
-        await self.handle_logout()
-        self._jupyterhub_user = None
-        return_url = self._return_url()
-        style = await self.authenticator.logout_style(return_url)
-        self.redirect(self.authenticator.end_session_url(id_token, return_url, style))
+        await super().render_logout_page()

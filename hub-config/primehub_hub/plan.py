@@ -21,7 +21,7 @@ from .entitlements import (
     offered_instance_types,
 )
 from .errors import BadRequest, ConfigurationError, NoLaunchGroup, QuotaExceeded, Refused
-from .quotas import ZERO, project_quota, quota_problems, user_quota
+from .quotas import ZERO, launch_quota_problems, project_quota, user_quota
 from .userenv import parse_env, user_env_for_launch
 from .volumes import shared_volumes_for_launch
 
@@ -132,13 +132,12 @@ class GroupOffer:
 
     def instance_type_reason(self, instance_type, user_usage=ZERO, group_usage=ZERO):
         """Why the instance type cannot be launched now ('' when it can)."""
-        what = f"instance type '{instance_type.label}'"
-        problems = quota_problems(
-            instance_type.limits, self.user_quota, user_usage, whose=f"your quota in group '{self.group.label}'", what=what
-        ) + quota_problems(
-            instance_type.limits, self.project_quota, group_usage, whose=f"the quota of group '{self.group.label}'", what=what
-        )
-        return "; ".join(problems)
+        return "; ".join(sum(self.quota_problems(instance_type, user_usage, group_usage), []))
+
+    def quota_problems(self, instance_type, user_usage=ZERO, group_usage=ZERO):
+        """(user quota sentences, group quota sentences) for launching `instance_type` here."""
+        quotas = (self.user_quota, self.project_quota)
+        return launch_quota_problems(instance_type, self.group, user_usage, group_usage, quotas)
 
     def instance_type_choices(self, user_usage=ZERO, group_usage=ZERO):
         return [
@@ -259,63 +258,80 @@ def _pick(name, choices, *, strict, kind, where, dropped):
     raise error(f"No {kind} can be launched {where}: {reasons}.")
 
 
-def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
-    """Decide the launch, or raise a PrimeHubError with the sentence the user should read."""
-    options = normalize_options(raw_options, strict=strict)
+def _choose_group(user, options, *, strict, dropped):
+    """The launch group asked for, else (nothing asked, or leniently, no longer a member) the first.
+
+    Returns (group, options): a remembered instance type or image belonged to a dropped group, so
+    they are forgotten with it.
+    """
     groups = launch_groups(user)
     if not groups:
         raise NoLaunchGroup(NO_GROUP_MESSAGE)
-    dropped = []
+    asked = options.get("group")
+    if not asked:
+        return groups[0], options
+    group = find_launch_group(user, asked)
+    if group is not None:
+        return group, options
+    if strict:
+        raise Refused(f"You are not a member of group '{asked}', so you cannot launch under it.")
+    dropped.append(f"group '{asked}' is no longer one of your groups")
+    return groups[0], {k: v for k, v in options.items() if k in ("env", "safe_mode")}
 
-    group = None
-    if options.get("group"):
-        group = find_launch_group(user, options["group"])
-        if group is None:
-            if strict:
-                raise Refused(f"You are not a member of group '{options['group']}', so you cannot launch under it.")
-            dropped.append(f"group '{options['group']}' is no longer one of your groups")
-    if group is None:
-        group = groups[0]
-        # a remembered instance type or image belonged to the dropped group
-        if dropped:
-            options = {k: v for k, v in options.items() if k == "env"}
 
-    offer = group_offer(user, group, catalog, prefix)
-    if offer.volume_error:
-        raise ConfigurationError(offer.volume_error)
-    where = f"in group '{group.label}'"
-    instance_type = _pick(options.get("instance_type"), offer.instance_type_choices(), strict=strict, kind="instance type", where=where, dropped=dropped).resource
-    image = _pick(options.get("image"), offer.image_choices(instance_type), strict=strict, kind="image", where=f"{where} with instance type '{instance_type.label}'", dropped=dropped).resource
-
+def _mounts(offer, *, git_sync_host_root, log):
+    """(volumes, volume mounts, dataset environment, home symlinks, links) of the datasets and group volumes."""
     pieces = datasets_pieces(offer.datasets, git_sync_host_root=git_sync_host_root, log=log)
-    volumes = list(pieces.volumes)
-    mounts = list(pieces.volume_mounts)
+    volumes, mounts = list(pieces.volumes), list(pieces.volume_mounts)
     # folders that get links to git checkouts (e.g. /datasets) must be writable: an empty folder of
     # the pod's own; the other datasets are mounted inside it as before
     for number, root in enumerate(sorted({link.rsplit("/", 1)[0] for _, link in pieces.links})):
         volumes.append({"name": f"primehub-links-{number}", "emptyDir": {}})
         mounts.append({"name": f"primehub-links-{number}", "mountPath": root})
-    for shared in offer.shared_volumes:
-        volumes.append(shared.volume)
-        mounts.append(shared.volume_mount)
+    volumes += [shared.volume for shared in offer.shared_volumes]
+    mounts += [shared.volume_mount for shared in offer.shared_volumes]
+    return volumes, mounts, dict(pieces.env), pieces.home_symlinks, pieces.links
 
-    env = dict(pieces.env)
-    # the platform's own variables win over dataset variables of the same name
-    env.update(
-        {
-            "GROUP_NAME": group.name,
-            "GROUP_ID": group.id or "",
-            "INSTANCE_TYPE": instance_type.name,
-            "IMAGE_NAME": image.name,
-            "TZ": (user.attributes or {}).get("timezone") or "UTC",
-        }
-    )
+
+def _platform_env(user, group, instance_type, image):
+    """The hub's own variables; they win over dataset variables of the same name."""
+    env = {
+        "GROUP_NAME": group.name,
+        "GROUP_ID": group.id or "",
+        "INSTANCE_TYPE": instance_type.name,
+        "IMAGE_NAME": image.name,
+        "TZ": (user.attributes or {}).get("timezone") or "UTC",
+    }
     if not instance_type.has_gpu:
+        # a GPU node's devices stay hidden from a launch without GPUs
         env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    return env
+
+
+def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
+    """Decide the launch, or raise a PrimeHubError with the sentence the user should read."""
+    dropped = []
+    group, options = _choose_group(user, normalize_options(raw_options, strict=strict), strict=strict, dropped=dropped)
+    offer = group_offer(user, group, catalog, prefix)
+    if offer.volume_error:
+        raise ConfigurationError(offer.volume_error)
+    where = f"in group '{group.label}'"
+    instance_type = _pick(
+        options.get("instance_type"), offer.instance_type_choices(), strict=strict, kind="instance type", where=where, dropped=dropped
+    ).resource
+    image = _pick(
+        options.get("image"),
+        offer.image_choices(instance_type),
+        strict=strict,
+        kind="image",
+        where=f"{where} with instance type '{instance_type.label}'",
+        dropped=dropped,
+    ).resource
+    volumes, mounts, env, home_symlinks, links = _mounts(offer, git_sync_host_root=git_sync_host_root, log=log)
+    env.update(_platform_env(user, group, instance_type, image))
     user_env = user_env_for_launch(options.get("env"), env, strict=strict)
     # the user's variables first, so that the hub's own can never be replaced
     env = {**user_env, **env}
-
     return LaunchPlan(
         user=user,
         group=group,
@@ -327,8 +343,8 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         env=env,
         volumes=volumes,
         volume_mounts=mounts,
-        home_symlinks=pieces.home_symlinks,
-        links=pieces.links,
+        home_symlinks=home_symlinks,
+        links=links,
         dropped=dropped,
         user_env=user_env,
         safe_mode=bool(options.get("safe_mode")),

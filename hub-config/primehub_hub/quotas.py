@@ -14,6 +14,8 @@ import re
 import weakref
 from dataclasses import dataclass
 
+from kubespawner.slugs import escape_slug, is_valid_label, safe_slug
+
 KiB = 1024
 MiB = 1024**2
 GiB = 1024**3
@@ -40,12 +42,22 @@ def primehub_label(name):
     keeps NetworkPolicies that select a group's pods matching. A name too long for a label value
     (63 characters) gets a hashed slug instead, which PrimeHub never produced.
     """
-    from kubespawner.slugs import escape_slug, is_valid_label, safe_slug
-
     value = PRIMEHUB_LABEL_PREFIX + escape_slug(name)
     if is_valid_label(value):
         return value
     return safe_slug(value, is_valid=is_valid_label, max_length=63)
+
+
+def label_value(name):
+    """The `primehub.io/user` / `primehub.io/group` label of a name, as PrimeHub wrote it."""
+    return primehub_label(name)
+
+
+# Group attributes: per user within the group, and for the group as a whole.
+USER_QUOTA_PREFIX = "quota-"
+PROJECT_QUOTA_PREFIX = "project-quota-"
+QUOTA_RESOURCES = ("cpu", "gpu", "memory")
+QUOTA_ATTRIBUTES = tuple(p + r for p in (USER_QUOTA_PREFIX, PROJECT_QUOTA_PREFIX) for r in QUOTA_RESOURCES)
 
 
 def parse_memory(value):
@@ -194,7 +206,7 @@ class Quota:
         return {"cpu": self.cpu, "gpu": self.gpu, "memory": self.memory}
 
 
-def parse_quota(attributes, prefix="quota-"):
+def parse_quota(attributes, prefix=USER_QUOTA_PREFIX):
     """Quota from group attributes `<prefix>cpu`, `<prefix>gpu`, `<prefix>memory`.
 
     A missing or empty attribute is unlimited. A malformed one counts as 0 so that a typo never
@@ -202,7 +214,9 @@ def parse_quota(attributes, prefix="quota-"):
     """
     values = {}
     errors = []
-    for resource, parse in (("cpu", parse_cpu), ("gpu", parse_count), ("memory", parse_memory)):
+    parsers = {"cpu": parse_cpu, "gpu": parse_count, "memory": parse_memory}
+    for resource in QUOTA_RESOURCES:
+        parse = parsers[resource]
         key = prefix + resource
         raw = attributes.get(key)
         if raw is None or (isinstance(raw, str) and raw.strip() == ""):
@@ -217,11 +231,11 @@ def parse_quota(attributes, prefix="quota-"):
 
 
 def user_quota(group):
-    return parse_quota(group.attributes, "quota-")
+    return parse_quota(group.attributes, USER_QUOTA_PREFIX)
 
 
 def project_quota(group):
-    return parse_quota(group.attributes, "project-quota-")
+    return parse_quota(group.attributes, PROJECT_QUOTA_PREFIX)
 
 
 def _is_gpu_resource(name):
@@ -303,6 +317,21 @@ def quota_problems(request, quota, usage=ZERO, *, whose, what):
                 f"and {whose} is {fmt(limit)}"
             )
     return problems
+
+
+def launch_quota_problems(instance_type, group, user_usage=ZERO, group_usage=ZERO, quotas=None):
+    """(user quota sentences, group quota sentences) for launching `instance_type` under `group`.
+
+    The one place the "your quota" / "the group's quota" sentences are built: the form's disabled
+    reasons, the spawner's binding check and `explain` all read them from here. `quotas` passes
+    already-parsed (user quota, project quota) to save parsing them again.
+    """
+    mine, groups = quotas if quotas is not None else (user_quota(group), project_quota(group))
+    what = f"instance type '{instance_type.label}'"
+    return (
+        quota_problems(instance_type.limits, mine, user_usage, whose=f"your quota in group '{group.label}'", what=what),
+        quota_problems(instance_type.limits, groups, group_usage, whose=f"the quota of group '{group.label}'", what=what),
+    )
 
 
 class QuotaLocks:

@@ -27,6 +27,23 @@ HOME_NAMINGS = ("primehub", "kubespawner")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+def parse_capacity(raw):
+    """Bytes of a volume capacity, None when it is not one (or not more than 0).
+
+    PrimeHub stored a bare number of GiB (`10`, `2.5`); a size with a unit (`10G`, `512Mi`) is read
+    like a quota (G = GiB). The realm tools check capacities with this too.
+    """
+    text = str(raw or "").strip()
+    try:
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+            nbytes = int(float(text) * GiB)
+        else:
+            nbytes = parse_memory(text)
+    except ValueError:
+        return None
+    return nbytes if nbytes > 0 else None
+
+
 def project_name(group_name):
     """The group's volume name: lower-case, `_` -> `-`; a hashed slug if still not DNS-safe."""
     name = group_name.lower().replace("_", "-")
@@ -63,15 +80,8 @@ def shared_volume(group):
             f"Group '{group.label}' has a shared volume enabled but no {ATTR_CAPACITY}; "
             "ask your administrator to set the capacity (e.g. 10G) or disable the shared volume."
         )
-    try:
-        # PrimeHub stored a bare number of GiB; a unit is accepted too.
-        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", raw_capacity):
-            nbytes = int(float(raw_capacity) * GiB)
-        else:
-            nbytes = parse_memory(raw_capacity)
-    except ValueError:
-        nbytes = 0
-    if nbytes <= 0:
+    nbytes = parse_capacity(raw_capacity)
+    if not nbytes:
         raise ConfigurationError(
             f"Group '{group.label}' has an invalid {ATTR_CAPACITY} {raw_capacity!r}; "
             "ask your administrator to fix it (e.g. 10G)."
@@ -129,19 +139,8 @@ def home_capacity_decision(user_attributes, default):
     """(capacity, why): the user's attribute when it is a size, else the operator's default."""
     attribute, raw = _user_capacity_attribute(user_attributes)
     if not raw:
-        return default, "the default home capacity (PRIMEHUB_HOME_CAPACITY / singleuser.storage.capacity)"
-    capacity = _capacity_from_attribute(raw)
-    if capacity is None:
+        return default, "the default home capacity (singleuser.storage.capacity)"
+    nbytes = parse_capacity(raw)
+    if not nbytes:
         return default, f"user attribute {attribute}={raw!r} is not a size; the default is used"
-    return capacity, f"user attribute {attribute}={raw!r}"
-
-
-def _capacity_from_attribute(raw):
-    try:
-        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", raw):
-            nbytes = int(float(raw) * GiB)
-        else:
-            nbytes = parse_memory(raw)
-    except ValueError:
-        return None
-    return k8s_memory_quantity(nbytes) if nbytes > 0 else None
+    return k8s_memory_quantity(nbytes), f"user attribute {attribute}={raw!r}"

@@ -1,6 +1,8 @@
-"""JupyterHub with hub-config/ on the local stack, started the same way the chart starts it
-(`jupyterhub -f hub-config/jupyterhub_config.py`), plus the local-only settings in hub-extra-config/.
-The hub starts configurable-http-proxy itself, from the cache.
+"""JupyterHub with hub-config/ on the local stack, started the way the chart starts it: the same
+entry point (`jupyterhub -f hub-config/jupyterhub_config.py`) reading the same kind of settings
+document (written here to .local-stack/hub/settings.json, where the chart renders its own), secrets
+in the environment, and extra config files (hub-extra-config/, the chart's hub.extraConfig) last.
+Without a proxy.apiUrl the hub starts configurable-http-proxy itself, from the cache.
 
 The hub runs from .venv, or from the Python environment PRIMEHUB_HUB_VENV names (`make test-next`
 sets .venv-next: the next JupyterHub release). Each environment keeps its own hub state folder, so
@@ -8,12 +10,13 @@ one release never opens (or migrates) the other's database.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
 
 from . import cluster, common, keycloak
-from .common import REPO_ROOT, STATE_DIR, V, VENV_BIN, step
+from .common import REPO_ROOT, STATE_DIR, VENV_BIN, V, step
 
 PORT = 8000
 URL = f"http://127.0.0.1:{PORT}"
@@ -49,22 +52,43 @@ def admin_token() -> str:
     return _secret("admin-api-token")
 
 
-def env() -> dict[str, str]:
+def settings(**changes) -> dict:
+    """The local hub's settings document (the chart renders the same keys from its values)."""
+    document = {
+        "keycloak": {"url": f"http://localhost:{keycloak.PORT}", "internalUrl": keycloak.URL,
+                     "realm": keycloak.REALM, "clientId": "jupyterhub", "rolePrefix": "",
+                     "scopeRequired": "", "logout": "auto"},
+        "publicUrl": URL,
+        "namespace": cluster.NAMESPACE,
+        "extraConfigDir": str(Path(__file__).parent / "hub-extra-config"),
+        # The node agent runs single-user servers as local processes, which reach the hub on loopback.
+        "hub": {"bindUrl": URL, "hubBindUrl": "http://127.0.0.1:8081", "connectUrl": "http://127.0.0.1:8081"},
+        "singleuser": {
+            # The node agent runs servers as the user running the stack, often root in CI.
+            "cmd": ["jupyterhub-singleuser", "--allow-root"],
+            "storage": {"capacity": "1Gi"},
+        },
+        "config": {"JupyterHub": {"last_activity_interval": 60}},
+    }
+    document.update(changes)
+    return document
+
+
+def write_settings(document: dict, path: Path | None = None) -> Path:
+    path = path or HOME / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2))
+    return path
+
+
+def env(settings_path: Path | None = None) -> dict[str, str]:
+    """The hub's environment: where its settings are, and its secrets."""
     chp_bin = common.tool("chp", V["CHP_VERSION"], "node_modules", ".bin")
     return {
         "PATH": f"{chp_bin}:{hub_bin()}:{os.environ.get('PATH', '')}",
         "KUBECONFIG": str(cluster.KUBECONFIG),
-        "PRIMEHUB_KEYCLOAK_URL": f"http://localhost:{keycloak.PORT}",
-        "PRIMEHUB_KEYCLOAK_INTERNAL_URL": keycloak.URL,
-        "PRIMEHUB_KEYCLOAK_REALM": keycloak.REALM,
-        "PRIMEHUB_KEYCLOAK_CLIENT_ID": "jupyterhub",
+        "PRIMEHUB_SETTINGS": str(settings_path or HOME / "settings.json"),
         "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": CLIENT_SECRET,
-        "PRIMEHUB_PUBLIC_URL": URL,
-        "PRIMEHUB_NAMESPACE": cluster.NAMESPACE,
-        # The node agent runs servers as the user running the stack, often root in CI.
-        "PRIMEHUB_SINGLEUSER_CMD": '["jupyterhub-singleuser", "--allow-root"]',
-        "PRIMEHUB_HOME_CAPACITY": "1Gi",
-        "PRIMEHUB_EXTRA_CONFIG_DIR": str(Path(__file__).parent / "hub-extra-config"),
         "PRIMEHUB_LOCAL_ADMIN_TOKEN": admin_token(),
         "JUPYTERHUB_CRYPT_KEY": _secret("crypt-key"),
         "CONFIGPROXY_AUTH_TOKEN": _secret("proxy-token"),
@@ -95,7 +119,7 @@ def start(extra_env: dict[str, str] | None = None) -> None:
     common.stop("hub", grace=15)
     common.stop("proxy")
     step(f"starting the hub on {URL} with hub-config/ ({hub_bin().parent.name})")
-    HOME.mkdir(parents=True, exist_ok=True)
+    write_settings(settings())
     common.start("hub", argv(), env={**env(), **(extra_env or {})}, cwd=HOME)
     common.wait_for(ready, 60, "hub", "hub")
 

@@ -10,7 +10,6 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 from . import common
 from .common import REPO_ROOT, STATE_DIR, V, step

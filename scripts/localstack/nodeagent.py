@@ -317,7 +317,10 @@ class Node:
         else:
             state = {"waiting": waiting}
         t = now()
-        cond = lambda ty, ok: {"type": ty, "status": "True" if ok else "False", "lastTransitionTime": t, "lastProbeTime": None}
+
+        def cond(ty, ok):
+            return {"type": ty, "status": "True" if ok else "False", "lastTransitionTime": t, "lastProbeTime": None}
+
         status = {
             "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
             "podIP": c.ip, "podIPs": [{"ip": c.ip}], "startTime": pod.get("status", {}).get("startTime") or t,

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from the Go module
-# k8s.io/kubernetes. Its go.mod names the k8s.io staging modules at v0.0.0 with replace lines to
+# k8s.io/kubernetes (`k8s.sh node` adds kubelet, kubeadm and kube-proxy for the kind node image).
+# Its go.mod names the k8s.io staging modules at v0.0.0 with replace lines to
 # ./staging, which only work inside the kubernetes repo; our small build module replaces each
 # staging module with its published v0.X.Y release instead.
 . "$(dirname "$0")/../lib.sh"
 
 out="$CACHE_DIR/k8s/$K8S_VERSION"
 bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+[ "${1:-}" = node ] && bins+=(kubelet kubeadm kube-proxy)
 have=1; for b in "${bins[@]}"; do [ -x "$out/$b" ] || have=0; done
-if [ $have = 1 ]; then ok "kubernetes $K8S_VERSION cached in $out"; exit 0; fi
+if [ $have = 1 ]; then ok "kubernetes $K8S_VERSION cached in $out (${bins[*]})"; exit 0; fi
 
 need go "build kubernetes" "install Go 1.24 or newer"
-step "building kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl); a first build takes 10-30 minutes"
+step "building kubernetes $K8S_VERSION (${bins[*]}); a first build takes 10-30 minutes"
 mod="$CACHE_DIR/k8s/build-$K8S_VERSION"
 mkdir -p "$mod" "$out"
 cd "$mod"
@@ -40,6 +42,9 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kubeadm"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
 GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go mod tidy

@@ -96,6 +96,16 @@ def group_grants(realm: dict, prefix: str = "") -> dict[str, list[Grant]]:
     return out
 
 
+def check_ignored_grants(realm: dict, prefix: str = "") -> list[Finding]:
+    """Group roles shaped like a grant that the hub does not read as one (`it:`, `ds:rw:a:b`)."""
+    return [
+        Finding("error", f"group {g['name']}", f"role {r!r} looks like a grant but names no resource; the hub ignores it")
+        for _path, g in iter_groups(realm.get("groups") or [])
+        for r in g.get("realmRoles") or []
+        if realmlib.looks_like_grant(r, prefix)
+    ]
+
+
 def check_grants(grants: dict[str, list[Grant]], catalog: dict[str, dict]) -> list[Finding]:
     """Grants without a resource, and resources that no group grants."""
     findings = []
@@ -103,9 +113,7 @@ def check_grants(grants: dict[str, list[Grant]], catalog: dict[str, dict]) -> li
     for group, gs in sorted(grants.items()):
         for g in gs:
             granted.add((g.kind, g.name))
-            if not g.name:
-                findings.append(Finding("error", f"group {group}", f"grant {g.role!r} names no resource"))
-            elif g.name not in catalog.get(g.kind, {}):
+            if g.name not in catalog.get(g.kind, {}):
                 findings.append(Finding("warning", f"group {group}",
                                         f"grants {g.role}, but there is no {g.kind} {g.name!r} (the grant is ignored)"))
         seen: dict[tuple[str, str], Grant] = {}
@@ -150,12 +158,6 @@ def check_groups(realm: dict) -> list[Finding]:
         names.add(name)
         for level, msg in realmlib.check_group_attributes(name, g.get("attributes") or {}):
             findings.append(Finding(level, f"group {name}", msg))
-        attrs = g.get("attributes") or {}
-        if first(attrs.get("enabled-shared-volume")) == "true":
-            pvc = realmlib.project_volume_name(name)
-            if not realmlib.is_dns_subdomain(pvc):
-                findings.append(Finding("error", f"group {name}",
-                                        f"has a shared volume, but {pvc!r} is not a valid PVC name"))
     if EVERYONE not in names and names:
         findings.append(Finding("warning", "realm", f"has no group {EVERYONE!r}: nothing is granted to all users"))
     return findings
@@ -183,27 +185,6 @@ def check_users(realm: dict, prefix: str = "") -> list[Finding]:
     return findings
 
 
-def _fits(spec: dict, attrs: dict) -> bool:
-    """Whether an instance type fits a group's per-user quota (missing quota = unlimited)."""
-    limits = spec.get("limits") or {}
-    cpu = limits.get("cpu", spec.get("limits.cpu", 1))
-    mem = limits.get("memory", spec.get("limits.memory", "1G"))
-    gpu = limits.get("nvidia.com/gpu", limits.get("gpu", spec.get("limits.nvidia.com/gpu", 0)))
-    q_cpu, q_gpu, q_mem = (first(attrs.get(k)) for k in ("quota-cpu", "quota-gpu", "quota-memory"))
-    try:
-        if q_cpu is not None and float(cpu) > float(q_cpu):
-            return False
-        if q_gpu is not None and int(str(gpu)) > int(q_gpu):
-            return False
-        if q_mem is not None:
-            need, have = realmlib.parse_memory(str(mem)), realmlib.parse_memory(q_mem)
-            if need is not None and have is not None and need > have:
-                return False
-    except ValueError:
-        return True  # malformed values are reported elsewhere
-    return True
-
-
 def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Finding]:
     """Launch groups that offer no instance type, or none within the per-user quota."""
     grants = group_grants(realm, prefix)
@@ -219,7 +200,7 @@ def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Findi
             findings.append(Finding("warning", f"group {name}", "offers no existing instance type"))
             continue
         attrs = g.get("attributes") or {}
-        if not any(_fits(catalog["InstanceType"][it].get("spec") or {}, attrs) for it in offered):
+        if not any(realmlib.fits_user_quota(catalog["InstanceType"][it], attrs) for it in offered):
             quota = ", ".join(f"{k} {first(attrs[k])}" for k in ("quota-cpu", "quota-gpu", "quota-memory") if k in attrs)
             findings.append(Finding("warning", f"group {name}",
                                     f"every instance type it offers ({', '.join(offered)}) exceeds its quota ({quota})"))
@@ -244,6 +225,7 @@ def check_resources(catalog: dict) -> list[Finding]:
 
 def check_all(realm: dict, catalog: dict, prefix: str = "") -> list[Finding]:
     return (check_roles_defined(realm) + check_groups(realm) + check_users(realm, prefix)
+            + check_ignored_grants(realm, prefix)
             + check_grants(group_grants(realm, prefix), catalog) + check_launchable(realm, catalog, prefix)
             + check_resources(catalog))
 
@@ -271,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realm-file", default=str(Path(__file__).resolve().parents[2] / "keycloak-realm" / "primehub-realm.json"),
                     help="realm export (default: keycloak-realm/primehub-realm.json)")
-    ap.add_argument("--role-prefix", default="", help="the hub's PRIMEHUB_ROLE_PREFIX, if set")
+    ap.add_argument("--role-prefix", default="", help="the hub's keycloak.rolePrefix, if set")
     ap.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     ap.add_argument("paths", nargs="+", help="YAML files or folders with InstanceType/Image/Dataset resources")
     args = ap.parse_args(argv)

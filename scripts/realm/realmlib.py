@@ -1,18 +1,44 @@
-"""What the realm tools share: reading a realm export, PrimeHub's grant names and group attributes.
+"""What the realm tools share: reading a realm export, and the hub's rules for what is in it.
 
-Pure functions only (no network), so the rules are unit-tested in tests/unit/test_realm_tools.py.
+The rules themselves (what a grant role means, how quotas and capacities are read, what a group's
+shared volume is called) belong to the hub's package `primehub_hub` and are imported from it, so
+check_catalog.py reports exactly what the hub will do. Pure functions only (no network), unit-tested
+in tests/unit/test_realm_tools.py.
 """
 from __future__ import annotations
 
 import json
-import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+# The rules of this checkout's hub, even when another copy of the package is installed.
+_HUB_CONFIG = Path(__file__).resolve().parents[2] / "hub-config"
+if _HUB_CONFIG.is_dir() and str(_HUB_CONFIG) not in sys.path:
+    sys.path.insert(0, str(_HUB_CONFIG))
+
+from primehub_hub.entitlements import EVERYONE, GRANT_KINDS, flatten_attributes
+from primehub_hub.entitlements import parse_grant as hub_parse_grant
+from primehub_hub.quotas import (
+    PROJECT_QUOTA_PREFIX,
+    QUOTA_ATTRIBUTES,
+    USER_QUOTA_PREFIX,
+    parse_quota,
+    quota_problems,
+)
+from primehub_hub.quotas import parse_memory as hub_parse_memory
+from primehub_hub.resources import InvalidResource, parse_instance_type
+from primehub_hub.volumes import (
+    ATTR_CAPACITY,
+    ATTR_ENABLED,
+    ATTR_LAUNCH_GROUP_ONLY,
+    parse_capacity,
+    project_name,
+)
+
 # Kinds of grant, by the prefix of the realm role that carries it.
-KIND_OF_PREFIX = {"it": "InstanceType", "img": "Image", "ds": "Dataset"}
-EVERYONE = "everyone"
+KIND_OF_PREFIX = GRANT_KINDS
 
 
 @dataclass(frozen=True)
@@ -24,22 +50,19 @@ class Grant:
 
 
 def parse_grant(role: str, prefix: str = "") -> Grant | None:
-    """The grant a realm role stands for, or None for any other role (offline_access, ...).
-
-    With a configured prefix P only P:it:<name> etc. are grants, as in the hub.
-    """
-    rest = role
-    if prefix:
-        if not role.startswith(prefix + ":"):
-            return None
-        rest = role[len(prefix) + 1:]
-    head, sep, name = rest.partition(":")
-    if not sep or head not in KIND_OF_PREFIX:
+    """The grant a realm role stands for, as the hub reads it; None for any other role."""
+    parsed = hub_parse_grant(role, prefix)
+    if parsed is None:
         return None
-    writable = False
-    if head == "ds" and name.startswith("rw:"):
-        writable, name = True, name[3:]
-    return Grant(KIND_OF_PREFIX[head], name, writable, role)
+    kind, name, writable = parsed
+    return Grant(KIND_OF_PREFIX[kind], name, writable, role)
+
+
+def looks_like_grant(role: str, prefix: str = "") -> bool:
+    """A role shaped like a grant (`it:`, `img:`, `ds:` after the prefix) that the hub ignores."""
+    lead = f"{prefix}:" if prefix else ""
+    head = role[len(lead):].partition(":")[0] if role.startswith(lead) else ""
+    return head in KIND_OF_PREFIX and ":" in role[len(lead):] and parse_grant(role, prefix) is None
 
 
 def grant_role(kind: str, name: str, writable: bool = False, prefix: str = "") -> str:
@@ -73,67 +96,67 @@ def first(values) -> str | None:
 
 # --- group attributes -------------------------------------------------------------------------
 
-# Read by this project's hub (see shared DOMAIN.md).
-USED_GROUP_ATTRIBUTES = {
-    "displayName",
-    "quota-cpu", "quota-gpu", "quota-memory",
-    "project-quota-cpu", "project-quota-gpu", "project-quota-memory",
-    "enabled-shared-volume", "shared-volume-capacity", "launch-group-only",
-}
+# Read by this project's hub (docs/behaviour.md).
+USED_GROUP_ATTRIBUTES = {"displayName", *QUOTA_ATTRIBUTES, ATTR_ENABLED, ATTR_CAPACITY, ATTR_LAUNCH_GROUP_ONLY}
 # Written by PrimeHub's console for features this hub does not have. Not typos, so not reported.
 PRIMEHUB_GROUP_ATTRIBUTES = {
     "user-volume-capacity", "home-symlink", "enabled-deployment", "max-deploy",
     "job-default-active-deadline-seconds", "admins", "deploymentsUsage",
 }
 PRIMEHUB_GROUP_ATTRIBUTE_PREFIXES = ("mlflow-",)
-
-_CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-_INT = re.compile(r"^[0-9]+$")
-_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTPE]i?|k)?$")
 _BOOL = {"true", "false"}
-
-# Binary multipliers for K/M/G/T like PrimeHub and JupyterHub (quota-memory 8G is 8 GiB);
-# only the lower-case k is decimal, as in Kubernetes.
-_UNIT = {None: 1, "k": 1000}
-for _i, _u in enumerate("KMGTPE", start=1):
-    _UNIT[_u] = _UNIT[_u + "i"] = 1024 ** _i
 
 
 def parse_memory(value: str) -> int | None:
-    """Bytes of '8G', '512Mi', '1073741824'; None when it is not a memory size."""
-    m = _MEMORY.match(str(value).strip())
-    if not m:
+    """Bytes of a memory size as the hub reads it ('8G' = '8g' = '8GB' = 8 GiB); None when it is not one."""
+    try:
+        return hub_parse_memory(str(value))
+    except ValueError:
         return None
-    return int(float(m.group(1)) * _UNIT[m.group(2)])
 
 
 def check_quota_value(key: str, value: str) -> tuple[str, str] | None:
     """(level, why) when a quota/volume attribute value is wrong, or None when it is fine:
     'error' when the hub cannot read it, 'warning' when it reads it but surely not as meant."""
     v = str(value).strip()
-    if key.endswith("-cpu"):
-        if not _CPU.match(v):
-            return "error", f"{key} must be a number of cores such as 2 or 0.5, not {value!r}"
-    elif key.endswith("-gpu"):
-        if not _INT.match(v):
-            return "error", f"{key} must be a whole number of GPUs, not {value!r}"
-    elif key.endswith("-memory") or key == "shared-volume-capacity":
-        m = _MEMORY.match(v)
-        if not m:
-            return "error", f"{key} must be a size such as 8G or 512M, not {value!r}"
-        if m.group(2) is None:
+    if key in QUOTA_ATTRIBUTES:
+        prefix = PROJECT_QUOTA_PREFIX if key.startswith(PROJECT_QUOTA_PREFIX) else USER_QUOTA_PREFIX
+        if parse_quota({key: v}, prefix).errors:
+            return "error", _QUOTA_HELP[key[len(prefix):]].format(key=key, value=value)
+        if key.endswith("-memory") and v.replace(".", "", 1).isdigit():
             # Read as bytes, like PrimeHub did: a quota of a few bytes is never what was meant.
             return "warning", f"{key} {value!r} has no unit, so it means {v} bytes; write it with one, such as {v}G"
-    elif key in ("enabled-shared-volume", "launch-group-only"):
+    elif key == ATTR_CAPACITY:
+        if parse_capacity(v) is None:
+            return "error", f"{key} must be a number of GiB such as 10, or a size such as 10G, not {value!r}"
+    elif key in (ATTR_ENABLED, ATTR_LAUNCH_GROUP_ONLY):
         if v not in _BOOL:
             return "error", f"{key} must be true or false, not {value!r}"
     return None
 
 
+_QUOTA_HELP = {
+    "cpu": "{key} must be a number of cores such as 2, 0.5 or 500m, not {value!r}",
+    "gpu": "{key} must be a whole number of GPUs, not {value!r}",
+    "memory": "{key} must be a size such as 8G or 512M, not {value!r}",
+}
+
+
+def fits_user_quota(instance_type: dict, attributes: dict) -> bool:
+    """Whether an InstanceType resource fits a group's per-user quota, by the hub's own rules."""
+    try:
+        parsed = parse_instance_type(instance_type)
+    except InvalidResource:
+        return True  # the hub skips it; the CRD schema reports it
+    quota = parse_quota(flatten_attributes(attributes), USER_QUOTA_PREFIX)
+    if quota.errors:
+        return True  # malformed quotas are reported by check_group_attributes
+    return not quota_problems(parsed.limits, quota, whose="quota", what="instance type")
+
+
 def is_volume_capacity(value: str) -> bool:
-    """A user's volume-capacity: a number of GiB (5, 2.5) or a size with a unit (5G, 512Mi)."""
-    v = str(value).strip()
-    return bool(_CPU.match(v)) or parse_memory(v) is not None
+    """A user's volume-capacity as the hub reads it: a number of GiB (5, 2.5) or a size (5G, 512Mi)."""
+    return parse_capacity(value) is not None
 
 
 def _close(word: str, choices) -> str | None:
@@ -177,12 +200,5 @@ def check_group_attributes(group: str, attributes: dict) -> list[tuple[str, str]
 
 
 def project_volume_name(group: str) -> str:
-    """The shared volume's PVC name, project-<group> lower-cased with '_' -> '-' (as the hub does)."""
-    return "project-" + group.lower().replace("_", "-")
-
-
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def is_dns_subdomain(name: str) -> bool:
-    return len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
+    """The shared volume's PVC name, exactly as the hub names it."""
+    return "project-" + project_name(group)

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -24,9 +23,9 @@ import kubernetes
 import pytest
 import yaml
 
+from localstack import common
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-from localstack import common  # noqa: E402
 # Another copy of the chart (a packaged or vendored one) can be put under test with PRIMEHUB_CHART_DIR.
 CHART = Path(os.environ.get("PRIMEHUB_CHART_DIR", REPO / "chart"))
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
@@ -214,7 +213,7 @@ def test_upgrade_keeps_the_generated_secrets(cluster, helm, namespace, installed
     assert _secret(cluster, namespace, "hub") == before
     # What was meant to change did.
     assert _secret(cluster, namespace, "hub-keycloak") == {"client-secret": "chart-test-secret-2"}
-    settings = json.loads(_secret(cluster, namespace, "hub-extra-config")["chart-settings.json"])
+    settings = json.loads(_secret(cluster, namespace, "hub-extra-config")["settings.json"])
     assert settings["cull"]["timeout"] == 7200
     revision = json.loads(helm("status", RELEASE, "--namespace", namespace, "-o", "json").stdout)["version"]
     assert revision == 2
@@ -226,9 +225,11 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     through the chart's Role on the real API server."""
     import shutil
 
-    from localstack import cluster as lc, hub as lh
     from stack import Hub
     from userflows import wait_ready
+
+    from localstack import cluster as lc
+    from localstack import hub as lh
 
     # The catalog and the demo dataset claims, as an operator would apply them (the hub may only read them).
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(REPO / "crds" / "examples"))
@@ -249,13 +250,16 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     (extra / "20-other-ports.py").write_text(
         'c.JupyterHub.bind_url = "http://127.0.0.1:8200"\n'
         'c.JupyterHub.hub_bind_url = "http://127.0.0.1:8281"\n'
-        'c.KubeSpawner.hub_connect_url = "http://127.0.0.1:8281"\n'
+        'c.JupyterHub.hub_connect_url = "http://127.0.0.1:8281"\n'
         'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8201"\n'
     )
     home = tmp_path / "hub"
     home.mkdir()
-    env = {**lh.env(), "KUBECONFIG": str(kubeconfig), "PRIMEHUB_NAMESPACE": namespace,
-           "PRIMEHUB_EXTRA_CONFIG_DIR": str(extra), "PRIMEHUB_PUBLIC_URL": "http://127.0.0.1:8200"}
+    settings = lh.write_settings(
+        lh.settings(namespace=namespace, extraConfigDir=str(extra), publicUrl="http://127.0.0.1:8200"),
+        tmp_path / "settings.json",
+    )
+    env = {**lh.env(settings), "KUBECONFIG": str(kubeconfig)}
     name = "hub-chart-sa"
     common.start(name, lh.argv(), env=env, cwd=home)
     hub = Hub(url="http://127.0.0.1:8200", api_url="http://127.0.0.1:8281/hub/api", api_token=lh.admin_token(),

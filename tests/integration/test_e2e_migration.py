@@ -173,15 +173,17 @@ def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, 
 # --- scopeRequired --------------------------------------------------------------------------------
 
 @pytest.fixture
-def hub_with_scope_required(hub):
-    """The hub restarted with PRIMEHUB_SCOPE_REQUIRED=img:pytorch-gpu (held by ml-team and gpu-lab
+def hub_with_scope_required(hub, tmp_path):
+    """The hub restarted with keycloak.scopeRequired img:pytorch-gpu (held by ml-team and gpu-lab
     members through their groups), then restarted as before."""
     if BACKEND != "local":
-        pytest.skip("needs the local backend: the test restarts the hub with one more environment variable, "
-                    "which the kind backend's hub deployment does not offer")
+        pytest.skip("needs the local backend: the test restarts the hub with a changed settings document, "
+                    "which on the kind backend would take a helm upgrade of the release")
     from localstack import hub as lh
+    document = lh.settings()
+    document["keycloak"]["scopeRequired"] = "img:pytorch-gpu"
     lh.stop()
-    lh.start({"PRIMEHUB_SCOPE_REQUIRED": "img:pytorch-gpu"})
+    lh.start({"PRIMEHUB_SETTINGS": str(lh.write_settings(document, tmp_path / "settings.json"))})
     try:
         yield hub
     finally:

@@ -1,5 +1,5 @@
-"""Shared pieces of the hub-config unit tests: the scenario, fakes of the Kubernetes API,
-and an offline Kubernetes client configuration.
+"""Shared pieces of the hub-config unit tests: the scenario and fakes of the Kubernetes API
+(the fixtures built on them are in conftest.py).
 
 The scenario (fixtures/realm-scenario.json + fixtures/resources/) in short:
 
@@ -25,8 +25,6 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.rest import ApiException
 
 from primehub_hub.cli import load_resource_objects
@@ -49,26 +47,6 @@ def user(name):
 
 def catalog():
     return Catalog.from_objects(load_resource_objects([RESOURCES]))
-
-
-@pytest.fixture
-def scenario_catalog():
-    return catalog()
-
-
-@pytest.fixture
-def offline_kube():
-    """KubeSpawner can be constructed without a cluster; the process state is put back after."""
-    from kubespawner.clients import load_config
-
-    from primehub_hub.offline import offline_kube_config
-
-    saved = Configuration.get_default_copy()
-    load_config.cache_clear()
-    with offline_kube_config():
-        yield
-    load_config.cache_clear()
-    Configuration.set_default(saved)
 
 
 def owner(name):

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from localstack import common
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-from localstack import common  # noqa: E402
 # Another copy of the chart (a packaged or vendored one) can be put under test with PRIMEHUB_CHART_DIR.
 CHART = Path(os.environ.get("PRIMEHUB_CHART_DIR", REPO / "chart"))
 # The checkout the chart's relative symlinks point into (hub-config/, crds/).
@@ -305,21 +305,29 @@ def test_copied_chart_folder_resolves_the_relative_symlinks(tmp_path, minimal):
     assert one(docs, "ConfigMap", "hub-config")["data"] == one(minimal, "ConfigMap", "hub-config")["data"]
 
 
-def test_hub_environment_matches_the_architecture_contract(rendered):
-    contract = re.findall(r"^\| `(PRIMEHUB_[A-Z_]+|JUPYTERHUB_CRYPT_KEY)` \|",
-                          (REPO / "docs/architecture.md").read_text(), re.M)
-    assert "PRIMEHUB_KEYCLOAK_URL" in contract
-    env = env_of(container(rendered["local-stack.yaml"], "hub", "hub"))
-    for var in contract:
-        assert var in env, f"the chart does not set {var}"
-    assert env["PRIMEHUB_KEYCLOAK_URL"]["value"] == "http://127.0.0.1:8180"
-    assert env["PRIMEHUB_KEYCLOAK_INTERNAL_URL"]["value"] == "http://127.0.0.1:8180"
-    assert env["PRIMEHUB_PUBLIC_URL"]["value"] == "http://127.0.0.1:8000"
-    assert json.loads(env["PRIMEHUB_SINGLEUSER_CMD"]["value"]) == ["jupyterhub-singleuser"]
-    assert env["PRIMEHUB_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+def test_the_hub_gets_settings_from_one_document_and_only_secrets_from_the_environment(rendered):
+    """docs/architecture.md names the hub's environment; everything else is in the settings document."""
+    contract = re.findall(r"^\| `([A-Z_]+)` \| (secret|where)", (REPO / "docs/architecture.md").read_text(), re.M)
+    assert ("PRIMEHUB_SETTINGS", "where") in contract and ("PRIMEHUB_KEYCLOAK_CLIENT_SECRET", "secret") in contract
+    runtime = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+    for name, docs in rendered.items():
+        env = env_of(container(docs, "hub", "hub"))
+        extra = set(yaml.safe_load((CHART / "examples" / name).read_text()).get("hub", {}).get("extraEnv") or {})
+        for var, kind in contract:
+            if var != "PGPASSWORD":
+                assert var in env, f"{name}: the chart does not set {var}"
+            if kind == "secret" and var in env:
+                assert "secretKeyRef" in env[var]["valueFrom"], f"{name}: {var} is not from a Secret"
+        plain = {var for var, e in env.items() if "value" in e} - runtime - extra
+        assert plain == {"PRIMEHUB_SETTINGS"}, f"{name}: settings outside the document: {plain}"
+    settings = chart_settings(rendered["local-stack.yaml"])
+    assert settings["keycloak"]["url"] == "http://127.0.0.1:8180"
+    assert settings["keycloak"]["internalUrl"] == "http://127.0.0.1:8180"
+    assert settings["publicUrl"] == "http://127.0.0.1:8000"
+    assert settings["singleuser"]["cmd"] == ["jupyterhub-singleuser"]
+    assert settings["namespace"] == NAMESPACE
     # The public address follows the first ingress host, https when TLS covers it.
-    env = env_of(container(rendered["ingress.yaml"], "hub", "hub"))
-    assert env["PRIMEHUB_PUBLIC_URL"]["value"] == "https://hub.example.com"
+    assert chart_settings(rendered["ingress.yaml"])["publicUrl"] == "https://hub.example.com"
 
 
 def test_database_types(rendered, minimal):
@@ -368,26 +376,24 @@ def test_ingress_routes_the_base_url_to_proxy_public(rendered):
 # --- what the hub does with the chart's settings ------------------------------------------------------
 
 def chart_settings(docs: list[dict]) -> dict:
-    return json.loads(secret_data(one(docs, "Secret", "hub-extra-config"))["chart-settings.json"])
+    return json.loads(secret_data(one(docs, "Secret", "hub-extra-config"))["settings.json"])
 
 
-def apply_chart_config(docs: list[dict], tmp_path: Path, monkeypatch):
-    """Run the chart's 00-chart.py the way the hub would, on a fresh traitlets config."""
+def apply_chart_config(docs: list[dict]):
+    """Apply the chart's settings document the way the hub's entry point does, on a fresh config."""
     from traitlets.config import Config
 
-    settings = tmp_path / "chart-settings.json"
-    settings.write_text(json.dumps(chart_settings(docs)))
-    monkeypatch.setenv("PRIMEHUB_CHART_SETTINGS", str(settings))
-    code = one(docs, "ConfigMap", "hub-config")["data"]["chart__00-chart.py"]
+    from primehub_hub.settings import Settings, apply_settings
+
     c = Config()
-    exec(compile(code, "00-chart.py", "exec"), {"c": c, "__name__": "chart_config"})
+    apply_settings(c, Settings.from_document(chart_settings(docs), env={}))
     return c
 
 
-def test_chart_config_sets_up_jupyterhub(tmp_path, minimal, monkeypatch):
+def test_chart_config_sets_up_jupyterhub(minimal):
     from kubespawner import KubeSpawner
 
-    c = apply_chart_config(minimal, tmp_path, monkeypatch)
+    c = apply_chart_config(minimal)
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.ConfigurableHTTPProxy.api_url == "http://proxy-api:8001"
     assert c.JupyterHub.hub_connect_url == "http://hub:8081"
@@ -410,11 +416,11 @@ def test_chart_config_sets_up_jupyterhub(tmp_path, minimal, monkeypatch):
     assert spawner_labels["app.kubernetes.io/name"] == "jupyterhub", "KubeSpawner's own labels are kept"
 
 
-def test_chart_config_follows_values(tmp_path, monkeypatch):
+def test_chart_config_follows_values():
     docs = render("-f", str(CHART / "examples/minimal.yaml"), "--set", "cull.enabled=false",
                   "--set", "singleuser.defaultUrl=/lab", "--set", "singleuser.extraEnv.FOO=bar",
                   "--set", "hub.baseUrl=/jh", "--set", "singleuser.storage.dynamic.storageClass=fast")
-    c = apply_chart_config(docs, tmp_path, monkeypatch)
+    c = apply_chart_config(docs)
     assert c.JupyterHub.base_url == "/jh/"
     assert c.Spawner.default_url == "/lab"
     assert c.KubeSpawner.environment.get_value({}) == {"FOO": "bar"}
@@ -422,6 +428,37 @@ def test_chart_config_follows_values(tmp_path, monkeypatch):
     assert "services" not in c.JupyterHub or not c.JupyterHub.services.get_value([])
     probe = container(docs, "hub", "hub")["readinessProbe"]["httpGet"]["path"]
     assert probe == "/jh/hub/health"
+
+
+def test_the_local_stack_writes_the_document_the_chart_renders(rendered):
+    """One settings document: the local stack's hub is configured through the same keys as the chart's."""
+    from localstack import hub as local_hub
+    from primehub_hub.settings import Settings
+
+    chart = chart_settings(rendered["local-stack.yaml"])
+    local = local_hub.settings()
+    for document in (chart, local):
+        Settings.from_document(document, env={})  # every key known, every value well-formed
+    assert set(local) <= set(chart)
+    assert set(local["keycloak"]) == set(chart["keycloak"])
+    assert set(local["hub"]) - set(chart["hub"]) == {"bindUrl"}  # the chart's proxy is its own Deployment
+    assert local["keycloak"]["realm"] == chart["keycloak"]["realm"]
+
+
+def test_hub_config_passes_any_traitlet_through(tmp_path):
+    """As zero-to-jupyterhub's hub.config: an operator sets a trait from values, without Python."""
+    values = tmp_path / "config.yaml"
+    values.write_text(yaml.safe_dump({"hub": {"config": {
+        "PrimeHubSpawner": {"explicit_zero_requests": True},
+        "KubeSpawner": {"start_timeout": 77},  # wins over singleuser.startTimeout
+    }}}))
+    docs = render("-f", str(CHART / "examples/minimal.yaml"), "-f", str(values))
+    c = apply_chart_config(docs)
+    assert c.PrimeHubSpawner.explicit_zero_requests is True
+    assert c.KubeSpawner.start_timeout == 77
+    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
+                "--set", "hub.config.PrimeHubSpawner=oops", check=False)
+    assert proc.returncode != 0 and "schema" in proc.stderr.lower()
 
 
 def test_extra_config_and_files_go_to_secrets(tmp_path):
@@ -579,6 +616,15 @@ def test_every_schema_key_is_described_and_closed():
     walk(schema, "")
 
 
+def test_values_schema_json_is_generated_from_the_yaml():
+    """values.schema.yaml is what people edit; Helm reads the JSON generated from it."""
+    proc = subprocess.run([sys.executable, str(CHART / "tools/values_schema.py"), "--check"],
+                          text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((CHART / "values.schema.yaml").read_text()) == json.loads(
+        (CHART / "values.schema.json").read_text())
+
+
 def test_readme_values_table_is_up_to_date():
     proc = subprocess.run([sys.executable, str(CHART / "tools/values_table.py"), "--check"],
                           text=True, capture_output=True)
@@ -617,13 +663,17 @@ def test_primehub_migration_values_reach_the_hub():
                   "--set", "primehub.startScriptsConfigMap=start-scripts",
                   "--set-json", 'singleuser.storage.extraVolumes=[{"name":"shm-volume","emptyDir":{"medium":"Memory"}}]',
                   "--set-json", 'singleuser.storage.extraVolumeMounts=[{"name":"shm-volume","mountPath":"/dev/shm"}]')
-    env = {k: v.get("value") for k, v in env_of(container(docs, "hub", "hub")).items()}
-    assert env["PRIMEHUB_SCOPE_REQUIRED"] == "notebook-users" and env["PRIMEHUB_KEYCLOAK_LOGOUT"] == "legacy"
-    assert env["PRIMEHUB_GRANT_SUDO"] == "true" and env["PRIMEHUB_SHM_SIZE"] == "2Gi"
-    assert env["PRIMEHUB_START_SCRIPTS_CONFIGMAP"] == "start-scripts"
-    assert env["PRIMEHUB_HOME_PVC_NAMING"] == "primehub" and env["PRIMEHUB_START_TIMEOUT"] == "1200"
-    su = chart_settings(docs)["singleuser"]
-    assert su["extraVolumeMounts"] == [{"name": "shm-volume", "mountPath": "/dev/shm"}]
+    from primehub_hub.settings import Settings
+
+    document = chart_settings(docs)
+    Settings.from_document(document, env={})  # every key known to the hub
+    assert document["keycloak"]["scopeRequired"] == "notebook-users" and document["keycloak"]["logout"] == "legacy"
+    ph = document["primehub"]
+    assert (ph["grantSudo"], ph["shmSize"], ph["startScriptsConfigMap"], ph["startWrapper"]) == (True, "2Gi", "start-scripts", True)
+    su = document["singleuser"]
+    assert su["startTimeout"] == 1200 and su["kernelCullTimeout"] == 3600
+    assert su["storage"]["homePvcNaming"] == "primehub"
+    assert su["storage"]["extraVolumeMounts"] == [{"name": "shm-volume", "mountPath": "/dev/shm"}]
     refused = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
                    "--set", "primehub.homePvcNaming=legacy", check=False)
     assert refused.returncode != 0 and "homePvcNaming" in refused.stderr

@@ -6,12 +6,12 @@ from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from hub_scenario import user
 from tornado.httpclient import HTTPClientError
 
+from hub_scenario import user
 from primehub_hub.auth import AUTH_STATE_KEY, PrimeHubAuthenticator
 from primehub_hub.errors import KeycloakUnavailable
-from primehub_hub.logout import PrimeHubLogoutHandler
+from primehub_hub.logout import PrimeHubLogoutHandler, end_session_url
 
 BROWSER = "https://id.example.com"
 INTERNAL = "http://keycloak.primehub.svc:8080"
@@ -53,7 +53,9 @@ class FakeOIDC:
             "_user": username,
         }
 
-    async def httpfetch(self, url, label="", parse_json=True, raise_error=True, **kwargs):
+    async def fetch(self, req, label="", parse_json=True, raise_error=True, **kwargs):
+        """In place of the HTTP client under oauthenticator's httpfetch (which the hub wraps)."""
+        url, kwargs = req.url, {"body": req.body, "headers": req.headers}
         self.calls.append(url)
         if self.down:
             raise ConnectionRefusedError(111, "Connection refused")
@@ -83,7 +85,7 @@ def make_authenticator(**kwargs):
     kwargs.setdefault("keycloak_logout_style", "oidc")  # "auto" would ask a Keycloak
     authenticator = PrimeHubAuthenticator(keycloak_admin=FakeAdmin(), **kwargs)
     oidc = FakeOIDC(authenticator)
-    authenticator.httpfetch = oidc.httpfetch
+    authenticator.fetch = oidc.fetch
     return authenticator, oidc
 
 
@@ -240,28 +242,30 @@ async def test_no_auth_state_needs_a_login_unless_an_admin_acts_for_the_user():
 
 def test_end_session_url():
     authenticator, _ = make_authenticator()
-    url = urlparse(authenticator.end_session_url("the-id-token", "https://hub.example.com/hub/logout?kc=true"))
+    url = urlparse(end_session_url(authenticator, "the-id-token", "https://hub.example.com/hub/logout?kc=true"))
     assert f"{url.scheme}://{url.netloc}{url.path}" == f"{BROWSER}/realms/primehub/protocol/openid-connect/logout"
     assert parse_qs(url.query) == {
         "client_id": ["jupyterhub"],
         "post_logout_redirect_uri": ["https://hub.example.com/hub/logout?kc=true"],
         "id_token_hint": ["the-id-token"],
     }
-    assert "id_token_hint" not in authenticator.end_session_url(None, "x")
+    assert "id_token_hint" not in end_session_url(authenticator, None, "x")
 
 
 def logout_handler(authenticator, current_user, kc=""):
+    """JupyterHub's own LogoutHandler.get runs; only the session store and the page are stand-ins."""
     handler = object.__new__(PrimeHubLogoutHandler)
     record = SimpleNamespace(cleared=0, custom=0, redirects=[], rendered=0)
 
     async def default_handle_logout():
         record.cleared += 1
 
-    async def handle_logout():
-        record.custom += 1
-
-    async def render_logout_page():
+    async def render_template(name, **kwargs):
         record.rendered += 1
+        return name
+
+    def clear_cookie(name, **kwargs):  # oauthenticator's handle_logout drops its state cookie
+        record.custom += 1
 
     handler.__dict__.update(
         application=SimpleNamespace(settings={"authenticator": authenticator, "hub": SimpleNamespace(base_url="/hub/")}),
@@ -269,8 +273,9 @@ def logout_handler(authenticator, current_user, kc=""):
         request=SimpleNamespace(protocol="http", host="127.0.0.1:8000"),
         get_argument=lambda name, default=None: kc if name == "kc" else default,
         default_handle_logout=default_handle_logout,
-        handle_logout=handle_logout,
-        render_logout_page=render_logout_page,
+        render_template=render_template,
+        finish=lambda html=None: None,
+        clear_cookie=clear_cookie,
         redirect=record.redirects.append,
     )
     return handler, record
@@ -338,7 +343,9 @@ class PinlessKeycloak(FakeOIDC):
             "expires_in": 300,
         }
 
-    async def httpfetch(self, url, label="", parse_json=True, raise_error=True, **kwargs):
+    async def fetch(self, req, label="", parse_json=True, raise_error=True, **kwargs):
+        """In place of the HTTP client under oauthenticator's httpfetch (which the hub wraps)."""
+        url, kwargs = req.url, {"body": req.body, "headers": req.headers}
         self.calls.append(url)
         internal = url.startswith(INTERNAL)
         if url.endswith("/userinfo"):
@@ -355,7 +362,7 @@ class PinlessKeycloak(FakeOIDC):
 async def test_tokens_issued_for_the_browser_address_are_sent_back_there(caplog):
     authenticator, _ = make_authenticator()
     oidc = PinlessKeycloak(authenticator)
-    authenticator.httpfetch = oidc.httpfetch
+    authenticator.fetch = oidc.fetch
     model = await authenticator.authenticate(callback_handler("ana"))
     assert model["name"] == "ana"
     assert f"{BROWSER}/realms/primehub/protocol/openid-connect/userinfo" in oidc.calls

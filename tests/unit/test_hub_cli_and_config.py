@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_scenario import REALM, RESOURCES, offline_kube  # noqa: F401
+import yaml
 
+from hub_scenario import REALM, RESOURCES
 from primehub_hub.cli import main
 from primehub_hub.settings import Settings, SettingsError
 
@@ -96,8 +97,9 @@ def pod(capsys, *args):
     return code, (json.loads(out) if code == 0 else None), err
 
 
-def test_pod_is_what_the_spawner_builds(capsys, monkeypatch):
-    monkeypatch.setenv("PRIMEHUB_NAMESPACE", "primehub")
+def test_pod_is_what_the_spawner_builds(capsys, monkeypatch, tmp_path):
+    (tmp_path / "settings.json").write_text('{"namespace": "primehub"}')
+    monkeypatch.setenv("PRIMEHUB_SETTINGS", str(tmp_path / "settings.json"))
     code, manifest, err = pod(capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch")
     assert code == 0, err
     assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "escaped-vision"
@@ -155,65 +157,62 @@ def test_the_installed_console_script(tmp_path):
 # --- settings and the hub's configuration file ----------------------------------------------------------
 
 
-def test_settings_from_the_environment():
-    settings = Settings.from_env(
-        {
-            "PRIMEHUB_KEYCLOAK_URL": "http://localhost:8180/",
-            "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": "s",
-            "POD_NAMESPACE": "fromPod",
-            "PRIMEHUB_SINGLEUSER_CMD": '["start.sh", "jupyterhub-singleuser"]',
-            "PRIMEHUB_HOME_VOLUME": "false",
-        }
+def test_settings_document_defaults_and_mistakes(tmp_path):
+    settings = Settings.from_document(
+        {"keycloak": {"url": "http://localhost:8180/"}, "singleuser": {"cmd": "start.sh"}},
+        env={"PRIMEHUB_KEYCLOAK_CLIENT_SECRET": "s"},
     )
     assert settings.keycloak_url == "http://localhost:8180" and settings.keycloak_internal_url == "http://localhost:8180"
-    assert settings.namespace == "fromPod" and settings.realm == "primehub" and settings.client_id == "jupyterhub"
-    assert settings.singleuser_cmd == ["start.sh", "jupyterhub-singleuser"] and settings.home_volume is False
-    assert Settings.from_env({"PRIMEHUB_NAMESPACE": "a", "POD_NAMESPACE": "b"}).namespace == "a"
-    assert Settings.from_env({}).namespace == "default"
-    with pytest.raises(SettingsError):
-        Settings.from_env({"PRIMEHUB_SINGLEUSER_CMD": "[1, 2"})
+    assert settings.namespace == "default" and settings.realm == "primehub" and settings.client_id == "jupyterhub"
+    assert settings.client_secret == "s" and settings.document["singleuser"]["cmd"] == ["start.sh"]
+    assert settings.document["singleuser"]["storage"]["homeVolume"] is True  # defaults fill what is not given
+    with pytest.raises(SettingsError, match="unknown setting keycloak.urll"):
+        Settings.from_document({"keycloak": {"urll": "x"}})
+    with pytest.raises(SettingsError, match="singleuser.cmd"):
+        Settings.from_document({"singleuser": {"cmd": [1, 2]}})
+    with pytest.raises(SettingsError, match="cannot read"):
+        Settings.load(str(tmp_path / "missing.json"))
+    (tmp_path / "settings.json").write_text('{"extraConfigDir": "."}')
+    assert Settings.load(env={"PRIMEHUB_SETTINGS": str(tmp_path / "settings.json")}).extra_config_dir == str(tmp_path)
+    assert Settings.load(env={}).document["namespace"] == "default"  # no document: the defaults
 
 
-LOCAL_STACK_ENV = {
-    "PRIMEHUB_KEYCLOAK_URL": "http://localhost:8180",
-    "PRIMEHUB_KEYCLOAK_INTERNAL_URL": "http://127.0.0.1:8180",
-    "PRIMEHUB_KEYCLOAK_REALM": "primehub",
-    "PRIMEHUB_KEYCLOAK_CLIENT_ID": "jupyterhub",
-    "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": "local-dev-only-secret",
-    "PRIMEHUB_ROLE_PREFIX": "",
-    "PRIMEHUB_PUBLIC_URL": "http://127.0.0.1:8000",
-    "PRIMEHUB_NAMESPACE": "primehub",
-    "PRIMEHUB_SINGLEUSER_CMD": '["jupyterhub-singleuser"]',
-    "PRIMEHUB_HOME_CAPACITY": "1Gi",
-    "PRIMEHUB_HUB_CONNECT_URL": "http://127.0.0.1:8081",
-}
+def local_stack_settings(**changes):
+    """The document the local stack writes (scripts/localstack/hub.py)."""
+    from localstack import hub
+
+    return hub.settings(**changes)
 
 
-def load_app(monkeypatch, env):
+def load_app(monkeypatch, tmp_path, document, secret="local-dev-only-secret"):
     from jupyterhub.app import JupyterHub
 
-    for key in [k for k in LOCAL_STACK_ENV] + ["PRIMEHUB_EXTRA_CONFIG_DIR", "PRIMEHUB_HOME_VOLUME"]:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(document))
+    monkeypatch.setenv("PRIMEHUB_SETTINGS", str(path))
+    monkeypatch.setenv("PRIMEHUB_KEYCLOAK_CLIENT_SECRET", secret)
+    monkeypatch.setenv("PRIMEHUB_LOCAL_ADMIN_TOKEN", "t")
     app = JupyterHub()
     app.load_config_file(str(CONFIG))
     return app
 
 
-def test_the_hub_loads_its_configuration(monkeypatch):
+def test_the_hub_loads_the_local_stacks_settings(monkeypatch, tmp_path):
     from primehub_hub.auth import PrimeHubAuthenticator
     from primehub_hub.spawner import PrimeHubSpawner
 
-    app = load_app(monkeypatch, LOCAL_STACK_ENV)
+    app = load_app(monkeypatch, tmp_path, local_stack_settings())
     assert app.authenticator_class is PrimeHubAuthenticator
     assert app.spawner_class is PrimeHubSpawner
     assert app.hub_connect_url == "http://127.0.0.1:8081"
     config = app.config
     assert config.KubeSpawner.namespace == "primehub"
-    assert config.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+    assert config.KubeSpawner.cmd == ["jupyterhub-singleuser", "--allow-root"]
+    assert config.KubeSpawner.fs_gid == 100
     assert config.KubeSpawner.storage_pvc_ensure is True and config.KubeSpawner.storage_capacity == "1Gi"
     assert config.KubeSpawner.volume_mounts["home"]["mountPath"] == "/home/jovyan"
+    assert config.ConfigurableHTTPProxy.should_start is True and config.JupyterHub.cleanup_servers is False
+    assert [s["name"] for s in config.JupyterHub.services] == ["local-admin"]  # hub-extra-config ran
     authenticator = PrimeHubAuthenticator(config=config)
     assert authenticator.authorize_url == "http://localhost:8180/realms/primehub/protocol/openid-connect/auth"
     assert authenticator.token_url == "http://127.0.0.1:8180/realms/primehub/protocol/openid-connect/token"
@@ -221,18 +220,28 @@ def test_the_hub_loads_its_configuration(monkeypatch):
     assert authenticator.public_url == "http://127.0.0.1:8000"
 
 
+def test_config_passes_any_traitlet_through(monkeypatch, tmp_path):
+    document = local_stack_settings(config={"PrimeHubSpawner": {"explicit_zero_requests": True}})
+    app = load_app(monkeypatch, tmp_path, document)
+    assert app.config.PrimeHubSpawner.explicit_zero_requests is True
+
+
 def test_extra_config_files_run_last_in_name_order(monkeypatch, tmp_path):
-    (tmp_path / "20-second.py").write_text("c.KubeSpawner.start_timeout = 2\nc.PrimeHubSpawner.role_prefix = 'late'\n")
-    (tmp_path / "10-first.py").write_text("c.KubeSpawner.start_timeout = 1\nc.KubeSpawner.cmd = ['other']\n")
-    (tmp_path / "notes.txt").write_text("c.KubeSpawner.start_timeout = 3\n")
-    app = load_app(monkeypatch, {**LOCAL_STACK_ENV, "PRIMEHUB_EXTRA_CONFIG_DIR": str(tmp_path), "PRIMEHUB_ROLE_PREFIX": "ph"})
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "20-second.py").write_text("c.KubeSpawner.start_timeout = 2\nc.PrimeHubSpawner.role_prefix = 'late'\n")
+    (extra / "10-first.py").write_text("c.KubeSpawner.start_timeout = 1\nc.KubeSpawner.cmd = ['other']\n")
+    (extra / "notes.txt").write_text("c.KubeSpawner.start_timeout = 3\n")
+    document = local_stack_settings(extraConfigDir="extra")  # relative to the document's folder
+    document["keycloak"]["rolePrefix"] = "ph"
+    app = load_app(monkeypatch, tmp_path, document)
     assert app.config.KubeSpawner.start_timeout == 2
     assert app.config.KubeSpawner.cmd == ["other"]
     assert app.config.PrimeHubSpawner.role_prefix == "late"
 
 
-def test_without_a_home_volume_the_config_leaves_volumes_alone(monkeypatch):
-    app = load_app(monkeypatch, {**LOCAL_STACK_ENV, "PRIMEHUB_HOME_VOLUME": "false"})
+def test_without_a_home_volume_the_config_leaves_volumes_alone(monkeypatch, tmp_path):
+    app = load_app(monkeypatch, tmp_path, local_stack_settings(singleuser={"storage": {"homeVolume": False}}))
     assert "volume_mounts" not in app.config.KubeSpawner
     assert "hub_connect_url" in app.config.JupyterHub
 
@@ -249,7 +258,20 @@ def test_the_config_works_from_a_copied_folder_without_installing(tmp_path):
         "import primehub_hub\n"
         "print(primehub_hub.__file__)\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "PRIMEHUB_KEYCLOAK_URL": "http://k", "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == str(target / "primehub_hub" / "__init__.py")
+
+
+def test_one_version_for_the_package_the_cli_and_the_chart(capsys):
+    import primehub_hub
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"primehub-profiles {primehub_hub.__version__}"
+    chart = yaml.safe_load((REPO / "chart" / "Chart.yaml").read_text())
+    assert chart["version"] == primehub_hub.__version__
+    pyproject = (REPO / "hub-config" / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "primehub_hub.__version__"' in pyproject

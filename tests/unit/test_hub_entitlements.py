@@ -1,8 +1,8 @@
-"""DOMAIN.md "Entitlements", rule by rule, on the scenario (see hub_scenario.py)."""
+"""docs/behaviour.md "Who may launch what", rule by rule, on the scenario (see hub_scenario.py)."""
 
 import pytest
-from hub_scenario import catalog, export, scenario_catalog, user  # noqa: F401 (fixture)
 
+from hub_scenario import catalog, export, user
 from primehub_hub.entitlements import (
     EVERYONE,
     Group,

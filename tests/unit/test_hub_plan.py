@@ -2,8 +2,8 @@
 remembered choices, environment."""
 
 import pytest
-from hub_scenario import catalog, user
 
+from hub_scenario import catalog, user
 from primehub_hub.errors import BadRequest, ConfigurationError, NoLaunchGroup, QuotaExceeded, Refused
 from primehub_hub.plan import normalize_options, plan_launch
 

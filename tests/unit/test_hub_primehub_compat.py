@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_scenario import make_spawner, offline_kube, user  # noqa: F401
+from hub_scenario import make_spawner, user
 
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.plan import group_offer
@@ -226,13 +226,21 @@ async def test_a_home_claim_already_remembered_is_never_renamed():
     assert spawner.pvc_name == "claim-john.doe"
 
 
-def test_settings_name_the_home_naming_and_refuse_a_typo():
-    from primehub_hub.settings import Settings, SettingsError
+def _configured(document):
+    """JupyterHub's config from a settings document, as jupyterhub_config.py builds it."""
+    from traitlets.config import Config
 
-    assert Settings.from_env({}).home_pvc_naming == "primehub"
-    assert Settings.from_env({"PRIMEHUB_HOME_PVC_NAMING": "kubespawner"}).home_pvc_naming == "kubespawner"
-    with pytest.raises(SettingsError, match="PRIMEHUB_HOME_PVC_NAMING"):
-        Settings.from_env({"PRIMEHUB_HOME_PVC_NAMING": "legacy"})
+    from primehub_hub.settings import Settings, apply_settings
+
+    c = Config()
+    apply_settings(c, Settings.from_document(document, env={}))
+    return c
+
+
+def test_the_home_naming_is_a_setting():
+    assert _configured({}).PrimeHubSpawner.home_pvc_naming == "primehub"
+    c = _configured({"singleuser": {"storage": {"homePvcNaming": "kubespawner"}}})
+    assert c.PrimeHubSpawner.home_pvc_naming == "kubespawner"
 
 
 def test_explain_shows_the_home_claim_capacity_and_labels():
@@ -430,14 +438,11 @@ async def test_user_variables_reach_the_pod_are_remembered_and_never_beat_the_op
 
 
 def test_start_timeout_and_kernel_culling_default_to_primehubs_and_are_settable():
-    from primehub_hub.settings import Settings, SettingsError
-
-    default = Settings.from_env({})
-    assert (default.start_timeout, default.kernel_cull_timeout) == (1200, 3600)
-    tuned = Settings.from_env({"PRIMEHUB_START_TIMEOUT": "600", "PRIMEHUB_KERNEL_CULL_TIMEOUT": "0"})
-    assert (tuned.start_timeout, tuned.kernel_cull_timeout) == (600, 0)
-    with pytest.raises(SettingsError, match="PRIMEHUB_START_TIMEOUT"):
-        Settings.from_env({"PRIMEHUB_START_TIMEOUT": "20m"})
+    default = _configured({})
+    assert default.KubeSpawner.start_timeout == 1200
+    assert "--MappingKernelManager.cull_idle_timeout=3600" in default.KubeSpawner.args
+    tuned = _configured({"singleuser": {"startTimeout": 600, "kernelCullTimeout": 0}})
+    assert tuned.KubeSpawner.start_timeout == 600 and tuned.KubeSpawner.args == []
 
 
 def test_the_users_server_culls_its_idle_kernels():
@@ -451,18 +456,11 @@ def test_the_users_server_culls_its_idle_kernels():
     assert kernel_culling_args(0) == []
 
 
-def test_the_hub_config_applies_them(monkeypatch, tmp_path):
-    from traitlets.config.loader import PyFileConfigLoader
-
-    monkeypatch.setenv("PRIMEHUB_START_TIMEOUT", "900")
-    monkeypatch.delenv("PRIMEHUB_KERNEL_CULL_TIMEOUT", raising=False)
-    monkeypatch.delenv("PRIMEHUB_EXTRA_CONFIG_DIR", raising=False)
-    config = REPO / "hub-config" / "jupyterhub_config.py"
-    c = PyFileConfigLoader(config.name, path=str(config.parent)).load_config()
-    assert c.KubeSpawner.start_timeout == 900
-    assert "--MappingKernelManager.cull_idle_timeout=3600" in c.KubeSpawner.args
+def test_the_start_page_template_is_configured():
+    c = _configured({})
     (templates,) = c.JupyterHub.template_paths
     assert Path(templates, "spawn_pending.html").is_file()
+    assert c.JupyterHub.template_vars == {"primehub_cancel_button": True}  # JupyterHub 5 has no Stop button there
 
 
 @pytest.mark.parametrize("version, own_button", [("5.3.0", False), ("6.0.0b1", True), ("6.1.2", True)])
@@ -544,10 +542,8 @@ async def test_scope_required_lets_in_only_holders_of_the_role():
 
 
 def test_scope_required_is_a_setting():
-    from primehub_hub.settings import Settings
-
-    assert Settings.from_env({"PRIMEHUB_SCOPE_REQUIRED": "notebook-users"}).scope_required == "notebook-users"
-    assert Settings.from_env({}).scope_required == ""
+    assert _configured({"keycloak": {"scopeRequired": "notebook-users"}}).PrimeHubAuthenticator.scope_required == "notebook-users"
+    assert _configured({}).PrimeHubAuthenticator.scope_required == ""
 
 
 # --- 3. logout against Keycloak before 18 -------------------------------------------------------
@@ -559,9 +555,11 @@ RETURN = "https://hub.example.com/hub/logout?kc=true"
 def test_legacy_logout_sends_redirect_uri_only():
     from urllib.parse import parse_qs, urlparse
 
-    query = parse_qs(urlparse(_authenticator().end_session_url("id-tok", RETURN, "legacy")).query)
+    from primehub_hub.logout import end_session_url
+
+    query = parse_qs(urlparse(end_session_url(_authenticator(), "id-tok", RETURN, "legacy")).query)
     assert query == {"redirect_uri": [RETURN]}
-    query = parse_qs(urlparse(_authenticator().end_session_url("id-tok", RETURN, "oidc")).query)
+    query = parse_qs(urlparse(end_session_url(_authenticator(), "id-tok", RETURN, "oidc")).query)
     assert query["post_logout_redirect_uri"] == [RETURN] and query["id_token_hint"] == ["id-tok"] and "redirect_uri" not in query
 
 
@@ -604,12 +602,8 @@ async def test_auto_asks_keycloak_once_and_a_setting_asks_nothing():
 
 
 def test_the_logout_style_is_a_setting():
-    from primehub_hub.settings import Settings, SettingsError
-
-    assert Settings.from_env({}).keycloak_logout == "auto"
-    assert Settings.from_env({"PRIMEHUB_KEYCLOAK_LOGOUT": "legacy"}).keycloak_logout == "legacy"
-    with pytest.raises(SettingsError):
-        Settings.from_env({"PRIMEHUB_KEYCLOAK_LOGOUT": "old"})
+    assert _configured({}).PrimeHubAuthenticator.keycloak_logout_style == "auto"
+    assert _configured({"keycloak": {"logout": "legacy"}}).PrimeHubAuthenticator.keycloak_logout_style == "legacy"
 
 
 # --- 8. shared memory, zero-to-jupyterhub's extra volumes, sudo, writable mounts ----------------------
@@ -694,34 +688,19 @@ async def test_without_sudo_the_server_starts_as_the_configured_user():
     assert "GRANT_SUDO" not in env and container["securityContext"]["runAsUser"] == 1000
 
 
-def test_the_chart_takes_zero_to_jupyterhubs_extra_volumes(tmp_path, monkeypatch):
-    import json
-
-    from traitlets.config import Config
-
-    settings = {
-        "hub": {"baseUrl": "/", "bindUrl": "http://:8081", "connectUrl": "http://hub:8081", "dbUrl": "sqlite://",
-                "concurrentSpawnLimit": 64, "activeServerLimit": 0, "debug": False},
-        "proxy": {"apiUrl": "http://proxy-api:8001"},
-        "singleuser": {"defaultUrl": "", "startTimeout": 1200, "uid": 1000, "fsGid": 100, "allowPrivilegeEscalation": False,
-                       "commonLabels": {}, "extraLabels": {}, "extraEnv": {}, "homeMountPath": "/home/jovyan", "storageClass": "",
-                       "priorityClassName": "",
-                       "extraVolumes": [{"name": "shm-volume", "emptyDir": {"medium": "Memory"}}],
-                       "extraVolumeMounts": [{"name": "shm-volume", "mountPath": "/dev/shm"}]},
-        "primehub": {"schedulingFailureGrace": 0, "sharedVolumeStorageClass": "", "sharedVolumeAccessModes": ["ReadWriteMany"],
-                     "gitSyncHostRoot": ""},
-        "cull": {"enabled": False},
-    }
-    path = tmp_path / "chart-settings.json"
-    path.write_text(json.dumps(settings))
-    monkeypatch.setenv("PRIMEHUB_CHART_SETTINGS", str(path))
-    c = Config()
-    c.KubeSpawner.volumes = {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}}
-    c.KubeSpawner.volume_mounts = {"home": {"name": "home", "mountPath": "/home/jovyan"}}
-    code = (REPO / "chart" / "files" / "chart_config.py").read_text()
-    exec(compile(code, "00-chart.py", "exec"), {"c": c, "__name__": "chart_config"})
+def test_zero_to_jupyterhubs_extra_volumes_are_added_to_every_pod():
+    c = _configured({"singleuser": {"storage": {
+        "extraVolumes": [{"name": "shm-volume", "emptyDir": {"medium": "Memory"}}],
+        "extraVolumeMounts": [{"name": "shm-volume", "mountPath": "/dev/shm"}],
+    }}})
     assert set(c.KubeSpawner.volumes) == {"home", "z2jh-shm-volume"}
     assert c.KubeSpawner.volume_mounts["z2jh-shm-volume"]["mountPath"] == "/dev/shm"
+
+
+def test_the_habits_are_settings():
+    c = _configured({"primehub": {"shmSize": "2Gi", "grantSudo": True, "startWrapper": False, "startScriptsConfigMap": "s"}})
+    spawner = c.PrimeHubSpawner
+    assert (spawner.shm_size, spawner.grant_sudo, spawner.start_wrapper, spawner.start_scripts_configmap) == ("2Gi", True, False, "s")
 
 
 # --- 6. ~/datasets, ~/<group>, git datasets' content directly at /datasets/<name> ------------------

@@ -1,14 +1,14 @@
-"""DOMAIN.md "Quotas": attributes, units, usage from pods, and the messages."""
+"""docs/behaviour.md "Quotas": attributes, units, usage from pods, and the messages."""
 
 import asyncio
 
 import pytest
 
 from primehub_hub.quotas import (
-    GiB,
-    MiB,
     ZERO,
     Amount,
+    GiB,
+    MiB,
     QuotaLocks,
     format_memory,
     k8s_memory_quantity,

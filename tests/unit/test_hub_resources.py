@@ -1,4 +1,4 @@
-"""DOMAIN.md "InstanceType/Image/Dataset -> pod": parsing custom resources with their defaults."""
+"""docs/behaviour.md "InstanceType/Image/Dataset → pod": parsing custom resources with their defaults."""
 
 import logging
 from pathlib import Path

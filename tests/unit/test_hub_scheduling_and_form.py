@@ -3,8 +3,8 @@
 import re
 
 import pytest
-from hub_scenario import catalog, user
 
+from hub_scenario import catalog, user
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import NoLaunchGroup
 from primehub_hub.form import build_form, form_options, render_form

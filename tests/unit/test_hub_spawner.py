@@ -6,10 +6,10 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, offline_kube, reflectors, user  # noqa: F401
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from tornado import web
 
+from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, reflectors, user
 from primehub_hub import quotas
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import (

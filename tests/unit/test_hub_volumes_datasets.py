@@ -1,4 +1,4 @@
-"""DOMAIN.md "Dataset -> pod" and "Group and user volumes"."""
+"""docs/behaviour.md "Dataset → pod" and "Group and user volumes"."""
 
 import logging
 

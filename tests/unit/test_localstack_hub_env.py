@@ -1,12 +1,10 @@
 """Which Python environment the local stack's hub runs from (`make test-next` sets .venv-next)."""
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
+from localstack import hub
+from localstack.common import STATE_DIR
 
-from localstack import hub  # noqa: E402
-from localstack.common import STATE_DIR  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_hub_runs_from_dot_venv_by_default(monkeypatch):

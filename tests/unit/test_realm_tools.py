@@ -4,18 +4,16 @@ files against real ones."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts" / "realm"))
+import apply_realm as ar
+import check_catalog as cc
+import realmlib as rl
 
-import apply_realm as ar  # noqa: E402
-import check_catalog as cc  # noqa: E402
-import realmlib as rl  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 REALM_FILE = REPO / "keycloak-realm" / "primehub-realm.json"
 CRDS = REPO / "crds"
@@ -75,7 +73,8 @@ def test_grant_role_is_the_inverse_of_parse_grant():
 
 @pytest.mark.parametrize("value, size", [
     ("8G", 8 * 1024**3), ("512M", 512 * 1024**2), ("4Gi", 4 * 1024**3), ("1.5G", int(1.5 * 1024**3)),
-    ("1000k", 10**6), ("1073741824", 1073741824), ("8X", None), ("G", None), ("-1G", None), ("", None),
+    ("8g", 8 * 1024**3), ("8GB", 8 * 1024**3), ("1k", 1024),
+    ("1073741824", 1073741824), ("8X", None), ("G", None), ("-1G", None), ("", None),
 ])
 def test_parse_memory_reads_g_as_gib(value, size):
     assert rl.parse_memory(value) == size
@@ -83,11 +82,12 @@ def test_parse_memory_reads_g_as_gib(value, size):
 
 @pytest.mark.parametrize("key, value, ok", [
     ("quota-cpu", "4", True), ("quota-cpu", "0.5", True), ("quota-cpu", "0", True),
-    ("quota-cpu", "-1", False), ("quota-cpu", "four", False), ("quota-cpu", "500m", False),
+    ("quota-cpu", "-1", False), ("quota-cpu", "four", False), ("quota-cpu", "500m", True),
     ("quota-gpu", "1", True), ("quota-gpu", "1.5", False), ("project-quota-gpu", "two", False),
-    ("quota-memory", "8G", True), ("project-quota-memory", "12Gi", True), ("quota-memory", "8 GB", False),
+    ("quota-memory", "8G", True), ("project-quota-memory", "12Gi", True), ("quota-memory", "8GB", True), ("quota-memory", "8g", True), ("quota-memory", "8X", False),
     ("quota-memory", "8", False),  # no unit: 8 bytes
-    ("shared-volume-capacity", "1G", True), ("shared-volume-capacity", "big", False),
+    ("shared-volume-capacity", "1G", True), ("shared-volume-capacity", "10", True),  # GiB, as the hub reads it
+    ("shared-volume-capacity", "big", False),
     ("enabled-shared-volume", "true", True), ("enabled-shared-volume", "yes", False),
     ("launch-group-only", "false", True), ("launch-group-only", "1", False),
 ])
@@ -135,8 +135,8 @@ def test_volume_capacity(value, ok):
 
 def test_project_volume_name():
     assert rl.project_volume_name("Data_Science") == "project-data-science"
-    assert rl.is_dns_subdomain("project-data-science")
-    assert not rl.is_dns_subdomain(rl.project_volume_name("team one"))
+    slugged = rl.project_volume_name("team one")
+    assert slugged.startswith("project-team-one") and slugged != "project-team one"
 
 
 def test_iter_groups_walks_sub_groups():
@@ -162,8 +162,11 @@ def test_a_writable_grant_counts_as_a_grant_and_mixed_grants_are_reported():
 
 
 def test_grant_with_empty_name_is_an_error():
-    found = cc.check_grants({"g": [rl.parse_grant("it:")]}, _catalog())
-    assert found[0].level == "error"
+    assert rl.parse_grant("it:") is None  # the hub ignores it...
+    realm = {"realm": "r", "groups": [{"name": "g", "path": "/g", "realmRoles": ["it:", "ds:rw:a:b", "it:ok", "other:x"]}]}
+    found = cc.check_ignored_grants(realm)  # ...and check_catalog says so
+    assert _levels(found) == [("error", "group g"), ("error", "group g")]
+    assert "'it:'" in found[0].message and "'ds:rw:a:b'" in found[1].message
 
 
 def test_roles_mapped_but_not_defined():
@@ -192,7 +195,7 @@ def test_group_names_and_shared_volume_names():
         {"name": "a", "path": "/a", "subGroups": [{"name": "team one", "path": "/a/team one"}]}]}
     found = cc.check_groups(realm)
     messages = [f.message for f in found]
-    assert any("'project-team one' is not a valid PVC name" in m for m in messages)
+    assert not any("PVC" in m for m in messages)  # the hub slugs such a name into a valid one
     assert any("more than one group has this name" in m for m in messages)
     assert any("no group 'everyone'" in m for m in messages)
 
@@ -581,3 +584,47 @@ def test_a_new_realm_gets_the_files_settings_and_a_dry_run_changes_nothing():
     assert fake.calls == []
     assert _run(fake, export) == ["create realm r", "realm r: set accessTokenLifespan to 300 (was null)"]
     assert _run(fake, export) == ["no changes"]
+
+
+# --- the realm tools and the hub read a realm alike ------------------------------------------------
+
+def test_check_catalog_and_the_hub_read_the_same_realm_the_same_way():
+    """check_catalog's verdicts and the hub's (through `primehub-profiles explain`) on one realm:
+    memory units the hub accepts are not errors, `1k` is 1024 bytes for both, and a long group's
+    shared volume has the one name the hub gives it."""
+    from primehub_hub.explain import explain_user
+    from primehub_hub.realm_export import user_info_from_realm_export
+    from primehub_hub.resources import Catalog
+
+    long_group = "Data_Science_Department_Of_A_Rather_Large_Company_Worldwide"
+    attributes = {
+        "ml-team": {"quota-memory": ["8g"], "project-quota-memory": ["8GB"], "quota-cpu": ["500m"]},
+        "tiny": {"quota-memory": ["1k"]},
+        long_group: {"enabled-shared-volume": ["true"], "shared-volume-capacity": ["10"]},
+    }
+    realm = {
+        "realm": "r",
+        "groups": [{"name": "everyone", "path": "/everyone", "realmRoles": ["it:small", "img:base"]}]
+        + [{"name": n, "path": f"/{n}", "attributes": a} for n, a in attributes.items()],
+        "users": [{"username": "alice", "enabled": True, "groups": [f"/{n}" for n in attributes]}],
+    }
+    docs = [
+        {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "small"},
+         "spec": {"limits.cpu": 0.5, "limits.memory": "1G"}},
+        {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": {"name": "base"},
+         "spec": {"url": "jupyter/base-notebook", "type": "both"}},
+    ]
+    tool = cc.check_all(realm, {k: {d["metadata"]["name"]: d for d in docs if d["kind"] == k} for k in cc.CATALOG_KINDS})
+    hub = {g["name"]: g for g in explain_user(user_info_from_realm_export(realm, "alice"), Catalog.from_objects(docs))["groups"]}
+
+    assert [f for f in tool if f.level == "error"] == []
+    assert all(not g["quotaErrors"] for g in hub.values())
+    assert hub["ml-team"]["quota"]["memory"] == rl.parse_memory("8g") == 8 * 1024**3
+    assert hub["ml-team"]["projectQuota"]["memory"] == rl.parse_memory("8GB") == 8 * 1024**3
+    assert hub["tiny"]["quota"]["memory"] == rl.parse_memory("1k") == 1024
+    # 1 GiB does not fit 1 KiB: both say so, about the same group
+    assert [f.subject for f in tool if "exceeds its quota" in f.message] == ["group tiny"]
+    assert [n for n, g in hub.items() if not all(i["fitsQuota"] for i in g["instanceTypes"])] == ["tiny"]
+    (volume,) = hub[long_group]["sharedVolumes"]
+    assert volume["claimName"] == rl.project_volume_name(long_group)
+    assert len(volume["claimName"]) <= 63 and volume["capacity"] == "10Gi"

@@ -22,38 +22,36 @@ from oauthenticator.oauth2 import OAuthenticator, OAuthLoginHandler
 # (owner, name, pinned signature, async?, where primehub_hub relies on it)
 SIGNATURES = [
     # JupyterHub
-    (BaseHandler, "get_token", "(self)", False, "auth.py _acting_for_other: API-token requests"),
-    (BaseHandler, "clear_login_cookie", "(self, name=None)", False, "auth.py _require_login"),
-    (BaseHandler, "get_current_user", "(self)", True, "auth.py reads the _jupyterhub_user it sets"),
-    (LogoutHandler, "default_handle_logout", "(self)", True, "logout.py"),
-    (LogoutHandler, "handle_logout", "(self)", True, "logout.py"),
-    (LogoutHandler, "render_logout_page", "(self)", True, "logout.py"),
+    (BaseHandler, "get_token", "(self)", False, "refresh.py _acting_for_other: API-token requests"),
+    (BaseHandler, "clear_login_cookie", "(self, name=None)", False, "refresh.py _require_login"),
+    (BaseHandler, "get_current_user", "(self)", True, "refresh.py reads the _jupyterhub_user it sets"),
+    (LogoutHandler, "get", "(self)", True, "logout.py: calls the two hooks below, in this order"),
+    (LogoutHandler, "handle_logout", "(self)", True, "logout.py handle_logout (documented hook)"),
+    (LogoutHandler, "render_logout_page", "(self)", True, "logout.py render_logout_page (documented hook)"),
     # KubeSpawner
-    (KubeSpawner, "start", "(self)", False, "spawner.py start: wraps _start with the scheduling watch"),
-    (KubeSpawner, "_start", "(self)", True, "spawner.py _start_watched"),
-    (KubeSpawner, "_make_create_pod_request", "(self, pod, request_timeout)", True, "spawner.py: quota check under the group lock"),
-    (KubeSpawner, "_make_create_pvc_request", "(self, pvc, request_timeout)", True, "spawner.py _ensure_shared_volumes"),
+    (KubeSpawner, "start", "(self)", False, "spawn_scheduling.py start: wraps _start with the scheduling watch"),
+    (KubeSpawner, "_start", "(self)", True, "spawn_scheduling.py _start_watched"),
+    (KubeSpawner, "_make_create_pod_request", "(self, pod, request_timeout)", True, "spawn_quota.py: quota check under the group lock"),
+    (KubeSpawner, "_make_create_pvc_request", "(self, pvc, request_timeout)", True, "spawn_quota.py _ensure_shared_volumes"),
     (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawner.py _active_pods"),
     (KubeSpawner, "load_user_options", "(self)", True, "spawner.py: the launch plan, called by _start"),
     (KubeSpawner, "get_env", "(self)", False, "spawner.py get_env"),
-    (KubeSpawner, "stop", "(self, now=False)", True, "spawner.py _remove_pod_after_failure"),
+    (KubeSpawner, "stop", "(self, now=False)", True, "spawn_scheduling.py _remove_pod_after_failure"),
     (objects, "make_pvc", "(name, storage_class, access_modes, selector, storage, labels=None, annotations=None)", False,
-     "spawner.py _ensure_shared_volumes"),
-    (slugs, "safe_slug", "(name, is_valid=is_valid_default, max_length=None)", False, "spawner.py label_value"),
-    (slugs, "is_valid_label", "(s)", False, "spawner.py label_value"),
+     "spawn_quota.py _ensure_shared_volumes"),
+    (slugs, "safe_slug", "(name, is_valid=is_valid_default, max_length=None)", False, "quotas.py label_value"),
+    (slugs, "is_valid_label", "(s)", False, "quotas.py label_value"),
     # OAuthenticator
-    (OAuthenticator, "_token_to_auth_model", "(self, token_info)", True, "auth.py _refresh_user"),
+    (OAuthenticator, "_token_to_auth_model", "(self, token_info)", True, "refresh.py _renewed_login: a refreshed token -> auth model"),
     (OAuthenticator, "token_to_user", "(self, token_info)", True, "auth.py token_to_user"),
-    (OAuthenticator, "build_auth_state_dict", "(self, token_info, user_info)", False, "auth.py build_auth_state_dict"),
-    (OAuthenticator, "get_token_info", "(self, handler, params)", True, "auth.py _refreshed_token_info"),
+    (OAuthenticator, "get_token_info", "(self, handler, params)", True, "refresh.py refreshed_token_info"),
     (OAuthenticator, "httpfetch", "(self, url, label='fetching', parse_json=True, raise_error=True, **kwargs)", True,
-     "auth.py token_to_user, _refresh_at"),
-    (OAuthenticator, "build_refresh_token_request_params", "(self, refresh_token)", False, "auth.py _refreshed_token_info"),
-    (OAuthenticator, "build_token_info_request_headers", "(self)", False, "auth.py _refresh_at"),
+     "auth.py httpfetch (overridden: unreachable Keycloak), token_to_user, refresh_at_issuer"),
+    (OAuthenticator, "build_refresh_token_request_params", "(self, refresh_token)", False, "refresh.py refreshed_token_info"),
+    (OAuthenticator, "build_token_info_request_headers", "(self)", False, "auth.py refresh_at_issuer"),
     (OAuthenticator, "build_userdata_request_headers", "(self, access_token, token_type)", False, "auth.py token_to_user"),
     (OAuthenticator, "get_callback_url", "(self, handler=None)", False, "auth.py get_callback_url"),
-    (OAuthenticator, "authenticate", "(self, handler, data=None, **kwargs)", True, "auth.py authenticate"),
-    (OAuthenticator, "refresh_user", "(self, user, handler=None, **kwargs)", True, "auth.py refresh_user"),
+    (OAuthenticator, "refresh_user", "(self, user, handler=None, **kwargs)", True, "auth.py refresh_user: hands the request to refresh_user_hook"),
     (OAuthenticator, "update_auth_model", "(self, auth_model)", True, "auth.py update_auth_model"),
     (OAuthLoginHandler, "get", "(self)", False, "auth.py PrimeHubLoginHandler.get"),
 ]
@@ -92,11 +90,11 @@ def test_upstream_method_is_still_what_primehub_hub_overrides_or_calls(owner, na
 
 # Private attributes, not methods: the upstream code that sets or reads each must still do so.
 ATTRIBUTES = [
-    (BaseHandler.get_current_user, "self._jupyterhub_user", "auth.py _acting_for_other tells whose request it is"),
-    (LogoutHandler.get, "self._jupyterhub_user = None", "logout.py clears the user before the logout page, as upstream"),
-    (KubeSpawner.progress, "self._start_future", "spawner.py start sets it, so the progress page follows the watched start"),
+    (BaseHandler.get_current_user, "self._jupyterhub_user", "refresh.py _acting_for_other tells whose request it is"),
+    (LogoutHandler.get, "self._jupyterhub_user = None", "logout.py handle_logout still sees the user: upstream clears it only after"),
+    (KubeSpawner.progress, "self._start_future", "spawn_scheduling.py start sets it, so the progress page follows the watched start"),
     (KubeSpawner._start, "self.load_user_options()", "spawner.py load_user_options decides the launch"),
-    (KubeSpawner._start, "self._make_create_pod_request", "spawner.py checks quotas where the pod is created"),
+    (KubeSpawner._start, "self._make_create_pod_request", "spawn_quota.py checks quotas where the pod is created"),
 ]
 
 
@@ -110,3 +108,19 @@ def test_upstream_private_attribute_is_still_used_the_same_way(where, needle, us
 def test_spawner_log_name_is_still_a_property():
     # spawner.py logs dropped remembered choices with it
     assert isinstance(inspect.getattr_static(Spawner, "_log_name"), property)
+
+
+def test_the_hooks_are_the_ones_oauthenticator_documents():
+    """refresh.py's functions are set as oauthenticator's hooks, with the arguments it calls them with."""
+    from primehub_hub.auth import PrimeHubAuthenticator
+
+    authenticator = PrimeHubAuthenticator()
+    for hook, params in (("refresh_user_hook", ["authenticator", "user", "auth_state"]),
+                         ("modify_auth_state_hook", ["authenticator", "auth_state"])):
+        assert hook in OAuthenticator.class_trait_names(config=True), f"oauthenticator has no {hook} any more"
+        assert list(inspect.signature(getattr(authenticator, hook)).parameters) == params
+    # LogoutHandler.get calls handle_logout before it forgets the user, then render_logout_page
+    source = inspect.getsource(LogoutHandler.get)
+    assert source.index("handle_logout()") < source.index("self._jupyterhub_user = None") < source.index(
+        "render_logout_page()"
+    )

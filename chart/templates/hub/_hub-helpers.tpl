@@ -12,21 +12,32 @@ primehub_hub/a/b.py is stored under primehub_hub__a__b.py and put back in place 
 {{- end }}
 
 {{- /*
-Everything the hub needs from the values that has no PRIMEHUB_* variable of its own, as one JSON
-document that files/chart_config.py applies to the JupyterHub config. It sits in a Secret, not a
-ConfigMap, because singleuser.extraEnv may carry credentials.
+The hub's settings document (hub-config/primehub_hub/settings.py reads it; the local stack writes
+the same document). Everything the hub is told comes from here, except secrets, which stay in
+secretKeyRef environment variables. It sits in a Secret, not a ConfigMap, because
+singleuser.extraEnv and hub.config may carry credentials.
 */}}
-{{- define "primehub.hub.chartSettings" -}}
+{{- define "primehub.hub.settings" -}}
 {{- $v := .Values -}}
 {{- $dbUrl := $v.hub.db.url -}}
 {{- if eq $v.hub.db.type "sqlite-pvc" }}{{ $dbUrl = "sqlite:////srv/jupyterhub/jupyterhub.sqlite" }}{{ end -}}
 {{- if eq $v.hub.db.type "sqlite-memory" }}{{ $dbUrl = "sqlite://" }}{{ end -}}
 {{- $commonLabels := dict "app.kubernetes.io/instance" .Release.Name "hub.jupyter.org/network-access-hub" "true" -}}
 {{- $settings := dict
-  "release" .Release.Name
+  "keycloak" (dict
+    "url" ($v.keycloak.url | trimSuffix "/")
+    "internalUrl" (include "primehub.keycloak.internalUrl" .)
+    "realm" $v.keycloak.realm
+    "clientId" $v.keycloak.clientId
+    "rolePrefix" $v.keycloak.rolePrefix
+    "scopeRequired" $v.keycloak.scopeRequired
+    "logout" $v.keycloak.logout)
+  "publicUrl" (include "primehub.publicUrl" .)
+  "namespace" .Release.Namespace
+  "extraConfigDir" "."
   "hub" (dict
     "baseUrl" (include "primehub.baseUrl" .)
-    "bindUrl" "http://:8081"
+    "hubBindUrl" "http://:8081"
     "connectUrl" (printf "http://%s:8081" (include "primehub.hub.fullname" .))
     "dbUrl" $dbUrl
     "concurrentSpawnLimit" $v.hub.concurrentSpawnLimit
@@ -35,25 +46,36 @@ ConfigMap, because singleuser.extraEnv may carry credentials.
   "proxy" (dict
     "apiUrl" (printf "http://%s:8001" (include "primehub.proxy.apiName" .)))
   "singleuser" (dict
+    "cmd" (ternary (list $v.singleuser.cmd) $v.singleuser.cmd (kindIs "string" $v.singleuser.cmd))
     "defaultUrl" $v.singleuser.defaultUrl
     "startTimeout" $v.singleuser.startTimeout
+    "kernelCullTimeout" $v.primehub.kernelCullTimeout
     "uid" $v.singleuser.uid
     "fsGid" $v.singleuser.fsGid
     "allowPrivilegeEscalation" $v.singleuser.allowPrivilegeEscalation
     "commonLabels" $commonLabels
     "extraLabels" $v.singleuser.extraLabels
     "extraEnv" $v.singleuser.extraEnv
-    "homeMountPath" $v.singleuser.storage.homeMountPath
-    "extraVolumes" $v.singleuser.storage.extraVolumes
-    "extraVolumeMounts" $v.singleuser.storage.extraVolumeMounts
-    "storageClass" $v.singleuser.storage.dynamic.storageClass
-    "priorityClassName" (ternary (include "primehub.priorityClassName" .) "" $v.scheduling.podPriority.enabled))
+    "priorityClassName" (ternary (include "primehub.priorityClassName" .) "" $v.scheduling.podPriority.enabled)
+    "storage" (dict
+      "homeVolume" (eq $v.singleuser.storage.type "dynamic")
+      "capacity" $v.singleuser.storage.capacity
+      "homeMountPath" $v.singleuser.storage.homeMountPath
+      "storageClass" $v.singleuser.storage.dynamic.storageClass
+      "homePvcNaming" $v.primehub.homePvcNaming
+      "extraVolumes" $v.singleuser.storage.extraVolumes
+      "extraVolumeMounts" $v.singleuser.storage.extraVolumeMounts))
   "primehub" (dict
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
-    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot)
+    "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
+    "shmSize" $v.primehub.shmSize
+    "grantSudo" $v.primehub.grantSudo
+    "startWrapper" $v.primehub.startWrapper
+    "startScriptsConfigMap" $v.primehub.startScriptsConfigMap)
   "cull" $v.cull
+  "config" $v.hub.config
 -}}
 {{- toPrettyJson $settings -}}
 {{- end }}

@@ -1,0 +1,99 @@
+"""The binding quota check and the group volumes, right before KubeSpawner creates the pod.
+
+A mixin of PrimeHubSpawner (spawner.py): `_make_create_pod_request` (KubeSpawner's, pinned by
+tests/unit/test_upstream_interfaces.py) first makes sure the group's shared volumes exist, then,
+for a group with quotas, holds the group's lock while it counts the group's Pending/Running pods
+and creates the pod, so two concurrent spawns cannot both pass a check that only one fits.
+"""
+
+import json
+from functools import partial
+
+from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner.objects import make_pvc
+from traitlets import List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .errors import ConfigurationError, QuotaExceeded
+from .quotas import (
+    LABEL_GROUP,
+    label_value,
+    launch_quota_problems,
+    project_quota,
+    quota_locks,
+    usage_from_pods,
+    user_quota,
+)
+
+
+class GroupQuotaGuard(LoggingConfigurable):
+    """Shared volumes and the group quota, checked under the group's lock at pod creation."""
+
+    shared_volume_storage_class = Unicode(
+        "", config=True, help="Storage class of group shared volumes (project-<group>); empty uses the cluster default."
+    )
+    shared_volume_access_modes = List(
+        Unicode(), ["ReadWriteMany"], config=True, help="Access modes of group shared volumes."
+    )
+
+    def _check_quota(self, plan, pods):
+        group_label = label_value(plan.group.name)
+        user_usage, group_usage = usage_from_pods(pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name)
+        mine, groups = launch_quota_problems(plan.instance_type, plan.group, user_usage, group_usage)
+        problems = mine + groups
+        if problems:
+            raise QuotaExceeded("Cannot start the server: " + "; ".join(problems) + ".")
+
+    async def _list_group_pods(self, group_name):
+        response = await self.api.list_namespaced_pod(
+            self.namespace,
+            label_selector=f"{LABEL_GROUP}={label_value(group_name)}",
+            _preload_content=False,
+        )
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=body.decode("utf8", "replace")[:200])
+        return json.loads(body).get("items") or []
+
+    async def _ensure_shared_volumes(self, plan):
+        for shared in plan.shared_volumes:
+            pvc = make_pvc(
+                name=shared.claim_name,
+                storage_class=self.shared_volume_storage_class or None,
+                access_modes=list(self.shared_volume_access_modes),
+                selector=None,
+                storage=shared.capacity,
+                labels={LABEL_GROUP: label_value(shared.group), "app.kubernetes.io/managed-by": "primehub-hub"},
+            )
+            try:
+                await exponential_backoff(
+                    partial(self._make_create_pvc_request, pvc, self.k8s_api_request_timeout),
+                    f"Could not create shared volume {shared.claim_name}",
+                    timeout=self.k8s_api_request_retry_timeout,
+                )
+            except ApiException as e:
+                raise ConfigurationError(
+                    f"The shared volume of group '{plan.group.label}' ({shared.claim_name}) cannot be created "
+                    f"(Kubernetes answered {e.status}). Please tell your administrator."
+                ) from e
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        plan = self.plan
+        if plan is None:
+            return await super()._make_create_pod_request(pod, request_timeout)
+        await self._ensure_shared_volumes(plan)
+        if user_quota(plan.group).unlimited and project_quota(plan.group).unlimited:
+            # Nothing to count: spawns of a group without quotas need not wait for each other.
+            created = await super()._make_create_pod_request(pod, request_timeout)
+            self._pod_created = bool(created) or self._pod_created
+            return created
+        async with quota_locks.lock_for(self.namespace, plan.group.name):
+            self._check_quota(plan, await self._list_group_pods(plan.group.name))
+            created = await super()._make_create_pod_request(pod, request_timeout)
+            if created:
+                self._pod_created = True
+            return created
