@@ -303,15 +303,16 @@ def profiles(top: int = 8) -> dict:
 
 
 def _running_pod(i: int, groups: list[str]) -> dict:
-    from primehub_hub.quotas import LABEL_GROUP, LABEL_USER
+    from primehub_hub.quotas import LABEL_GROUP, LABEL_USER, label_value
 
+    # labelled as the hub labels its own pods (PrimeHub's escaping), so usage counting sees them
     return {
         "metadata": {
             "name": f"jupyter-other-{i:04d}",
             "namespace": NAMESPACE,
             "labels": {
-                LABEL_GROUP: groups[i % len(groups)],
-                LABEL_USER: f"other-{i:04d}",
+                LABEL_GROUP: label_value(groups[i % len(groups)]),
+                LABEL_USER: label_value(f"other-{i:04d}"),
                 "component": "singleuser-server",
             },
         },

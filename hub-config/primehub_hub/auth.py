@@ -16,15 +16,17 @@ and userinfo requests, auth_state and managed groups. This class adds:
 import time
 from urllib.parse import urlencode
 
+import jwt
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
-from traitlets import Any, Float, Integer, Unicode, default
+from traitlets import Any, Enum, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
-from .errors import KeycloakUnavailable
+from .errors import KeycloakUnavailable, Refused
 from .keycloak import KeycloakAdmin
 from .logout import PrimeHubLogoutHandler
 from .refresh import (
@@ -36,11 +38,36 @@ from .refresh import (
     token_issuer_base,
 )
 
+LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY = "auto", "oidc", "legacy"
+
+
+def logout_style_from_probe(status, location, return_url):
+    """Which logout a Keycloak speaks, from its answer to a session-less logout with `redirect_uri`."""
+    if status in (301, 302, 303, 307) and location.split("?")[0] == return_url.split("?")[0]:
+        return LOGOUT_LEGACY
+    return LOGOUT_OIDC
+
 
 def _unreachable(error):
     if isinstance(error, HTTPClientError):
         return error.code == 599 or error.code >= 500
     return isinstance(error, (OSError, StreamClosedError))
+
+
+def login_roles(auth_state):
+    """The realm roles a login holds: the access token's `realm_access.roles` (Keycloak's effective
+    roles, through groups and composite roles too) and a `roles` claim of userinfo (PrimeHub's
+    realm maps one). The token came straight from Keycloak's token endpoint, so it is not re-verified."""
+    auth_state = auth_state or {}
+    try:
+        claims = jwt.decode(auth_state.get("access_token"), options={"verify_signature": False})
+    except (jwt.InvalidTokenError, TypeError, AttributeError):
+        claims = {}
+    roles = set(((claims if isinstance(claims, dict) else {}).get("realm_access") or {}).get("roles") or [])
+    userinfo_roles = (auth_state.get("oauth_user") or {}).get("roles")
+    if isinstance(userinfo_roles, list):
+        roles.update(r for r in userinfo_roles if isinstance(r, str))
+    return roles
 
 
 def _keycloak_down():
@@ -81,6 +108,24 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         help="Keycloak base URL as the hub reaches it (token, userinfo, admin API). Empty: same as keycloak_url.",
     )
     realm = Unicode("primehub", config=True, help="Keycloak realm holding PrimeHub's users, groups and roles.")
+    keycloak_logout_style = Enum(
+        [LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY],
+        LOGOUT_AUTO,
+        config=True,
+        help=(
+            "How the browser is sent through Keycloak's logout: 'oidc' (post_logout_redirect_uri, Keycloak 18 "
+            "and later), 'legacy' (redirect_uri, Keycloak before 18, as PrimeHub used), or 'auto' (asked once)."
+        ),
+    )
+    _discovered_logout_style = ""
+    scope_required = Unicode(
+        "",
+        config=True,
+        help=(
+            "PrimeHub's scopeRequired: only users holding this realm role (directly, through a group or a "
+            "composite role) may log in. Empty lets every user of the realm in."
+        ),
+    )
     public_url = Unicode(
         "",
         config=True,
@@ -169,6 +214,30 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _userdata_url_default(self):
         return self._oidc(self.internal_url, "userinfo")
 
+    async def logout_style(self, return_url):
+        """The configured logout style, or for `auto` the one this Keycloak answers to (asked once).
+
+        The probe is a logout without a session, sent by the hub: a Keycloak before 18 sends it on
+        to `redirect_uri` (302); a later one refuses the parameter.
+        """
+        if self.keycloak_logout_style != LOGOUT_AUTO:
+            return self.keycloak_logout_style
+        if self._discovered_logout_style:
+            return self._discovered_logout_style
+        probe = url_concat(self._oidc(self.internal_url, "logout"), {"redirect_uri": return_url})
+        try:
+            response = await self.http_client.fetch(
+                probe, follow_redirects=False, raise_error=False,
+                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
+            )
+        except (HTTPClientError, OSError, StreamClosedError) as e:
+            self.log.warning("Cannot ask Keycloak which logout it speaks (%s); using OpenID Connect's", e)
+            return LOGOUT_OIDC
+        style = logout_style_from_probe(response.code, response.headers.get("Location", ""), return_url)
+        self.log.info("Keycloak logout: %s (discovered)", style)
+        self._discovered_logout_style = style
+        return style
+
     @default("username_claim")
     def _username_claim_default(self):
         return "preferred_username"
@@ -212,6 +281,17 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             return [g["name"] for g in info.get("groups") or [] if g.get("name") and g["name"] != EVERYONE]
 
         return groups
+
+    async def check_allowed(self, username, auth_model):
+        """The scopeRequired gate first, then oauthenticator's own rules."""
+        if self.scope_required and auth_model is not None:
+            if self.scope_required not in login_roles(auth_model.get("auth_state")):
+                self.log.warning("Login of %s refused: the realm role %s is required", username, self.scope_required)
+                raise Refused(
+                    f"Your account ({username}) may not use this hub: it needs the role '{self.scope_required}'. "
+                    "Please ask your administrator."
+                )
+        return await super().check_allowed(username, auth_model)
 
     def get_callback_url(self, handler=None):
         if self.oauth_callback_url:

@@ -24,12 +24,14 @@ class PodPieces:
     volume_mounts: list = field(default_factory=list)
     env: dict = field(default_factory=dict)
     home_symlinks: list = field(default_factory=list)
+    links: list = field(default_factory=list)  # (target, link path) made when the server starts
 
     def extend(self, other):
         self.volumes.extend(other.volumes)
         self.volume_mounts.extend(other.volume_mounts)
         self.env.update(other.env)
         self.home_symlinks.extend(other.home_symlinks)
+        self.links.extend(other.links)
 
 
 def volume_name(prefix, name):
@@ -70,6 +72,7 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
 
     name = volume_name("dataset", dataset.name)
     read_only = not writable
+    mount_path = dataset.mount_path
     if dataset.type == "pv":
         claim = volume_name("dataset", dataset.volume_name)
         volume = {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
@@ -82,11 +85,16 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
         root = dataset.git_sync_host_root or git_sync_host_root
         root = root if root.endswith("/") else root + "/"
         volume = {"name": name, "hostPath": {"path": root + dataset.name}}
+        # git-sync keeps the checkout at <host folder>/<name>/<name>, a link it swaps on every sync:
+        # the folder is mounted under the git-sync root and <mountRoot><name> links to the checkout,
+        # so the repository's files are directly in /datasets/<name> and follow each sync.
+        mount_path = dataset.git_sync_root + dataset.name
+        pieces.links.append((f"{mount_path}/{dataset.name}", dataset.mount_path))
     else:  # parse_dataset rejects other types; keep the pod valid regardless
         return pieces
 
     pieces.volumes.append(volume)
-    pieces.volume_mounts.append({"name": name, "mountPath": dataset.mount_path, "readOnly": read_only})
+    pieces.volume_mounts.append({"name": name, "mountPath": mount_path, "readOnly": read_only})
     if dataset.home_symlink:
         pieces.home_symlinks.append(dataset.mount_path)
     return pieces
@@ -98,3 +106,17 @@ def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, lo
     for mount in mounts:
         pieces.extend(dataset_pieces(mount.dataset, mount.writable, git_sync_host_root=git_sync_host_root, log=log))
     return pieces
+
+
+def dataset_claims(mounts):
+    """{dataset name: the PVC its volume needs} for the mounts that need one (type pv).
+
+    Read from the pieces `dataset_pieces` builds, so the claim name has one owner.
+    """
+    claims = {}
+    for mount in mounts:
+        for volume in dataset_pieces(mount.dataset, mount.writable).volumes:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                claims[mount.dataset.name] = claim
+    return claims

@@ -184,9 +184,11 @@ def grant_sources(groups, prefix, pick):
 def _offers(available, group, user, prefix, pick, everyone=False):
     everyone = everyone_group(user) if everyone is False else everyone
     sources = grant_sources((group, everyone), prefix, pick)
-    # Catalog order (sorted by name); grants without a resource fall out here. Walking the
-    # grants, not the catalog, keeps the cost at what the group is offered.
-    return [Offer(available[name], tuple(sources[name])) for name in sorted(sources) if name in available]
+    # Walking the grants, not the catalog, keeps the cost at what the group is offered; grants
+    # without a resource fall out here. Sorted by display name, case-insensitively, as PrimeHub's
+    # form sorted them: the first usable entry is then the default choice, as in PrimeHub.
+    offers = [Offer(available[name], tuple(sources[name])) for name in sources if name in available]
+    return sorted(offers, key=lambda o: (o.resource.label.lower(), o.resource.name))
 
 
 def offered_instance_types(user, group, catalog, prefix="", everyone=False):

@@ -15,7 +15,8 @@ Why not KubeSpawner's `profile_list` machinery, although one profile per launch 
 So the form is rendered here from a model computed by the same functions the server uses to
 check the submission (`plan.group_offer`), with an autoescaping jinja2 environment. The field
 names are `group`, `instance_type@<group>` and `image@<group>`; `spawner.options_from_form`
-turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too.
+turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too;
+the text box `env` (the user's own `NAME=value` variables, userenv.py) is shared by all groups.
 """
 
 import contextlib
@@ -161,10 +162,10 @@ def _select(choices, remembered_name):
         chosen.selected = True
 
 
-def render_form(model, *, admin_note=""):
+def render_form(model, *, admin_note="", user_env=""):
     if model is None:
         raise NoLaunchGroup(NO_GROUP_MESSAGE)
-    return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note)
+    return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note, user_env=user_env)
 
 
 class RenderedForms:

@@ -6,16 +6,25 @@ Keycloak's end-session endpoint with `id_token_hint`, `client_id` (Keycloak 26 n
 them) and `post_logout_redirect_uri` pointing back here with `kc=true`. Second request (the
 return from Keycloak): the hub session is cleared again (harmless) and the logout page shown.
 
-The return address must be allowed in the Keycloak client's "Valid post logout redirect URIs".
+The return address must be allowed in the Keycloak client's "Valid post logout redirect URIs"
+(Keycloak 18 and later) or "Valid redirect URIs" (earlier releases, which take `redirect_uri`
+instead: keycloak.logout `legacy`, or `auto` to ask Keycloak once; see auth.logout_style).
 """
 
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado.httputil import url_concat
 
 
-def end_session_url(authenticator, id_token, return_url):
-    """Keycloak's end-session endpoint (on the address browsers reach) for this logout."""
+def end_session_url(authenticator, id_token, return_url, style="oidc"):
+    """Keycloak's end-session endpoint (on the address browsers reach) for this logout.
+
+    Keycloak 18 and later follow OpenID Connect RP-initiated logout (`post_logout_redirect_uri` with
+    `id_token_hint` or `client_id`) and refuse `redirect_uri`; earlier releases, which PrimeHub ran
+    on, only know `redirect_uri` (style "legacy").
+    """
     endpoint = f"{authenticator.browser_url}/realms/{authenticator.realm}/protocol/openid-connect/logout"
+    if style == "legacy":
+        return url_concat(endpoint, {"redirect_uri": return_url})
     params = {"client_id": authenticator.client_id, "post_logout_redirect_uri": return_url}
     if id_token:
         params["id_token_hint"] = id_token
@@ -44,7 +53,9 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
         self.keycloak_end_session = None
         if self.get_argument("kc", "") != "true":
             # the user is still known here (JupyterHub forgets them only after this hook)
-            self.keycloak_end_session = end_session_url(self.authenticator, await self._id_token(), self._return_url())
+            return_url = self._return_url()
+            style = await self.authenticator.logout_style(return_url)
+            self.keycloak_end_session = end_session_url(self.authenticator, await self._id_token(), return_url, style)
 
     async def render_logout_page(self):
         """First request: on to Keycloak's end-session endpoint. Back from Keycloak: the logout page."""

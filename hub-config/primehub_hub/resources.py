@@ -30,6 +30,9 @@ ANNOTATION_LAUNCH_GROUP_ONLY = "dataset.primehub.io/launchGroupOnly"
 ANNOTATION_HOME_SYMLINK = "dataset.primehub.io/homeSymlink"
 ANNOTATION_MOUNT_ROOT = "dataset.primehub.io/mountRoot"
 ANNOTATION_GIT_SYNC_HOST_ROOT = "dataset.primehub.io/gitSyncHostRoot"
+ANNOTATION_SHM_SIZE = "instancetype.primehub.io/shmSize"
+ANNOTATION_GIT_SYNC_ROOT = "dataset.primehub.io/gitSyncRoot"
+DEFAULT_GIT_SYNC_ROOT = "/gitsync/"
 DEFAULT_MOUNT_ROOT = "/datasets/"
 
 _log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class InstanceType:
     memory_request: int = 0
     node_selector: dict = field(default_factory=dict)
     tolerations: tuple = ()
+    shm_size: str = ""  # annotation instancetype.primehub.io/shmSize: a quantity, or "limit"
 
     @property
     def label(self):
@@ -113,6 +117,7 @@ class Dataset:
     home_symlink: bool = False
     mount_root: str = DEFAULT_MOUNT_ROOT
     git_sync_host_root: str = ""
+    git_sync_root: str = DEFAULT_GIT_SYNC_ROOT  # where a git dataset's volume is mounted in the pod
 
     @property
     def label(self):
@@ -155,7 +160,7 @@ def _text(spec, key):
 
 
 def parse_instance_type(obj):
-    name, _metadata_, spec = _metadata(obj, "InstanceType")
+    name, metadata, spec = _metadata(obj, "InstanceType")
     where = f"InstanceType {name}"
 
     def number(key, parse, default):
@@ -207,24 +212,38 @@ def parse_instance_type(obj):
         memory_request=memory_request,
         node_selector=dict(node_selector),
         tolerations=tuple(dict(t) for t in tolerations),
+        shm_size=_shm_annotation(metadata, where),
     )
+
+
+def _shm_annotation(metadata, where):
+    raw = ((metadata.get("annotations") or {}).get(ANNOTATION_SHM_SIZE) or "").strip()
+    if raw and raw != "limit" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?", raw):
+        raise InvalidResource(f"{where}: annotation {ANNOTATION_SHM_SIZE} must be a size (e.g. 8Gi) or 'limit'")
+    return raw
 
 
 def parse_image(obj):
     name, _metadata_, spec = _metadata(obj, "Image")
-    url = _text(spec, "url")
-    if not url:
-        raise InvalidResource(f"Image {name}: spec url is missing")
     image_type = spec.get("type") or "both"
     if image_type not in IMAGE_TYPES:
         raise InvalidResource(f"Image {name}: spec type {image_type!r} is not one of cpu, gpu, both")
+    url = _text(spec, "url")
+    url_for_gpu = _text(spec, "urlForGpu")
+    if not url and image_type == "gpu":
+        url = url_for_gpu  # a GPU-only image may name only its GPU reference
+    if not url:
+        if isinstance(spec.get("imageSpec"), dict):
+            # PrimeHub's console stores url "" until its image builder has pushed the image.
+            raise InvalidResource(f"Image {name}: not built yet (spec url is empty while spec imageSpec is being built)")
+        raise InvalidResource(f"Image {name}: spec url is missing")
     return Image(
         name=name,
         url=url,
         display_name=_text(spec, "displayName"),
         description=_text(spec, "description"),
-        url_for_gpu=_text(spec, "urlForGpu"),
-        pull_secret=_text(spec, "pullSecret"),
+        url_for_gpu=url_for_gpu,
+        pull_secret=_text(spec, "pullSecret"),  # PrimeHub writes "" for none
         type=image_type,
     )
 
@@ -270,7 +289,14 @@ def parse_dataset(obj):
         home_symlink=_annotation_true(annotations, ANNOTATION_HOME_SYMLINK),
         mount_root=_mount_root(annotations, name),
         git_sync_host_root=annotations.get(ANNOTATION_GIT_SYNC_HOST_ROOT) or "",
+        git_sync_root=_folder(annotations.get(ANNOTATION_GIT_SYNC_ROOT) or DEFAULT_GIT_SYNC_ROOT, ANNOTATION_GIT_SYNC_ROOT, name),
     )
+
+
+def _folder(path, annotation, name):
+    if not path.startswith("/") or path.rstrip("/") == "":
+        raise InvalidResource(f"Dataset {name}: annotation {annotation} must be an absolute folder other than /")
+    return path if path.endswith("/") else path + "/"
 
 
 PARSERS = {"InstanceType": parse_instance_type, "Image": parse_image, "Dataset": parse_dataset}

@@ -17,21 +17,21 @@ What it adds to KubeSpawner, and where:
 import asyncio
 import copy
 import json
-import shlex
 
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from kubespawner import KubeSpawner
 from traitlets import Any, Bool, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
-from .entitlements import launch_groups
 from .errors import ConfigurationError, Refused
 from .form import build_form, collection_paused, form_options, render_form, rendered_forms
-from .plan import plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, label_value, project_quota, usage_by_group, user_quota
+from .plan import normalize_options, plan_launch
+from .quotas import LABEL_GROUP, LABEL_USER, label_value, project_quota, user_quota
 from .resources import CatalogWatcher, instance_type_override
+from .spawn_habits import PrimeHubHabits
 from .spawn_quota import GroupQuotaGuard
 from .spawn_scheduling import FastSchedulingFailure
+from .userenv import env_text
 from .volumes import home_capacity
 from .watch import notifying
 
@@ -50,8 +50,12 @@ PLAN_TRAITS = (
     "volumes",
     "volume_mounts",
     "extra_labels",
+    "extra_annotations",
     "lifecycle_hooks",
     "storage_capacity",
+    "uid",
+    "allow_privilege_escalation",
+    "cmd",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 # Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
@@ -99,7 +103,7 @@ def _merge_named(current, additions):
     return list(current or []) + list(additions)
 
 
-class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
+class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
     """Spawn user servers from PrimeHub's groups, instance types, images and datasets."""
 
     role_prefix = Unicode(
@@ -146,6 +150,7 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in PLAN_TRAITS}
         self.plan = None
         self._plan_env = {}
+        self._user_env = {}
         self._pod_created = False
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
@@ -209,20 +214,23 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         current = getattr(self.handler, "current_user", None) if self.handler is not None else None
         if current is not None and getattr(current, "name", self.user.name) != self.user.name:
             note = f"You are starting a server for {self.user.name}: the groups, choices and quotas shown are theirs."
+        # What the form shows of the remembered options (choices and the user's own variables),
+        # normalized: part of the cache key, so a changed remembered env renders again.
+        remembered = normalize_options(self.user_options or {}, strict=False)
         key = (self.user.name, self.name)
-        inputs = (user, catalog, usage, self.user_options, note, self.role_prefix)
+        inputs = (user, catalog, usage, remembered, note, self.role_prefix)
         html = rendered_forms.get(key, inputs)
         if html is None:
             # A big form (a user in hundreds of groups) takes long to render: off the event loop,
             # so the hub keeps serving everyone else meanwhile. Inputs are immutable here.
-            html = await asyncio.to_thread(self._render_form_html, user, catalog, usage, dict(self.user_options or {}), note)
+            html = await asyncio.to_thread(self._render_form_html, user, catalog, usage, remembered, note)
             rendered_forms.put(key, inputs, html)
         return html
 
     def _render_form_html(self, user, catalog, usage, remembered, note):
         with collection_paused():
             model = build_form(user, catalog, prefix=self.role_prefix, remembered=remembered, usage=usage)
-            html = render_form(model, admin_note=note)
+            html = render_form(model, admin_note=note, user_env=env_text(remembered.get("env")))
             del model  # freed here, while collection is still paused
         return html
 
@@ -230,32 +238,6 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         # KubeSpawner's pod and event reflectors, made to count their changes and tell listeners:
         # the form's usage is kept until a pod changes, and fast failure wakes on the event.
         return await super()._start_reflector(kind, notifying(reflector_class), replace=replace, **kwargs)
-
-    async def _active_pods(self):
-        if self.primehub_pods is not None:
-            return list(self.primehub_pods)
-        await self._start_watching_pods()
-        return list(self.pod_reflector.pods.values())
-
-    async def _usage_for_form(self, user):
-        """{group: (user usage, group usage)}, kept until the pod reflector sees a change."""
-        groups = tuple(label_value(g.name) for g in launch_groups(user))
-        me = label_value(self.user.name)
-        version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
-        memo = getattr(self, "_usage_memo", None)
-        if version is not None and memo is not None and memo[0] == (version, groups, me, self.pod_name):
-            return memo[1]
-        try:
-            pods = await self._active_pods()
-        except Exception:
-            self.log.warning("Cannot read pods to show quota usage", exc_info=True)
-            return {}
-        by_label = usage_by_group(pods, groups, me, exclude_pod=self.pod_name)
-        usage = {g.name: by_label[label_value(g.name)] for g in launch_groups(user)}
-        version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
-        if version is not None:
-            self._usage_memo = ((version, groups, me, self.pod_name), usage)
-        return usage
 
     @default("options_from_form")
     def _options_from_form_default(self):
@@ -283,6 +265,8 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
+        plan = await self.without_missing_datasets(plan)
+        self.choose_home_claim()
         self.apply_plan(plan)
         if self.user_options != plan.options:
             self.user_options = plan.options
@@ -315,33 +299,31 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
                 value = list(current or []) + value
             setattr(self, name, value)
 
-    def _home_symlink_hook(self, paths):
-        commands = [f"ln -sfn {shlex.quote(p)} \"$HOME/\"" for p in paths]
-        return {"postStart": {"exec": {"command": ["sh", "-c", "; ".join(commands) + " ; true"]}}}
-
     def apply_plan(self, plan):
         for name, value in self._baseline.items():
             setattr(self, name, copy.deepcopy(value))
         self.plan = plan
         self.apply_kubespawner_override(self.instance_type_to_override(plan.instance_type))
         self.apply_kubespawner_override(self.image_to_override(plan.image, plan.instance_type))
-        self.volumes = _merge_named(self.volumes, literal(plan.volumes))
-        self.volume_mounts = _merge_named(self.volume_mounts, literal(plan.volume_mounts))
+        habit_volumes, habit_mounts = self.habit_volumes(plan)
+        habit_env = self.apply_habits(plan)
+        self.volumes = _merge_named(self.volumes, literal(plan.volumes + habit_volumes))
+        self.volume_mounts = _merge_named(self.volume_mounts, literal(plan.volume_mounts + habit_mounts))
         self.extra_labels = {
             **self.extra_labels,
             LABEL_USER: label_value(self.user.name),
             LABEL_GROUP: label_value(plan.group.name),
         }
         self.storage_capacity = home_capacity(plan.user.attributes, self._baseline["storage_capacity"])
-        if plan.home_symlinks and self.dataset_home_symlinks:
-            if "postStart" in (self.lifecycle_hooks or {}):
-                self.log.warning("A postStart hook is configured; dataset home symlinks are not added")
-            else:
-                self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._home_symlink_hook(plan.home_symlinks)}
-        self._plan_env = dict(plan.env)
+        self._user_env = dict(plan.user_env)
+        self._plan_env = {k: v for k, v in plan.env.items() if k not in plan.user_env}
+        self._plan_env.update(habit_env)
 
     def get_env(self):
         env = super().get_env()
-        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'
+        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'. The user's
+        # own variables never replace one set by JupyterHub, KubeSpawner, the operator or the launch.
+        for name, value in self._user_env.items():
+            env.setdefault(name, value)
         env.update(self._plan_env)
         return env

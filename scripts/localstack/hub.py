@@ -56,7 +56,8 @@ def settings(**changes) -> dict:
     """The local hub's settings document (the chart renders the same keys from its values)."""
     document = {
         "keycloak": {"url": f"http://localhost:{keycloak.PORT}", "internalUrl": keycloak.URL,
-                     "realm": keycloak.REALM, "clientId": "jupyterhub", "rolePrefix": ""},
+                     "realm": keycloak.REALM, "clientId": "jupyterhub", "rolePrefix": "",
+                     "scopeRequired": "", "logout": "auto"},
         "publicUrl": URL,
         "namespace": cluster.NAMESPACE,
         "extraConfigDir": str(Path(__file__).parent / "hub-extra-config"),

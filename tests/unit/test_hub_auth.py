@@ -84,6 +84,7 @@ def make_authenticator(**kwargs):
     kwargs.setdefault("client_secret", "s3cret")
     kwargs.setdefault("public_url", "https://hub.example.com")
     kwargs.setdefault("enable_pkce", False)
+    kwargs.setdefault("keycloak_logout_style", "oidc")  # "auto" would ask a Keycloak
     authenticator = PrimeHubAuthenticator(keycloak_admin=FakeAdmin(), **kwargs)
     oidc = FakeOIDC(authenticator)
     authenticator.fetch = oidc.fetch

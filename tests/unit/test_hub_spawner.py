@@ -52,7 +52,7 @@ async def test_a_gpu_launch_reaches_the_pod():
 
     pod = await spawner.get_pod_manifest()
     labels = pod.metadata.labels
-    assert labels["primehub.io/user"] == "ana" and labels["primehub.io/group"] == "vision"
+    assert labels["primehub.io/user"] == "escaped-ana" and labels["primehub.io/group"] == "escaped-vision"
     env = env_of(pod)
     assert env["GROUP_NAME"] == "vision" and env["GROUP_ID"] == "g-vision"
     assert env["INSTANCE_TYPE"] == "gpu-one" and env["IMAGE_NAME"] == "torch" and env["TZ"] == "Asia/Taipei"
@@ -64,7 +64,9 @@ async def test_a_gpu_launch_reaches_the_pod():
     assert mounts["/datasets/reports"] is True  # read-only under vision
     assert "/datasets/confidential" not in mounts  # launch-group-only, granted to analysts
     assert mounts["/project/vision"] in (None, False)
-    assert pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1].startswith("ln -sfn /srv/git/notebooks")
+    links = pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1]
+    assert 'ln -s /srv/git/notebooks "$HOME"/notebooks' in links  # homeSymlink, never over a user's file
+    assert "ln -s /gitsync/notebooks/notebooks /srv/git/notebooks" in links  # the git checkout itself
 
 
 @pytest.mark.asyncio
@@ -87,7 +89,7 @@ async def test_each_launch_starts_from_the_configured_baseline():
     assert [t["key"] for t in spawner.tolerations] == ["users"]
     assert spawner.extra_resource_limits == {}
     assert spawner.image_pull_secrets == [{"name": "regcred"}]
-    assert spawner.extra_labels["team"] == "x" and spawner.extra_labels["primehub.io/group"] == "analysts"
+    assert spawner.extra_labels["team"] == "x" and spawner.extra_labels["primehub.io/group"] == "escaped-analysts"
     volumes = names(spawner.volumes)
     assert len(volumes) == len(set(volumes))
     pod = await spawner.get_pod_manifest()
@@ -256,7 +258,7 @@ async def test_an_admin_starting_a_server_for_another_user_gets_the_owners_entit
     spawner.handler = request_handler(body=b"group=vision")
     spawner.user_options = dict(GPU_LAUNCH)
     await spawner.load_user_options()
-    assert spawner.extra_labels["primehub.io/user"] == "ana"
+    assert spawner.extra_labels["primehub.io/user"] == "escaped-ana"
     assert set(authenticator.asked) == {"ana"}
 
 
@@ -270,7 +272,7 @@ async def test_the_form_for_a_user_without_groups_is_the_no_group_refusal():
 @pytest.mark.asyncio
 async def test_the_form_shows_usage_from_the_users_pods():
     running = {
-        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "analysts", "primehub.io/user": "ana"}},
+        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"}},
         "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
         "status": {"phase": "Running"},
     }
@@ -323,7 +325,7 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
 
     # usage changed: shown at once
     running = {
-        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "analysts", "primehub.io/user": "ana"}},
+        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"}},
         "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
         "status": {"phase": "Running"},
     }

@@ -34,7 +34,7 @@ SIGNATURES = [
     (KubeSpawner, "_start", "(self)", True, "spawn_scheduling.py _start_watched"),
     (KubeSpawner, "_make_create_pod_request", "(self, pod, request_timeout)", True, "spawn_quota.py: quota check under the group lock"),
     (KubeSpawner, "_make_create_pvc_request", "(self, pvc, request_timeout)", True, "spawn_quota.py _ensure_shared_volumes"),
-    (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawner.py _active_pods"),
+    (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawn_quota.py _active_pods"),
     (KubeSpawner, "_start_reflector",
      "(self, kind: str, reflector_class: Type[kubespawner.reflector.ResourceReflector], replace: bool = False, **kwargs)",
      True, "spawner.py _start_reflector: the pod and event reflectors made notifying (watch.py)"),
@@ -46,6 +46,7 @@ SIGNATURES = [
      "spawn_quota.py _ensure_shared_volumes"),
     (slugs, "safe_slug", "(name, is_valid=is_valid_default, max_length=None)", False, "quotas.py label_value"),
     (slugs, "is_valid_label", "(s)", False, "quotas.py label_value"),
+    (slugs, "escape_slug", "(name)", False, "quotas.py primehub_label, volumes.py home_claim_name: PrimeHub's escaping"),
     # OAuthenticator
     (OAuthenticator, "_token_to_auth_model", "(self, token_info)", True, "refresh.py _renewed_login: a refreshed token -> auth model"),
     (OAuthenticator, "token_to_user", "(self, token_info)", True, "auth.py token_to_user"),
