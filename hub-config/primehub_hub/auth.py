@@ -9,43 +9,34 @@ and userinfo requests, auth_state and managed groups. This class adds:
   (keycloak.py) at login and on every refresh, kept in auth_state under `primehub`;
 - refresh through oauthenticator's `refresh_user_hook` and `modify_auth_state_hook`
   (refresh.py): tokens renewed before they expire, revoked sessions noticed, groups re-read;
+- the logout Keycloak speaks (`KeycloakLogoutStyle`, logout.py) and tokens sent back to the address
+  that issued them (`IssuerFallback`, refresh.py), as mixins;
 - readable pages instead of tracebacks when Keycloak cannot be reached (`httpfetch`, the one
   door oauthenticator sends token and userinfo requests through).
 """
 
 import time
-from urllib.parse import urlencode
 
 import jwt
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
-from traitlets import Any, Enum, Float, Integer, Unicode, default
+from traitlets import Any, Float, Integer, Unicode, default
 
 from .entitlements import EVERYONE
 from .errors import KeycloakUnavailable, Refused
 from .keycloak import KeycloakAdmin
-from .logout import PrimeHubLogoutHandler
+from .logout import KeycloakLogoutStyle, PrimeHubLogoutHandler
 from .refresh import (
     AUTH_STATE_KEY,
+    IssuerFallback,
     current_request,
     note_token_expiry,
     refresh_user_hook,
     refreshing,
-    token_issuer_base,
 )
-
-LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY = "auto", "oidc", "legacy"
-
-
-def logout_style_from_probe(status, location, return_url):
-    """Which logout a Keycloak speaks, from its answer to a session-less logout with `redirect_uri`."""
-    if status in (301, 302, 303, 307) and location.split("?")[0] == return_url.split("?")[0]:
-        return LOGOUT_LEGACY
-    return LOGOUT_OIDC
 
 
 def _unreachable(error):
@@ -89,7 +80,7 @@ class PrimeHubLoginHandler(OAuthLoginHandler):
         return super().get()
 
 
-class PrimeHubAuthenticator(GenericOAuthenticator):
+class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthenticator):
     """Log in with PrimeHub's Keycloak realm and carry the user's groups into the hub."""
 
     login_handler = PrimeHubLoginHandler
@@ -108,16 +99,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         help="Keycloak base URL as the hub reaches it (token, userinfo, admin API). Empty: same as keycloak_url.",
     )
     realm = Unicode("primehub", config=True, help="Keycloak realm holding PrimeHub's users, groups and roles.")
-    keycloak_logout_style = Enum(
-        [LOGOUT_AUTO, LOGOUT_OIDC, LOGOUT_LEGACY],
-        LOGOUT_AUTO,
-        config=True,
-        help=(
-            "How the browser is sent through Keycloak's logout: 'oidc' (post_logout_redirect_uri, Keycloak 18 "
-            "and later), 'legacy' (redirect_uri, Keycloak before 18, as PrimeHub used), or 'auto' (asked once)."
-        ),
-    )
-    _discovered_logout_style = ""
     scope_required = Unicode(
         "",
         config=True,
@@ -214,30 +195,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _userdata_url_default(self):
         return self._oidc(self.internal_url, "userinfo")
 
-    async def logout_style(self, return_url):
-        """The configured logout style, or for `auto` the one this Keycloak answers to (asked once).
-
-        The probe is a logout without a session, sent by the hub: a Keycloak before 18 sends it on
-        to `redirect_uri` (302); a later one refuses the parameter.
-        """
-        if self.keycloak_logout_style != LOGOUT_AUTO:
-            return self.keycloak_logout_style
-        if self._discovered_logout_style:
-            return self._discovered_logout_style
-        probe = url_concat(self._oidc(self.internal_url, "logout"), {"redirect_uri": return_url})
-        try:
-            response = await self.http_client.fetch(
-                probe, follow_redirects=False, raise_error=False,
-                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
-            )
-        except (HTTPClientError, OSError, StreamClosedError) as e:
-            self.log.warning("Cannot ask Keycloak which logout it speaks (%s); using OpenID Connect's", e)
-            return LOGOUT_OIDC
-        style = logout_style_from_probe(response.code, response.headers.get("Location", ""), return_url)
-        self.log.info("Keycloak logout: %s (discovered)", style)
-        self._discovered_logout_style = style
-        return style
-
     @default("username_claim")
     def _username_claim_default(self):
         return "preferred_username"
@@ -319,60 +276,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 raise
             self.log.error("Keycloak unreachable (%s): %s", label, e)
             raise _keycloak_down() from e
-
-    def _other_issuer(self, token):
-        """The token's issuer base when it is not the internal URL, else None.
-
-        A Keycloak without a pinned hostname issues tokens for the address the browser used and
-        then refuses them (userinfo, refresh, introspection) at any other address. Going back to
-        the issuer keeps such a setup working; pinning the hostname (KC_HOSTNAME with
-        hostname-backchannel-dynamic) is the real fix, hence the warning.
-        """
-        base = token_issuer_base(token)
-        if not base or base == self.internal_url:
-            return None
-        if not getattr(self, "_warned_issuer", False):
-            self._warned_issuer = True
-            self.log.warning(
-                "Keycloak issued tokens for %s but the hub talks to it at %s and it refuses them there; "
-                "sending them back to %s. Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) to avoid this.",
-                base,
-                self.internal_url,
-                base,
-            )
-        return base
-
-    async def token_to_user(self, token_info):
-        try:
-            return await super().token_to_user(token_info)
-        except HTTPClientError as e:
-            base = self._other_issuer(token_info.get("access_token")) if e.code == 401 else None
-            if base is None:
-                raise
-            return await self.httpfetch(
-                self._oidc(base, "userinfo"),
-                "Fetching user info...",
-                method="GET",
-                headers=self.build_userdata_request_headers(token_info["access_token"], token_info.get("token_type") or "Bearer"),
-                validate_cert=self.validate_server_cert,
-            )
-
-    async def refresh_at_issuer(self, refresh_token, params):
-        """A refresh at the token's own issuer when the internal address refused it; None if that fails too."""
-        base = self._other_issuer(refresh_token)
-        if base is None:
-            return None
-        try:
-            token_info = await self.httpfetch(
-                self._oidc(base, "token"),
-                method="POST",
-                headers=self.build_token_info_request_headers(),
-                body=urlencode(params).encode("utf-8"),
-                validate_cert=self.validate_server_cert,
-            )
-        except HTTPClientError:
-            return None
-        return token_info if "access_token" in (token_info or {}) else None
 
     # --- Keycloak data ------------------------------------------------------------------
 

@@ -174,8 +174,8 @@ class RenderedForms:
     A form depends on the owner's entitlements (groups, grants, attributes: compared by value,
     so a reload of the same entitlements keeps the page and a changed grant does not), the
     catalog (the watcher keeps one object until a resource changes: compared by identity),
-    the quota usage, the remembered choices, the admin note and the role prefix. Any change of
-    one of them renders again. At most `size` forms are kept (least recently used dropped).
+    the quota usage, the remembered options (choices and the user's own variables, normalized),
+    the admin note and the role prefix. Any change of one of them renders again. At most `size` forms are kept (least recently used dropped).
     """
 
     def __init__(self, size=256):

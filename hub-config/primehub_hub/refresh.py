@@ -13,14 +13,19 @@ PrimeHubAuthenticator sets `refresh_user_hook` to `refresh_user_hook` below and
 
 oauthenticator calls the hook as hook(authenticator, user, auth_state), without the request; the
 authenticator's refresh_user puts the request in `current_request` for the hook to read.
+
+`IssuerFallback` (a mixin of PrimeHubAuthenticator) sends userinfo and refresh requests back to
+the Keycloak address that issued a token, when the internal address refuses it.
 """
 
 import contextvars
 import time
+from urllib.parse import urlencode
 
 import jwt
 from tornado import web
 from tornado.httpclient import HTTPClientError
+from traitlets.config import LoggingConfigurable
 
 from .entitlements import EVERYONE
 from .errors import KeycloakUnavailable
@@ -164,3 +169,61 @@ async def refresh_user_hook(authenticator, user, auth_state):
     except KeycloakUnavailable as e:
         authenticator.log.warning("Keycloak unavailable while refreshing %s; keeping the current login: %s", user.name, e)
         return True
+
+
+class IssuerFallback(LoggingConfigurable):
+    """Tokens sent back to the Keycloak address that issued them. A mixin of PrimeHubAuthenticator."""
+
+    def _other_issuer(self, token):
+        """The token's issuer base when it is not the internal URL, else None.
+
+        A Keycloak without a pinned hostname issues tokens for the address the browser used and
+        then refuses them (userinfo, refresh, introspection) at any other address. Going back to
+        the issuer keeps such a setup working; pinning the hostname (KC_HOSTNAME with
+        hostname-backchannel-dynamic) is the real fix, hence the warning.
+        """
+        base = token_issuer_base(token)
+        if not base or base == self.internal_url:
+            return None
+        if not getattr(self, "_warned_issuer", False):
+            self._warned_issuer = True
+            self.log.warning(
+                "Keycloak issued tokens for %s but the hub talks to it at %s and it refuses them there; "
+                "sending them back to %s. Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) to avoid this.",
+                base,
+                self.internal_url,
+                base,
+            )
+        return base
+
+    async def token_to_user(self, token_info):
+        try:
+            return await super().token_to_user(token_info)
+        except HTTPClientError as e:
+            base = self._other_issuer(token_info.get("access_token")) if e.code == 401 else None
+            if base is None:
+                raise
+            return await self.httpfetch(
+                self._oidc(base, "userinfo"),
+                "Fetching user info...",
+                method="GET",
+                headers=self.build_userdata_request_headers(token_info["access_token"], token_info.get("token_type") or "Bearer"),
+                validate_cert=self.validate_server_cert,
+            )
+
+    async def refresh_at_issuer(self, refresh_token, params):
+        """A refresh at the token's own issuer when the internal address refused it; None if that fails too."""
+        base = self._other_issuer(refresh_token)
+        if base is None:
+            return None
+        try:
+            token_info = await self.httpfetch(
+                self._oidc(base, "token"),
+                method="POST",
+                headers=self.build_token_info_request_headers(),
+                body=urlencode(params).encode("utf-8"),
+                validate_cert=self.validate_server_cert,
+            )
+        except HTTPClientError:
+            return None
+        return token_info if "access_token" in (token_info or {}) else None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_scenario import make_spawner, user
 
+from hub_scenario import make_spawner, user
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.plan import group_offer
 from primehub_hub.resources import Catalog
@@ -259,7 +259,6 @@ def test_explain_shows_the_home_claim_capacity_and_labels():
 
 def _analysts_plan():
     from hub_scenario import catalog
-
     from primehub_hub.plan import plan_launch
 
     return plan_launch(user("ana"), catalog(), {"group": "analysts"}, strict=True)
@@ -405,7 +404,6 @@ def test_user_variables_that_are_the_hubs_or_malformed_are_refused(text, words):
 
 def test_a_user_variable_cannot_replace_a_dataset_variable_of_the_launch():
     from hub_scenario import catalog
-
     from primehub_hub.errors import BadRequest
     from primehub_hub.plan import plan_launch
 
@@ -574,7 +572,7 @@ def test_legacy_logout_sends_redirect_uri_only():
     ],
 )
 def test_the_logout_style_is_read_from_keycloaks_answer(status, location, style):
-    from primehub_hub.auth import logout_style_from_probe
+    from primehub_hub.logout import logout_style_from_probe
 
     assert logout_style_from_probe(status, location, RETURN) == style
 
