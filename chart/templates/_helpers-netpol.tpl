@@ -56,9 +56,11 @@ Call with the egressAllowRules map.
 {{- end }}
 
 {{- /*
-Egress to Keycloak: its port, narrowed to keycloak.networkPolicyPeers when the operator knows where
-Keycloak runs. Both the internal and the browser-facing address count, since the hub may be told to
-use either.
+Egress to Keycloak: its port, to keycloak.networkPolicyPeers when the operator knows where Keycloak
+runs. Both the internal and the browser-facing address count, since the hub may be told to use either.
+Without peers only public addresses qualify: a rule without `to:` would open the port to every
+address, the cluster's own services and the cloud metadata server (169.254.169.254, plain http on 80)
+included. An in-cluster Keycloak therefore needs networkPolicyPeers.
 */}}
 {{- define "primehub.netpol.keycloakEgress" -}}
 {{- if .Values.keycloak.url }}
@@ -68,9 +70,17 @@ use either.
     - protocol: TCP
       port: {{ . | int }}
     {{- end }}
-  {{- with .Values.keycloak.networkPolicyPeers }}
   to:
+  {{- with .Values.keycloak.networkPolicyPeers }}
     {{- toYaml . | nindent 4 }}
+  {{- else }}
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          - 10.0.0.0/8
+          - 172.16.0.0/12
+          - 192.168.0.0/16
+          - 169.254.0.0/16
   {{- end }}
 {{- end }}
 {{- end }}

@@ -9,8 +9,8 @@ and userinfo requests, auth_state and managed groups. This class adds:
   (keycloak.py) at login and on every refresh, kept in auth_state under `primehub`;
 - refresh through oauthenticator's `refresh_user_hook` and `modify_auth_state_hook`
   (refresh.py): tokens renewed before they expire, revoked sessions noticed, groups re-read;
-- the logout Keycloak speaks (`KeycloakLogoutStyle`, logout.py) and tokens sent back to the address
-  that issued them (`IssuerFallback`, refresh.py), as mixins;
+- the logout Keycloak speaks (`KeycloakLogoutStyle`, logout.py) and tokens issued for the browser
+  address sent back there, never to any other issuer (`IssuerFallback`, refresh.py), as mixins;
 - readable pages instead of tracebacks when Keycloak cannot be reached (`httpfetch`, the one
   door oauthenticator sends token and userinfo requests through).
 """
@@ -25,10 +25,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
 
-from .entitlements import EVERYONE
+from .entitlements import is_everyone
 from .errors import KeycloakUnavailable, Refused
 from .keycloak import KeycloakAdmin
 from .logout import KeycloakLogoutStyle, PrimeHubLogoutHandler
+from .offboarding import Offboarding
 from .refresh import (
     AUTH_STATE_KEY,
     IssuerFallback,
@@ -132,6 +133,15 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
         config=True,
         help="Renew the access token with the refresh token when it has fewer than this many seconds left.",
     )
+    offboarding_interval = Float(
+        30.0,
+        config=True,
+        help=(
+            "Seconds between checks that the users with a running server still exist and are enabled in Keycloak; "
+            "a deleted or disabled user's servers are stopped and tokens revoked. 0 turns the check off."
+        ),
+    )
+    offboarding = Any(None, allow_none=True, help="The running Offboarding check (set when the hub starts).")
     keycloak_admin = Any(
         None,
         allow_none=True,
@@ -235,7 +245,7 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
     def _auth_state_groups_key_default(self):
         def groups(auth_state):
             info = (auth_state or {}).get(AUTH_STATE_KEY) or {}
-            return [g["name"] for g in info.get("groups") or [] if g.get("name") and g["name"] != EVERYONE]
+            return [g["name"] for g in info.get("groups") or [] if g.get("name") and not is_everyone(g["name"], g.get("path"))]
 
         return groups
 
@@ -249,6 +259,13 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
                     "Please ask your administrator."
                 )
         return await super().check_allowed(username, auth_model)
+
+    def get_handlers(self, app):
+        # called once, by the running hub: the place where the authenticator gets to see its users
+        if app is not None and self.offboarding is None and self.offboarding_interval > 0:
+            self.offboarding = Offboarding(app, self.keycloak_admin, self.offboarding_interval, log=self.log)
+            self.offboarding.start()
+        return super().get_handlers(app)
 
     def get_callback_url(self, handler=None):
         if self.oauth_callback_url:

@@ -11,11 +11,37 @@ from dataclasses import dataclass, field
 
 from kubespawner.slugs import is_valid_object_name, safe_slug
 
+from .resources import DEFAULT_GIT_SYNC_ROOT
+
 _log = logging.getLogger(__name__)
 
 # Kubernetes' classic rule for environment variable names (C identifiers plus '-' and '.').
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 DEFAULT_GIT_SYNC_HOST_ROOT = "/home/dataset/"
+# Where datasets may be mounted in the user's container: places no image keeps its own files in
+# (a mount root of /opt/conda/ would shadow the interpreter, /home/ the user's home).
+DEFAULT_MOUNT_ROOTS = ("/datasets/", "/mnt/", "/data/", "/srv/")
+
+# The variables the hub, KubeSpawner, JupyterHub and the server's runtime own. This module owns the
+# list for every caller: a dataset variable (written by whoever may write Datasets, who is not
+# trusted with the user's server) and a user's own variable (userenv.py) alike never set the API
+# URL, token, OAuth scopes, resources, the start wrapper's switches, nor what makes the loader, the
+# shell or an interpreter run other code.
+RESERVED_ENV_PREFIXES = (
+    "JUPYTERHUB_", "JPY_", "JUPYTER_", "LD_", "PYTHON", "IPYTHON", "CONDA_", "NVIDIA_", "MEM_", "CPU_", "KUBERNETES_"
+)
+RESERVED_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "SHELL", "ENV", "BASH_ENV", "NB_USER", "NB_UID", "NB_GID", "NODE_OPTIONS", "PERL5LIB",
+     "PERL5OPT", "RUBYOPT", "TZ", "GROUP_NAME", "GROUP_ID", "INSTANCE_TYPE", "IMAGE_NAME", "GRANT_SUDO",
+     "CHOWN_HOME", "CHOWN_EXTRA"}
+)
+
+
+def reserved_env_name(name):
+    """True for names nobody but the hub may set (compared upper-cased: dataset variables are, and a
+    user's `ld_preload` is refused as plainly as `LD_PRELOAD`)."""
+    upper = name.upper()
+    return upper in RESERVED_ENV_NAMES or upper.startswith(RESERVED_ENV_PREFIXES)
 
 
 @dataclass
@@ -45,7 +71,8 @@ def volume_name(prefix, name):
 def dataset_env(dataset, log=None):
     """`<NAME>_<KEY>` upper-cased for each variable, plus the same with '-' replaced by '_'.
 
-    Names that are not valid environment variable names are dropped with a log line.
+    Names that are not valid environment variable names, or that are reserved (see
+    `reserved_env_name`), are dropped with a log line naming the dataset.
     """
     log = log or _log
     env = {}
@@ -56,11 +83,60 @@ def dataset_env(dataset, log=None):
         if underscored != name:
             candidates.append(underscored)
         for candidate in candidates:
-            if ENV_NAME.match(candidate):
+            if reserved_env_name(candidate):
+                log.warning(
+                    "Dataset %s: dropping variable %r, %r is reserved for the hub and the server's runtime",
+                    dataset.name, key, candidate,
+                )
+            elif ENV_NAME.match(candidate):
                 env[candidate] = value
             else:
                 log.warning("Dataset %s: dropping variable %r, %r is not a valid environment variable name", dataset.name, key, candidate)
     return env
+
+
+def _folder(path):
+    """`path` as an absolute folder ending in '/', or None when it is relative or has '.'/'..' parts."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    parts = [p for p in path.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        return None
+    return "/" + "".join(p + "/" for p in parts)
+
+
+def _under(path, prefixes):
+    folder = _folder(path)
+    return folder is not None and any(
+        (root := _folder(prefix)) is not None and folder.startswith(root) for prefix in prefixes
+    )
+
+
+def dataset_refusal(dataset, *, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT):
+    """Why a catalog writer may not have this dataset mounted, or None.
+
+    Writing Datasets does not make one a node administrator: node folders must lie under an
+    operator's allow-list (`host_path_prefixes`, empty refuses every hostPath dataset), git
+    datasets come from the configured git-sync root (or an allowed one), and mounts land only
+    under `mount_roots`. The CRD refuses the plainly dangerous; annotations it cannot see.
+    """
+    if dataset.type == "env":
+        return None
+    if not _under(dataset.mount_root, mount_roots):
+        return (
+            f"mount root {dataset.mount_root!r} is not under an allowed mount root ({', '.join(mount_roots)})"
+        )
+    if dataset.type == "hostPath" and not _under(dataset.host_path, host_path_prefixes):
+        allowed = ", ".join(host_path_prefixes) or "none are allowed"
+        return f"host path {dataset.host_path!r} is not under an allowed host path ({allowed})"
+    if dataset.type == "git" and _folder(dataset.git_sync_root) != DEFAULT_GIT_SYNC_ROOT and not _under(dataset.git_sync_root, mount_roots):
+        # the checkout's folder is mounted there (and linked into the mount root): never over the image's files
+        return f"git-sync root {dataset.git_sync_root!r} is neither {DEFAULT_GIT_SYNC_ROOT} nor under an allowed mount root"
+    if dataset.type == "git" and dataset.git_sync_host_root:
+        root = dataset.git_sync_host_root
+        if _folder(root) != _folder(git_sync_host_root) and not _under(root, host_path_prefixes):
+            return f"git-sync host root {root!r} is neither the configured one nor under an allowed host path"
+    return None
 
 
 def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
@@ -74,17 +150,19 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
     read_only = not writable
     mount_path = dataset.mount_path
     if dataset.type == "pv":
-        claim = volume_name("dataset", dataset.volume_name)
+        # the literal PVC name (parse_dataset checked it is one): a PVC cannot be found under a hash
+        claim = f"dataset-{dataset.volume_name}"
         volume = {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
     elif dataset.type == "hostPath":
-        volume = {"name": name, "hostPath": {"path": dataset.host_path}}
+        # Directory: never a socket or device file, and never created on the node
+        volume = {"name": name, "hostPath": {"path": dataset.host_path, "type": "Directory"}}
     elif dataset.type == "nfs":
         volume = {"name": name, "nfs": {"server": dataset.nfs_server, "path": dataset.nfs_path, "readOnly": read_only}}
     elif dataset.type == "git":
         read_only = True
         root = dataset.git_sync_host_root or git_sync_host_root
         root = root if root.endswith("/") else root + "/"
-        volume = {"name": name, "hostPath": {"path": root + dataset.name}}
+        volume = {"name": name, "hostPath": {"path": root + dataset.name, "type": "Directory"}}
         # git-sync keeps the checkout at <host folder>/<name>/<name>, a link it swaps on every sync:
         # the folder is mounted under the git-sync root and <mountRoot><name> links to the checkout,
         # so the repository's files are directly in /datasets/<name> and follow each sync.
@@ -100,10 +178,17 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
     return pieces
 
 
-def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
-    """Pieces for a list of `entitlements.DatasetMount`."""
+def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, log=None):
+    """Pieces for a list of `entitlements.DatasetMount`; refused datasets are left out with a log line."""
+    log = log or _log
     pieces = PodPieces()
     for mount in mounts:
+        refusal = dataset_refusal(
+            mount.dataset, host_path_prefixes=host_path_prefixes, mount_roots=mount_roots, git_sync_host_root=git_sync_host_root
+        )
+        if refusal:
+            log.warning("Dataset %s is not mounted: %s (an operator setting allows it)", mount.dataset.name, refusal)
+            continue
         pieces.extend(dataset_pieces(mount.dataset, mount.writable, git_sync_host_root=git_sync_host_root, log=log))
     return pieces
 

@@ -27,10 +27,16 @@ class Group:
     attributes: dict = field(default_factory=dict)
     realm_roles: list = field(default_factory=list)
     id: str = ""
+    # Keycloak's path (/parent/name): names repeat across parents, paths and ids do not
+    path: str = ""
 
     @property
     def label(self):
         return self.display_name or self.name
+
+    @property
+    def key(self):
+        return self.id or self.path or self.name
 
 
 @dataclass
@@ -129,27 +135,39 @@ def _parse_grants(roles, prefix):
     return Grants(frozenset(instance_types), frozenset(images), tuple(sorted(datasets.items())))
 
 
+def is_everyone(name, path=""):
+    """The global group is the top-level `everyone`; a subgroup of that name is an ordinary group."""
+    return name == EVERYONE and (path or f"/{EVERYONE}") == f"/{EVERYONE}"
+
+
 def everyone_group(user):
     for group in user.groups:
-        if group.name == EVERYONE:
+        if is_everyone(group.name, group.path):
             return group
     return None
 
 
 def launch_groups(user):
-    """The user's groups except `everyone`, de-duplicated by name, sorted by name."""
+    """The user's groups except `everyone`, de-duplicated by Keycloak id (or path), sorted by name."""
     seen = {}
     for group in user.groups:
-        if group.name != EVERYONE and group.name not in seen:
-            seen[group.name] = group
-    return [seen[name] for name in sorted(seen)]
+        if not is_everyone(group.name, group.path) and group.key not in seen:
+            seen[group.key] = group
+    return sorted(seen.values(), key=lambda g: (g.name, g.path))
 
 
 def find_launch_group(user, name):
-    for group in launch_groups(user):
-        if group.name == name:
-            return group
-    return None
+    """The launch group called `name`; ConfigurationError when two of the user's groups carry it
+    (subgroups of different parents), since a name alone cannot say which one is meant."""
+    found = [g for g in launch_groups(user) if g.name == name]
+    if len(found) > 1:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"You are in {len(found)} groups named '{name}' ({', '.join(g.path or g.key for g in found)}); "
+            "the hub cannot tell them apart. Please ask your administrator to rename one of them."
+        )
+    return found[0] if found else None
 
 
 def _grants(group, prefix):
@@ -226,11 +244,12 @@ class UserDatasets:
         self.everyone = everyone_group(user)
         self.in_everyone = _grants(self.everyone, prefix).dataset_access
         self.groups = launch_groups(user)
-        # dataset name -> the launch groups granting it, in launch-group order
+        # dataset name -> the launch groups granting it, in launch-group order (groups, not names:
+        # two groups may share a name)
         self.granters = {}
         for other in self.groups:
             for name in _grants(other, prefix).dataset_access:
-                self.granters.setdefault(name, []).append(other.name)
+                self.granters.setdefault(name, []).append(other)
         # granted somewhere and not launch-group-only: mounted under every launch group
         self.everywhere = {
             name for name in self.granters if name in catalog.datasets and not catalog.datasets[name].launch_group_only
@@ -249,13 +268,13 @@ class UserDatasets:
                 by.append(group.name)
             if name in in_everyone:
                 by.append(EVERYONE)
-            by.extend(g for g in self.granters.get(name, ()) if g != group.name)
+            by.extend(g.name for g in self.granters.get(name, ()) if g.key != group.key)
             writable = bool(in_group.get(name) or in_everyone.get(name))
             mounted.append(DatasetMount(datasets[name], writable, tuple(by)))
         skipped = []
         if with_skipped:
             for name in sorted(self.granters.keys() - near - self.everywhere):
-                elsewhere = [g for g in self.granters[name] if g != group.name]
+                elsewhere = [g.name for g in self.granters[name] if g.key != group.key]
                 if name in datasets and elsewhere:
                     skipped.append(
                         SkippedDataset(

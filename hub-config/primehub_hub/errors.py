@@ -71,6 +71,12 @@ class NoLaunchGroup(Refused):
     spawn_reason = "no-launch-group"
 
 
+class KeycloakUserGone(Refused):
+    """The user was deleted or disabled in Keycloak: they lose the hub (not the same as Keycloak down)."""
+
+    spawn_reason = "user-gone"
+
+
 class ConfigurationError(SpawnRefusal):
     """The platform is misconfigured (e.g. a group's shared volume has no capacity)."""
 

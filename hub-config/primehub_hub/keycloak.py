@@ -37,14 +37,39 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes
-from .errors import KeycloakUnavailable
+from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes, is_everyone
+from .errors import KeycloakUnavailable, KeycloakUserGone
 
 _log = logging.getLogger(__name__)
 
 
 class KeycloakNotFound(Exception):
     pass
+
+
+def _seg(value):
+    """One path segment of an admin-API URL: a `/`, `?` or `..` in an id or name stays inside it."""
+    return quote(str(value), safe="")
+
+
+def _failure_detail(error):
+    """What went wrong with a Keycloak request, in words for the user's error page."""
+    if isinstance(error, HTTPClientError) and error.code != 599:
+        detail = f"HTTP {error.code}"
+        if error.code in (401, 403):
+            detail += (
+                "; the hub's Keycloak client may lack its service account roles "
+                "(realm-management: view-users, query-groups)"
+            )
+        return detail
+    if isinstance(error, (ValueError, KeyError, TypeError)):
+        return "its answer was not what Keycloak sends; a proxy in between?"
+    return "cannot connect"
+
+
+def _gone_reason(user_rep):
+    """'deleted' (no such user) or 'disabled' when the user may not use the hub any more, else None."""
+    return "deleted" if user_rep is None else "disabled" if user_rep.get("enabled") is False else None
 
 
 def group_from_representation(rep, realm_roles):
@@ -55,13 +80,14 @@ def group_from_representation(rep, realm_roles):
         attributes=attributes,
         realm_roles=sorted(set(realm_roles or ())),
         id=rep.get("id") or "",
+        path=rep.get("path") or "",
     )
 
 
 def user_info_from_representations(user_rep, groups, everyone=None, is_admin=False):
     """UserInfo from a Keycloak user representation and already-built Groups."""
     all_groups = list(groups)
-    if everyone is not None and all(g.name != EVERYONE for g in all_groups):
+    if everyone is not None and not any(is_everyone(g.name, g.path) for g in all_groups):
         all_groups.append(everyone)
     return UserInfo(
         username=user_rep.get("username") or "",
@@ -72,7 +98,72 @@ def user_info_from_representations(user_rep, groups, everyone=None, is_admin=Fal
     )
 
 
-class KeycloakAdmin:
+class AdminStatus:
+    """Whether a user is a realm administrator (realm-admin of realm-management). A mixin of
+    KeycloakAdmin, which supplies `get`, the cache and the client's settings."""
+
+    _admin_client_uuid = None
+    _clients_unreadable = False
+
+    async def admin_client_uuid(self, mappings=()):
+        """realm-management's internal id: from the clients list if the service account may read
+        it, else from any role mapping that mentions the client."""
+        if self._admin_client_uuid:
+            return self._admin_client_uuid
+        for mapping in mappings:
+            known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
+            if known.get("id"):
+                self._admin_client_uuid = known["id"]
+                return known["id"]
+        if self._clients_unreadable:
+            return ""
+        try:
+            clients = await self.get("/clients", {"clientId": self.admin_client}, quiet=True) or []
+        except KeycloakUnavailable:
+            # without query-clients only direct and group mappings of realm-admin are seen
+            self._clients_unreadable = True
+            return ""
+        self._admin_client_uuid = clients[0]["id"] if clients else ""
+        return self._admin_client_uuid
+
+    def _maps_admin(self, mapping):
+        known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
+        return any(r.get("name") == self.admin_role for r in known.get("mappings") or [])
+
+    async def is_admin(self, user_id, group_mappings=()):
+        """realm-admin of realm-management, mapped to the user, to one of their groups, or through
+        a composite role. One request: the user's effective realm-management roles when the
+        client's id is known (see admin_client_uuid), else their direct role mappings (and the
+        effective roles only if those revealed the id)."""
+        if any(self._maps_admin(m) for m in group_mappings):
+            return True
+        uuid = await self.admin_client_uuid(group_mappings)
+        if not uuid:
+            direct = await self.get(f"/users/{_seg(user_id)}/role-mappings") or {}
+            if self._maps_admin(direct):
+                return True
+            uuid = await self.admin_client_uuid([direct])
+            if not uuid:
+                return False
+        roles = await self.get(f"/users/{_seg(user_id)}/role-mappings/clients/{_seg(uuid)}/composite") or []
+        return any(r.get("name") == self.admin_role for r in roles)
+
+    async def _is_admin_or_not(self, user, group_mappings):
+        # Admin status is a privilege: when it cannot be read, the user is not an admin.
+        try:
+            return await self.is_admin(user["id"], group_mappings)
+        except KeycloakUnavailable:
+            self.log.warning("Cannot read admin status of %s; treating as non-admin", user.get("username"))
+            return False
+
+    async def _add_admin(self, key, info):
+        admin = await self._is_admin_or_not({"id": info.id, "username": info.username}, [])
+        full = dataclasses.replace(info, is_admin=admin)
+        self._cache.replace(key, info, full)  # same expiry: admin status is as old as the rest
+        return full
+
+
+class KeycloakAdmin(AdminStatus):
     """Reads users, groups and role mappings with the hub client's service account."""
 
     def __init__(
@@ -110,22 +201,14 @@ class KeycloakAdmin:
 
     @property
     def token_url(self):
-        return f"{self.base_url}/realms/{quote(self.realm)}/protocol/openid-connect/token"
+        return f"{self.base_url}/realms/{_seg(self.realm)}/protocol/openid-connect/token"
 
     @property
     def admin_url(self):
-        return f"{self.base_url}/admin/realms/{quote(self.realm)}"
+        return f"{self.base_url}/admin/realms/{_seg(self.realm)}"
 
     def _unavailable(self, what, error, quiet=False):
-        if isinstance(error, HTTPClientError) and error.code != 599:
-            detail = f"HTTP {error.code}"
-            if error.code in (401, 403):
-                detail += (
-                    "; the hub's Keycloak client may lack its service account roles "
-                    "(realm-management: view-users, query-groups)"
-                )
-        else:
-            detail = "cannot connect"
+        detail = _failure_detail(error)
         (self.log.info if quiet else self.log.error)("Keycloak request failed (%s): %s", what, error)
         if isinstance(error, HTTPClientError) and error.code in (401, 403):
             return KeycloakUnavailable(
@@ -166,10 +249,12 @@ class KeycloakAdmin:
                     body=body,
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                 )
-            except (HTTPClientError, OSError) as e:
+                token = data["access_token"]
+                lifetime = float(data.get("expires_in") or 60)
+            except (HTTPClientError, OSError, ValueError, KeyError, TypeError) as e:
+                # also a proxy's HTML page or a body without a token: a readable 503, not a 500
                 raise self._unavailable("service account token", e) from e
-            self._token = data["access_token"]
-            lifetime = float(data.get("expires_in") or 60)
+            self._token = token
             # renew a little early so a request never carries a token that expires in flight
             self._token_expires = time.monotonic() + max(lifetime - min(30.0, lifetime / 2), 1.0)
             return self._token
@@ -188,7 +273,8 @@ class KeycloakAdmin:
                 if e.code == 404:
                     raise KeycloakNotFound(path) from e
                 raise self._unavailable(path, e, quiet) from e
-            except OSError as e:
+            except (OSError, ValueError) as e:
+                # cannot connect, or an answer that is not JSON (a proxy's error page)
                 raise self._unavailable(path, e, quiet) from e
 
     # --- individual reads ---------------------------------------------------------------
@@ -196,9 +282,12 @@ class KeycloakAdmin:
     async def find_user(self, username=None, user_id=None):
         if user_id:
             try:
-                return await self.get(f"/users/{quote(user_id)}")
+                user = await self.get(f"/users/{_seg(user_id)}")
             except KeycloakNotFound:
-                pass
+                user = None
+            # the id comes from the login's userinfo; a user found by it must also be the one named
+            if user and (user.get("username") or "").lower() == (username or "").lower():
+                return user
         users = await self.get("/users", {"username": username, "exact": "true", "briefRepresentation": "false"})
         for user in users or []:
             if (user.get("username") or "").lower() == (username or "").lower():
@@ -206,60 +295,17 @@ class KeycloakAdmin:
         return None
 
     async def user_groups(self, user_id):
-        return await self.get(f"/users/{quote(user_id)}/groups", {"briefRepresentation": "false", "max": "1000"}) or []
+        return await self.get(f"/users/{_seg(user_id)}/groups", {"briefRepresentation": "false", "max": "1000"}) or []
 
     async def group_role_mappings(self, group_id):
         """{"realmMappings": [...], "clientMappings": {client: {"id", "mappings": [...]}}} of a group."""
-        return await self.get(f"/groups/{quote(group_id)}/role-mappings") or {}
+        return await self.get(f"/groups/{_seg(group_id)}/role-mappings") or {}
 
     async def group_by_path(self, path):
         try:
-            return await self.get(f"/group-by-path/{quote(path.strip('/'))}")
+            return await self.get("/group-by-path/" + "/".join(_seg(p) for p in path.strip("/").split("/")))
         except KeycloakNotFound:
             return None
-
-    async def admin_client_uuid(self, mappings=()):
-        """realm-management's internal id: from the clients list if the service account may read
-        it, else from any role mapping that mentions the client."""
-        if self._admin_client_uuid:
-            return self._admin_client_uuid
-        for mapping in mappings:
-            known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
-            if known.get("id"):
-                self._admin_client_uuid = known["id"]
-                return known["id"]
-        if self._clients_unreadable:
-            return ""
-        try:
-            clients = await self.get("/clients", {"clientId": self.admin_client}, quiet=True) or []
-        except KeycloakUnavailable:
-            # without query-clients only direct and group mappings of realm-admin are seen
-            self._clients_unreadable = True
-            return ""
-        self._admin_client_uuid = clients[0]["id"] if clients else ""
-        return self._admin_client_uuid
-
-    def _maps_admin(self, mapping):
-        known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
-        return any(r.get("name") == self.admin_role for r in known.get("mappings") or [])
-
-    async def is_admin(self, user_id, group_mappings=()):
-        """realm-admin of realm-management, mapped to the user, to one of their groups, or through
-        a composite role. One request: the user's effective realm-management roles when the
-        client's id is known (see admin_client_uuid), else their direct role mappings (and the
-        effective roles only if those revealed the id)."""
-        if any(self._maps_admin(m) for m in group_mappings):
-            return True
-        uuid = await self.admin_client_uuid(group_mappings)
-        if not uuid:
-            direct = await self.get(f"/users/{quote(user_id)}/role-mappings") or {}
-            if self._maps_admin(direct):
-                return True
-            uuid = await self.admin_client_uuid([direct])
-            if not uuid:
-                return False
-        roles = await self.get(f"/users/{quote(user_id)}/role-mappings/clients/{quote(uuid)}/composite") or []
-        return any(r.get("name") == self.admin_role for r in roles)
 
     async def _group(self, rep):
         """A Group from a full representation; its role mappings are read only when the
@@ -284,13 +330,26 @@ class KeycloakAdmin:
 
         return await self._cache.get(("group", EVERYONE), load)
 
+    async def user_gone(self, username, user_id=None):
+        """Why the user may no longer use the hub ('deleted' or 'disabled' in Keycloak), else None.
+
+        Raises KeycloakUnavailable when Keycloak cannot tell: that is never taken for "gone"."""
+        why = _gone_reason(await self.find_user(username, user_id))
+        if why:
+            self.forget(username)  # nothing granted from the cache any more
+        return why
+
+    def _gone(self, username, why):
+        self.forget(username)
+        return KeycloakUserGone(
+            f"User '{username}' does not exist in Keycloak realm '{self.realm}' any more ({why}). "
+            "Ask your administrator if you should still have access."
+        )
+
     async def _load(self, username, user_id, need_admin):
         user = await self.find_user(username, user_id)
-        if user is None:
-            raise KeycloakUnavailable(
-                f"User '{username}' does not exist in Keycloak realm '{self.realm}' any more. "
-                "Please log in again or ask your administrator."
-            )
+        if _gone_reason(user):
+            raise self._gone(username, _gone_reason(user))
         group_reps = await self.user_groups(user["id"])
         loaded, everyone = await asyncio.gather(
             asyncio.gather(*(self._group(rep) for rep in group_reps)),
@@ -306,14 +365,6 @@ class KeycloakAdmin:
             admin = None  # not read: see load_user_info
         info = user_info_from_representations(user, groups, everyone, admin)
         return _Expiring(info, self._cache.expiry(("group", EVERYONE)))
-
-    async def _is_admin_or_not(self, user, group_mappings):
-        # Admin status is a privilege: when it cannot be read, the user is not an admin.
-        try:
-            return await self.is_admin(user["id"], group_mappings)
-        except KeycloakUnavailable:
-            self.log.warning("Cannot read admin status of %s; treating as non-admin", user.get("username"))
-            return False
 
     async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
         """The user's groups, grants and admin status, at most `cache_ttl` seconds old.
@@ -335,12 +386,6 @@ class KeycloakAdmin:
             # the entry's id only while the look-up, which references the entry, runs)
             info = await self._cache.once(("admin", username, id(info)), lambda: self._add_admin(key, info))
         return info
-
-    async def _add_admin(self, key, info):
-        admin = await self._is_admin_or_not({"id": info.id, "username": info.username}, [])
-        full = dataclasses.replace(info, is_admin=admin)
-        self._cache.replace(key, info, full)  # same expiry: admin status is as old as the rest
-        return full
 
     def forget(self, username=None):
         """Drop a user's cached entry (None: every user's; the shared `everyone` group stays)."""

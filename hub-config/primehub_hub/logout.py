@@ -67,7 +67,6 @@ class KeycloakLogoutStyle(LoggingConfigurable):
         return style
 
 
-
 def end_session_url(authenticator, id_token, return_url, style="oidc"):
     """Keycloak's end-session endpoint (on the address browsers reach) for this logout.
 
@@ -77,8 +76,10 @@ def end_session_url(authenticator, id_token, return_url, style="oidc"):
     """
     endpoint = f"{authenticator.browser_url}/realms/{authenticator.realm}/protocol/openid-connect/logout"
     if style == "legacy":
-        return url_concat(endpoint, {"redirect_uri": return_url})
-    params = {"client_id": authenticator.client_id, "post_logout_redirect_uri": return_url}
+        return url_concat(endpoint, {"redirect_uri": return_url} if return_url else {})
+    params = {"client_id": authenticator.client_id}
+    if return_url:
+        params["post_logout_redirect_uri"] = return_url
     if id_token:
         params["id_token_hint"] = id_token
     return url_concat(endpoint, params)
@@ -86,8 +87,13 @@ def end_session_url(authenticator, id_token, return_url, style="oidc"):
 
 class PrimeHubLogoutHandler(OAuthLogoutHandler):
     def _return_url(self):
-        base = self.authenticator.public_url.rstrip("/") if self.authenticator.public_url else f"{self.request.protocol}://{self.request.host}"
-        return url_concat(base + self.hub.base_url + "logout", {"kc": "true"})
+        """Where Keycloak sends the browser back: the configured public URL, never the request's
+        Host header (anyone can set it). Without one, Keycloak shows its own "logged out" page."""
+        public = self.authenticator.public_url
+        if not public:
+            self.log.warning("publicUrl is not set in the hub's settings: after logout Keycloak cannot send the browser back to the hub")
+            return None
+        return url_concat(str(public).rstrip("/") + self.hub.base_url + "logout", {"kc": "true"})
 
     async def _id_token(self):
         user = self.current_user
@@ -107,7 +113,8 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
         if self.get_argument("kc", "") != "true":
             # the user is still known here (JupyterHub forgets them only after this hook)
             return_url = self._return_url()
-            style = await self.authenticator.logout_style(return_url)
+            # without a way back (no publicUrl) the style does not matter and Keycloak is not asked
+            style = await self.authenticator.logout_style(return_url) if return_url else LOGOUT_OIDC
             self.keycloak_end_session = end_session_url(self.authenticator, await self._id_token(), return_url, style)
 
     async def render_logout_page(self):

@@ -10,9 +10,10 @@ anything not granted is refused; in lenient mode (options remembered from an ear
 a choice that is no longer granted is dropped quietly and replaced by the first usable one.
 """
 
+import re
 from dataclasses import dataclass, field, replace
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, dataset_claims, datasets_pieces, volume_name
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS, dataset_claims, datasets_pieces, volume_name
 from .entitlements import (
     UserDatasets,
     find_launch_group,
@@ -29,6 +30,13 @@ OPTION_KEYS = ("group", "instance_type", "image", "env", "safe_mode")
 _TRUE, _FALSE = ("on", "true", "yes", "1"), ("off", "false", "no", "0", "")
 OPTION_ALIASES = {"profile": "group"}
 MAX_OPTION_LENGTH = 253
+# No resource or group name holds one; in a log line they could forge or hide entries.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(text):
+    """`text` safe to echo into a message or log line: control characters escaped, kept short."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)[:60]
 
 NO_GROUP_MESSAGE = (
     "No group is configured for you, so there is nothing you can launch yet. "
@@ -53,7 +61,7 @@ def normalize_options(raw, *, strict):
     for key, value in raw.items():
         canonical = OPTION_ALIASES.get(key, key)
         if canonical not in OPTION_KEYS:
-            unknown.append(str(key))
+            unknown.append(_shown(str(key)))
             continue
         if canonical == "env":
             if isinstance(value, list) and len(value) == 1:
@@ -86,7 +94,7 @@ def normalize_options(raw, *, strict):
             value = value.decode("utf-8", "replace")
         if value is None or value == "":
             continue
-        if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or "\x00" in value:
+        if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or _CONTROL.search(value):
             if strict:
                 raise BadRequest(f"Option '{canonical}' must be a name of at most {MAX_OPTION_LENGTH} characters.")
             continue
@@ -282,9 +290,15 @@ def _choose_group(user, options, *, strict, dropped):
     return groups[0], {k: v for k, v in options.items() if k in ("env", "safe_mode")}
 
 
-def _mounts(offer, *, git_sync_host_root, log):
+def _mounts(offer, *, git_sync_host_root, host_path_prefixes, mount_roots, log):
     """(volumes, volume mounts, dataset environment, home symlinks, links) of the datasets and group volumes."""
-    pieces = datasets_pieces(offer.datasets, git_sync_host_root=git_sync_host_root, log=log)
+    pieces = datasets_pieces(
+        offer.datasets,
+        git_sync_host_root=git_sync_host_root,
+        host_path_prefixes=host_path_prefixes,
+        mount_roots=mount_roots,
+        log=log,
+    )
     volumes, mounts = list(pieces.volumes), list(pieces.volume_mounts)
     # folders that get links to git checkouts (e.g. /datasets) must be writable: an empty folder of
     # the pod's own; the other datasets are mounted inside it as before
@@ -311,8 +325,23 @@ def _platform_env(user, group, instance_type, image):
     return env
 
 
-def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
-    """Decide the launch, or raise a PrimeHubError with the sentence the user should read."""
+def plan_launch(
+    user,
+    catalog,
+    raw_options,
+    *,
+    prefix="",
+    strict=True,
+    git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT,
+    host_path_prefixes=(),
+    mount_roots=DEFAULT_MOUNT_ROOTS,
+    log=None,
+):
+    """Decide the launch, or raise a PrimeHubError with the sentence the user should read.
+
+    `host_path_prefixes`: the node folders hostPath datasets may mount (none by default);
+    `mount_roots`: where in the container datasets may be mounted.
+    """
     dropped = []
     group, options = _choose_group(user, normalize_options(raw_options, strict=strict), strict=strict, dropped=dropped)
     offer = group_offer(user, group, catalog, prefix, with_skipped=False)
@@ -330,7 +359,9 @@ def plan_launch(user, catalog, raw_options, *, prefix="", strict=True, git_sync_
         where=f"{where} with instance type '{instance_type.label}'",
         dropped=dropped,
     ).resource
-    volumes, mounts, env, home_symlinks, links = _mounts(offer, git_sync_host_root=git_sync_host_root, log=log)
+    volumes, mounts, env, home_symlinks, links = _mounts(
+        offer, git_sync_host_root=git_sync_host_root, host_path_prefixes=host_path_prefixes, mount_roots=mount_roots, log=log
+    )
     env.update(_platform_env(user, group, instance_type, image))
     user_env = user_env_for_launch(options.get("env"), env, strict=strict)
     # the user's variables first, so that the hub's own can never be replaced

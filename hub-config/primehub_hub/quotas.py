@@ -238,11 +238,13 @@ def project_quota(group):
     return parse_quota(group.attributes, PROJECT_QUOTA_PREFIX)
 
 
-def _is_gpu_resource(name):
-    return name == "gpu" or name.endswith("/gpu")
+def _is_gpu_resource(name, declared=()):
+    # `declared`: what instance types name as their GPU resource (MIG slices such as
+    # nvidia.com/mig-1g.5gb, gpu.intel.com/i915), which the naming rule alone would miss
+    return name == "gpu" or name.endswith("/gpu") or name in declared
 
 
-def container_limits(container):
+def container_limits(container, gpu_resources=()):
     limits = ((container or {}).get("resources") or {}).get("limits") or {}
     cpu = memory = gpu = 0
     for name, value in limits.items():
@@ -251,18 +253,18 @@ def container_limits(container):
                 cpu += parse_cpu(value)
             elif name == "memory":
                 memory += parse_k8s_memory(value)
-            elif _is_gpu_resource(name):
+            elif _is_gpu_resource(name, gpu_resources):
                 gpu += int(float(value))
         except (TypeError, ValueError):
             continue
     return Amount(cpu, gpu, memory)
 
 
-def pod_limits(pod):
+def pod_limits(pod, gpu_resources=()):
     """Sum of the container limits of a pod (a dict in API field names)."""
     total = ZERO
     for container in ((pod or {}).get("spec") or {}).get("containers") or []:
-        total = total + container_limits(container)
+        total = total + container_limits(container, gpu_resources)
     return total
 
 
@@ -270,11 +272,13 @@ def pod_is_active(pod):
     return ((pod or {}).get("status") or {}).get("phase") in ACTIVE_PHASES
 
 
-def usage_from_pods(pods, group_label, user_label=None, exclude_pod=None):
+def usage_from_pods(pods, group_label, user_label=None, exclude_pod=None, gpu_resources=()):
     """(user usage, group usage) within a group, from pods in API field names.
 
     Only Pending and Running pods labelled with the group count. `exclude_pod` leaves out the
     server being (re)started so a stale pod of the same name is not counted twice.
+    `gpu_resources`: resource names counted as GPUs besides `gpu` and `*/gpu` (the catalog's
+    `gpu_resources`).
     """
     user_total = ZERO
     group_total = ZERO
@@ -285,18 +289,18 @@ def usage_from_pods(pods, group_label, user_label=None, exclude_pod=None):
             continue
         if exclude_pod and metadata.get("name") == exclude_pod:
             continue
-        limits = pod_limits(pod)
+        limits = pod_limits(pod, gpu_resources)
         group_total = group_total + limits
         if user_label is not None and labels.get(LABEL_USER) == user_label:
             user_total = user_total + limits
     return user_total, group_total
 
 
-def usage_by_group(pods, group_labels, user_label=None, exclude_pod=None):
+def usage_by_group(pods, group_labels, user_label=None, exclude_pod=None, gpu_resources=()):
     """{group label: (user usage, group usage)} for several groups in one pass over the pods.
 
-    The same counting as `usage_from_pods`, for a user in many groups: the cost is the number of
-    pods, not pods x groups.
+    The same counting as `usage_from_pods` (GPUs by declared resource too), for a user in many
+    groups: the cost is the number of pods, not pods x groups.
     """
     totals = {label: (ZERO, ZERO) for label in group_labels}
     for pod in pods:
@@ -307,7 +311,7 @@ def usage_by_group(pods, group_labels, user_label=None, exclude_pod=None):
             continue
         if exclude_pod and metadata.get("name") == exclude_pod:
             continue
-        limits = pod_limits(pod)
+        limits = pod_limits(pod, gpu_resources)
         user_total, group_total = totals[label]
         if user_label is not None and labels.get(LABEL_USER) == user_label:
             user_total = user_total + limits

@@ -8,14 +8,19 @@ PrimeHubAuthenticator sets `refresh_user_hook` to `refresh_user_hook` below and
 - otherwise the access token is renewed with the refresh token when it is about to expire, and
   the Keycloak session is checked through userinfo; when it was revoked (refresh fails) the user
   must log in again and the hub's login cookie is dropped at once;
+- a user deleted or disabled in Keycloak is refused on every path (browser, API token, a spawn
+  by an admin) and the rest of their access is ended (offboarding.py);
 - Keycloak being unreachable keeps the current login: pages keep working, and a spawn re-reads
   Keycloak and says it is down. "Keycloak unreachable" is never taken for "user gone".
+
+Tokens are only ever sent to the two configured Keycloak addresses (`issuer_to_use`, for login
+and refresh alike): a token naming any other issuer is refused.
 
 oauthenticator calls the hook as hook(authenticator, user, auth_state), without the request; the
 authenticator's refresh_user puts the request in `current_request` for the hook to read.
 
-`IssuerFallback` (a mixin of PrimeHubAuthenticator) sends userinfo and refresh requests back to
-the Keycloak address that issued a token, when the internal address refuses it.
+`IssuerFallback` (a mixin of PrimeHubAuthenticator) sends userinfo and refresh requests to the
+browser address when the internal address refuses a token issued there, and to no other address.
 """
 
 import contextvars
@@ -27,8 +32,8 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets.config import LoggingConfigurable
 
-from .entitlements import EVERYONE
-from .errors import KeycloakUnavailable
+from .entitlements import is_everyone
+from .errors import KeycloakUnavailable, KeycloakUserGone
 
 AUTH_STATE_KEY = "primehub"
 
@@ -41,7 +46,8 @@ refreshing = contextvars.ContextVar("primehub_refreshing", default=False)
 def token_issuer_base(token):
     """Keycloak base URL from a JWT's `iss` (`<base>/realms/<realm>`), without verifying it.
 
-    Only used to choose where to send the token back to; Keycloak itself validates it.
+    Only used to choose which of the two configured Keycloak addresses to send the token back to
+    (`issuer_to_use`); Keycloak itself validates it.
     """
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
@@ -53,14 +59,56 @@ def token_issuer_base(token):
     return issuer.split("/realms/")[0].rstrip("/")
 
 
+def issuer_to_use(authenticator, token):
+    """The token's issuer base when it is the browser URL rather than the internal one, else None.
+
+    A Keycloak without a pinned hostname issues tokens for the address the browser used and then
+    refuses them (userinfo, refresh, introspection) at any other address. Going back to the issuer
+    keeps such a setup working as long as that issuer is the configured browser URL; pinning the
+    hostname (KC_HOSTNAME with hostname-backchannel-dynamic) is the real fix, hence the warning.
+    The issuer is read from an unverified token, so it is only a choice between the two configured
+    addresses: any other issuer is refused (403) and never contacted, or a forged token naming the
+    attacker's host would log its bearer in as anyone.
+    """
+    base = token_issuer_base(token)
+    internal, browser = authenticator.internal_url, authenticator.browser_url
+    if not base or base == internal:
+        return None
+    if base != browser:
+        authenticator.log.error(
+            "Refused a token issued by %s: the hub only talks to Keycloak at %s and %s. "
+            "Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) so it issues tokens for one of them.",
+            base,
+            internal,
+            browser,
+        )
+        raise web.HTTPError(403, "The login service issued a token for an address this hub does not trust.")
+    if not getattr(authenticator, "_warned_issuer", False):
+        authenticator._warned_issuer = True
+        authenticator.log.warning(
+            "Keycloak issued tokens for %s but the hub talks to it at %s and it refuses them there; "
+            "sending them back to %s. Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) to avoid this.",
+            base,
+            internal,
+            base,
+        )
+    return base
+
+
 def note_token_expiry(authenticator, auth_state):
-    """modify_auth_state_hook: when the access and refresh tokens expire, as absolute times."""
+    """modify_auth_state_hook: when the access and refresh tokens expire, as absolute times.
+
+    The expiry belongs to the token response, fixed when it arrived (and kept in it): a refresh
+    that re-reads userinfo with the same token must not push it forward, or the token is never
+    renewed early.
+    """
     token_info = auth_state.get("token_response") or {}
     now = time.time()
-    if token_info.get("expires_in"):
-        auth_state["expires_at"] = now + float(token_info["expires_in"])
-    if token_info.get("refresh_expires_in"):
-        auth_state["refresh_expires_at"] = now + float(token_info["refresh_expires_in"])
+    for key, lifetime in (("expires_at", "expires_in"), ("refresh_expires_at", "refresh_expires_in")):
+        if token_info.get(lifetime) and not token_info.get(f"primehub_{key}"):
+            token_info[f"primehub_{key}"] = now + float(token_info[lifetime])
+        if token_info.get(f"primehub_{key}"):
+            auth_state[key] = token_info[f"primehub_{key}"]
     return auth_state
 
 
@@ -110,7 +158,7 @@ async def _refresh_groups_only(authenticator, user, auth_state, handler):
     else:
         info = await authenticator.load_user_info(user.name, user_id)
     auth_state[AUTH_STATE_KEY] = info.to_dict()
-    groups = sorted(g.name for g in info.groups if g.name != EVERYONE)
+    groups = sorted({g.name for g in info.groups if not is_everyone(g.name, g.path)})
     return {"name": user.name, "admin": info.is_admin, "auth_state": auth_state, "groups": groups}
 
 
@@ -156,51 +204,42 @@ async def _renewed_login(authenticator, user, handler, auth_state):
     return await authenticator._token_to_auth_model(token_info)
 
 
+async def _offboarded(authenticator, user, error, handler):
+    """Keycloak no longer has the user (deleted or disabled): refuse this request and end the rest."""
+    authenticator.log.warning("Refusing %s: %s", user.name, error)
+    if authenticator.offboarding is not None:
+        await authenticator.offboarding.end_access(user, "deleted or disabled")
+    return _require_login(handler)
+
+
 async def refresh_user_hook(authenticator, user, auth_state):
     """oauthenticator's refresh_user_hook: True (unchanged), False (log in again) or a new auth model."""
     handler = current_request.get()
+    for_other = _acting_for_other(user, handler)
     try:
-        if _acting_for_other(user, handler):
+        if for_other:
             # also for a user who never logged in: their groups come from the admin API
             return await _refresh_groups_only(authenticator, user, dict(auth_state or {}), handler)
         if not auth_state:
             return False
         return await _renewed_login(authenticator, user, handler, auth_state)
+    except KeycloakUserGone as e:
+        # the login cookie to drop is the user's own, never that of an admin acting for them
+        return await _offboarded(authenticator, user, e, None if for_other else handler)
     except KeycloakUnavailable as e:
         authenticator.log.warning("Keycloak unavailable while refreshing %s; keeping the current login: %s", user.name, e)
         return True
 
 
 class IssuerFallback(LoggingConfigurable):
-    """Tokens sent back to the Keycloak address that issued them. A mixin of PrimeHubAuthenticator."""
-
-    def _other_issuer(self, token):
-        """The token's issuer base when it is not the internal URL, else None.
-
-        A Keycloak without a pinned hostname issues tokens for the address the browser used and
-        then refuses them (userinfo, refresh, introspection) at any other address. Going back to
-        the issuer keeps such a setup working; pinning the hostname (KC_HOSTNAME with
-        hostname-backchannel-dynamic) is the real fix, hence the warning.
-        """
-        base = token_issuer_base(token)
-        if not base or base == self.internal_url:
-            return None
-        if not getattr(self, "_warned_issuer", False):
-            self._warned_issuer = True
-            self.log.warning(
-                "Keycloak issued tokens for %s but the hub talks to it at %s and it refuses them there; "
-                "sending them back to %s. Pin Keycloak's hostname (hostname + hostname-backchannel-dynamic) to avoid this.",
-                base,
-                self.internal_url,
-                base,
-            )
-        return base
+    """Tokens issued for the browser address sent back there (`issuer_to_use`, which refuses any
+    other issuer). A mixin of PrimeHubAuthenticator."""
 
     async def token_to_user(self, token_info):
         try:
             return await super().token_to_user(token_info)
         except HTTPClientError as e:
-            base = self._other_issuer(token_info.get("access_token")) if e.code == 401 else None
+            base = issuer_to_use(self, token_info.get("access_token")) if e.code == 401 else None
             if base is None:
                 raise
             return await self.httpfetch(
@@ -213,7 +252,7 @@ class IssuerFallback(LoggingConfigurable):
 
     async def refresh_at_issuer(self, refresh_token, params):
         """A refresh at the token's own issuer when the internal address refused it; None if that fails too."""
-        base = self._other_issuer(refresh_token)
+        base = issuer_to_use(self, refresh_token)
         if base is None:
             return None
         try:

@@ -248,6 +248,13 @@ def parse_image(obj):
     )
 
 
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _is_dns_subdomain(text):
+    return len(text) <= 253 and bool(_DNS_SUBDOMAIN.match(text))
+
+
 def _mount_root(annotations, name):
     root = (annotations or {}).get(ANNOTATION_MOUNT_ROOT) or DEFAULT_MOUNT_ROOT
     if not root.startswith("/"):
@@ -270,6 +277,12 @@ def parse_dataset(obj):
     volume_name = _text(spec, "volumeName")
     if dataset_type == "pv" and not volume_name:
         raise InvalidResource(f"{where}: type pv needs spec volumeName")
+    if dataset_type == "pv" and not _is_dns_subdomain(f"dataset-{volume_name}"):
+        # the claim is looked up by this literal name; a hashed stand-in would never be found
+        raise InvalidResource(
+            f"{where}: spec volumeName {volume_name!r} does not make a valid claim name dataset-<volumeName> "
+            "(lower-case letters, digits, '-' and '.', at most 245 characters)"
+        )
     if dataset_type == "hostPath" and not host_path:
         raise InvalidResource(f"{where}: type hostPath needs spec hostPath.path")
     if dataset_type == "nfs" and not (nfs.get("server") and nfs.get("path")):
@@ -324,6 +337,11 @@ class Catalog:
     instance_types: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
     datasets: dict = field(default_factory=dict)
+
+    @property
+    def gpu_resources(self):
+        """Every resource name an instance type requests its GPUs as: quota usage counts these."""
+        return frozenset(t.gpu_resource_name for t in self.instance_types.values() if t.has_gpu)
 
     @classmethod
     def from_objects(cls, objects, log=None, _seen_errors=None):

@@ -87,6 +87,8 @@ DEFAULTS = {
         "grantSudo": False,
         "startWrapper": True,
         "startScriptsConfigMap": "",
+        # node folders hostPath datasets may mount; empty: no hostPath dataset is mounted
+        "datasetHostPaths": [],
     },
     "cull": {"enabled": False},
     "config": {},
@@ -112,6 +114,12 @@ def _merge(defaults, given, where=""):
     return out
 
 
+def _host_paths(value):
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.startswith("/") for p in value):
+        raise SettingsError("primehub.datasetHostPaths must be a list of absolute paths")
+    return value
+
+
 def _command(value):
     if isinstance(value, str):
         value = [value]
@@ -134,9 +142,11 @@ class Settings:
         env = os.environ if env is None else env
         merged = _merge(DEFAULTS, document or {})
         merged["singleuser"]["cmd"] = _command(merged["singleuser"]["cmd"])
+        merged["primehub"]["datasetHostPaths"] = _host_paths(merged["primehub"]["datasetHostPaths"])
         if not isinstance(merged["config"], dict) or not all(isinstance(v, dict) for v in merged["config"].values()):
             raise SettingsError("config must map class names to {trait: value} objects")
-        return cls(document=merged, client_secret=env.get(CLIENT_SECRET_ENV, ""))
+        # a secret file or `kubectl create secret --from-file` often ends in a newline
+        return cls(document=merged, client_secret=env.get(CLIENT_SECRET_ENV, "").strip())
 
     @classmethod
     def load(cls, path=None, env=None):
@@ -307,6 +317,7 @@ def _apply_primehub(c, ph):
     c.PrimeHubSpawner.grant_sudo = bool(ph["grantSudo"])
     c.PrimeHubSpawner.start_wrapper = bool(ph["startWrapper"])
     c.PrimeHubSpawner.start_scripts_configmap = ph["startScriptsConfigMap"] or ""
+    c.PrimeHubSpawner.dataset_host_path_prefixes = ph["datasetHostPaths"]
 
 
 def _apply_cull(c, cull):

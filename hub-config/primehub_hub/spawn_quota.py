@@ -8,6 +8,7 @@ for a group with quotas, holds the group's lock while it counts the group's Pend
 and creates the pod, so two concurrent spawns cannot both pass a check that only one fits.
 """
 
+import asyncio
 import json
 from functools import partial
 
@@ -18,7 +19,7 @@ from traitlets import List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .entitlements import launch_groups
-from .errors import ConfigurationError, QuotaExceeded
+from .errors import CatalogUnavailable, ConfigurationError, QuotaExceeded
 from .quotas import (
     LABEL_GROUP,
     label_value,
@@ -29,6 +30,7 @@ from .quotas import (
     usage_from_pods,
     user_quota,
 )
+from .volumes import ANNOTATION_GROUP_KEY, volume_clash
 
 
 class GroupQuotaGuard(LoggingConfigurable):
@@ -47,35 +49,54 @@ class GroupQuotaGuard(LoggingConfigurable):
         await self._start_watching_pods()
         return list(self.pod_reflector.pods.values())
 
-    async def _usage_for_form(self, user):
+    async def _usage_for_form(self, user, catalog):
         """{group: (user usage, group usage)}, kept until the pod reflector sees a change."""
         groups = tuple(label_value(g.name) for g in launch_groups(user))
         me = label_value(self.user.name)
+        gpu_resources = tuple(sorted(catalog.gpu_resources))
         version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
         memo = getattr(self, "_usage_memo", None)
-        if version is not None and memo is not None and memo[0] == (version, groups, me, self.pod_name):
+        memo_key = (version, groups, me, self.pod_name, gpu_resources)
+        if version is not None and memo is not None and memo[0] == memo_key:
             return memo[1]
         try:
             pods = await self._active_pods()
         except Exception:
             self.log.warning("Cannot read pods to show quota usage", exc_info=True)
             return {}
-        by_label = usage_by_group(pods, groups, me, exclude_pod=self.pod_name)
+        by_label = usage_by_group(pods, groups, me, exclude_pod=self.pod_name, gpu_resources=gpu_resources)
         usage = {g.name: by_label[label_value(g.name)] for g in launch_groups(user)}
         version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
         if version is not None:
-            self._usage_memo = ((version, groups, me, self.pod_name), usage)
+            self._usage_memo = ((version, groups, me, self.pod_name, gpu_resources), usage)
         return usage
 
-    def _check_quota(self, plan, pods):
+    def _check_quota(self, plan, pods, gpu_resources=()):
+        """`gpu_resources`: the catalog's GPU resource names (MIG slices, i915...), counted as GPUs."""
         group_label = label_value(plan.group.name)
-        user_usage, group_usage = usage_from_pods(pods, group_label, label_value(self.user.name), exclude_pod=self.pod_name)
+        user_usage, group_usage = usage_from_pods(
+            pods,
+            group_label,
+            label_value(self.user.name),
+            exclude_pod=self.pod_name,
+            gpu_resources={plan.instance_type.gpu_resource_name, *gpu_resources},
+        )
         mine, groups = launch_quota_problems(plan.instance_type, plan.group, user_usage, group_usage)
         problems = mine + groups
         if problems:
             raise QuotaExceeded("Cannot start the server: " + "; ".join(problems) + ".")
 
     async def _list_group_pods(self, group_name):
+        # called under the group's quota lock: a hanging API server must not hold every spawn of the group
+        try:
+            return await asyncio.wait_for(self._read_group_pods(group_name), self.k8s_api_request_timeout)
+        except asyncio.TimeoutError:
+            raise CatalogUnavailable(
+                f"The hub could not count the servers of group '{group_name}' against its quota in time: "
+                "Kubernetes did not answer. Please try again in a minute."
+            ) from None
+
+    async def _read_group_pods(self, group_name):
         response = await self.api.list_namespaced_pod(
             self.namespace,
             label_selector=f"{LABEL_GROUP}={label_value(group_name)}",
@@ -89,6 +110,22 @@ class GroupQuotaGuard(LoggingConfigurable):
             raise ApiException(status=response.status, reason=body.decode("utf8", "replace")[:200])
         return json.loads(body).get("items") or []
 
+    async def _check_volume_owner(self, shared):
+        """The existing PVC must belong to this group (annotation, else label): ML_Team and ml-team
+        both map to project-ml-team, and neither may mount the other's."""
+        try:
+            pvc = await self.api.read_namespaced_persistent_volume_claim(shared.claim_name, self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        metadata = pvc.metadata
+        owner = (metadata.annotations or {}).get(ANNOTATION_GROUP_KEY)
+        label = (metadata.labels or {}).get(LABEL_GROUP)
+        if (owner and owner != shared.group_key) or (not owner and label and label != label_value(shared.group)):
+            self.log.error("Project volume %s belongs to another group than %s (%s)", shared.claim_name, shared.group, owner or label)
+            raise volume_clash(shared, "another group")
+
     async def _ensure_shared_volumes(self, plan):
         for shared in plan.shared_volumes:
             pvc = make_pvc(
@@ -98,6 +135,7 @@ class GroupQuotaGuard(LoggingConfigurable):
                 selector=None,
                 storage=shared.capacity,
                 labels={LABEL_GROUP: label_value(shared.group), "app.kubernetes.io/managed-by": "primehub-hub"},
+                annotations={ANNOTATION_GROUP_KEY: shared.group_key} if shared.group_key else None,
             )
             try:
                 await exponential_backoff(
@@ -110,6 +148,7 @@ class GroupQuotaGuard(LoggingConfigurable):
                     f"The shared volume of group '{plan.group.label}' ({shared.claim_name}) cannot be created "
                     f"(Kubernetes answered {e.status}). Please tell your administrator."
                 ) from e
+            await self._check_volume_owner(shared)
 
     async def _make_create_pod_request(self, pod, request_timeout):
         plan = self.plan
@@ -121,8 +160,9 @@ class GroupQuotaGuard(LoggingConfigurable):
             created = await super()._make_create_pod_request(pod, request_timeout)
             self._pod_created = bool(created) or self._pod_created
             return created
+        gpu_resources = (await self.load_catalog()).gpu_resources
         async with quota_locks.lock_for(self.namespace, plan.group.name):
-            self._check_quota(plan, await self._list_group_pods(plan.group.name))
+            self._check_quota(plan, await self._list_group_pods(plan.group.name), gpu_resources)
             created = await super()._make_create_pod_request(pod, request_timeout)
             if created:
                 self._pod_created = True

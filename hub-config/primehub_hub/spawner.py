@@ -20,9 +20,9 @@ import json
 
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from kubespawner import KubeSpawner
-from traitlets import Any, Bool, Unicode, default
+from traitlets import Any, Bool, List, Unicode, default
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
 from .errors import ConfigurationError, Refused
 from .form import build_form, collection_paused, form_options, render_form, rendered_forms
 from .plan import normalize_options, plan_launch
@@ -116,6 +116,21 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         config=True,
         help="Host folder where git-sync keeps git datasets (one subfolder per dataset); overridable per dataset by annotation.",
     )
+    dataset_host_path_prefixes = List(
+        Unicode(),
+        [],
+        config=True,
+        help=(
+            "Node folders hostPath datasets (and git datasets with their own git-sync root) may mount, e.g. "
+            "['/srv/datasets/']. Empty: no hostPath dataset is mounted. Whoever may write Datasets is not a node administrator."
+        ),
+    )
+    dataset_mount_roots = List(
+        Unicode(),
+        list(DEFAULT_MOUNT_ROOTS),
+        config=True,
+        help="Folders in the user's container datasets may be mounted under (annotation dataset.primehub.io/mountRoot).",
+    )
     explicit_zero_requests = Bool(
         False,
         config=True,
@@ -197,6 +212,8 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
             prefix=self.role_prefix,
             strict=strict,
             git_sync_host_root=self.git_sync_host_root,
+            host_path_prefixes=self.dataset_host_path_prefixes,
+            mount_roots=self.dataset_mount_roots,
             log=self.log,
         )
 
@@ -209,7 +226,7 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
     async def _render_primehub_form(self, spawner=None):
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
-        usage = await self._usage_for_form(user)
+        usage = await self._usage_for_form(user, catalog)
         note = ""
         current = getattr(self.handler, "current_user", None) if self.handler is not None else None
         if current is not None and getattr(current, "name", self.user.name) != self.user.name:
@@ -253,7 +270,7 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         limited = not (user_quota(plan.group).unlimited and project_quota(plan.group).unlimited)
         if limited and (self.primehub_pods is not None or self.pod_reflector is not None):
             # early, lock-free look; the binding check happens when the pod is created
-            self._check_quota(plan, await self._active_pods())
+            self._check_quota(plan, await self._active_pods(), catalog.gpu_resources)
         return plan.options
 
     # --- applying a launch --------------------------------------------------------------------
@@ -321,9 +338,10 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
 
     def get_env(self):
         env = super().get_env()
-        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'. The user's
-        # own variables never replace one set by JupyterHub, KubeSpawner, the operator or the launch.
+        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'. What JupyterHub
+        # and KubeSpawner set (API URL, token, scopes) always wins over the plan; the user's own
+        # variables never replace one set by JupyterHub, KubeSpawner, the operator or the launch.
         for name, value in self._user_env.items():
             env.setdefault(name, value)
-        env.update(self._plan_env)
+        env.update({k: v for k, v in self._plan_env.items() if k not in env or not k.startswith(("JUPYTERHUB_", "JPY_"))})
         return env

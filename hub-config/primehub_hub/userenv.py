@@ -9,22 +9,17 @@ hub's values last, so a remembered variable that has since become the hub's lose
 
 import re
 
+from .datasets import reserved_env_name
 from .errors import BadRequest
 
 MAX_VARIABLES = 64
 MAX_VALUE_LENGTH = 4096
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# Names the hub (or JupyterHub and KubeSpawner under it) owns, whatever the launch.
-RESERVED_PREFIXES = ("JUPYTERHUB_", "JPY_", "MEM_", "CPU_", "LD_", "PYTHON", "KUBERNETES_")
-RESERVED_NAMES = frozenset(
-    {"PATH", "HOME", "SHELL", "USER", "NB_USER", "NB_UID", "NB_GID", "GRANT_SUDO", "CHOWN_HOME", "CHOWN_EXTRA",
-     "GROUP_NAME", "GROUP_ID", "INSTANCE_TYPE", "IMAGE_NAME", "TZ", "NVIDIA_VISIBLE_DEVICES"}
-)
 
 
 def reserved_reason(name, hub_env=()):
     """Why `name` cannot be set by the user ('' when it can)."""
-    if name in RESERVED_NAMES or any(name.startswith(p) for p in RESERVED_PREFIXES):
+    if reserved_env_name(name):  # the one list, shared with dataset variables (datasets.py)
         return f"{name} is set by the hub"
     if name in hub_env:
         return f"{name} is set by the hub for this launch (a dataset or the launch itself)"

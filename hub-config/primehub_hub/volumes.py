@@ -23,6 +23,8 @@ PROJECT_ROOT = "/project/"
 # KubeSpawner < 7's names, e.g. claim-john-2edoe for john.doe); "kubespawner" = claim-<KubeSpawner 7's
 # safe slug> (claim-john.doe).
 HOME_NAMINGS = ("primehub", "kubespawner")
+# On project PVCs the hub creates: the Keycloak id of the group that owns the volume.
+ANNOTATION_GROUP_KEY = "hub.primehub.io/group-key"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -59,6 +61,7 @@ class SharedVolume:
     mount_path: str
     capacity: str  # a Kubernetes quantity
     launch_group_only: bool
+    group_key: str = ""  # the group's Keycloak id (or path): who owns the volume
 
     @property
     def volume(self):
@@ -93,6 +96,7 @@ def shared_volume(group):
         mount_path=PROJECT_ROOT + name,
         capacity=k8s_memory_quantity(nbytes),
         launch_group_only=attributes.get(ATTR_LAUNCH_GROUP_ONLY, "true") != "false",
+        group_key=group.key,
     )
 
 
@@ -108,9 +112,13 @@ def shared_volumes_for_launch(launch_group, groups):
         if attributes.get(ATTR_ENABLED) != "true":
             continue
         launch_only = attributes.get(ATTR_LAUNCH_GROUP_ONLY, "true") != "false"
-        if launch_only and group.name != launch_group.name:
+        if launch_only and group.key != launch_group.key:
             continue
-        volumes.append(shared_volume(group))
+        volume = shared_volume(group)
+        for other in volumes:
+            if other.claim_name == volume.claim_name:
+                raise volume_clash(volume, other.group)
+        volumes.append(volume)
     return volumes
 
 
@@ -128,6 +136,15 @@ def _user_capacity_attribute(user_attributes):
         if raw:
             return name, raw
     return None, ""
+
+
+def volume_clash(volume, other_group):
+    """Two groups whose names differ only in case or '_' vs '-' (or same-named subgroups) would
+    share one project volume, each seeing the other's files: refused."""
+    return ConfigurationError(
+        f"Groups '{volume.group}' and '{other_group}' both map to the project volume {volume.claim_name}, "
+        "so they would share each other's files. Please ask your administrator to rename one of them."
+    )
 
 
 def home_capacity(user_attributes, default):

@@ -124,11 +124,14 @@ def _assemble(ctx: Path, digest: str, images: list[str]) -> None:
             step(f"node image: importing {tag}")
             save = subprocess.Popen([cache.DOCKER, "save", tag], stdout=subprocess.PIPE)
             r = subprocess.run([cache.DOCKER, "exec", "-i", ASSEMBLER, "ctr", "-n", "k8s.io", "images", "import",
-                                "--no-unpack", "--label", "io.cri-containerd.pinned=pinned", "-"],
-                               stdin=save.stdout, capture_output=True, text=True)
+                                "--no-unpack", "-"], stdin=save.stdout, capture_output=True, text=True)
+            save.stdout.close()  # so that `docker save` ends if the import stops reading
             save.wait()
             if r.returncode != 0 or save.returncode != 0:
                 raise StackError(f"importing {tag} into the node image failed: {r.stderr[-1500:]}")
+            # Pinned, so kubelet's image garbage collection never removes what no registry can give back.
+            cache.docker("exec", ASSEMBLER, "ctr", "-n", "k8s.io", "images", "label", tag,
+                         "io.cri-containerd.pinned=pinned")
         cache.docker("exec", ASSEMBLER, "pkill", "containerd")
         cache.docker("exec", ASSEMBLER, "sh", "-c", "rm -rf /run/containerd /tmp/*")
         cache.docker("commit",

@@ -68,6 +68,8 @@ def settings(**changes) -> dict:
             "cmd": ["jupyterhub-singleuser", "--allow-root"],
             "storage": {"capacity": "1Gi"},
         },
+        # the demo catalog's hostPath datasets (crds/examples/datasets.yaml)
+        "primehub": {"datasetHostPaths": ["/srv/datasets/"]},
         "config": {"JupyterHub": {"last_activity_interval": 60}},
     }
     document.update(changes)

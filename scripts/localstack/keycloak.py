@@ -10,6 +10,7 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from . import common
 from .common import REPO_ROOT, STATE_DIR, V, step
@@ -19,8 +20,19 @@ URL = f"http://127.0.0.1:{PORT}"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 REALM = "primehub"
-REALM_FILE = REPO_ROOT / "keycloak-realm" / "primehub-realm.json"
+# What Keycloak imports here: the realm plus the demo overlay (demo users, the client secret, the
+# password grant), written by demo_realm_file(); keycloak-realm/primehub-realm.json has none of them.
+REALM_FILE = STATE_DIR / "primehub-realm-demo.json"
 HOME = STATE_DIR / "keycloak"
+
+
+def demo_realm_file() -> Path:
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "scripts" / "realm"))
+    import realmlib
+
+    return realmlib.write_demo_realm(REALM_FILE)
 
 
 def java_home() -> str | None:
@@ -34,6 +46,7 @@ def ready() -> bool:
 
 
 def start(fresh: bool = False) -> None:
+    demo_realm_file()  # also when Keycloak already runs: the tests read the demo users from it
     if not fresh and common.pid_of("keycloak") and ready():
         return
     common.stop("keycloak")
@@ -45,8 +58,7 @@ def start(fresh: bool = False) -> None:
         shutil.copytree(dist, HOME, symlinks=True)
     imports = HOME / "data" / "import"
     imports.mkdir(parents=True, exist_ok=True)
-    if REALM_FILE.exists():
-        shutil.copy(REALM_FILE, imports / "primehub-realm.json")
+    shutil.copy(REALM_FILE, imports / "primehub-realm.json")
     step(f"starting keycloak on {URL} (realm {REALM} imported on first start; 30-90 s)")
     env = {
         "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER,

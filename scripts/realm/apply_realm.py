@@ -11,10 +11,16 @@ It creates what is missing and sets what differs: the user-profile attributes, r
 hub's client with its protocol mappers, and its service account's roles; users too with
 --with-users. It never deletes anything and never removes a role mapping or an attribute the export
 does not name, and it leaves an existing realm's own settings (sslRequired, token lifespans, ...)
-alone unless --realm-settings is given. It prints one line per change, or `no changes`.
+alone unless --realm-settings is given. Nor does it ever loosen an existing client: the password
+grant, the implicit flow or public access stay off, longer tokens and the file's local addresses
+are not written over the server's (--hub-url sets the addresses). It prints one line per change,
+or `no changes`.
 
 Secrets: an existing client keeps its secret unless --client-secret(-file) is given; a new client
-gets that secret, else the export's. Passwords are set only when a user is created.
+gets that secret, else the export's, else one Keycloak generates (keycloak-realm/primehub-realm.json
+has none). Passwords are set only when a user is created. The demo users and secret are in
+keycloak-realm/demo-overlay.json; scripts/realm/demo_realm.py writes the realm with them for a
+local stack.
 """
 from __future__ import annotations
 
@@ -35,6 +41,12 @@ CLIENT_FIELDS = (
     "fullScopeAllowed",
 )
 SET_FIELDS = ("redirectUris", "webOrigins")  # order carries no meaning in Keycloak
+# On an existing client these are the operator's: a file must never weaken what the server has.
+WEAKER_WHEN_TRUE = ("directAccessGrantsEnabled", "implicitFlowEnabled", "publicClient", "fullScopeAllowed")
+WEAKER_WHEN_FALSE = ("consentRequired",)
+# Where the hub lives: set only from --hub-url, never back to the file's local addresses.
+URL_FIELDS = ("redirectUris", "webOrigins", "baseUrl", "rootUrl")
+URL_ATTRIBUTES = ("post.logout.redirect.uris",)
 USER_FIELDS = ("enabled", "email", "emailVerified", "firstName", "lastName")
 
 
@@ -119,23 +131,50 @@ def missing(desired, current) -> list[str]:
     return [n for n in desired if n not in have]
 
 
-def client_changes(desired: dict, current: dict, hub_urls: list[str] | None = None) -> tuple[dict, list[str]]:
-    """A full client payload with the export's fields set, and one line per field that differs."""
+def weakens(key: str, value, current, hub_urls: list[str] | None = None) -> bool:
+    """Whether setting an existing client's `key` from `current` to `value` would loosen it: turn on
+    the password grant or the implicit flow, make it public, drop consent, lengthen its tokens, or
+    put the file's local addresses in place of the operator's (without --hub-url)."""
+    if key in WEAKER_WHEN_TRUE:
+        return value is True and current is False
+    if key in WEAKER_WHEN_FALSE:
+        return value is False and current is True
+    if key in URL_FIELDS or key in URL_ATTRIBUTES:
+        return not hub_urls and current not in (None, "", [])
+    if key == "access.token.lifespan":
+        try:
+            return float(value) > float(current)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def client_changes(desired: dict, current: dict, hub_urls: list[str] | None = None,
+                   kept: list[str] | None = None) -> tuple[dict, list[str]]:
+    """A full client payload with the export's fields set, and one line per field that differs.
+
+    Never weakens the existing client (see `weakens`); what is left stricter is added to `kept`."""
     want = effective_client(desired, hub_urls)
     new = copy.deepcopy(current)
     lines = []
+    kept = [] if kept is None else kept
     cid = desired["clientId"]
     for key in CLIENT_FIELDS:
         if key not in want:
             continue
         value, cur = want[key], current.get(key)
         same = (sorted(value) == sorted(cur or [])) if key in SET_FIELDS else (cur == value)
-        if not same:
+        if not same and weakens(key, value, cur, hub_urls):
+            kept.append(f"client {cid}: {key} kept as {json.dumps(cur)} (the file's {json.dumps(value)} is weaker)")
+        elif not same:
             new[key] = value
             lines.append(f"client {cid}: set {key} to {json.dumps(value)}")
     attrs = dict(current.get("attributes") or {})
     for key, value in (want.get("attributes") or {}).items():
-        if attrs.get(key) != value:
+        if attrs.get(key) != value and weakens(key, value, attrs.get(key), hub_urls):
+            kept.append(f"client {cid}: attribute {key} kept as {json.dumps(attrs.get(key))} "
+                        f"(the file's {json.dumps(value)} is weaker)")
+        elif attrs.get(key) != value:
             attrs[key] = value
             lines.append(f"client {cid}: set attribute {key} to {json.dumps(value)}")
     new["attributes"] = attrs
@@ -340,7 +379,10 @@ class Applier:
             uuid = None if self.dry_run else self._client_uuid(cid)
         else:
             current = self.kc.get_client(uuid)
-            new, lines = client_changes(desired, current, self.hub_urls)
+            kept: list[str] = []
+            new, lines = client_changes(desired, current, self.hub_urls, kept)
+            for line in kept:
+                self.note(line)
             new.pop("protocolMappers", None)
             self.change(lines, self.kc.update_client, uuid, new)
             if self.client_secret is not None:

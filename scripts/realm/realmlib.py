@@ -79,6 +79,42 @@ def load_realm(path: str | Path) -> dict:
     return realm
 
 
+REALM_DIR = Path(__file__).resolve().parents[2] / "keycloak-realm"
+REALM_FILE = REALM_DIR / "primehub-realm.json"
+DEMO_OVERLAY = REALM_DIR / "demo-overlay.json"
+
+
+def apply_overlay(realm: dict, overlay: dict) -> dict:
+    """The realm with the overlay laid over it: its clients' fields set (matched by clientId), its
+    users added. The realm an operator imports carries no users or secrets; the demo overlay adds
+    them for the local stack and the tests only."""
+    merged = json.loads(json.dumps(realm))
+    clients = {c["clientId"]: c for c in merged.get("clients") or []}
+    for change in overlay.get("clients") or []:
+        if change["clientId"] not in clients:
+            raise ValueError(f"the overlay changes client {change['clientId']!r}, which the realm does not define")
+        clients[change["clientId"]].update(json.loads(json.dumps(change)))
+    names = {u["username"] for u in merged.get("users") or []}
+    for user in overlay.get("users") or []:
+        if user["username"] in names:
+            raise ValueError(f"the overlay adds user {user['username']!r}, which the realm already has")
+        merged.setdefault("users", []).append(json.loads(json.dumps(user)))
+    return merged
+
+
+def demo_realm(realm_file: str | Path = REALM_FILE, overlay_file: str | Path = DEMO_OVERLAY) -> dict:
+    """The realm the local stack imports: keycloak-realm/primehub-realm.json plus the demo overlay."""
+    with open(overlay_file, encoding="utf-8") as f:
+        return apply_overlay(load_realm(realm_file), json.load(f))
+
+
+def write_demo_realm(dest: str | Path) -> Path:
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(demo_realm(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return dest
+
+
 def iter_groups(groups: list[dict], parent: str = "") -> Iterator[tuple[str, dict]]:
     """(path, group) for every group of an export, sub-groups included."""
     for g in groups or []:

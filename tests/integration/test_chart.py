@@ -120,6 +120,16 @@ def installed(cluster, helm, namespace):
     helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "120s", check=False)
 
 
+def test_a_second_release_in_the_same_namespace_is_refused(cluster, helm, namespace, installed):
+    proc = helm("install", "second-hub", str(CHART), "--namespace", namespace,
+                "--set", "keycloak.url=http://127.0.0.1:8180", "--set", "keycloak.clientSecret=chart-test-secret",
+                "--set", "primehub.publicUrl=http://127.0.0.1:18001", "--set", "proxy.service.type=ClusterIP",
+                *_pinned_nowhere(), check=False)
+    assert proc.returncode != 0, "a second hub was installed next to the first"
+    assert f"already has the hub of release {RELEASE}" in proc.stderr, proc.stderr
+    assert helm("status", "second-hub", "--namespace", namespace, check=False).returncode != 0
+
+
 def test_install_creates_the_objects(cluster, namespace, installed):
     assert "http://127.0.0.1:18000/hub/oauth_callback" in installed, "NOTES must name the redirect URI"
     got = json.loads(cluster.kubectl(

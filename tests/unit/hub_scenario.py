@@ -60,6 +60,7 @@ def make_spawner(username, *, info=None, cat=None, **kwargs):
     kwargs.setdefault("namespace", NAMESPACE)
     kwargs.setdefault("primehub_pods", [])
     kwargs.setdefault("cmd", ["jupyterhub-singleuser"])
+    kwargs.setdefault("dataset_host_path_prefixes", ["/data/"])  # the scenario's hostPath dataset
     return PrimeHubSpawner(
         _mock=True,
         user=owner(username),

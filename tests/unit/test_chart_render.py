@@ -8,6 +8,7 @@ chart hands the hub really configure JupyterHub the way the NetworkPolicies assu
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import re
@@ -363,6 +364,68 @@ def test_network_policies(minimal, rendered):
     assert not by_kind(rendered["local-stack.yaml"], "NetworkPolicy")
 
 
+METADATA = ipaddress.ip_address("169.254.169.254")
+DNS_ONLY = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+
+
+def reaches(peer: dict, address) -> bool:
+    """True when a NetworkPolicy peer lets traffic to `address` through (pod and namespace selectors
+    match cluster pods, never the metadata server)."""
+    block = peer.get("ipBlock")
+    if not block:
+        return False
+    if address not in ipaddress.ip_network(block["cidr"]):
+        return False
+    return not any(address in ipaddress.ip_network(cidr) for cidr in block.get("except") or [])
+
+
+def egress_rules():
+    """(where, policy, rule) for every egress rule of every policy: each example, plus the defaults with a
+    plain-http Keycloak (the port the metadata server listens on) and every egress switch turned on."""
+    variants = {name: render("-f", str(p)) for p in EXAMPLES for name in [p.name]}
+    variants["plain-http-keycloak, every switch on"] = render(
+        "-f", str(CHART / "examples/minimal.yaml"), "--set", "keycloak.url=http://id.example.com",
+        "--set", "keycloak.internalUrl=http://keycloak.keycloak.svc",
+        *[arg for component in ("hub", "proxy.chp", "singleuser") for switch in (
+            "dnsPortsCloudMetadataServer", "dnsPortsKubeSystemNamespace", "dnsPortsPrivateIPs", "nonPrivateIPs",
+            "privateIPs") for arg in ("--set", f"{component}.networkPolicy.egressAllowRules.{switch}=true")])
+    for where, docs in variants.items():
+        for policy in by_kind(docs, "NetworkPolicy"):
+            for rule in policy["spec"].get("egress") or []:
+                yield where, policy["metadata"]["name"], rule
+
+
+def test_no_egress_rule_opens_a_port_to_every_address_and_user_pods_never_reach_the_metadata_server():
+    checked = 0
+    for where, name, rule in egress_rules():
+        checked += 1
+        assert rule.get("to"), f"{where}: {name} has an egress rule without `to:` (every destination): {rule}"
+        for peer in rule["to"]:
+            # 0.0.0.0/0 may stand for "the internet" only with the metadata server cut out of it
+            if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0":
+                assert not reaches(peer, METADATA), f"{where}: {name} opens {rule.get('ports')} to every address"
+            if name == "singleuser" and reaches(peer, METADATA):
+                # GKE's Cloud DNS answers on the metadata address: its DNS ports, nothing else
+                assert sorted(rule.get("ports") or [], key=str) == sorted(DNS_ONLY, key=str), (
+                    f"{where}: user pods reach 169.254.169.254 through {rule}")
+    assert checked > 20
+
+
+def test_the_keycloak_rule_without_peers_is_public_addresses_only(minimal):
+    su = one(minimal, "NetworkPolicy", "singleuser")["spec"]["egress"]
+    (kc,) = [r for r in su if {"port": 443, "protocol": "TCP"} in (r.get("ports") or [])]
+    (peer,) = kc["to"]
+    for address in ("169.254.169.254", "10.96.0.10", "172.20.0.1", "192.168.1.1"):
+        assert not reaches(peer, ipaddress.ip_address(address)), address
+    assert reaches(peer, ipaddress.ip_address("203.0.113.7"))
+
+
+def test_user_pods_may_never_be_given_the_metadata_server():
+    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
+                "--set", "singleuser.networkPolicy.egressAllowRules.cloudMetadataServer=true", check=False)
+    assert proc.returncode != 0 and "169.254.169.254" in proc.stderr, proc.stderr
+
+
 def test_ingress_routes_the_base_url_to_proxy_public(rendered):
     ing = one(rendered["ingress.yaml"], "Ingress", "jupyterhub")["spec"]
     (rule,) = ing["rules"]
@@ -677,3 +740,11 @@ def test_primehub_migration_values_reach_the_hub():
     refused = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
                    "--set", "primehub.homePvcNaming=legacy", check=False)
     assert refused.returncode != 0 and "homePvcNaming" in refused.stderr
+def test_the_dataset_host_path_allow_list_reaches_the_hub(rendered):
+    """primehub.datasetHostPaths goes into the settings document, and from there to the spawner."""
+    assert chart_settings(rendered["local-stack.yaml"])["primehub"]["datasetHostPaths"] == ["/srv/datasets/"]
+    assert apply_chart_config(rendered["local-stack.yaml"]).PrimeHubSpawner.dataset_host_path_prefixes == ["/srv/datasets/"]
+    # by default no hostPath dataset is mounted
+    assert chart_settings(rendered["minimal.yaml"])["primehub"]["datasetHostPaths"] == []
+    assert apply_chart_config(rendered["minimal.yaml"]).PrimeHubSpawner.dataset_host_path_prefixes == []
+    assert "PRIMEHUB_DATASET_HOST_PATHS" not in env_of(container(rendered["local-stack.yaml"], "hub", "hub"))

@@ -309,8 +309,15 @@ async def test_logout_return_from_keycloak_finishes_the_hub_logout():
     handler, record = logout_handler(authenticator, None)
     await handler.get()
     query = parse_qs(urlparse(record.redirects[0]).query)
-    assert query["post_logout_redirect_uri"] == ["http://127.0.0.1:8000/hub/logout?kc=true"]
+    # without a public URL the request's Host header (anyone's to set) is never the return address
+    assert "post_logout_redirect_uri" not in query and "127.0.0.1" not in record.redirects[0]
     assert "id_token_hint" not in query
+    # with the logout style left to discovery, Keycloak is not asked when there is no way back
+    auto, _ = make_authenticator(public_url="", keycloak_logout_style="auto")
+    auto.http_client.fetch = None  # any probe would fail here
+    handler, record = logout_handler(auto, None)
+    await handler.get()
+    assert "redirect_uri" not in parse_qs(urlparse(record.redirects[0]).query)
 
 
 def test_the_authenticator_routes_logout_to_keycloak_and_leaves_the_spawn_page_to_jupyterhub():
@@ -390,3 +397,91 @@ async def test_keycloak_requests_do_not_queue_behind_tornados_ten_shared_connect
         assert authenticator.keycloak_admin.http_client is client
     finally:
         client.close()
+class ForeignIssuerKeycloak(PinlessKeycloak):
+    """Tokens name an issuer that is neither configured address (a forged or unpinned hostname)."""
+
+    issuer = "https://evil.example.net/realms/primehub"
+
+    def tokens(self, username):
+        self.issued += 1
+        return {
+            "access_token": fake_jwt(self.issuer, f"at-{self.issued}"),
+            "refresh_token": fake_jwt(self.issuer, f"rt-{self.issued}"),
+            "token_type": "Bearer",
+            "expires_in": 300,
+        }
+
+    async def fetch(self, req, label="", parse_json=True, raise_error=True, **kwargs):
+        if req.url.startswith("https://evil.example.net"):
+            self.calls.append(req.url)
+            return {"sub": "u-root", "preferred_username": "root"}
+        return await super().fetch(req, label, parse_json, raise_error, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_a_token_naming_another_issuer_is_refused_and_that_host_never_contacted(caplog):
+    from tornado import web
+
+    authenticator, _ = make_authenticator()
+    oidc = ForeignIssuerKeycloak(authenticator)
+    authenticator.fetch = oidc.fetch
+    with pytest.raises(web.HTTPError) as info:
+        await authenticator.authenticate(callback_handler("ana"))
+    assert info.value.status_code == 403
+    assert not [c for c in oidc.calls if "evil.example.net" in c]
+    assert "Refused a token issued by https://evil.example.net" in caplog.text
+    assert "Pin Keycloak's hostname" in caplog.text
+    # the refresh path never posts the client secret there either
+    state = {
+        "access_token": fake_jwt(oidc.issuer, "at"),
+        "refresh_token": fake_jwt(oidc.issuer, "rt"),
+        "token_response": {},
+        "expires_at": time.time() + 5,
+    }
+    with pytest.raises(web.HTTPError) as info:
+        await authenticator.refresh_user(HubUser(name="ana", auth_state=state), OWNER_REQUEST)
+    assert info.value.status_code == 403
+    assert not [c for c in oidc.calls if "evil.example.net" in c]
+
+
+# --- offboarding ----------------------------------------------------------------------------------
+
+
+class GoneAdmin(FakeAdmin):
+    async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
+        from primehub_hub.errors import KeycloakUserGone
+
+        raise KeycloakUserGone(f"User '{username}' does not exist in Keycloak realm 'primehub' any more (disabled).")
+
+
+@pytest.mark.asyncio
+async def test_a_user_gone_from_keycloak_is_refused_on_every_path_but_keycloak_down_is_not():
+    authenticator, oidc = make_authenticator()
+    hub_user = await logged_in(authenticator)
+    api_request = SimpleNamespace(get_token=lambda: "the-users-api-token")
+    authenticator.keycloak_admin = GoneAdmin()
+    assert await authenticator.refresh_user(hub_user, api_request) is False  # API tokens, the server's OAuth token
+    assert await authenticator.refresh_user(hub_user, OWNER_REQUEST) is False  # the browser session
+    admin_request = SimpleNamespace(get_token=lambda: None, _jupyterhub_user=SimpleNamespace(name="root"))
+    assert await authenticator.refresh_user(hub_user, admin_request) is False  # a spawn for them
+    down = FakeAdmin()
+    down.down = True
+    authenticator.keycloak_admin = down
+    assert await authenticator.refresh_user(hub_user, api_request) is True
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_that_keeps_the_token_keeps_its_expiry():
+    authenticator, oidc = make_authenticator()
+    hub_user = await logged_in(authenticator)
+    expires_at = hub_user.auth_state["expires_at"]
+    time.sleep(0.01)
+    model = await authenticator.refresh_user(hub_user, OWNER_REQUEST)
+    assert model["auth_state"]["access_token"] == hub_user.auth_state["access_token"]
+    assert model["auth_state"]["expires_at"] == expires_at  # not pushed forward: it will be renewed early
+
+
+def test_the_client_secret_is_read_without_surrounding_whitespace():
+    from primehub_hub.settings import Settings
+
+    assert Settings.from_document({}, env={"PRIMEHUB_KEYCLOAK_CLIENT_SECRET": "  s3cret\n"}).client_secret == "s3cret"

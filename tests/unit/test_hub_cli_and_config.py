@@ -98,7 +98,8 @@ def pod(capsys, *args):
 
 
 def test_pod_is_what_the_spawner_builds(capsys, monkeypatch, tmp_path):
-    (tmp_path / "settings.json").write_text('{"namespace": "primehub"}')
+    # the scenario's hostPath dataset lives under /data/, which the hub must allow
+    (tmp_path / "settings.json").write_text('{"namespace": "primehub", "primehub": {"datasetHostPaths": ["/data/"]}}')
     monkeypatch.setenv("PRIMEHUB_SETTINGS", str(tmp_path / "settings.json"))
     code, manifest, err = pod(capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch")
     assert code == 0, err
@@ -124,7 +125,9 @@ def test_pod_without_the_hub_config_uses_kubespawner_defaults(capsys):
     assert code == 0
     spec = manifest["spec"]
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
-    assert {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]} >= {"/datasets/reports", "/project/analysts"}
+    mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts >= {"/datasets/sales", "/project/analysts"}
+    assert "/datasets/reports" not in mounts  # a hostPath dataset needs the operator's allow-list
     env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
     assert env["NVIDIA_VISIBLE_DEVICES"] == "none" and env["TZ"] == "UTC"
 

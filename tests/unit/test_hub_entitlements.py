@@ -214,3 +214,28 @@ def test_user_info_round_trips_through_a_dict():
     assert ana.attributes["timezone"] == "Asia/Taipei"
     assert group_of(ana, "analysts").label == "Analysts"
     assert group_of(ana, "analysts").id == "g-analysts"
+
+
+# --- groups are told apart by Keycloak id or path, not by bare name ---------------------------------
+
+
+def test_a_subgroup_named_everyone_neither_replaces_the_global_group_nor_hides_itself():
+    from primehub_hub.entitlements import Group, everyone_group, launch_groups
+    from primehub_hub.keycloak import user_info_from_representations
+
+    sub = Group("everyone", realm_roles=["it:big"], id="g-sub", path="/org/everyone")
+    real = Group("everyone", realm_roles=["it:small"], id="g-e", path="/everyone")
+    info = user_info_from_representations({"username": "u"}, [sub], real)
+    assert everyone_group(info) is real
+    assert [g.path for g in launch_groups(info)] == ["/org/everyone"]
+
+
+def test_same_named_subgroups_stay_apart_and_launching_by_that_name_is_refused_clearly():
+    from primehub_hub.entitlements import Group, UserInfo, find_launch_group, launch_groups
+    from primehub_hub.errors import ConfigurationError
+
+    a, b = Group("ml", id="g-a", path="/a/ml"), Group("ml", id="g-b", path="/b/ml")
+    info = UserInfo("u", groups=[a, b])
+    assert launch_groups(info) == [a, b]
+    with pytest.raises(ConfigurationError, match=r"2 groups named 'ml' \(/a/ml, /b/ml\)"):
+        find_launch_group(info, "ml")

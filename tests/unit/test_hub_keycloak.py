@@ -4,13 +4,13 @@ admin detection, caching, and readable failures."""
 import asyncio
 import json
 from io import BytesIO
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 from primehub_hub.entitlements import EVERYONE
-from primehub_hub.errors import KeycloakUnavailable
+from primehub_hub.errors import KeycloakUnavailable, KeycloakUserGone
 from primehub_hub.keycloak import KeycloakAdmin
 
 BASE = "http://keycloak.internal:8080"
@@ -67,9 +67,9 @@ class FakeKeycloak:
             user = self.users.get(query["username"])
             return [user] if user else []
         if path.startswith(f"{ADMIN}/users/") and path.endswith("/groups"):
-            return self.memberships[path.split("/")[5]]
+            return self.memberships[unquote(path.split("/")[5])]
         if path.startswith(f"{ADMIN}/groups/") and path.endswith("/role-mappings"):
-            return self.group_mappings.get(path.split("/")[5], {})
+            return self.group_mappings.get(unquote(path.split("/")[5]), {})
         if path == f"{ADMIN}/group-by-path/everyone":
             return {"id": "g-e", "name": "everyone", "path": "/everyone", "attributes": {}}
         if path.startswith(f"{ADMIN}/users/") and path.endswith("/role-mappings"):
@@ -188,8 +188,10 @@ async def test_missing_permissions_say_which_roles_the_service_account_needs():
 
 @pytest.mark.asyncio
 async def test_unknown_user_is_readable():
-    with pytest.raises(KeycloakUnavailable, match="does not exist"):
+    # a user Keycloak no longer has is refused (403), never mistaken for "Keycloak is down" (503)
+    with pytest.raises(KeycloakUserGone, match="does not exist") as info:
         await admin_client(FakeKeycloak()).load_user_info("zed")
+    assert info.value.status_code == 403 and not isinstance(info.value, KeycloakUnavailable)
 
 
 # --- calls per user, sharing and the staleness bound ----------------------------------------------
@@ -291,3 +293,68 @@ async def test_a_removed_grant_is_never_served_older_than_the_cache_ttl(monkeypa
     clock[0] += 30.5
     everyone = next(g for g in (await client.load_user_info("ana")).groups if g.name == EVERYONE)
     assert everyone.realm_roles == ["it:large"]
+
+
+@pytest.mark.asyncio
+async def test_deleted_and_disabled_users_are_gone_and_an_unreachable_keycloak_is_not():
+    fake = FakeKeycloak()
+    client = admin_client(fake)
+    assert await client.user_gone("ana", "u-ana") is None
+    assert await client.user_gone("zed") == "deleted"
+    fake.users["ana"]["enabled"] = False
+    assert await client.user_gone("ana") == "disabled"
+    with pytest.raises(KeycloakUserGone, match="disabled"):
+        await client.load_user_info("ana", fresh=True)
+    fake.down = True
+    with pytest.raises(KeycloakUnavailable):
+        await client.user_gone("root")
+
+
+@pytest.mark.asyncio
+async def test_admin_api_path_segments_are_quoted_whole():
+    fake = FakeKeycloak()
+    fake.memberships["../../clients"] = []
+    fake.group_mappings["a/b?c"] = {}
+    client = admin_client(fake)
+    assert await client.user_groups("../../clients") == []
+    assert await client.group_role_mappings("a/b?c") == {}
+    assert await client.group_by_path("/ml team/sub?x") is None
+    paths = [p for _, p in fake.calls]
+    assert f"{ADMIN}/users/..%2F..%2Fclients/groups" in paths
+    assert f"{ADMIN}/groups/a%2Fb%3Fc/role-mappings" in paths
+    assert f"{ADMIN}/group-by-path/ml%20team/sub%3Fx" in paths
+
+
+@pytest.mark.asyncio
+async def test_a_user_looked_up_by_id_must_have_the_expected_username():
+    fake = FakeKeycloak()
+
+    def answer(request, original=fake.answer):
+        path = urlparse(request.url).path
+        if path == f"{ADMIN}/users/u-root":
+            fake.calls.append((request.method, path))
+            return fake.users["root"]
+        return original(request)
+
+    fake.answer = answer
+    info = await admin_client(fake).load_user_info("ana", "u-root")
+    assert info.username == "ana" and not info.is_admin
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("broken", ["token", "admin"])
+async def test_answers_that_are_not_keycloaks_are_a_readable_503_not_a_500(broken):
+    fake = FakeKeycloak()
+    answer = fake.answer
+
+    async def fetch(request, **_):
+        if broken == "token" and request.url.endswith("/token"):
+            return HTTPResponse(request, 200, buffer=BytesIO(b'{"error": "no token here"}'))
+        if broken == "admin" and "/admin/" in request.url:
+            return HTTPResponse(request, 200, buffer=BytesIO(b"<html>502 Bad Gateway</html>"))
+        return HTTPResponse(request, 200, buffer=BytesIO(json.dumps(answer(request)).encode()))
+
+    fake.fetch = fetch
+    with pytest.raises(KeycloakUnavailable, match="proxy in between") as info:
+        await admin_client(fake).load_user_info("ana")
+    assert info.value.status_code == 503

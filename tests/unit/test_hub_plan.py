@@ -9,7 +9,8 @@ from primehub_hub.plan import normalize_options, plan_launch
 
 
 def plan(name, options, strict=True, prefix=""):
-    return plan_launch(user(name), catalog(), options, prefix=prefix, strict=strict)
+    # the scenario's hostPath dataset (reports) lies under /data/, which its operator allows
+    return plan_launch(user(name), catalog(), options, prefix=prefix, strict=strict, host_path_prefixes=["/data/"])
 
 
 def test_a_granted_launch():
@@ -124,3 +125,15 @@ def test_datasets_volumes_and_shared_volumes_in_the_plan():
     ]
     assert p.env["HANDBOOK_URL"] == "https://handbook.example.com/{page}"
     assert p.home_symlinks == ["/srv/git/notebooks"]
+
+
+@pytest.mark.parametrize("value", ["vision\n2026-12-02 INFO forged log line", "vi\x1bsion", "a\rb", "x\u2028y"])
+def test_control_characters_in_options_are_refused(value):
+    with pytest.raises(BadRequest):
+        plan("ana", {"group": value, "instance_type": "gpu-one", "image": "torch"})
+
+
+def test_unknown_option_names_are_echoed_without_control_characters():
+    with pytest.raises(BadRequest) as info:
+        plan("ana", {"group": "vision", "evil\nINFO forged": "x"})
+    assert "\n" not in str(info.value) and "evil\\nINFO" in str(info.value)

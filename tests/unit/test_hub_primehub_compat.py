@@ -745,7 +745,7 @@ def test_git_datasets_link_their_checkout_to_the_mount_path():
 
     ds = parse_dataset({"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}})
     pieces = dataset_pieces(ds, writable=False, git_sync_host_root="/home/dataset/")
-    assert pieces.volumes == [{"name": "dataset-repo", "hostPath": {"path": "/home/dataset/repo"}}]
+    assert pieces.volumes == [{"name": "dataset-repo", "hostPath": {"path": "/home/dataset/repo", "type": "Directory"}}]
     assert pieces.volume_mounts == [{"name": "dataset-repo", "mountPath": "/gitsync/repo", "readOnly": True}]
     # git-sync's checkout is <folder>/<name>: its files appear directly in /datasets/repo
     assert pieces.links == [("/gitsync/repo/repo", "/datasets/repo")]

@@ -148,3 +148,10 @@ async def test_quota_locks_are_one_per_group_and_serialize():
 
     await asyncio.gather(hold("a"), hold("b"))
     assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+
+
+def test_usage_counts_declared_gpu_resources_too():
+    mig = pod("m", "g", "ana", cpu="1")
+    mig["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/mig-1g.5gb"] = "2"
+    assert usage_from_pods([mig], "g", "ana")[1].gpu == 0  # the naming rule alone misses it
+    assert usage_from_pods([mig], "g", "ana", gpu_resources={"nvidia.com/mig-1g.5gb"})[1].gpu == 2

@@ -70,6 +70,27 @@ async def test_a_gpu_launch_reaches_the_pod():
 
 
 @pytest.mark.asyncio
+async def test_a_dataset_cannot_take_over_the_servers_hub_connection():
+    from hub_scenario import RESOURCES
+    from primehub_hub.cli import load_resource_objects
+    from primehub_hub.resources import Catalog
+
+    rogue = {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "jupyterhub"},
+             "spec": {"type": "env", "variables": {"api_url": "https://attacker.example/hub/api", "api_token": "x"}}}
+    info = user("ana")
+    everyone = next(g for g in info.groups if g.name == EVERYONE)
+    everyone.realm_roles = [*everyone.realm_roles, "ds:jupyterhub"]
+    spawner = make_spawner("ana", info=info, cat=Catalog.from_objects(load_resource_objects([RESOURCES]) + [rogue]),
+                           options_explicit=True, hub_connect_url="http://hub.internal:8081")
+    spawner.api_token = "the-servers-own-token"
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    env = env_of(await spawner.get_pod_manifest())
+    assert env["JUPYTERHUB_API_TOKEN"] == "the-servers-own-token"
+    assert "attacker" not in env["JUPYTERHUB_API_URL"]
+
+
+@pytest.mark.asyncio
 async def test_each_launch_starts_from_the_configured_baseline():
     spawner = make_spawner(
         "ana",
@@ -434,6 +455,28 @@ async def test_group_shared_volumes_are_created_when_missing():
     assert await spawner._make_create_pod_request(pod, 5) is True
 
 
+@pytest.mark.asyncio
+async def test_a_project_volume_of_another_group_with_the_same_volume_name_is_not_mounted():
+    api = FakeCoreApi()
+    owner = make_spawner("ana", options_explicit=True)
+    owner.api = api
+    owner.user_options = {"group": "analysts", "instance_type": "small", "image": "base"}
+    await owner.load_user_options()
+    assert await owner._make_create_pod_request(await owner.get_pod_manifest(), 5) is True
+    # another group, "Analysts" (a different Keycloak group), maps to the same volume project-analysts
+    info = user("ana")
+    for g in info.groups:
+        if g.name == "analysts":
+            g.name, g.id, g.path = "Analysts", "g-other", "/Analysts"
+    intruder = make_spawner("bea", info=info, options_explicit=True)
+    intruder.api = api
+    intruder.user_options = {"group": "Analysts", "instance_type": "small", "image": "base"}
+    await intruder.load_user_options()
+    with pytest.raises(ConfigurationError, match="both map to the project volume project-analysts"):
+        await intruder._make_create_pod_request(await intruder.get_pod_manifest(), 5)
+    assert list(api.pods) == ["jupyter-ana"]
+
+
 # --- fast failure ---------------------------------------------------------------------------------------
 
 
@@ -601,3 +644,64 @@ async def test_start_returns_the_url_when_the_pod_runs(monkeypatch):
 
         monkeypatch.setattr(spawner, "_start", kube_start)
         assert await spawner.start() == "http://127.100.0.1:8888"
+
+
+@pytest.mark.parametrize("resource", ["nvidia.com/mig-1g.5gb", "gpu.intel.com/i915"])
+@pytest.mark.asyncio
+async def test_gpu_quota_counts_the_gpu_resource_instance_types_declare(resource):
+    from hub_scenario import RESOURCES
+    from primehub_hub.cli import load_resource_objects
+    from primehub_hub.resources import Catalog
+
+    sliced = {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "slice"},
+              "spec": {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, "gpuResourceName": resource}}
+    cat = Catalog.from_objects(load_resource_objects([RESOURCES]) + [sliced])
+    pool = Group("pool", attributes={"quota-gpu": "1"}, realm_roles=["it:slice", "img:base"], id="g-pool")
+    info = UserInfo("solo", groups=[pool, Group(EVERYONE)])
+    api = FakeCoreApi()
+    first = make_spawner("solo", info=info, cat=cat, options_explicit=True)
+    first.api = api
+    first.user_options = {"group": "pool", "instance_type": "slice", "image": "base"}
+    await first.load_user_options()
+    assert await first._make_create_pod_request(await first.get_pod_manifest(), 5) is True
+    second = make_spawner("solo", info=info, cat=cat, options_explicit=True)
+    second.pod_name = "jupyter-solo--second"
+    second.api = api
+    second.user_options = dict(first.user_options)
+    await second.load_user_options()
+    with pytest.raises(QuotaExceeded, match="GPU"):
+        await second._make_create_pod_request(await second.get_pod_manifest(), 5)
+    assert len(api.pods) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_home_symlink_never_replaces_a_users_file():
+    spawner = make_spawner("ana", options_explicit=True)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    command = spawner.lifecycle_hooks["postStart"]["exec"]["command"][-1]
+    # every link is made only when nothing (a file, folder or link of the user's) is there yet
+    assert '{ [ -e "$HOME"/notebooks ] || [ -L "$HOME"/notebooks ] || ' in command
+    assert " -f" not in command and "rm " not in command
+
+
+@pytest.mark.asyncio
+async def test_counting_a_groups_pods_under_the_lock_gives_up_in_time():
+    from primehub_hub.errors import CatalogUnavailable
+
+    class HangingApi(FakeCoreApi):
+        async def list_namespaced_pod(self, *args, **kwargs):
+            await asyncio.sleep(3600)
+
+    api = HangingApi()
+    spawner = make_spawner("u0", info=pool_user("u0", **{"project-quota-cpu": "3"}), options_explicit=True,
+                           k8s_api_request_timeout=1)
+    spawner.api = api
+    spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    with pytest.raises(CatalogUnavailable, match="could not count the servers of group 'pool'"):
+        # the outer bound only keeps a regression from hanging the suite
+        await asyncio.wait_for(spawner._make_create_pod_request(pod, 5), 60)
+    assert api.pods == {}
+    assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked()

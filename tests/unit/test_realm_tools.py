@@ -356,11 +356,32 @@ def test_client_changes_none_when_equal_up_to_order(client):
 
 
 def test_client_changes_report_each_field(client):
-    current = {**json.loads(json.dumps(client)), "directAccessGrantsEnabled": False, "redirectUris": ["http://x/*"]}
+    current = {**json.loads(json.dumps(client)), "directAccessGrantsEnabled": True, "standardFlowEnabled": False}
     current["attributes"]["pkce.code.challenge.method"] = ""
     new, lines = ar.client_changes(client, current)
-    assert new["directAccessGrantsEnabled"] is True and new["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert new["directAccessGrantsEnabled"] is False and new["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert new["standardFlowEnabled"] is True
     assert len(lines) == 3 and all(ln.startswith("client jupyterhub: set ") for ln in lines)
+
+
+def test_apply_realm_never_weakens_a_stricter_client_on_the_server():
+    demo = next(c for c in rl.demo_realm()["clients"] if c["clientId"] == "jupyterhub")
+    server = {**json.loads(json.dumps(demo)), "directAccessGrantsEnabled": False, "implicitFlowEnabled": False,
+              "redirectUris": ["https://hub.example.com/hub/oauth_callback"], "webOrigins": ["https://hub.example.com"],
+              "baseUrl": "https://hub.example.com/hub/"}
+    server["attributes"] = {**server["attributes"], "access.token.lifespan": "120",
+                            "post.logout.redirect.uris": "https://hub.example.com/*"}
+    kept = []
+    new, lines = ar.client_changes(demo, server, kept=kept)
+    assert lines == []
+    assert new["directAccessGrantsEnabled"] is False  # the demo file would turn the password grant on
+    assert new["redirectUris"] == ["https://hub.example.com/hub/oauth_callback"]  # not back to localhost
+    assert new["attributes"]["access.token.lifespan"] == "120"
+    assert new["attributes"]["post.logout.redirect.uris"] == "https://hub.example.com/*"
+    assert any("directAccessGrantsEnabled kept as false" in k for k in kept) and len(kept) == 6
+    # --hub-url is how the addresses change
+    new, lines = ar.client_changes(demo, server, ["https://new.example.com"])
+    assert new["redirectUris"] == ["https://new.example.com/hub/oauth_callback"]
 
 
 def test_hub_urls_replace_the_local_addresses(client):
@@ -408,8 +429,9 @@ def _group(realm, name):
 
 def test_realm_client_is_the_hubs(client, realm):
     assert realm["realm"] == "primehub" and realm["accessTokenLifespan"] == 300
-    assert client["secret"] == "local-dev-only-secret" and not client["publicClient"]
-    assert client["standardFlowEnabled"] and client["directAccessGrantsEnabled"] and client["serviceAccountsEnabled"]
+    # what an operator imports: no secret (Keycloak makes one), no password grant
+    assert "secret" not in client and not client["publicClient"]
+    assert client["standardFlowEnabled"] and not client["directAccessGrantsEnabled"] and client["serviceAccountsEnabled"]
     assert client["attributes"]["pkce.code.challenge.method"] == "S256"
     assert set(client["redirectUris"]) == {"http://127.0.0.1:8000/hub/oauth_callback",
                                            "http://localhost:8000/hub/oauth_callback"}
@@ -449,7 +471,25 @@ def test_realm_groups_and_grants(realm):
     assert set().union(*names.values()) == defined
 
 
-def test_realm_demo_users(realm):
+def test_the_importable_realm_has_no_users_or_secrets_and_the_demo_overlay_adds_them(realm):
+    assert [u["username"] for u in realm["users"]] == ["service-account-jupyterhub"]
+    assert "local-dev-only-secret" not in REALM_FILE.read_text()
+    demo = rl.demo_realm()
+    client = next(c for c in demo["clients"] if c["clientId"] == "jupyterhub")
+    assert client["secret"] == "local-dev-only-secret" and client["directAccessGrantsEnabled"] is True
+    assert rl.load_realm(REALM_FILE) == realm  # the overlay is laid over a copy
+
+
+def test_the_demo_realm_file_for_a_local_keycloak(tmp_path):
+    import demo_realm
+
+    out = tmp_path / "realm.json"
+    assert demo_realm.main([str(out)]) == 0
+    assert json.loads(out.read_text()) == rl.demo_realm()
+
+
+def test_realm_demo_users():
+    realm = rl.demo_realm()
     users = {u["username"]: u for u in realm["users"] if not u.get("serviceAccountClientId")}
     assert set(users) == {"alice", "bob", "carol", "dana", "erin"}
     expected_groups = {"alice": {"data-science", "ml-team"}, "bob": {"data-science", "gpu-lab"}, "carol": set(),
@@ -466,6 +506,7 @@ def test_realm_demo_users(realm):
 
 
 def test_realm_export_has_no_findings_that_are_errors(realm):
+    realm = rl.demo_realm()
     assert [f for f in cc.check_roles_defined(realm) + cc.check_groups(realm) + cc.check_users(realm)
             if f.level == "error"] == []
 

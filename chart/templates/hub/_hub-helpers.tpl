@@ -73,7 +73,8 @@ singleuser.extraEnv and hub.config may carry credentials.
     "shmSize" $v.primehub.shmSize
     "grantSudo" $v.primehub.grantSudo
     "startWrapper" $v.primehub.startWrapper
-    "startScriptsConfigMap" $v.primehub.startScriptsConfigMap)
+    "startScriptsConfigMap" $v.primehub.startScriptsConfigMap
+    "datasetHostPaths" ($v.primehub.datasetHostPaths | default list))
   "cull" $v.cull
   "config" $v.hub.config
 -}}

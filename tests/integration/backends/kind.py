@@ -32,6 +32,7 @@ from images import build as images  # noqa: E402
 from images import cache as image_cache  # noqa: E402
 from localstack import cluster as local_cluster  # noqa: E402
 from localstack import common, dockerd  # noqa: E402
+from localstack import keycloak as local_keycloak  # noqa: E402
 
 NAME = "primehub-e2e"
 NAMESPACE = "primehub"
@@ -174,7 +175,8 @@ def keycloak() -> Keycloak:
 
     _prepare_environment()
     image_cache.docker("rm", "-f", KEYCLOAK_CONTAINER, check=False)
-    realm = REPO / "keycloak-realm" / "primehub-realm.json"
+    # The importable realm plus the demo overlay (users, client secret), as the local stack imports it.
+    realm = local_keycloak.demo_realm_file()
     kc = KeycloakContainer(images.chart_images()["keycloak"], username="admin", password="admin",
                            cmd=f"start-dev --hostname=http://localhost:{KEYCLOAK_PORT} "
                                "--hostname-backchannel-dynamic=true")
@@ -218,10 +220,15 @@ def hub_values() -> dict:
     roles = [{"name": "local-admin", "services": ["local-admin"],
               "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "read:users",
                          "tokens", "list:users", "read:servers"]}]
+    keycloak_ip = image_cache.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                     KEYCLOAK_CONTAINER).stdout.strip()
     return {
         "keycloak": {"url": f"http://localhost:{KEYCLOAK_PORT}", "internalUrl": f"http://{KEYCLOAK_CONTAINER}:8080",
-                     "clientSecret": CLIENT_SECRET},
-        "primehub": {"publicUrl": f"http://127.0.0.1:{HUB_PORT}"},
+                     "clientSecret": CLIENT_SECRET,
+                     # Keycloak runs outside the cluster at a private address: name it, as an operator would.
+                     "networkPolicyPeers": [{"ipBlock": {"cidr": f"{keycloak_ip}/32"}}]},
+        # The demo catalog's hostPath datasets live under /srv/datasets on the nodes.
+        "primehub": {"publicUrl": f"http://127.0.0.1:{HUB_PORT}", "datasetHostPaths": ["/srv/datasets/"]},
         "proxy": {"service": {"type": "NodePort", "nodePorts": {"http": HUB_NODE_PORT}},
                   "chp": {**ON_CONTROL_PLANE, "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}},
         "hub": {
