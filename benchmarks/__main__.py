@@ -1,6 +1,8 @@
 """Run the benchmarks on the local stack and write docs/benchmarks.md (`make bench`).
 
-`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--cleanup]`.
+`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--cleanup]`;
+`python -m benchmarks --in-process [--quick]` runs only the in-process case (our code's CPU cost,
+no local stack needed: inprocess.py).
 
 Everything the run creates is its own: namespace `bench`, Keycloak users/groups/roles named
 `bench-...` and the client `bench-hub`, bench hubs on ports 9080/9001/9081 with state in
@@ -21,11 +23,22 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 
-from . import case_concurrency, case_failure, case_form, case_growth, case_spawn, equivalent, fixtures, report
+from . import (
+    case_concurrency,
+    case_failure,
+    case_form,
+    case_growth,
+    case_spawn,
+    equivalent,
+    fixtures,
+    inprocess,
+    report,
+)
 from .stack import NAMESPACE, REPO, STATE, BenchHub, Kube, Realm, Watch, browser_login, log, stack_epoch, wait_stack
 
-CASES = ("form", "spawn", "concurrency", "failure", "growth")
+CASES = ("form", "spawn", "concurrency", "failure", "growth", "inprocess")
 RESULTS = STATE / "results.json"
 FORM_USER = "bench-form"
 FAIL_USER = "bench-failer"
@@ -38,7 +51,7 @@ class Config:
     spawn_api: int = 20
     users: int = 100
     quota_fits: int = 40
-    fail_reps: int = 5
+    fail_reps: int = 10
     fail_reps_plain: int = 2
     plain_start_timeout: int = 30
     # 10x through the real stack needs ~7 min of Keycloak setup alone: run it with --growth-real-scale 10
@@ -46,11 +59,13 @@ class Config:
     growth_renders: int = 3
     growth_spawns: int = 3
     growth_scales: list = field(default_factory=lambda: [1, 10, 100])
-    growth_full_form_max_groups: int = 200
     growth_reps: int = 5
+    fail_reps_inprocess: int = 10
+    # case 3 again with the hub database on PostgreSQL (benchmarks/postgres.py), when it is installed
+    postgres: bool = True
 
 
-QUICK = Config(form_renders=10, spawn_browser=4, spawn_api=4, users=20, quota_fits=8, fail_reps=2, fail_reps_plain=1,
+QUICK = Config(form_renders=10, spawn_browser=4, spawn_api=4, users=20, quota_fits=8, fail_reps=3, fail_reps_plain=1,
                growth_real_scale=2, growth_renders=2, growth_spawns=2, growth_scales=[1, 10], growth_reps=3)
 
 
@@ -179,18 +194,11 @@ def run_hub_cases(variant: str, hub: BenchHub, kube: Kube, realm: Realm, watch: 
             guarded(out, "spawn", f"{variant}_api", hub, kube, lambda: case_spawn.run_api(
                 hub, kube, variant, spawn_users(cfg), choices))
         if "concurrency" in selected:
-            def burst(prefix, group, expect=None):
-                users = case_concurrency.users_for(prefix, cfg.users)
-                try:
-                    return case_concurrency.run(hub, kube, watch, variant, users, case_concurrency.body_for(variant, group),
-                                                group, expect_pods=expect)
-                finally:
-                    hub.stop_servers(users, kube)
-
-            guarded(out, "concurrency", variant, hub, kube, lambda: burst("bench-c", fixtures.CONC_GROUP))
+            guarded(out, "concurrency", variant, hub, kube,
+                    lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP))
             if variant == "primehub":
                 guarded(out, "concurrency", "primehub_quota", hub, kube,
-                        lambda: burst("bench-q", fixtures.QUOTA_GROUP, cfg.quota_fits))
+                        lambda: _burst(hub, kube, watch, cfg, variant, "bench-q", fixtures.QUOTA_GROUP, cfg.quota_fits))
         if "failure" in selected:
             body = ({"profile": fixtures.FAIL_GROUP} if variant == "plain" else
                     {"group": fixtures.FAIL_GROUP, "instance_type": fixtures.HUGE_IT, "image": fixtures.TINY_IMAGE})
@@ -208,6 +216,44 @@ def run_hub_cases(variant: str, hub: BenchHub, kube: Kube, realm: Realm, watch: 
         kube.delete_all_pods()
 
 
+def _burst(hub: BenchHub, kube: Kube, watch: Watch, cfg: Config, variant: str, prefix: str, group: str,
+           expect: int | None = None) -> dict:
+    users = case_concurrency.users_for(prefix, cfg.users)
+    try:
+        return case_concurrency.run(hub, kube, watch, variant, users, case_concurrency.body_for(variant, group),
+                                    group, expect_pods=expect)
+    finally:
+        hub.stop_servers(users, kube)
+
+
+def run_concurrency_on_postgres(kube: Kube, realm: Realm, watch: Watch, cfg: Config, profiles: Path, out: dict) -> None:
+    """Case 3 once more for both hubs, their database on the bench's own PostgreSQL server."""
+    try:
+        import psycopg2  # noqa: F401  (the hub's PostgreSQL driver)
+
+        from localstack.postgres import Postgres
+
+        pg = Postgres(STATE / "postgres").start()
+    except Exception as e:
+        log(f"concurrency on PostgreSQL skipped: {e}")
+        out.setdefault("concurrency", {})["postgres_skipped"] = f"{type(e).__name__}: {e}"[:300]
+        return
+    try:
+        for variant in ("primehub", "plain"):
+            pg.reset()
+            hub = BenchHub(variant, realm.client_secret, profiles if variant == "plain" else None,
+                           cfg.plain_start_timeout, db_url=pg.url)
+            hub.start()
+            try:
+                guarded(out, "concurrency", f"{variant}_postgres", hub, kube,
+                        lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP))
+            finally:
+                hub.stop()
+                kube.delete_all_pods()
+    finally:
+        pg.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions (a few minutes)")
@@ -215,8 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the bench fixtures in place (debugging)")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--growth-real-scale", type=int, help="scale of the real-stack growth run (default 5, quick 2)")
+    ap.add_argument("--no-postgres", action="store_true", help="skip case 3 on PostgreSQL")
     ap.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left behind")
+    ap.add_argument("--in-process", action="store_true",
+                    help="only the in-process case (no local stack needed); same as --only inprocess")
     a = ap.parse_args(argv)
+    if a.in_process:
+        a.only = "inprocess"
     if a.cleanup:
         log("removing bench pods, namespace bench and the bench Keycloak objects")
         kube = Kube()
@@ -226,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QUICK if a.quick else Config()
     if a.growth_real_scale:
         cfg.growth_real_scale = a.growth_real_scale
+    if a.no_postgres:
+        cfg.postgres = False
     selected = [a.only] if a.only else list(CASES)
     STATE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -237,27 +290,35 @@ def main(argv: list[str] | None = None) -> int:
     }
     shape = fixtures.Shape.scaled("f", 1)
     out: dict = {}
-    kube, realm, watch = Kube(), Realm(), None
+    kube = realm = watch = None
     try:
-        meta["fixtures"] = setup(kube, realm, cfg, shape)
-        watch = Watch(kube).start()
-        run_hub_cases("primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape,
-                      selected, out)
-        # growth is about our code: no plain-KubeSpawner run
-        plain_cases = [c for c in selected if c != "growth"]
-        if plain_cases:
-            profiles = STATE / "profiles-plain.json"
-            profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
-            run_hub_cases("plain", BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
-                          kube, realm, watch, cfg, shape, plain_cases, out)
-        if "growth" in selected:
-            out.setdefault("growth", {})["inprocess"] = case_growth.inprocess(
-                cfg.growth_scales, cfg.growth_full_form_max_groups, cfg.growth_reps)
-            out["growth"]["profiles"] = case_growth.profiles(shape)
+        if "inprocess" in selected:
+            out["inprocess"] = {
+                "growth": inprocess.growth(cfg.growth_scales, cfg.growth_reps),
+                "failure": inprocess.failure(cfg.fail_reps_inprocess),
+                "servers": inprocess.servers([10, 1000], cfg.growth_reps),
+                "profiles": inprocess.profiles(),
+            }
+        stack_cases = [c for c in selected if c != "inprocess"]
+        if stack_cases:
+            kube, realm = Kube(), Realm()
+            meta["fixtures"] = setup(kube, realm, cfg, shape)
+            watch = Watch(kube).start()
+            run_hub_cases("primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape,
+                          stack_cases, out)
+            # growth is about our code: no plain-KubeSpawner run
+            plain_cases = [c for c in stack_cases if c != "growth"]
+            if plain_cases:
+                profiles = STATE / "profiles-plain.json"
+                profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
+                run_hub_cases("plain", BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
+                              kube, realm, watch, cfg, shape, plain_cases, out)
+                if "concurrency" in plain_cases and cfg.postgres:
+                    run_concurrency_on_postgres(kube, realm, watch, cfg, profiles, out)
     finally:
         if watch is not None:
             watch.stop()
-        if not a.keep:
+        if kube is not None and not a.keep:
             log("cleaning up: bench pods, namespace bench, bench Keycloak objects")
             try:
                 kube.delete_all_pods()

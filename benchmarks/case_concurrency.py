@@ -14,6 +14,8 @@ import time
 
 import requests
 
+from primehub_hub.quotas import primehub_label
+
 from . import fixtures
 from .measure import calls_of, merged_calls, our_window, summary
 from .stack import HUB_API, PROXY_API, BenchHub, Kube, Watch, log
@@ -84,7 +86,7 @@ def run(hub: BenchHub, kube: Kube, watch: Watch, variant: str, users: list[str],
     settled = _settle(hub, users, t0, timeout)
     stats = hub.stats(since)
     pods = {k: v for k, v in watch.snapshot().items() if v.get("user") in set(users)}
-    live = kube.pods(f"primehub.io/group={group_label}")
+    live = kube.pods(f"primehub.io/group={primehub_label(group_label)}")
     records = [r for r in stats["records"] if r["method"] == "POST" and r["path"].startswith("/hub/api/users/")
                and r["path"].endswith("/server")]
     spawned = [r for r in records if "pod_create" in (r.get("marks") or {})]
@@ -114,6 +116,8 @@ def run(hub: BenchHub, kube: Kube, watch: Watch, variant: str, users: list[str],
         "loop_blocked_over_100ms": stats["lag"]["blocked_over_100"],
         "stall_stacks": stats.get("stall_stacks"),
         "stall_frames": stats.get("stall_frames"),
+        "stall_samples": stats["lag"].get("stall_samples"),
+        "stall_samples_ours": stats["lag"].get("stall_samples_ours"),
         "start_to_pod_create_ms": summary([our_window(r) for r in spawned]),
         "quota_lock_wait_ms": summary(lock_wait),
         "auth_refresh_ms": summary([r["timings"].get("refresh_user") for r in records]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from primehub_hub.entitlements import Group, UserInfo
 from primehub_hub.plan import group_offer, plan_launch
-from primehub_hub.quotas import LABEL_GROUP, format_cpu, format_memory
+from primehub_hub.quotas import LABEL_GROUP, format_cpu, format_memory, primehub_label
 from primehub_hub.resources import Catalog, instance_type_override
 
 from . import fixtures
@@ -54,7 +54,7 @@ def _group_profile(user: UserInfo, cat: Catalog, group: Group) -> dict:
         "slug": group.name,
         "description": f"Datasets mounted: {datasets}" if datasets else "No datasets are mounted for this group.",
         "kubespawner_override": {
-            "extra_labels": {LABEL_GROUP: group.name},
+            "extra_labels": {LABEL_GROUP: primehub_label(group.name)},
             "environment": env,
             "volumes": plan.volumes,
             "volume_mounts": plan.volume_mounts,
@@ -88,7 +88,7 @@ def _fixed_profile(slug: str, it_objects: list[dict], it_name: str) -> dict:
         "display_name": slug,
         "slug": slug,
         "kubespawner_override": {**it_override(it), "image": "registry.bench.invalid/tiny:1",
-                                 "extra_labels": {LABEL_GROUP: slug},
+                                 "extra_labels": {LABEL_GROUP: primehub_label(slug)},
                                  "environment": {"GROUP_NAME": slug, "TZ": "UTC", "NVIDIA_VISIBLE_DEVICES": "none"}},
     }
 

@@ -197,7 +197,9 @@ _INTERESTING = ("primehub_hub", "kubespawner", "jupyterhub", "kubernetes_asyncio
 def reset_lag() -> None:
     LAG.clear()
     LAG.update({"max_ms": 0.0, "max_at": None, "max_cpu_ms": 0.0, "max_blocked_ms": 0.0, "samples": 0,
-                "over_20": 0, "over_50": 0, "over_100": 0, "blocked_over_100": 0, "since": time.time()})
+                "over_20": 0, "over_50": 0, "over_100": 0, "blocked_over_100": 0, "since": time.time(),
+                # watchdog samples of a stalled loop, and how many had a primehub_hub frame on the stack
+                "stall_samples": 0, "stall_samples_ours": 0})
     STALL_STACKS.clear()
     STALL_OURS.clear()
 
@@ -246,6 +248,9 @@ def _watchdog() -> None:
         if frame is None:
             continue
         stack = traceback.extract_stack(frame)
+        LAG["stall_samples"] = LAG.get("stall_samples", 0) + 1
+        if any("primehub_hub" in f.filename for f in stack):
+            LAG["stall_samples_ours"] = LAG.get("stall_samples_ours", 0) + 1
         STALL_STACKS[" < ".join(_short_frame(f) for f in reversed(stack[-4:]))] += 1
         ours = next((f for f in reversed(stack) if any(m in f.filename for m in _INTERESTING)), None)
         if ours is not None:
@@ -371,10 +376,11 @@ class StatsHandler(web.RequestHandler):
         if action == "reset-lag":
             reset_lag()
         elif action == "forget":
-            # a cold Keycloak cache, as after the 30 s TTL
+            # every user's Keycloak entry gone, as after the 30 s TTL (the shared `everyone` group,
+            # renewed in the background while anyone uses the hub, stays)
             admin = getattr(self.settings["authenticator"], "keycloak_admin", None)
             if admin is not None:
-                admin._cache.clear()
+                admin.forget()
         else:
             raise web.HTTPError(400)
         self.write("{}")
@@ -421,10 +427,16 @@ def configure(c, env) -> None:
             with timed("keycloak_user_info"):
                 return await super().load_user_info(username, user_id, fresh=fresh)
 
+        async def load_entitlements(self, username, user_id=None):
+            with timed("keycloak_user_info"):
+                return await super().load_entitlements(username, user_id)
+
         def get_handlers(self, app):
             return super().get_handlers(app) + [(r"/bench/stats", StatsHandler)]
 
     c.JupyterHub.authenticator_class = BenchAuthenticator
+    if env.get("BENCH_DB_URL"):
+        c.JupyterHub.db_url = env["BENCH_DB_URL"]  # the bench's own PostgreSQL (localstack/postgres.py)
     primehub, plain = spawner_classes()
     if env.get("BENCH_SPAWNER") == "plain":
         c.JupyterHub.spawner_class = plain

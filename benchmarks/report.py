@@ -68,8 +68,10 @@ def section_form(res: dict):
     ph, pl = res.get("primehub") or {}, res.get("plain") or {}
     ratio = _ratio((ph.get("server_ms_warm") or {}).get("p50"), (pl.get("server_ms_warm") or {}).get("p50"))
     kc, k8s = _max(ph.get("keycloak_calls_per_render")), _max(ph.get("k8s_calls_per_render"))
-    ok_ratio = None if ratio is None else ratio <= 1.5
+    ok_ratio = None if ratio is None else ratio <= 1.2
     ok_calls = None if kc is None else (kc == 0 and k8s == 0)
+    cold_kc = (ph.get("cold") or {}).get("keycloak_calls")
+    ok_cold = None if cold_kc is None else cold_kc <= 2
     lines = [
         "## 1. Options form", "", _run_line(res), "",
         "GET /hub/spawn for `bench-form`, a user in 20 groups, with a catalog of 200 instance types, 100 images and "
@@ -92,12 +94,14 @@ def section_form(res: dict):
         f"| cold render (Keycloak cache forgotten): ms; Keycloak calls | {(ph.get('cold') or {}).get('server_ms', '–')}; {(ph.get('cold') or {}).get('keycloak_calls', '–')} | {(pl.get('cold') or {}).get('server_ms', '–')}; {(pl.get('cold') or {}).get('keycloak_calls', '–')} |",
         f"| page bytes; groups (profiles) offered | {ph.get('html_bytes', '–')}; {ph.get('groups_shown', '–')} | {pl.get('html_bytes', '–')}; {pl.get('groups_shown', '–')} |",
         "",
-        f"**Ratio PrimeHub / plain, warm p50: {ratio if ratio is not None else '–'}x** (target ≤ 1.5x): {_met(ok_ratio)}. "
-        f"Zero Kubernetes and Keycloak calls per warm render: {_met(ok_calls)}.",
+        f"**Ratio PrimeHub / plain, warm p50: {ratio if ratio is not None else '–'}x** (target ≤ 1.2x): {_met(ok_ratio)}. "
+        f"Zero Kubernetes and Keycloak calls per warm render: {_met(ok_calls)}. At most 2 Keycloak calls for a cold "
+        f"render: {_met(ok_cold)} ({cold_kc if cold_kc is not None else '–'}).",
         "",
     ]
-    return lines + _errors(res), {"1. form ≤ 1.5x plain KubeSpawner": (ok_ratio, f"{ratio}x"),
-                                  "1. form: 0 Kubernetes/Keycloak calls per warm render": (ok_calls, f"Keycloak {kc}, Kubernetes {k8s}")}
+    return lines + _errors(res), {"1. form ≤ 1.2x plain KubeSpawner, warm": (ok_ratio, f"{ratio}x"),
+                                  "1. form: 0 Kubernetes/Keycloak calls per warm render": (ok_calls, f"Keycloak {kc}, Kubernetes {k8s}"),
+                                  "1. form: ≤ 2 Keycloak calls, cold": (ok_cold, f"{cold_kc}")}
 
 
 def _spawn_row(name: str, d: dict | None) -> str:
@@ -115,8 +119,8 @@ def section_spawn(res: dict):
     p95 = _max([(pb.get("ours_ms") or {}).get("p95"), (pa.get("ours_ms") or {}).get("p95")])
     kc_b, kc_a = _max(pb.get("keycloak_calls_per_spawn")), _max(pa.get("keycloak_calls_per_spawn"))
     ok_time = None if p95 is None else p95 <= 50
-    ok_kc_b = None if kc_b is None else kc_b <= 1
-    ok_kc_a = None if kc_a is None else kc_a <= 1
+    ok_kc_b = None if kc_b is None else kc_b <= 2
+    ok_kc_a = None if kc_a is None else kc_a <= 2
     lines = [
         "## 2. Spawn overhead", "", _run_line(res), "",
         "One spawn at a time. *browser*: `bench-form` (20 groups) loads the form and submits it, as JupyterHub's page "
@@ -137,7 +141,7 @@ def section_spawn(res: dict):
         "",
         *(["(– in the pod list column: the groups have no quota, so no pods are counted.)", ""]
           if not (pb.get("quota_list_pods_ms") or {}).get("n") else []),
-        f"Target p95 ≤ 50 ms: {_met(ok_time)} (worst p95 {_num(p95)} ms). Target ≤ 1 Keycloak call per spawn: "
+        f"Target p95 ≤ 50 ms: {_met(ok_time)} (worst p95 {_num(p95)} ms). Target ≤ 2 Keycloak calls per spawn: "
         f"{_met(ok_kc_b)} for the user's own spawn through the form ({kc_b}), {_met(ok_kc_a)} for an admin's REST "
         f"spawn of a user whose entitlements are not cached ({kc_a}).",
         "",
@@ -166,8 +170,8 @@ def section_spawn(res: dict):
         "2. spawn overhead p95 ≤ 50 ms": (ok_time, f"ours p95 {_num(p95)} ms; whole request → pod creation p50 "
                                           f"{_v(pb.get('request_to_pod_create_ms'))} ms (browser, incl. auth refresh), "
                                           f"{_v(pa.get('request_to_pod_create_ms'))} ms (admin REST, incl. a Keycloak load)"),
-        "2. spawn ≤ 1 Keycloak call, user's own spawn (form)": (ok_kc_b, f"{kc_b} per spawn"),
-        "2. spawn ≤ 1 Keycloak call, admin REST spawn of a user not cached": (ok_kc_a, f"{kc_a} per spawn"),
+        "4. spawn ≤ 2 Keycloak calls, user's own spawn (form)": (ok_kc_b, f"{kc_b} per spawn"),
+        "4. spawn ≤ 2 Keycloak calls, admin REST spawn of a user not cached": (ok_kc_a, f"{kc_a} per spawn"),
     }
 
 
@@ -188,7 +192,12 @@ def _conc_row(name: str, d: dict | None) -> str:
 def section_concurrency(res: dict):
     ph, pl, q = res.get("primehub") or {}, res.get("plain") or {}, res.get("primehub_quota") or {}
     stall = _max([ph.get("loop_stall_max_ms"), q.get("loop_stall_max_ms")])
-    ok_stall = None if stall is None else stall < 100
+    plain_stall = pl.get("loop_stall_max_ms")
+    ok_stall = None if stall is None or plain_stall is None else stall <= plain_stall
+    share = _share(ph)
+    ok_share = None if share is None else share <= 5.0
+    refresh = (ph.get("auth_refresh_ms") or {}).get("p50")
+    ok_refresh = None if refresh is None else refresh < 500
     ok_quota = q.get("quota_held")
     run = res.get("run") or {}
     n = (run.get("config") or {}).get("users", ph.get("users"))
@@ -209,6 +218,14 @@ def section_concurrency(res: dict):
         _conc_row("PrimeHub", ph),
         _conc_row(f"PrimeHub, project quota fits {q.get('quota_expected_pods', 'k')}", q),
         _conc_row("plain KubeSpawner", pl),
+        *([_conc_row("PrimeHub, PostgreSQL", res.get("primehub_postgres")),
+           _conc_row("plain KubeSpawner, PostgreSQL", res.get("plain_postgres"))]
+          if res.get("primehub_postgres") or res.get("plain_postgres") else []),
+        "",
+        ("The hub database is SQLite in the first rows; the PostgreSQL rows run the same burst with the hub's "
+         "database on a PostgreSQL server of the bench's own (Debian's packages, a Unix socket, `benchmarks/postgres.py`)."
+         if res.get("primehub_postgres") else
+         f"Case 3 on PostgreSQL was not run: {res.get('postgres_skipped', 'disabled (--no-postgres)')}."),
         "",
         f"Ratios PrimeHub / plain: every pod exists {_ratio(ph.get('all_pods_exist_s'), pl.get('all_pods_exist_s'))}x, "
         f"every server ready {_ratio(ph.get('all_ready_s'), pl.get('all_ready_s'))}x. "
@@ -218,7 +235,10 @@ def section_concurrency(res: dict):
            "The group has no quota, so its spawns take no quota lock; with the project quota, each spawn waited "
            f"p50 {_v(q.get('quota_lock_wait_ms'))} ms (p95 {_v(q.get('quota_lock_wait_ms'), 'p95')} ms) for it."),
         "",
-        f"Max loop stall < 100 ms: {_met(ok_stall)} ({_num(stall)} ms). While the loop was late, the watchdog found it in: "
+        f"Largest loop stall no worse than plain KubeSpawner's: {_met(ok_stall)} ({_num(stall)} ms against "
+        f"{_num(plain_stall)} ms). Share of stall samples with this project's frames on the loop's stack ≤ 5%: "
+        f"{_met(ok_share)} ({_num(share)}%). Pre-spawn auth refresh p50 < 500 ms: {_met(ok_refresh)} "
+        f"({_v(ph.get('auth_refresh_ms'))} ms). While the loop was late, the watchdog found it in: "
         f"{_stall_frames(ph.get('stall_frames'))} (PrimeHub run); {_stall_frames(pl.get('stall_frames'))} (plain run).",
         "",
         f"No quota overrun: {_met(ok_quota)}: {q.get('pods_created', '–')} pods were created and "
@@ -227,15 +247,22 @@ def section_concurrency(res: dict):
         "KubeSpawner has no quota to test.",
         "",
     ]
-    return lines + _errors(res), {"3. max event-loop stall < 100 ms": (ok_stall, f"{_num(stall)} ms (blocked "
-                                                                          f"{_num(_max([ph.get('loop_blocked_max_ms'), q.get('loop_blocked_max_ms')]))} ms)"),
-                                  "3. no quota overrun (exactly k pods)": (ok_quota, f"{q.get('pods_created')} pods, k = {q.get('quota_expected_pods')}")}
+    return lines + _errors(res), {
+        "4. 100 simultaneous spawns: auth refresh p50 < 500 ms": (ok_refresh, f"{_v(ph.get('auth_refresh_ms'))} ms"),
+        "6. loop stall samples in this project's frames ≤ 5%": (ok_share, f"{_num(share)}%"),
+        "6. largest loop stall ≤ plain KubeSpawner's": (ok_stall, f"{_num(stall)} ms vs {_num(plain_stall)} ms"),
+        "quotas: no overrun (exactly k pods)": (ok_quota, f"{q.get('pods_created')} pods, k = {q.get('quota_expected_pods')}")}
+
+
+def _share(d: dict):
+    total, ours = d.get("stall_samples"), d.get("stall_samples_ours")
+    return round(100.0 * ours / total, 1) if total else (0.0 if total == 0 else None)
 
 
 def section_failure(res: dict):
     ph, pl = res.get("primehub") or {}, res.get("plain") or {}
-    worst = (ph.get("from_event_stamp_s") or {}).get("max")
-    ok = None if worst is None else bool(worst <= 1.0 and ph.get("all_failed"))
+    worst = (ph.get("from_event_seen_s") or {}).get("max")
+    ok = None if worst is None else bool(worst <= 0.1 and ph.get("all_failed"))
     lines = [
         "## 4. Fast failure", "", _run_line(res), "",
         "A spawn whose instance type asks for 64 CPUs (no node has them). From the scheduler's FailedScheduling event "
@@ -248,30 +275,23 @@ def section_failure(res: dict):
     for name, d in (("PrimeHub", ph), ("plain KubeSpawner", pl)):
         lines.append(f"| {name} | {d.get('reps', '–')} | {_v(d.get('from_event_stamp_s'), 'p50', 2)} / {_v(d.get('from_event_stamp_s'), 'max', 2)} | "
                      f"{_v(d.get('from_event_seen_s'), 'p50', 2)} / {_v(d.get('from_event_seen_s'), 'max', 2)} | {_v(d.get('post_to_failed_s'), 'p50', 2)} |")
-    lines += ["", f"Target ≤ 1 s: {_met(ok)} (worst {worst} s). PrimeHub's user reads: “{ph.get('message', '')}”; "
-              f"plain KubeSpawner's: “{pl.get('message', '')}”.", ""]
-    return lines + _errors(res), {"4. fast failure ≤ 1 s": (ok, f"worst {_num(worst, 2)} s")}
+    lines += ["", f"Target ≤ 0.1 s from the watch seeing the event (p50 and max): {_met(ok)} (worst {worst} s). "
+              f"PrimeHub's user reads: “{ph.get('message', '')}”; plain KubeSpawner's: “{pl.get('message', '')}”.", ""]
+    return lines + _errors(res), {"5. fast failure ≤ 0.1 s from the event seen": (ok, f"worst {_num(worst, 3)} s")}
 
 
 def section_growth(res: dict):
     real = res.get("real") or {}
-    rows = res.get("inprocess") or []
     lines = [
-        "## 5. Growth", "", _run_line(res), "",
+        "## 5. Growth through the real stack", "", _run_line(res), "",
         "Groups and resources grow together: at scale s, 20s groups, 200s instance types, 100s images, 500s datasets; "
-        "the user is in every group; each group keeps offering about 30 instance types and 15 images and granting 25 "
-        "datasets of its own, and 100 datasets stay shared (not launch-group-only). **In-process** calls the functions "
-        "the hub calls, with the same generated data and no Keycloak or HTTP: the form (`build_form` + `render_form`), "
-        "one spawn's `plan_launch`, and `CatalogWatcher.catalog()` on a warm cache (called on every render and twice "
-        "per spawn). A full form render that would take minutes is projected as groups × the measured cost of one "
-        "group's offer (marked ≈; the HTML rendering is left out of the projection).", "",
-        "| scale | groups | instance types | images | datasets | form ms | page bytes | plan_launch (one spawn) ms | one group's offer ms | catalog() per call ms |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "each group keeps offering about 30 instance types and 15 images and granting 25 datasets of its own, and 100 "
+        "datasets stay shared (not launch-group-only). Two users: one in every group (their offers grow with the "
+        "platform) and one in the first 20 groups (their own offers stay those of case 1's user). Keycloak, custom "
+        "resources and a bench hub; the same measurements as cases 1 and 2. The default run does 5x, whose Keycloak "
+        "objects take minutes to create in the local Keycloak (a dev-mode database that also times out on large "
+        "imports); `--only growth --growth-real-scale 10` adds a 10x column. 100x is measured in-process only (below).",
     ]
-    for r in rows:
-        form = f"≈{r['form_ms']:.0f}" if r.get("form_projected") else f"{r['form_ms']:.1f}"
-        lines.append(f"| {r['scale']}x | {r['groups']} | {r['instance_types']} | {r['images']} | {r['datasets']} | {form} | "
-                     f"{r.get('html_bytes', '–')} | {r['plan_launch_ms']} | {r['group_offer_ms']} | {r['catalog_call_ms']} |")
     scales = (real.get("scales") or {}) if isinstance(real, dict) else {}
     done = {k: v for k, v in sorted(scales.items(), key=lambda kv: int(kv[0])) if not v.get("error")}
     for k, v in scales.items():
@@ -286,20 +306,16 @@ def section_growth(res: dict):
             return f"| {label} | " + " | ".join(str(fn(c)) for c in cols) + " |"
 
         lines += [
-            "", "**Through the real stack** (Keycloak, custom resources, a bench hub; the same measurements as cases 1 "
-            "and 2). The default run does 5x, whose Keycloak objects take about 2.5 minutes to create in the local "
-            "Keycloak (a dev-mode database that also times out on large imports); `--only growth --growth-real-scale 10` "
-            "adds a 10x column (5 to 7 minutes of setup). 100x is not run this way: 2,000 groups with 80,000 grant roles "
-            "and 80,000 custom resources take far longer to create than a run may last, and one form render would "
-            "block the hub for many minutes (projection above).", "",
+            "",
             "| measure | " + " | ".join(f"{c['scale']}x" for c in cols) + " |",
             "| --- | " + " | ".join("---:" for _ in cols) + " |",
             row("measured", lambda c: c.get("date", "?")),
             row("groups / instance types / images / datasets", lambda c: f"{c['groups']} / {c['instance_types']} / {c['images']} / {c['datasets']}"),
             row("setup: Keycloak s, custom resources s", lambda c: f"{c.get('keycloak_setup_s')}, {c.get('k8s_setup_s')}"),
-            row("form, server-side ms p50 (renders)", lambda c: f"{_v((c.get('form') or {}).get('server_ms'))} ({(c.get('form') or {}).get('renders', '–')})"),
-            row("form, cold Keycloak cache: ms; Keycloak calls", lambda c: f"{((c.get('form') or {}).get('cold') or {}).get('server_ms', '–')}; {((c.get('form') or {}).get('cold') or {}).get('keycloak_calls', '–')}"),
-            row("page bytes", lambda c: (c.get("form") or {}).get("html_bytes", "–")),
+            row("form, user in 20 groups (own offers unchanged), server-side ms p50", lambda c: _v((c.get("form_own") or {}).get("server_ms"))),
+            row("form, user in every group, server-side ms p50 (renders)", lambda c: f"{_v((c.get('form') or {}).get('server_ms'))} ({(c.get('form') or {}).get('renders', '–')})"),
+            row("form, user in every group, cold Keycloak cache: ms; Keycloak calls", lambda c: f"{((c.get('form') or {}).get('cold') or {}).get('server_ms', '–')}; {((c.get('form') or {}).get('cold') or {}).get('keycloak_calls', '–')}"),
+            row("page bytes (user in every group)", lambda c: (c.get("form") or {}).get("html_bytes", "–")),
             row("spawn, browser: ours p50 ms", lambda c: _v((c.get("spawn_browser") or {}).get("ours_ms"))),
             row("spawn, browser: auth refresh p50 ms; Keycloak calls", lambda c: f"{_v((c.get('spawn_browser') or {}).get('auth_refresh_ms'))}; {_range((c.get('spawn_browser') or {}).get('keycloak_calls_per_spawn'))}"),
             row("spawn, api (first spawn): ours p50 ms", lambda c: _v((c.get("spawn_api") or {}).get("ours_ms"))),
@@ -307,6 +323,83 @@ def section_growth(res: dict):
             row("hub event loop: max stall ms (of it blocked)", lambda c: f"{c.get('loop_stall_max_ms', '–')} ({c.get('loop_blocked_max_ms', '–')})"),
             row("where the loop was while stalled", lambda c: _stall_frames(c.get("stall_frames"), 3)),
         ]
+    lines.append("")
+    return lines + _errors(res), {}
+
+
+def _growth_targets(rows: list[dict]):
+    by = {r["scale"]: r for r in rows}
+    one, ten = by.get(1), by.get(10)
+    out = {}
+    if one and ten:
+        form_ratio = _ratio(ten["form_ms"], one["form_ms"])
+        plan_ratio = _ratio(ten["plan_launch_ms"], one["plan_launch_ms"])
+        out["2. form at 10x ≤ 1.5x its 1x cost (own offers unchanged, in-process)"] = (
+            None if form_ratio is None else form_ratio <= 1.5, f"{form_ratio}x")
+        out["2. one spawn's plan at 10x ≤ 1.5x its 1x cost (in-process)"] = (
+            None if plan_ratio is None else plan_ratio <= 1.5, f"{plan_ratio}x")
+    calls = [r.get("catalog_call_ms") for r in rows if r.get("catalog_call_ms") is not None]
+    if len(calls) >= 2:
+        flat = max(calls) <= 10 * max(min(calls), 0.001)
+        out["2. catalog() on an unchanged catalog O(1)"] = (
+            flat, " / ".join(f"{r['scale']}x {r['catalog_call_ms']} ms" for r in rows))
+    big = next((r["all_groups"] for r in rows if (r.get("all_groups") or {}).get("groups", 0) >= 200), None)
+    if big:
+        out["3. user in 200 groups: form < 150 ms (warm, in-process)"] = (big["warm_ms"] < 150, f"warm {big['warm_ms']} ms, cold {big['cold_ms']} ms")
+        out["3. user in 200 groups: loop never blocked > 50 ms (in-process)"] = (
+            big["loop_blocked_max_ms"] <= 50,
+            f"{big['loop_blocked_max_ms']} ms (idle machine over as long: {big.get('loop_idle_max_ms', '–')} ms)")
+    return out
+
+
+def section_inprocess(res: dict):
+    rows = res.get("growth") or []
+    fail = res.get("failure") or {}
+    lines = [
+        "## In-process: our code's cost as the platform grows", "", _run_line(res), "",
+        "`python -m benchmarks --in-process` (no local stack: `benchmarks/inprocess.py`) calls what the hub calls with "
+        "the generated platform of case 5, without Keycloak or HTTP. The **user's own offers stay the same** (the first "
+        "20 groups) while the platform grows. *form* and *plan* are CPU ms of this thread (median; the machine's "
+        "other load does not count): `build_form` + `render_form`, and one spawn's `plan_launch`. *catalog()* is "
+        "`CatalogWatcher.catalog()` on unchanged custom resources, then after one watch event (notifying reflectors as "
+        "in the hub). *Spawner* goes through `PrimeHubSpawner(_mock=True)`: cold renders the form (off the event loop), "
+        "warm reuses it; *loop blocked* is the largest lateness of a 5 ms sleep on the loop during the cold render.", "",
+        "| scale | groups | instance types | images | datasets | form CPU ms | plan_launch CPU ms | catalog() ms, unchanged | catalog() ms, after one event | spawner: cold ms / warm ms / loop blocked ms | page bytes |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        sp = r.get("form_spawner") or {}
+        lines.append(f"| {r['scale']}x | {r['groups']} | {r['instance_types']} | {r['images']} | {r['datasets']} | "
+                     f"{r['form_ms']} | {r['plan_launch_ms']} | {r['catalog_call_ms']} | {r.get('catalog_after_event_ms', '–')} | "
+                     f"{sp.get('cold_ms', '–')} / {sp.get('warm_ms', '–')} / {sp.get('loop_blocked_max_ms', '–')} | {sp.get('html_bytes', '–')} |")
+    big = [r for r in rows if r.get("all_groups")]
+    if big:
+        lines += ["", "**A user in every group** (their offers are large: at 10x, 200 groups, each with its instance "
+                  "types, images and mounted datasets), through the spawner:", "",
+                  "| scale | groups | cold ms | warm ms | loop late ms during the cold render (idle machine, as long) | page bytes |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in big:
+            a = r["all_groups"]
+            lines.append(f"| {r['scale']}x | {a['groups']} | {a['cold_ms']} | {a['warm_ms']} | {a['loop_blocked_max_ms']} "
+                         f"({a.get('loop_idle_max_ms', '–')}) | {a['html_bytes']} |")
+        lines += ["", "*Idle*: the largest lateness of the same probe with nothing to do, measured right after for as "
+                  "long as the render took: the shared machine's own noise floor."]
+    if fail:
+        t = fail.get("event_to_failure_ms") or {}
+        lines += ["", f"**Fast failure, in-process**: from a FailedScheduling event arriving in the event reflector to the "
+                  f"spawn's scheduling watch returning the failure, {fail.get('trials')} trials: p50 {t.get('p50')} ms, "
+                  f"max {t.get('max')} ms (the real-stack figure in section 4 adds the pod's removal and JupyterHub's "
+                  "progress stream)."]
+    servers = res.get("servers") or []
+    if servers:
+        lines += ["", "**Running servers** (their pods in the pod reflector, spread over the user's 20 groups, which have no quota): "
+                  "a warm form, the check of a form submission (plan and the early quota look over the live pods), "
+                  "and the first form after one more server started in one of the user's groups (usage changed: "
+                  "rendered again).", "",
+                  "| servers | warm form CPU ms | options_from_form CPU ms | form after a pod change ms (wall) |",
+                  "| ---: | ---: | ---: | ---: |",
+                  *[f"| {x['servers']} | {x['form_warm_ms']} | {x['options_from_form_ms']} | {x['form_after_pod_change_ms']} |"
+                    for x in servers]]
     prof = res.get("profiles") or {}
     if prof:
         lines += ["", "Where the time goes (cProfile of one call, functions by own time):", ""]
@@ -314,7 +407,117 @@ def section_growth(res: dict):
             lines.append(f"- `{name}`, {p['total_ms']} ms: " + "; ".join(
                 f"`{t['function']}` {t['own_ms']} ms in {t['calls']} calls" for t in p["top"][:4]))
     lines.append("")
-    return lines + _errors(res), {}
+    verdicts = _growth_targets(rows)
+    by_count = {x["servers"]: x for x in servers}
+    if 10 in by_count and 1000 in by_count:
+        a, z = by_count[10], by_count[1000]
+        worst = max(_ratio(z["form_warm_ms"], a["form_warm_ms"]) or 0, _ratio(z["options_from_form_ms"], a["options_from_form_ms"]) or 0)
+        verdicts["7. 1,000 servers: form and submission within 1.2x of 10 (in-process)"] = (
+            worst <= 1.2, f"form {a['form_warm_ms']} → {z['form_warm_ms']} ms, check {a['options_from_form_ms']} → {z['options_from_form_ms']} ms")
+    if fail:
+        t = fail.get("event_to_failure_ms") or {}
+        if t.get("max") is not None:
+            verdicts["5. fast failure: event → failure ≤ 0.1 s (in-process, p50 and max)"] = (
+                t["max"] <= 100, f"p50 {t.get('p50')} ms, max {t['max']} ms")
+    return lines + _errors(res), verdicts
+
+
+def _baseline() -> dict:
+    try:
+        return json.loads((Path(__file__).parent / "baseline.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def section_before_after(results: dict):
+    """One table per point of issue 11: the last run before it (baseline.json) and this page's runs."""
+    b = _baseline()
+    if not b:
+        return []
+    form = results.get("form") or {}
+    ph, pl = form.get("primehub") or {}, form.get("plain") or {}
+    rows_ip = ((results.get("inprocess") or {}).get("growth")) or []
+    by = {r["scale"]: r for r in rows_ip}
+    spawn = results.get("spawn") or {}
+    conc = results.get("concurrency") or {}
+    cp, cpl = conc.get("primehub") or {}, conc.get("plain") or {}
+    fail = (results.get("failure") or {}).get("primehub") or {}
+    fail_ip = ((results.get("inprocess") or {}).get("failure") or {}).get("event_to_failure_ms") or {}
+    big = next((r["all_groups"] for r in rows_ip if (r.get("all_groups") or {}).get("groups", 0) >= 200), {})
+    real5 = (((results.get("growth") or {}).get("real") or {}).get("scales") or {}).get("5") or {}
+    ratio = _ratio((ph.get("server_ms_warm") or {}).get("p50"), (pl.get("server_ms_warm") or {}).get("p50"))
+
+    def table(title, rows):
+        return [f"**{title}**", "", "| measure | before | after |", "| --- | ---: | ---: |",
+                *[f"| {m} | {x} | {y} |" for m, x, y in rows], ""]
+
+    def ip(scale, key):
+        r = by.get(scale)
+        return f"{r[key]} (in-process)" if r and r.get(key) is not None else "not run"
+
+    missing = [c for c in ("form", "spawn", "concurrency", "failure", "growth", "inprocess") if c not in results]
+    lines = ["## Before and after (issue 11)", "",
+             f"*Before*: the run of {b['date']} (commit {b['commit']}; in-process growth then had the user in every "
+             "group, so its form column is the user-in-200-groups case). *After*: the runs on this page. A value marked "
+             "in-process comes from `python -m benchmarks --in-process`; everything else from `make bench`."
+             + (f" Not yet run for this page: {', '.join(missing)} (– in the after column)." if missing else ""), ""]
+    lines += table("1. Options form (case 1 scale)", [
+        ("warm server-side p50 ms (plain KubeSpawner)", f"{b['form_warm_p50_ms']} ({b['form_plain_warm_p50_ms']})",
+         f"{_v(ph.get('server_ms_warm'))} ({_v(pl.get('server_ms_warm'))})"),
+        ("ratio to plain KubeSpawner (target ≤ 1.2x)", f"{b['form_ratio']}x", f"{ratio}x" if ratio else "not run"),
+        ("calls per warm render", b["form_warm_calls"],
+         f"Keycloak {_range(ph.get('keycloak_calls_per_render'))}, Kubernetes {_range(ph.get('k8s_calls_per_render'))}"),
+        ("cold render: ms; Keycloak calls (target ≤ 2)", f"{b['form_cold_ms']}; {b['form_cold_keycloak_calls']}",
+         f"{(ph.get('cold') or {}).get('server_ms', 'not run')}; {(ph.get('cold') or {}).get('keycloak_calls', '–')}"),
+    ])
+    lines += table("2. Growth (form and plan at 10x ≤ 1.5x their 1x; catalog() O(1))", [
+        ("form ms at 1x / 10x / 100x", " / ".join(str(b["growth_form_ms"][k]) for k in ("1", "10", "100")),
+         " / ".join(str((by.get(k) or {}).get("form_ms", "–")) for k in (1, 10, 100)) + " (in-process, CPU, own offers)"),
+        ("plan_launch ms at 1x / 10x / 100x", " / ".join(str(b["growth_plan_ms"][k]) for k in ("1", "10", "100")),
+         " / ".join(str((by.get(k) or {}).get("plan_launch_ms", "–")) for k in (1, 10, 100)) + " (in-process, CPU)"),
+        ("catalog() per call, unchanged, ms at 1x / 10x / 100x", " / ".join(str(b["growth_catalog_ms"][k]) for k in ("1", "10", "100")),
+         " / ".join(str((by.get(k) or {}).get("catalog_call_ms", "–")) for k in (1, 10, 100)) + " (in-process)"),
+        ("real stack 5x: form server-side p50 ms, user in every group (in 20 groups)", b["growth_real_5x_form_ms"],
+         f"{_v((real5.get('form') or {}).get('server_ms'))} ({_v((real5.get('form_own') or {}).get('server_ms'))})" if real5 else "not run"),
+    ])
+    lines += table("3. A user in 200 groups (form < 150 ms; loop never blocked > 50 ms)", [
+        ("form ms", f"{b['all_groups_10x_form_ms']} (every render)",
+         f"warm {big.get('warm_ms', '–')}, cold {big.get('cold_ms', '–')} (in-process)" if big else "not run"),
+        ("longest loop block during a render ms", b["all_groups_loop_block_ms"],
+         f"{big.get('loop_blocked_max_ms', '–')} (in-process)" if big else "not run"),
+        ("real stack 5x (100 groups): max loop stall ms", b["real_5x_loop_stall_ms"], real5.get("loop_stall_max_ms", "not run")),
+    ])
+    lines += table("4. Keycloak (≤ 2 calls for any spawn; 100 simultaneous spawns: auth refresh p50 < 500 ms)", [
+        ("calls per spawn: browser; admin REST of a user not cached", f"{b['keycloak_browser_spawn_calls']}; {b['keycloak_api_spawn_calls']}",
+         f"{_range((spawn.get('primehub_browser') or {}).get('keycloak_calls_per_spawn'))}; "
+         f"{_range((spawn.get('primehub_api') or {}).get('keycloak_calls_per_spawn'))}"),
+        ("100 simultaneous spawns: auth refresh p50 ms; Keycloak calls", f"{b['concurrency_auth_refresh_p50_ms']}; {b['concurrency_keycloak_calls']}",
+         f"{_v(cp.get('auth_refresh_ms'))}; {cp.get('keycloak_calls', '–')}"),
+    ])
+    lines += table("5. Fast failure (≤ 0.1 s from the watch seeing FailedScheduling, p50 and max)", [
+        ("event seen → failed, p50 / max s (trials)", f"{b['failure_seen_to_failed_s']['p50']} / {b['failure_seen_to_failed_s']['max']} ({b['failure_trials']})",
+         f"{_v(fail.get('from_event_seen_s'), 'p50', 3)} / {_v(fail.get('from_event_seen_s'), 'max', 3)} ({fail.get('reps', '–')})"),
+        ("event in the reflector → failure, p50 / max ms", "0.5 s poll", f"{fail_ip.get('p50', '–')} / {fail_ip.get('max', '–')} (in-process)"),
+    ])
+    lines += table("6. 100 simultaneous spawns (stall samples in our frames ≤ 5%; largest stall ≤ plain's)", [
+        ("largest loop stall ms (plain KubeSpawner)", f"{b['concurrency_stall_max_ms']} ({b['concurrency_plain_stall_max_ms']})",
+         f"{cp.get('loop_stall_max_ms', '–')} ({cpl.get('loop_stall_max_ms', '–')})"),
+        ("stall samples with primehub_hub on the stack", b["concurrency_ours_share"],
+         f"{cp.get('stall_samples_ours', '–')} of {cp.get('stall_samples', '–')} ({_num(_share(cp))}%)"),
+        ("on PostgreSQL: largest loop stall ms; auth refresh p50 ms (plain KubeSpawner's stall)", "not measured",
+         f"{(conc.get('primehub_postgres') or {}).get('loop_stall_max_ms', '–')}; "
+         f"{_v((conc.get('primehub_postgres') or {}).get('auth_refresh_ms'))} "
+         f"({(conc.get('plain_postgres') or {}).get('loop_stall_max_ms', '–')})"),
+    ])
+    srv = {x["servers"]: x for x in ((results.get("inprocess") or {}).get("servers") or [])}
+    lines += table("7. 1,000 running servers (form and spawn overhead within 1.2x of 10)", [
+        ("warm form ms, 10 / 1,000 servers", b["servers_1000"],
+         f"{(srv.get(10) or {}).get('form_warm_ms', '–')} / {(srv.get(1000) or {}).get('form_warm_ms', '–')} (in-process)"),
+        ("form submission check ms, 10 / 1,000 servers", b["servers_1000"],
+         f"{(srv.get(10) or {}).get('options_from_form_ms', '–')} / {(srv.get(1000) or {}).get('options_from_form_ms', '–')} (in-process)"),
+        ("hub memory per running server; restart finding them all", b["servers_1000"], "not measured (needs the real case)"),
+    ])
+    return lines
 
 
 # --- what dominates, from the numbers ------------------------------------------------------
@@ -326,86 +529,65 @@ def _ours_share(frames) -> str:
             f"frames), {ours} were in `primehub_hub`.") if total else ""
 
 
+def _top(p: dict, n: int = 3) -> str:
+    return ", ".join(f"`{t['function']}` {t['own_ms']} ms ({t['calls']} calls)" for t in (p.get("top") or [])[:n]) or "–"
+
+
 def findings(results: dict) -> list[str]:
     """Sentences about what dominates, each built from the numbers of the results file."""
     out = []
     form = results.get("form") or {}
     ph, pl = form.get("primehub") or {}, form.get("plain") or {}
-    growth = results.get("growth") or {}
-    prof = growth.get("profiles") or {}
-    rows = growth.get("inprocess") or []
-    if ph.get("form_function_ms"):
-        f1, f10 = prof.get("form@1x") or {}, prof.get("form@10x") or {}
-        top = lambda p: ", ".join(f"`{t['function']}` {t['own_ms']} ms ({t['calls']} calls)" for t in (p.get("top") or [])[:3]) or "–"  # noqa: E731
+    ip = results.get("inprocess") or {}
+    prof = ip.get("profiles") or {}
+    rows = ip.get("growth") or []
+    if ph.get("server_ms_warm"):
         out.append(
-            f"- **Form (case 1).** Of the {_v(ph.get('server_ms_warm'))} ms of a warm render (p50), "
-            f"{_v(ph.get('form_function_ms'))} ms are the spawner's form function, pure CPU in the hub's event loop (no "
-            f"calls). One render profiled in-process spends its own time in {top(f1)} at 1x, and in {top(f10)} at 10x. "
-            "`dataset_decisions` walks the whole dataset catalog once per launch group and collects every other group's "
-            "dataset grants for each of them, so the form model grows with groups × (datasets + groups × grants); "
-            "jinja then renders one row per mounted dataset per group. The plain baseline costs "
-            f"{_v(pl.get('server_ms_warm'))} ms because KubeSpawner renders a static `profile_list` form once per "
-            "spawner and keeps the string: only JupyterHub's page template runs per request. Indexing the catalog by "
-            "granted name (instead of scanning it per group), computing the user's dataset grants once per render, and "
-            "caching the rendered form per user keyed by catalog version, user-info load and usage would close most of "
-            "the gap.")
+            f"- **Form (case 1).** A warm render takes {_v(ph.get('server_ms_warm'))} ms server-side (p50), of which "
+            f"{_v(ph.get('form_function_ms'))} ms are the spawner's form function: the rendered form is reused while the "
+            "user's entitlements, quota usage, remembered choices and the catalog are unchanged, so what remains is "
+            f"JupyterHub's page template around it, as for plain KubeSpawner ({_v(pl.get('server_ms_warm'))} ms).")
+    if prof:
+        out.append(
+            f"- **A cold render** (first, or after a change) in-process spends its own time in {_top(prof.get('form@1x') or {})} "
+            f"at 1x; for a user in 200 groups in {_top(prof.get('form_all_groups@10x') or {})}: jinja writing one row per "
+            "mounted dataset per group. It runs in a worker thread with the garbage collector paused (its many "
+            "short-lived objects would otherwise set off a full collection that stops every thread), so the loop keeps "
+            "serving; a warm render reuses the page.")
     spawn = results.get("spawn") or {}
     pb, pa = spawn.get("primehub_browser") or {}, spawn.get("primehub_api") or {}
     if pb.get("keycloak_calls_per_spawn"):
-        kb, ka = _max(pb.get("keycloak_calls_per_spawn")), _max(pa.get("keycloak_calls_per_spawn"))
-        browser_calls = ", ".join(f"`{k.split(' ', 1)[1]}` {v}" for k, v in (pb.get("calls") or {}).items() if k.startswith("keycloak"))
         out.append(
-            f"- **Keycloak calls per spawn (case 2).** Browser spawns make up to {kb} ({browser_calls or 'none'} over "
-            f"{pb.get('spawns')} spawns): JupyterHub refreshes auth before every spawn (`refresh_pre_spawn`) and "
-            "`PrimeHubAuthenticator.refresh_user` checks the Keycloak session through userinfo; the spawner itself hits "
-            f"the user cache. An admin's REST spawn of a user whose entitlements are not cached makes up to {ka}: one "
-            "full load (the user, their groups, one role-mappings request per group, their role mappings for admin "
-            "status, plus `everyone` every 30 s). A realm-wide group → grants cache refreshed in the background would "
-            "make that one or two calls whatever the number of groups.")
-        out.append(
-            f"- **Spawn time (case 2).** Our window p50 {_v(pb.get('ours_ms'))} ms (browser) and "
-            f"{_v(pa.get('ours_ms'))} ms (api); its parts (p50): `options_from_form` {_v(pb.get('options_from_form_ms'))}, "
-            f"`load_user_options` {_v(pb.get('load_user_options_ms'))}, "
-            + (f"live pod list {_v(pb.get('quota_list_pods_ms'))}, " if (pb.get("quota_list_pods_ms") or {}).get("n") else "")
-            + f"KubeSpawner's manifest {_v(pb.get('pod_manifest_ms'))} ms. `options_from_form` and `load_user_options` each "
-            "run the whole plan, and each reads the user's auth state (decrypted in a thread) and `CatalogWatcher.catalog()` "
-            "(which copies and sorts every custom resource to see whether anything changed). The tail (p95) is mostly "
-            "the shared machine: plain KubeSpawner's own window has one of the same size here "
-            f"(p95 {_v((spawn.get('plain_browser') or {}).get('ours_ms'), 'p95')} ms).")
+            f"- **Keycloak calls per spawn (case 2).** Browser spawns make {_range(pb.get('keycloak_calls_per_spawn'))} "
+            "(JupyterHub's pre-spawn refresh checks the Keycloak session through userinfo; the entitlements come from "
+            "the cache the form filled). An admin's REST spawn of a user not cached makes "
+            f"{_range(pa.get('keycloak_calls_per_spawn'))}: the user and their groups, whose full representations carry "
+            "the role names; `everyone` is shared and renewed in the background, and admin status is not read on behalf "
+            "of another user.")
     conc = results.get("concurrency") or {}
     cp = conc.get("primehub") or {}
     if cp.get("start_to_pod_create_ms"):
-        lock = cp.get("quota_lock_wait_ms") or {}
-        lock_text = (f"Spawns waited p50 {_v(lock)} ms for their group's quota lock, held while listing the group's "
-                     "pods and creating the pod. " if lock.get("n") else
-                     "Spawns of a group without quotas do not take the quota lock. ")
         out.append(
-            f"- **Concurrent spawns (case 3).** {lock_text}The auth refresh before each spawn took p50 "
-            f"{_v(cp.get('auth_refresh_ms'))} ms: {cp.get('keycloak_calls')} Keycloak calls for {cp.get('users')} users "
-            "queue behind tornado's HTTP client (10 connections at a time) and the stalled loop. The loop stalls are mostly JupyterHub's own "
-            "synchronous SQLite work (`sqlalchemy … do_commit / do_execute`) in both hubs; plain KubeSpawner adds "
-            "a deep copy of its whole `profile_list` per spawner (`_get_initialized_profile_list`). "
-            f"{_ours_share(cp.get('stall_frames'))} Frames "
-            "`tornado/platform/asyncio.py:…(start)` mean the loop was idle but the process had no core (starved, not blocked).")
+            f"- **Concurrent spawns (case 3).** The auth refresh before each spawn took p50 {_v(cp.get('auth_refresh_ms'))} ms "
+            f"({cp.get('keycloak_calls')} Keycloak calls for {cp.get('users')} users, over a 64-connection client). "
+            f"{_ours_share(cp.get('stall_frames'))} The stalls' frames: {_stall_frames(cp.get('stall_frames'), 3)}.")
     if len(rows) >= 2:
-        a, b = rows[0], rows[1]
-        text = (f"- **Growth (case 5).** From {a['scale']}x to {b['scale']}x the form goes from {a['form_ms']:.0f} ms to "
-                f"{b['form_ms']:.0f} ms ({b['form_ms'] / a['form_ms']:.0f}x for 10x the platform), while one spawn's "
-                f"`plan_launch` goes from {a['plan_launch_ms']} to {b['plan_launch_ms']} ms. The form blocks the event "
-                "loop for its whole duration: at 10x no other request is served for seconds.")
-        if len(rows) > 2:
-            c = rows[2]
-            text += (f" At {c['scale']}x `CatalogWatcher.catalog()` alone costs {c['catalog_call_ms']} ms per call even "
-                     "when nothing changed (it is called on every render and twice per spawn); a version counter bumped "
-                     "by the reflectors' events would make it constant.")
+        text = ("- **Growth (in-process).** With the user's own offers unchanged, the form costs "
+                + " / ".join(f"{r['form_ms']} ms at {r['scale']}x" for r in rows)
+                + ", one spawn's plan " + " / ".join(f"{r['plan_launch_ms']} ms" for r in rows)
+                + ", and `catalog()` on an unchanged catalog " + " / ".join(f"{r['catalog_call_ms']} ms" for r in rows)
+                + ": offers are looked up by granted name and the watcher keeps its Catalog until a watch event. "
+                "What still grows with the platform is the one-off work after a change: "
+                + " / ".join(f"{r.get('catalog_after_event_ms', '–')} ms" for r in rows)
+                + " for the first `catalog()` after one watch event.")
         out.append(text)
     fail = (results.get("failure") or {}).get("primehub") or {}
-    if fail.get("from_event_stamp_s"):
+    if fail.get("from_event_seen_s"):
         out.append(
-            f"- **Fast failure (case 4)** takes {_v(fail.get('from_event_stamp_s'), 'p50', 2)} s typically, "
-            f"{_v(fail.get('from_event_stamp_s'), 'max', 2)} s at worst: the spawner looks at the pod every "
-            "`scheduling_poll_interval` (0.5 s). Reacting to the pod reflector's update instead of polling would leave "
-            "only the watch latency.")
+            f"- **Fast failure (case 4)** takes {_v(fail.get('from_event_seen_s'), 'p50', 3)} s typically, "
+            f"{_v(fail.get('from_event_seen_s'), 'max', 3)} s at worst from the watch seeing the event: the spawn "
+            "wakes on the pod and event reflectors' changes; the rest is the watch delivering the event to the hub, "
+            "the pod's removal and JupyterHub's progress stream.")
     return out
 
 
@@ -416,7 +598,7 @@ def write(results: dict) -> Path:
     body: list[str] = []
     verdicts: dict = {}
     for key, fn in (("form", section_form), ("spawn", section_spawn), ("concurrency", section_concurrency),
-                    ("failure", section_failure), ("growth", section_growth)):
+                    ("failure", section_failure), ("growth", section_growth), ("inprocess", section_inprocess)):
         if key in results:
             lines, v = fn(results[key])
             body += lines
@@ -453,6 +635,7 @@ def write(results: dict) -> Path:
         *[f"| {k} | {_met(ok)} | {txt} |" for k, (ok, txt) in verdicts.items()],
         "",
     ]
+    head += section_before_after(results)
     found = findings(results)
     if found:
         head += ["## What dominates", "", *found, ""]
@@ -468,8 +651,9 @@ def write(results: dict) -> Path:
         "KubeSpawner's pod creation begins.",
         "- A measurement during which one of the shared servers restarted (other tests do that) or which failed is "
         "repeated once; a second disturbance is noted in its section.",
-        "- `--quick` runs 10 renders, 4 spawns per flow, 20 concurrent users (quota fits 8), 2x real-stack growth and "
-        "in-process growth to 10x, in about 4 minutes; the default run takes 9 to 15 minutes on this machine.",
+        "- `--quick` runs 10 renders, 4 spawns per flow, 20 concurrent users (quota fits 8), 3 fast-failure trials, "
+        "2x real-stack growth and in-process growth to 10x, in about 4 minutes; the default run takes 9 to 15 minutes "
+        "on this machine. `--in-process` runs only the in-process case, without the local stack (about a minute).",
         "",
     ]
     DOC.write_text("\n".join(head + body).rstrip() + "\n")

@@ -408,8 +408,10 @@ def _secret(folder: Path, name: str) -> str:
 class BenchHub:
     """One JupyterHub process of ours, from hub-config/jupyterhub_config.py plus benchmarks/hub_extra/."""
 
-    def __init__(self, variant: str, client_secret: str, profiles: Path | None = None, start_timeout: int = 30):
+    def __init__(self, variant: str, client_secret: str, profiles: Path | None = None, start_timeout: int = 30,
+                 db_url: str | None = None):
         self.variant = variant
+        self.db_url = db_url  # None: SQLite in the hub's folder
         self.folder = STATE / f"hub-{variant}"
         self.client_secret = client_secret
         self.profiles = profiles
@@ -458,6 +460,8 @@ class BenchHub:
         env.pop("PRIMEHUB_LOCAL_ADMIN_TOKEN", None)
         if self.profiles:
             env["BENCH_PROFILES"] = str(self.profiles)
+        if self.db_url:
+            env["BENCH_DB_URL"] = self.db_url
         return env
 
     def code_version(self) -> str:

@@ -9,29 +9,31 @@ and userinfo requests, auth_state and managed groups. This class adds:
   (keycloak.py) at login and on every refresh, kept in auth_state under `primehub`;
 - refresh through oauthenticator's `refresh_user_hook` and `modify_auth_state_hook`
   (refresh.py): tokens renewed before they expire, revoked sessions noticed, groups re-read;
+- the logout Keycloak speaks (`KeycloakLogoutStyle`, logout.py) and tokens issued for the browser
+  address sent back there, never to any other issuer (`IssuerFallback`, refresh.py), as mixins;
 - readable pages instead of tracebacks when Keycloak cannot be reached (`httpfetch`, the one
   door oauthenticator sends token and userinfo requests through).
 """
 
 import time
-from urllib.parse import urlencode
 
+import jwt
 from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
-from tornado.httpclient import HTTPClientError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
 from traitlets import Any, Float, Integer, Unicode, default
 
 from .entitlements import is_everyone
-from .errors import KeycloakUnavailable
+from .errors import KeycloakUnavailable, Refused
 from .keycloak import KeycloakAdmin
-from .logout import PrimeHubLogoutHandler
+from .logout import KeycloakLogoutStyle, PrimeHubLogoutHandler
 from .offboarding import Offboarding
 from .refresh import (
     AUTH_STATE_KEY,
+    IssuerFallback,
     current_request,
-    issuer_to_use,
     note_token_expiry,
     refresh_user_hook,
     refreshing,
@@ -42,6 +44,22 @@ def _unreachable(error):
     if isinstance(error, HTTPClientError):
         return error.code == 599 or error.code >= 500
     return isinstance(error, (OSError, StreamClosedError))
+
+
+def login_roles(auth_state):
+    """The realm roles a login holds: the access token's `realm_access.roles` (Keycloak's effective
+    roles, through groups and composite roles too) and a `roles` claim of userinfo (PrimeHub's
+    realm maps one). The token came straight from Keycloak's token endpoint, so it is not re-verified."""
+    auth_state = auth_state or {}
+    try:
+        claims = jwt.decode(auth_state.get("access_token"), options={"verify_signature": False})
+    except (jwt.InvalidTokenError, TypeError, AttributeError):
+        claims = {}
+    roles = set(((claims if isinstance(claims, dict) else {}).get("realm_access") or {}).get("roles") or [])
+    userinfo_roles = (auth_state.get("oauth_user") or {}).get("roles")
+    if isinstance(userinfo_roles, list):
+        roles.update(r for r in userinfo_roles if isinstance(r, str))
+    return roles
 
 
 def _keycloak_down():
@@ -63,7 +81,7 @@ class PrimeHubLoginHandler(OAuthLoginHandler):
         return super().get()
 
 
-class PrimeHubAuthenticator(GenericOAuthenticator):
+class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthenticator):
     """Log in with PrimeHub's Keycloak realm and carry the user's groups into the hub."""
 
     login_handler = PrimeHubLoginHandler
@@ -82,6 +100,14 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         help="Keycloak base URL as the hub reaches it (token, userinfo, admin API). Empty: same as keycloak_url.",
     )
     realm = Unicode("primehub", config=True, help="Keycloak realm holding PrimeHub's users, groups and roles.")
+    scope_required = Unicode(
+        "",
+        config=True,
+        help=(
+            "PrimeHub's scopeRequired: only users holding this realm role (directly, through a group or a "
+            "composite role) may log in. Empty lets every user of the realm in."
+        ),
+    )
     public_url = Unicode(
         "",
         config=True,
@@ -94,6 +120,14 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         30.0, config=True, help="Seconds a user's groups, grants and admin status read from Keycloak are reused."
     )
     keycloak_request_timeout = Float(10.0, config=True, help="Timeout in seconds of each Keycloak admin API request.")
+    keycloak_max_connections = Integer(
+        64,
+        config=True,
+        help=(
+            "Simultaneous HTTP requests to Keycloak (token, userinfo, admin API). Tornado's shared client "
+            "allows 10, behind which a burst of spawns would queue."
+        ),
+    )
     token_refresh_margin = Integer(
         60,
         config=True,
@@ -113,6 +147,12 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         allow_none=True,
         help="The KeycloakAdmin client; built from the settings above unless set (tests inject a fake).",
     )
+
+    @default("http_client")
+    def _http_client_default(self):
+        # its own client, not tornado's shared one: more connections, and JupyterHub's other
+        # requests (proxy, servers) do not wait behind Keycloak's
+        return AsyncHTTPClient(force_instance=True, max_clients=self.keycloak_max_connections)
 
     @default("keycloak_admin")
     def _keycloak_admin_default(self):
@@ -209,6 +249,17 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
         return groups
 
+    async def check_allowed(self, username, auth_model):
+        """The scopeRequired gate first, then oauthenticator's own rules."""
+        if self.scope_required and auth_model is not None:
+            if self.scope_required not in login_roles(auth_model.get("auth_state")):
+                self.log.warning("Login of %s refused: the realm role %s is required", username, self.scope_required)
+                raise Refused(
+                    f"Your account ({username}) may not use this hub: it needs the role '{self.scope_required}'. "
+                    "Please ask your administrator."
+                )
+        return await super().check_allowed(username, auth_model)
+
     def get_handlers(self, app):
         # called once, by the running hub: the place where the authenticator gets to see its users
         if app is not None and self.offboarding is None and self.offboarding_interval > 0:
@@ -243,43 +294,16 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             self.log.error("Keycloak unreachable (%s): %s", label, e)
             raise _keycloak_down() from e
 
-    async def token_to_user(self, token_info):
-        try:
-            return await super().token_to_user(token_info)
-        except HTTPClientError as e:
-            base = issuer_to_use(self, token_info.get("access_token")) if e.code == 401 else None
-            if base is None:
-                raise
-            return await self.httpfetch(
-                self._oidc(base, "userinfo"),
-                "Fetching user info...",
-                method="GET",
-                headers=self.build_userdata_request_headers(token_info["access_token"], token_info.get("token_type") or "Bearer"),
-                validate_cert=self.validate_server_cert,
-            )
-
-    async def refresh_at_issuer(self, refresh_token, params):
-        """A refresh at the token's own issuer when the internal address refused it; None if that fails too."""
-        base = issuer_to_use(self, refresh_token)
-        if base is None:
-            return None
-        try:
-            token_info = await self.httpfetch(
-                self._oidc(base, "token"),
-                method="POST",
-                headers=self.build_token_info_request_headers(),
-                body=urlencode(params).encode("utf-8"),
-                validate_cert=self.validate_server_cert,
-            )
-        except HTTPClientError:
-            return None
-        return token_info if "access_token" in (token_info or {}) else None
-
     # --- Keycloak data ------------------------------------------------------------------
 
     async def load_user_info(self, username, user_id=None, *, fresh=False):
         """Groups, grants, attributes and admin status of a user (admin API, briefly cached)."""
         return await self.keycloak_admin.load_user_info(username, user_id, fresh=fresh)
+
+    async def load_entitlements(self, username, user_id=None):
+        """Groups, grants and attributes only (what a spawn needs): admin status is not read
+        unless a group gives it, so `is_admin` may be None (unknown)."""
+        return await self.keycloak_admin.load_user_info(username, user_id, need_admin=False)
 
     async def update_auth_model(self, auth_model):
         auth_state = auth_model["auth_state"]

@@ -169,7 +169,15 @@ async def build_pod(user, catalog, options, *, prefix="", namespace=None, config
 
 async def _explain(args):
     user, catalog = await _inputs(args)
-    report = explain_user(user, catalog, _prefix(args))
+    doc = _settings().document
+    report = explain_user(
+        user,
+        catalog,
+        _prefix(args),
+        home_default=doc["singleuser"]["storage"]["capacity"],
+        home_naming=doc["singleuser"]["storage"]["homePvcNaming"],
+        shm_setting=doc["primehub"]["shmSize"],
+    )
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from kubespawner.slugs import is_valid_object_name, safe_slug
 
+from .resources import DEFAULT_GIT_SYNC_ROOT
+
 _log = logging.getLogger(__name__)
 
 # Kubernetes' classic rule for environment variable names (C identifiers plus '-' and '.').
@@ -20,18 +22,24 @@ DEFAULT_GIT_SYNC_HOST_ROOT = "/home/dataset/"
 # (a mount root of /opt/conda/ would shadow the interpreter, /home/ the user's home).
 DEFAULT_MOUNT_ROOTS = ("/datasets/", "/mnt/", "/data/", "/srv/")
 
-# Whoever may write Datasets is not trusted with the user's server: a dataset variable never sets
-# what the hub, KubeSpawner or JupyterHub put there (API URL, token, OAuth scopes, resources), nor
-# what makes the loader, the shell or an interpreter run other code.
-RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_", "JUPYTER_", "LD_", "PYTHON", "IPYTHON", "CONDA_", "NVIDIA_", "MEM_", "CPU_")
+# The variables the hub, KubeSpawner, JupyterHub and the server's runtime own. This module owns the
+# list for every caller: a dataset variable (written by whoever may write Datasets, who is not
+# trusted with the user's server) and a user's own variable (userenv.py) alike never set the API
+# URL, token, OAuth scopes, resources, the start wrapper's switches, nor what makes the loader, the
+# shell or an interpreter run other code.
+RESERVED_ENV_PREFIXES = (
+    "JUPYTERHUB_", "JPY_", "JUPYTER_", "LD_", "PYTHON", "IPYTHON", "CONDA_", "NVIDIA_", "MEM_", "CPU_", "KUBERNETES_"
+)
 RESERVED_ENV_NAMES = frozenset(
     {"PATH", "HOME", "USER", "SHELL", "ENV", "BASH_ENV", "NB_USER", "NB_UID", "NB_GID", "NODE_OPTIONS", "PERL5LIB",
-     "PERL5OPT", "RUBYOPT", "TZ", "GROUP_NAME", "GROUP_ID", "INSTANCE_TYPE", "IMAGE_NAME"}
+     "PERL5OPT", "RUBYOPT", "TZ", "GROUP_NAME", "GROUP_ID", "INSTANCE_TYPE", "IMAGE_NAME", "GRANT_SUDO",
+     "CHOWN_HOME", "CHOWN_EXTRA"}
 )
 
 
 def reserved_env_name(name):
-    """True for names a dataset may not set (compared upper-cased, as dataset variables are)."""
+    """True for names nobody but the hub may set (compared upper-cased: dataset variables are, and a
+    user's `ld_preload` is refused as plainly as `LD_PRELOAD`)."""
     upper = name.upper()
     return upper in RESERVED_ENV_NAMES or upper.startswith(RESERVED_ENV_PREFIXES)
 
@@ -42,12 +50,14 @@ class PodPieces:
     volume_mounts: list = field(default_factory=list)
     env: dict = field(default_factory=dict)
     home_symlinks: list = field(default_factory=list)
+    links: list = field(default_factory=list)  # (target, link path) made when the server starts
 
     def extend(self, other):
         self.volumes.extend(other.volumes)
         self.volume_mounts.extend(other.volume_mounts)
         self.env.update(other.env)
         self.home_symlinks.extend(other.home_symlinks)
+        self.links.extend(other.links)
 
 
 def volume_name(prefix, name):
@@ -119,6 +129,9 @@ def dataset_refusal(dataset, *, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT
     if dataset.type == "hostPath" and not _under(dataset.host_path, host_path_prefixes):
         allowed = ", ".join(host_path_prefixes) or "none are allowed"
         return f"host path {dataset.host_path!r} is not under an allowed host path ({allowed})"
+    if dataset.type == "git" and _folder(dataset.git_sync_root) != DEFAULT_GIT_SYNC_ROOT and not _under(dataset.git_sync_root, mount_roots):
+        # the checkout's folder is mounted there (and linked into the mount root): never over the image's files
+        return f"git-sync root {dataset.git_sync_root!r} is neither {DEFAULT_GIT_SYNC_ROOT} nor under an allowed mount root"
     if dataset.type == "git" and dataset.git_sync_host_root:
         root = dataset.git_sync_host_root
         if _folder(root) != _folder(git_sync_host_root) and not _under(root, host_path_prefixes):
@@ -135,6 +148,7 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
 
     name = volume_name("dataset", dataset.name)
     read_only = not writable
+    mount_path = dataset.mount_path
     if dataset.type == "pv":
         # the literal PVC name (parse_dataset checked it is one): a PVC cannot be found under a hash
         claim = f"dataset-{dataset.volume_name}"
@@ -149,11 +163,16 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
         root = dataset.git_sync_host_root or git_sync_host_root
         root = root if root.endswith("/") else root + "/"
         volume = {"name": name, "hostPath": {"path": root + dataset.name, "type": "Directory"}}
+        # git-sync keeps the checkout at <host folder>/<name>/<name>, a link it swaps on every sync:
+        # the folder is mounted under the git-sync root and <mountRoot><name> links to the checkout,
+        # so the repository's files are directly in /datasets/<name> and follow each sync.
+        mount_path = dataset.git_sync_root + dataset.name
+        pieces.links.append((f"{mount_path}/{dataset.name}", dataset.mount_path))
     else:  # parse_dataset rejects other types; keep the pod valid regardless
         return pieces
 
     pieces.volumes.append(volume)
-    pieces.volume_mounts.append({"name": name, "mountPath": dataset.mount_path, "readOnly": read_only})
+    pieces.volume_mounts.append({"name": name, "mountPath": mount_path, "readOnly": read_only})
     if dataset.home_symlink:
         pieces.home_symlinks.append(dataset.mount_path)
     return pieces
@@ -172,3 +191,17 @@ def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, ho
             continue
         pieces.extend(dataset_pieces(mount.dataset, mount.writable, git_sync_host_root=git_sync_host_root, log=log))
     return pieces
+
+
+def dataset_claims(mounts):
+    """{dataset name: the PVC its volume needs} for the mounts that need one (type pv).
+
+    Read from the pieces `dataset_pieces` builds, so the claim name has one owner.
+    """
+    claims = {}
+    for mount in mounts:
+        for volume in dataset_pieces(mount.dataset, mount.writable).volumes:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                claims[mount.dataset.name] = claim
+    return claims

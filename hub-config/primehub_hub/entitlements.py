@@ -199,18 +199,22 @@ def grant_sources(groups, prefix, pick):
     return sources
 
 
-def _offers(available, group, user, prefix, pick):
-    sources = grant_sources((group, everyone_group(user)), prefix, pick)
-    # Catalog order (sorted by name); grants without a resource fall out here.
-    return [Offer(resource, tuple(sources[name])) for name, resource in available.items() if name in sources]
+def _offers(available, group, user, prefix, pick, everyone=False):
+    everyone = everyone_group(user) if everyone is False else everyone
+    sources = grant_sources((group, everyone), prefix, pick)
+    # Walking the grants, not the catalog, keeps the cost at what the group is offered; grants
+    # without a resource fall out here. Sorted by display name, case-insensitively, as PrimeHub's
+    # form sorted them: the first usable entry is then the default choice, as in PrimeHub.
+    offers = [Offer(available[name], tuple(sources[name])) for name in sources if name in available]
+    return sorted(offers, key=lambda o: (o.resource.label.lower(), o.resource.name))
 
 
-def offered_instance_types(user, group, catalog, prefix=""):
-    return _offers(catalog.instance_types, group, user, prefix, lambda g: g.instance_types)
+def offered_instance_types(user, group, catalog, prefix="", everyone=False):
+    return _offers(catalog.instance_types, group, user, prefix, lambda g: g.instance_types, everyone)
 
 
-def offered_images(user, group, catalog, prefix=""):
-    return _offers(catalog.images, group, user, prefix, lambda g: g.images)
+def offered_images(user, group, catalog, prefix="", everyone=False):
+    return _offers(catalog.images, group, user, prefix, lambda g: g.images, everyone)
 
 
 @dataclass(frozen=True)
@@ -226,43 +230,67 @@ class SkippedDataset:
     reason: str
 
 
+class UserDatasets:
+    """Which of the user's groups grant which dataset, computed once per user and catalog.
+
+    Deciding the mounts of one launch group then costs that group's own grants plus the
+    datasets mounted under every group, not every grant of every group of the user: a form
+    for a user in many groups would otherwise cost groups x (all their grants).
+    """
+
+    def __init__(self, user, catalog, prefix=""):
+        self.catalog = catalog
+        self.prefix = prefix
+        self.everyone = everyone_group(user)
+        self.in_everyone = _grants(self.everyone, prefix).dataset_access
+        self.groups = launch_groups(user)
+        # dataset name -> the launch groups granting it, in launch-group order (groups, not names:
+        # two groups may share a name)
+        self.granters = {}
+        for other in self.groups:
+            for name in _grants(other, prefix).dataset_access:
+                self.granters.setdefault(name, []).append(other)
+        # granted somewhere and not launch-group-only: mounted under every launch group
+        self.everywhere = {
+            name for name in self.granters if name in catalog.datasets and not catalog.datasets[name].launch_group_only
+        }
+
+    def decisions(self, group, with_skipped=True):
+        """(mounted, skipped) for a launch under `group`; skipped is [] unless asked for."""
+        datasets = self.catalog.datasets
+        in_group = _grants(group, self.prefix).dataset_access
+        in_everyone = self.in_everyone
+        near = (set(in_group) | set(in_everyone)) & datasets.keys()
+        mounted = []
+        for name in sorted(near | self.everywhere):
+            by = []
+            if name in in_group:
+                by.append(group.name)
+            if name in in_everyone:
+                by.append(EVERYONE)
+            by.extend(g.name for g in self.granters.get(name, ()) if g.key != group.key)
+            writable = bool(in_group.get(name) or in_everyone.get(name))
+            mounted.append(DatasetMount(datasets[name], writable, tuple(by)))
+        skipped = []
+        if with_skipped:
+            for name in sorted(self.granters.keys() - near - self.everywhere):
+                elsewhere = [g.name for g in self.granters[name] if g.key != group.key]
+                if name in datasets and elsewhere:
+                    skipped.append(
+                        SkippedDataset(
+                            datasets[name],
+                            f"launch-group-only; granted to {', '.join(elsewhere)}, not to {group.name}",
+                        )
+                    )
+        return mounted, skipped
+
+
 def dataset_decisions(user, group, catalog, prefix=""):
     """(mounted, skipped) datasets for a launch under `group`.
 
     `skipped` lists granted datasets that are not mounted under this group, with the reason.
     """
-    everyone = everyone_group(user)
-    in_group = _grants(group, prefix).dataset_access
-    in_everyone = _grants(everyone, prefix).dataset_access
-    elsewhere = {}
-    for other in launch_groups(user):
-        if other.key == group.key:
-            continue
-        for name in _grants(other, prefix).dataset_access:
-            elsewhere.setdefault(name, []).append(other.name)
-
-    mounted, skipped = [], []
-    for name, dataset in catalog.datasets.items():
-        by = []
-        if name in in_group:
-            by.append(group.name)
-        if name in in_everyone:
-            by.append(EVERYONE)
-        near = bool(by)
-        by.extend(elsewhere.get(name, []))
-        if not by:
-            continue
-        if dataset.launch_group_only and not near:
-            skipped.append(
-                SkippedDataset(
-                    dataset,
-                    f"launch-group-only; granted to {', '.join(elsewhere[name])}, not to {group.name}",
-                )
-            )
-            continue
-        writable = bool(in_group.get(name) or in_everyone.get(name))
-        mounted.append(DatasetMount(dataset, writable, tuple(by)))
-    return mounted, skipped
+    return UserDatasets(user, catalog, prefix).decisions(group)
 
 
 def mounted_datasets(user, group, catalog, prefix=""):

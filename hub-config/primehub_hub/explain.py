@@ -7,7 +7,9 @@ This module only lays them out.
 
 from .entitlements import EVERYONE, everyone_group, grant_sources, launch_groups
 from .plan import group_offer
-from .quotas import format_cpu, format_gpu, format_memory
+from .quotas import format_cpu, format_gpu, format_memory, primehub_label
+from .singleuser import shm_size
+from .volumes import home_capacity_decision, home_claim_name
 
 
 def _decisions(kind, catalog_names, sources, offered_names):
@@ -22,8 +24,8 @@ def _decisions(kind, catalog_names, sources, offered_names):
     return rows
 
 
-def _instance_type_rows(offer):
-    """Each offered instance type with its size and whether it fits the user's and the group's quota."""
+def _instance_type_rows(offer, shm_setting="limit"):
+    """Each offered instance type with its size, /dev/shm and whether it fits the user's and the group's quota."""
     rows = []
     for o in offer.instance_types:
         it = o.resource
@@ -40,6 +42,7 @@ def _instance_type_rows(offer):
                 "fitsProjectQuota": not project_problems,
                 "reason": "; ".join(user_problems + project_problems),
                 "grantedBy": list(o.granted_by),
+                "shmSize": shm_size(it, shm_setting) or None,
             }
         )
     return rows
@@ -105,15 +108,16 @@ def _group_decisions(user, group, offer, catalog, prefix):
     )
 
 
-def _group_report(user, group, catalog, prefix):
+def _group_report(user, group, catalog, prefix, shm_setting="limit"):
     offer = group_offer(user, group, catalog, prefix)
     return {
         "name": group.name,
         "displayName": group.label,
+        "groupLabel": primehub_label(group.name),
         "quota": offer.user_quota.to_dict(),
         "projectQuota": offer.project_quota.to_dict(),
         "quotaErrors": list(offer.user_quota.errors + offer.project_quota.errors),
-        "instanceTypes": _instance_type_rows(offer),
+        "instanceTypes": _instance_type_rows(offer, shm_setting),
         "images": _image_rows(offer),
         "datasets": _dataset_rows(offer),
         "sharedVolumes": [{"claimName": v.claim_name, "mountPath": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes],
@@ -122,12 +126,25 @@ def _group_report(user, group, catalog, prefix):
     }
 
 
-def explain_user(user, catalog, prefix=""):
+def explain_home(user, *, default_capacity="1Gi", naming="primehub"):
+    """The user's home volume and pod label, with why."""
+    capacity, why = home_capacity_decision(user.attributes, default_capacity)
+    return {
+        "claimName": home_claim_name(user.username, naming),
+        "naming": naming,
+        "capacity": capacity,
+        "capacityWhy": why,
+        "userLabel": primehub_label(user.username),
+    }
+
+
+def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub", shm_setting="limit"):
     return {
         "user": user.username,
         "admin": bool(user.is_admin),
         "everyone": everyone_group(user) is not None,
-        "groups": [_group_report(user, group, catalog, prefix) for group in launch_groups(user)],
+        "home": explain_home(user, default_capacity=home_default, naming=home_naming),
+        "groups": [_group_report(user, group, catalog, prefix, shm_setting) for group in launch_groups(user)],
     }
 
 
@@ -147,6 +164,10 @@ def render_text(report):
     out = [f"User {report['user']}" + (" (admin)" if report["admin"] else "")]
     if not report["everyone"]:
         out.append(f"The realm has no '{EVERYONE}' group: there are no global grants.")
+    home = report.get("home")
+    if home:
+        out.append(f"Home volume: {home['claimName']} ({home['naming']} naming), {home['capacity']} from {home['capacityWhy']}")
+        out.append(f"Pod label primehub.io/user={home['userLabel']}")
     if not report["groups"]:
         out.append("No launch group: this user sees 'No group is configured for you'.")
     for group in report["groups"]:
@@ -154,6 +175,7 @@ def render_text(report):
         title = f"Group {group['name']}" + (f" ({group['displayName']})" if group["displayName"] != group["name"] else "")
         out.append(title)
         out.append("=" * len(title))
+        out.append(f"Pod label primehub.io/group={group['groupLabel']}")
         out.append(f"Your quota:  {_quota_text(group['quota'])}")
         out.append(f"Group quota: {_quota_text(group['projectQuota'])}")
         for error in group["quotaErrors"]:
@@ -165,12 +187,13 @@ def render_text(report):
         out.append("")
         out.append(
             _table(
-                ["instance type", "cpu", "memory", "gpu", "fits quota", "note"],
+                ["instance type", "cpu", "memory", "gpu", "/dev/shm", "fits quota", "note"],
                 [
-                    [i["name"], format_cpu(i["cpu"]), format_memory(i["memory"]), i["gpu"], "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO", i["reason"]]
+                    [i["name"], format_cpu(i["cpu"]), format_memory(i["memory"]), i["gpu"], i.get("shmSize") or "64Mi (default)",
+                     "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO", i["reason"]]
                     for i in group["instanceTypes"]
                 ]
-                or [["(none)", "", "", "", "", ""]],
+                or [["(none)", "", "", "", "", "", ""]],
             )
         )
         out.append("")

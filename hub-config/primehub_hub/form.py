@@ -15,14 +15,19 @@ Why not KubeSpawner's `profile_list` machinery, although one profile per launch 
 So the form is rendered here from a model computed by the same functions the server uses to
 check the submission (`plan.group_offer`), with an autoescaping jinja2 environment. The field
 names are `group`, `instance_type@<group>` and `image@<group>`; `spawner.options_from_form`
-turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too.
+turns them into `{"group", "instance_type", "image"}`, the user_options the REST API takes too;
+the text box `env` (the user's own `NAME=value` variables, userenv.py) is shared by all groups.
 """
 
+import contextlib
+import gc
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .entitlements import launch_groups
+from .entitlements import UserDatasets, launch_groups
 from .errors import NoLaunchGroup
 from .plan import NO_GROUP_MESSAGE, group_offer, normalize_options
 from .quotas import ZERO, format_cpu, format_gpu, format_memory
@@ -105,9 +110,10 @@ def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
         return None
     remembered = normalize_options(remembered or {}, strict=False)
     usage = usage or {}
+    datasets = UserDatasets(user, catalog, prefix)
     model = []
     for group in groups:
-        offer = group_offer(user, group, catalog, prefix)
+        offer = group_offer(user, group, catalog, prefix, datasets=datasets, with_skipped=False)
         user_usage, group_usage = usage.get(group.name, (ZERO, ZERO))
         entry = FormGroup(name=group.name, label=group.label, reason=offer.volume_error)
         entry.quota_rows = _quota_rows(offer, user_usage, group_usage)
@@ -156,10 +162,83 @@ def _select(choices, remembered_name):
         chosen.selected = True
 
 
-def render_form(model, *, admin_note=""):
+def render_form(model, *, admin_note="", user_env=""):
     if model is None:
         raise NoLaunchGroup(NO_GROUP_MESSAGE)
-    return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note)
+    return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note, user_env=user_env)
+
+
+class RenderedForms:
+    """The last rendered form of each server, reused while nothing it shows has changed.
+
+    A form depends on the owner's entitlements (groups, grants, attributes: compared by value,
+    so a reload of the same entitlements keeps the page and a changed grant does not), the
+    catalog (the watcher keeps one object until a resource changes: compared by identity),
+    the quota usage, the remembered options (choices and the user's own variables, normalized),
+    the admin note and the role prefix. Any change of one of them renders again. At most `size` forms are kept (least recently used dropped).
+    """
+
+    def __init__(self, size=256):
+        self.size = size
+        self._forms = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _same(old, new):
+        user, catalog, *rest = new
+        old_user, old_catalog, *old_rest = old
+        return catalog is old_catalog and (user is old_user or user == old_user) and rest == old_rest
+
+    def get(self, key, inputs):
+        with self._lock:
+            entry = self._forms.get(key)
+            if entry is None or not self._same(entry[0], inputs):
+                return None
+            self._forms.move_to_end(key)
+            return entry[1]
+
+    def put(self, key, inputs, html):
+        user, catalog, usage, remembered, *rest = inputs
+        frozen = (user, catalog, dict(usage or {}), dict(remembered or {}), *rest)
+        with self._lock:
+            self._forms[key] = (frozen, html)
+            self._forms.move_to_end(key)
+            while len(self._forms) > self.size:
+                self._forms.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._forms.clear()
+
+
+rendered_forms = RenderedForms()
+
+_gc_pause = {"depth": 0, "was_enabled": False}
+_gc_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """No cyclic garbage collection while a big form is built and rendered (in a worker thread).
+
+    The form model of a user in hundreds of groups is a few hundred thousand short-lived objects.
+    Left alone, they survive the young collections while the page is written and set off a full
+    collection of the whole hub, which holds every thread, the event loop's included, for a few
+    hundred milliseconds. Paused, they are freed by reference counting when the render ends,
+    before the collector ever sees them. Nested and concurrent renders share one pause.
+    """
+    with _gc_lock:
+        if _gc_pause["depth"] == 0:
+            _gc_pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_pause["depth"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pause["depth"] -= 1
+            if _gc_pause["depth"] == 0 and _gc_pause["was_enabled"]:
+                gc.enable()
 
 
 def form_options(formdata):

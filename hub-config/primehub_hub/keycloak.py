@@ -4,21 +4,32 @@ The hub's confidential client authenticates with its service account (client cre
 grant); the token is reused until shortly before it expires. Per user it reads:
 
 - `GET /admin/realms/{realm}/users?username=..&exact=true` (or `/users/{id}`): id, attributes
-- `GET /admin/realms/{realm}/users/{id}/groups?briefRepresentation=false`: groups + attributes
-- `GET /admin/realms/{realm}/groups/{id}/role-mappings`: each group's grants (and client roles)
-- `GET /admin/realms/{realm}/group-by-path/everyone` (+ its role mappings): global grants
-- `GET /admin/realms/{realm}/users/{id}/role-mappings`, and, to see realm-admin through
-  composite roles, `GET /admin/realms/{realm}/clients?clientId=realm-management` then
-  `GET /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite`: admin status
+- `GET /admin/realms/{realm}/users/{id}/groups?briefRepresentation=false`: groups with their
+  attributes and role names (`realmRoles`, `clientRoles`); only when a representation lacks
+  them, `GET /admin/realms/{realm}/groups/{id}/role-mappings` per group
+- `GET /admin/realms/{realm}/group-by-path/everyone`: global grants, shared by all users and
+  kept fresh in the background
+- admin status, when asked for and not already given by a group: one request, `GET
+  /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite` (the user's effective
+  realm-management roles: direct, through groups or composites) once realm-management's id is
+  known (`GET /admin/realms/{realm}/clients?clientId=realm-management`, once per hub, or any role
+  mapping that names the client), else `GET /admin/realms/{realm}/users/{id}/role-mappings`
+
+So a user the hub has never seen costs 2 requests, whatever their number of groups, plus one
+for admin status where the caller needs it (a login, the user's own refresh) and no group
+already made them an administrator.
 
 The service account needs the realm-management roles `view-users` (or `query-users`) and
 `query-groups`; with `query-clients` admin status through composite roles is seen too.
 
-Results are cached per user for `cache_ttl` seconds; concurrent lookups of the same user
-share one request. Failures raise `KeycloakUnavailable` with a readable message.
+Results are cached for `cache_ttl` seconds (users, `everyone`, group role mappings) and never
+served older; an entry read after half of that is refreshed in the background, so busy users
+rarely wait for Keycloak. Concurrent lookups of the same thing share one request. Failures
+raise `KeycloakUnavailable` with a readable message.
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -82,12 +93,77 @@ def user_info_from_representations(user_rep, groups, everyone=None, is_admin=Fal
         username=user_rep.get("username") or "",
         attributes=flatten_attributes(user_rep.get("attributes")),
         groups=all_groups,
-        is_admin=bool(is_admin),
+        is_admin=None if is_admin is None else bool(is_admin),
         id=user_rep.get("id") or "",
     )
 
 
-class KeycloakAdmin:
+class AdminStatus:
+    """Whether a user is a realm administrator (realm-admin of realm-management). A mixin of
+    KeycloakAdmin, which supplies `get`, the cache and the client's settings."""
+
+    _admin_client_uuid = None
+    _clients_unreadable = False
+
+    async def admin_client_uuid(self, mappings=()):
+        """realm-management's internal id: from the clients list if the service account may read
+        it, else from any role mapping that mentions the client."""
+        if self._admin_client_uuid:
+            return self._admin_client_uuid
+        for mapping in mappings:
+            known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
+            if known.get("id"):
+                self._admin_client_uuid = known["id"]
+                return known["id"]
+        if self._clients_unreadable:
+            return ""
+        try:
+            clients = await self.get("/clients", {"clientId": self.admin_client}, quiet=True) or []
+        except KeycloakUnavailable:
+            # without query-clients only direct and group mappings of realm-admin are seen
+            self._clients_unreadable = True
+            return ""
+        self._admin_client_uuid = clients[0]["id"] if clients else ""
+        return self._admin_client_uuid
+
+    def _maps_admin(self, mapping):
+        known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
+        return any(r.get("name") == self.admin_role for r in known.get("mappings") or [])
+
+    async def is_admin(self, user_id, group_mappings=()):
+        """realm-admin of realm-management, mapped to the user, to one of their groups, or through
+        a composite role. One request: the user's effective realm-management roles when the
+        client's id is known (see admin_client_uuid), else their direct role mappings (and the
+        effective roles only if those revealed the id)."""
+        if any(self._maps_admin(m) for m in group_mappings):
+            return True
+        uuid = await self.admin_client_uuid(group_mappings)
+        if not uuid:
+            direct = await self.get(f"/users/{_seg(user_id)}/role-mappings") or {}
+            if self._maps_admin(direct):
+                return True
+            uuid = await self.admin_client_uuid([direct])
+            if not uuid:
+                return False
+        roles = await self.get(f"/users/{_seg(user_id)}/role-mappings/clients/{_seg(uuid)}/composite") or []
+        return any(r.get("name") == self.admin_role for r in roles)
+
+    async def _is_admin_or_not(self, user, group_mappings):
+        # Admin status is a privilege: when it cannot be read, the user is not an admin.
+        try:
+            return await self.is_admin(user["id"], group_mappings)
+        except KeycloakUnavailable:
+            self.log.warning("Cannot read admin status of %s; treating as non-admin", user.get("username"))
+            return False
+
+    async def _add_admin(self, key, info):
+        admin = await self._is_admin_or_not({"id": info.id, "username": info.username}, [])
+        full = dataclasses.replace(info, is_admin=admin)
+        self._cache.replace(key, info, full)  # same expiry: admin status is as old as the rest
+        return full
+
+
+class KeycloakAdmin(AdminStatus):
     """Reads users, groups and role mappings with the hub client's service account."""
 
     def __init__(
@@ -119,8 +195,7 @@ class KeycloakAdmin:
         self._token = None
         self._token_expires = 0.0
         self._token_lock = None
-        self._cache = {}
-        self._inflight = {}
+        self._cache = SharedCache(cache_ttl)
         self._admin_client_uuid = None
         self._clients_unreadable = False
 
@@ -232,57 +307,28 @@ class KeycloakAdmin:
         except KeycloakNotFound:
             return None
 
-    async def admin_client_uuid(self, mappings=()):
-        """realm-management's internal id: from the clients list if the service account may read
-        it, else from any role mapping that mentions the client."""
-        if self._admin_client_uuid:
-            return self._admin_client_uuid
-        for mapping in mappings:
-            known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
-            if known.get("id"):
-                self._admin_client_uuid = known["id"]
-                return known["id"]
-        if self._clients_unreadable:
-            return ""
-        try:
-            clients = await self.get("/clients", {"clientId": self.admin_client}, quiet=True) or []
-        except KeycloakUnavailable:
-            # without query-clients only direct and group mappings of realm-admin are seen
-            self._clients_unreadable = True
-            return ""
-        self._admin_client_uuid = clients[0]["id"] if clients else ""
-        return self._admin_client_uuid
-
-    def _maps_admin(self, mapping):
-        known = ((mapping or {}).get("clientMappings") or {}).get(self.admin_client) or {}
-        return any(r.get("name") == self.admin_role for r in known.get("mappings") or [])
-
-    async def is_admin(self, user_id, group_mappings=()):
-        """realm-admin of realm-management, mapped to the user, to one of their groups, or through
-        a composite role (the last needs the client's id, see admin_client_uuid)."""
-        direct = await self.get(f"/users/{_seg(user_id)}/role-mappings") or {}
-        mappings = [direct, *group_mappings]
-        if any(self._maps_admin(m) for m in mappings):
-            return True
-        uuid = await self.admin_client_uuid(mappings)
-        if not uuid:
-            return False
-        roles = await self.get(f"/users/{_seg(user_id)}/role-mappings/clients/{_seg(uuid)}/composite") or []
-        return any(r.get("name") == self.admin_role for r in roles)
-
     async def _group(self, rep):
-        mappings = await self.group_role_mappings(rep["id"])
+        """A Group from a full representation; its role mappings are read only when the
+        representation does not carry them (then shared by every user of the group)."""
+        if "realmRoles" in rep:
+            client_roles = rep.get("clientRoles") or {}
+            mappings = {
+                "clientMappings": {
+                    client: {"mappings": [{"name": name} for name in names]} for client, names in client_roles.items()
+                }
+            }
+            return group_from_representation(rep, rep.get("realmRoles") or []), mappings
+        # shared by concurrent loads of the group's members, not cached: each load reads it anew
+        mappings = await self._cache.once(("mappings", rep["id"]), lambda: self.group_role_mappings(rep["id"]))
         roles = [m.get("name") for m in mappings.get("realmMappings") or [] if m.get("name")]
         return group_from_representation(rep, roles), mappings
 
     async def _everyone(self):
-        cached = self._cache.get(("group", EVERYONE))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        rep = await self.group_by_path(EVERYONE)
-        group = (await self._group(rep))[0] if rep else None
-        self._cache[("group", EVERYONE)] = (time.monotonic() + self.cache_ttl, group)
-        return group
+        async def load():
+            rep = await self.group_by_path(EVERYONE)
+            return (await self._group(rep))[0] if rep else None
+
+        return await self._cache.get(("group", EVERYONE), load)
 
     async def user_gone(self, username, user_id=None):
         """Why the user may no longer use the hub ('deleted' or 'disabled' in Keycloak), else None.
@@ -300,7 +346,7 @@ class KeycloakAdmin:
             "Ask your administrator if you should still have access."
         )
 
-    async def _load(self, username, user_id):
+    async def _load(self, username, user_id, need_admin):
         user = await self.find_user(username, user_id)
         if _gone_reason(user):
             raise self._gone(username, _gone_reason(user))
@@ -310,31 +356,130 @@ class KeycloakAdmin:
             self._everyone(),
         )
         groups = [group for group, _ in loaded]
-        admin = await self._is_admin_or_not(user, [mappings for _, mappings in loaded])
-        return user_info_from_representations(user, groups, everyone, admin)
+        group_mappings = [mappings for _, mappings in loaded]
+        if any(self._maps_admin(m) for m in group_mappings):
+            admin = True
+        elif need_admin:
+            admin = await self._is_admin_or_not(user, group_mappings)
+        else:
+            admin = None  # not read: see load_user_info
+        info = user_info_from_representations(user, groups, everyone, admin)
+        return _Expiring(info, self._cache.expiry(("group", EVERYONE)))
 
-    async def _is_admin_or_not(self, user, group_mappings):
-        # Admin status is a privilege: when it cannot be read, the user is not an admin.
-        try:
-            return await self.is_admin(user["id"], group_mappings)
-        except KeycloakUnavailable:
-            self.log.warning("Cannot read admin status of %s; treating as non-admin", user.get("username"))
-            return False
+    async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
+        """The user's groups, grants and admin status, at most `cache_ttl` seconds old.
 
-    async def load_user_info(self, username, user_id=None, *, fresh=False):
-        """The user's groups, grants and admin status, at most `cache_ttl` seconds old."""
+        With `need_admin=False` (a spawn: entitlements only) admin status is not read when no
+        group grants it, and `is_admin` is None in the answer: unknown, not False.
+        """
         key = ("user", username)
-        cached = self._cache.get(key)
-        if cached and not fresh and cached[0] > time.monotonic():
-            return cached[1]
-        pending = self._inflight.get(key)
-        if pending is None:
-            pending = self._inflight[key] = asyncio.ensure_future(self._load(username, user_id))
-            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
-        info = await asyncio.shield(pending)
-        self._cache[key] = (time.monotonic() + self.cache_ttl, info)
+        cached = self._cache.peek(key)
+        keep_admin = need_admin or bool(cached and cached.is_admin is not None)
+        info = await self._cache.get(
+            key,
+            lambda: self._load(username, user_id, need_admin),
+            fresh=fresh,
+            refresh=lambda: self._load(username, user_id, keep_admin),
+        )
+        if need_admin and info.is_admin is None:
+            # one admin look-up per loaded entry, shared by concurrent callers (the key holds
+            # the entry's id only while the look-up, which references the entry, runs)
+            info = await self._cache.once(("admin", username, id(info)), lambda: self._add_admin(key, info))
         return info
 
-    def forget(self, username):
-        self._cache.pop(("user", username), None)
+    def forget(self, username=None):
+        """Drop a user's cached entry (None: every user's; the shared `everyone` group stays)."""
+        if username is None:
+            self._cache.forget_where(lambda key: key[0] == "user")
+        else:
+            self._cache.forget(("user", username))
 
+
+class SharedCache:
+    """Values read from Keycloak: never served older than `ttl` seconds, one read at a time per key.
+
+    After half the TTL an entry is still served, and read again in the background so the next
+    reader finds a fresh one. A loader may return `_Expiring(value, expires)` for a value built from
+    other cached values, which must not outlive them.
+    """
+
+    def __init__(self, ttl):
+        self.ttl = ttl
+        self._values = {}
+        self._inflight = {}
+
+    async def get(self, key, load, *, fresh=False, refresh=None):
+        now = time.monotonic()
+        cached = self._values.get(key)
+        if cached and not fresh and cached[0] > now:
+            if cached[0] - now < self.ttl / 2 and key not in self._inflight:
+                self._start(key, refresh or load, cache=True).add_done_callback(_quiet)
+            return cached[1]
+        pending = self._inflight.get(key)
+        if pending is None or fresh:
+            pending = self._start(key, load, cache=True)
+        return await asyncio.shield(pending)
+
+    async def once(self, key, load):
+        """`load()`, shared by whoever asks for `key` while it runs; not kept afterwards."""
+        pending = self._inflight.get(key) or self._start(key, load, cache=False)
+        return await asyncio.shield(pending)
+
+    def peek(self, key):
+        cached = self._values.get(key)
+        return cached[1] if cached else None
+
+    def expiry(self, key):
+        cached = self._values.get(key)
+        return cached[0] if cached else float("inf")
+
+    def replace(self, key, old, new):
+        """Put `new` in place of `old` (if still there), keeping the entry's expiry."""
+        cached = self._values.get(key)
+        if cached and cached[1] is old:
+            self._values[key] = (cached[0], new)
+
+    def forget(self, key):
+        self._values.pop(key, None)
+
+    def forget_where(self, predicate):
+        for key in [k for k in self._values if predicate(k)]:
+            del self._values[key]
+
+    def clear(self):
+        self._values.clear()
+
+    def _start(self, key, load, cache):
+        async def run():
+            value = await load()
+            expires = time.monotonic() + self.ttl
+            if isinstance(value, _Expiring):
+                expires, value = min(expires, value.expires), value.value
+            if cache:
+                self._values[key] = (expires, value)
+            return value
+
+        task = self._inflight[key] = asyncio.ensure_future(run())
+
+        def done(_task):
+            if self._inflight.get(key) is task:
+                self._inflight.pop(key, None)
+
+        task.add_done_callback(done)
+        return task
+
+
+class _Expiring:
+    """A loaded value that must expire no later than `expires` (monotonic seconds)."""
+
+    __slots__ = ("value", "expires")
+
+    def __init__(self, value, expires):
+        self.value = value
+        self.expires = expires
+
+
+def _quiet(task):
+    # a failed background refresh is logged where it failed; the next reader loads again
+    if not task.cancelled():
+        task.exception()

@@ -11,11 +11,11 @@ a choice that is no longer granted is dropped quietly and replaced by the first 
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS, datasets_pieces
+from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS, dataset_claims, datasets_pieces, volume_name
 from .entitlements import (
-    dataset_decisions,
+    UserDatasets,
     find_launch_group,
     launch_groups,
     offered_images,
@@ -23,9 +23,11 @@ from .entitlements import (
 )
 from .errors import BadRequest, ConfigurationError, NoLaunchGroup, QuotaExceeded, Refused
 from .quotas import ZERO, launch_quota_problems, project_quota, user_quota
+from .userenv import parse_env, user_env_for_launch
 from .volumes import shared_volumes_for_launch
 
-OPTION_KEYS = ("group", "instance_type", "image")
+OPTION_KEYS = ("group", "instance_type", "image", "env", "safe_mode")
+_TRUE, _FALSE = ("on", "true", "yes", "1"), ("off", "false", "no", "0", "")
 OPTION_ALIASES = {"profile": "group"}
 MAX_OPTION_LENGTH = 253
 # No resource or group name holds one; in a log line they could forge or hide entries.
@@ -61,6 +63,27 @@ def normalize_options(raw, *, strict):
         if canonical not in OPTION_KEYS:
             unknown.append(_shown(str(key)))
             continue
+        if canonical == "env":
+            if isinstance(value, list) and len(value) == 1:
+                value = value[0]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            env = parse_env(value, strict=strict)
+            if env:
+                options["env"] = env
+            continue
+        if canonical == "safe_mode":
+            # a one-off (PrimeHub's Safe Mode): taken from a submission, never from remembered options
+            if isinstance(value, list) and len(value) == 1:
+                value = value[0]
+            text = str(value).strip().lower() if isinstance(value, (str, bool)) else None
+            if text not in _TRUE + _FALSE:
+                if strict:
+                    raise BadRequest("Option 'safe_mode' must be on or off.")
+                continue
+            if strict and text in _TRUE:
+                options["safe_mode"] = True
+            continue
         if isinstance(value, list):
             if len(value) != 1:
                 if strict:
@@ -82,7 +105,7 @@ def normalize_options(raw, *, strict):
         options[canonical] = value
     if unknown and strict:
         names = ", ".join(sorted(unknown)[:5])
-        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type and image can be chosen.")
+        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type, image, env and safe_mode can be chosen.")
     return options
 
 
@@ -138,19 +161,22 @@ class GroupOffer:
         return choices
 
 
-def group_offer(user, group, catalog, prefix=""):
-    mounted, skipped = dataset_decisions(user, group, catalog, prefix)
+def group_offer(user, group, catalog, prefix="", datasets=None, with_skipped=True):
+    """What launching under `group` offers. `datasets` (a UserDatasets of this user, catalog
+    and prefix) lets a caller deciding several groups share the per-user work."""
+    datasets = datasets or UserDatasets(user, catalog, prefix)
+    mounted, skipped = datasets.decisions(group, with_skipped=with_skipped)
     offer = GroupOffer(
         group=group,
-        instance_types=offered_instance_types(user, group, catalog, prefix),
-        images=offered_images(user, group, catalog, prefix),
+        instance_types=offered_instance_types(user, group, catalog, prefix, datasets.everyone),
+        images=offered_images(user, group, catalog, prefix, datasets.everyone),
         datasets=mounted,
         skipped_datasets=skipped,
         user_quota=user_quota(group),
         project_quota=project_quota(group),
     )
     try:
-        offer.shared_volumes = shared_volumes_for_launch(group, launch_groups(user))
+        offer.shared_volumes = shared_volumes_for_launch(group, datasets.groups)
     except ConfigurationError as e:
         offer.volume_error = e.message
     return offer
@@ -169,11 +195,52 @@ class LaunchPlan:
     volumes: list
     volume_mounts: list
     home_symlinks: list
+    links: list = field(default_factory=list)  # (target, link path): git checkouts at <mountRoot><name>
     dropped: list = field(default_factory=list)  # remembered choices dropped quietly
+    user_env: dict = field(default_factory=dict)  # the user's own variables (the hub's win)
+    safe_mode: bool = False  # start without the start-up hooks, the home volume one folder deeper
+    notices: list = field(default_factory=list)  # what the user is told while the server starts
 
     @property
     def options(self):
-        return {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
+        options = {"group": self.group.name, "instance_type": self.instance_type.name, "image": self.image.name}
+        if self.user_env:
+            options["env"] = dict(self.user_env)
+        if self.safe_mode:
+            options["safe_mode"] = True
+        return options
+
+    def dataset_claims(self):
+        """{dataset name: PVC} of the mounted datasets that need a claim."""
+        return dataset_claims(self.datasets)
+
+
+def missing_dataset_notice(dataset, claim):
+    return (
+        f"Dataset '{dataset.label}' is not mounted: its volume ({claim}) does not exist. "
+        "The server starts without it; please tell your administrator."
+    )
+
+
+def leave_out_datasets(plan, missing):
+    """The plan without the datasets named in `missing` ({name: claim}), each with a notice.
+
+    PrimeHub's admission webhook dropped a dataset whose volume was missing rather than let the
+    pod hang in Pending; the user is told here instead of finding out by its absence.
+    """
+    if not missing:
+        return plan
+    gone = {volume_name("dataset", name) for name in missing}
+    left_out = [m for m in plan.datasets if m.dataset.name in missing]
+    gone_paths = {m.dataset.mount_path for m in left_out}
+    return replace(
+        plan,
+        datasets=[m for m in plan.datasets if m.dataset.name not in missing],
+        volumes=[v for v in plan.volumes if v.get("name") not in gone],
+        volume_mounts=[m for m in plan.volume_mounts if m.get("name") not in gone],
+        home_symlinks=[p for p in plan.home_symlinks if p not in gone_paths],
+        notices=plan.notices + [missing_dataset_notice(m.dataset, missing[m.dataset.name]) for m in left_out],
+    )
 
 
 def _pick(name, choices, *, strict, kind, where, dropped):
@@ -220,11 +287,11 @@ def _choose_group(user, options, *, strict, dropped):
     if strict:
         raise Refused(f"You are not a member of group '{asked}', so you cannot launch under it.")
     dropped.append(f"group '{asked}' is no longer one of your groups")
-    return groups[0], {}
+    return groups[0], {k: v for k, v in options.items() if k in ("env", "safe_mode")}
 
 
 def _mounts(offer, *, git_sync_host_root, host_path_prefixes, mount_roots, log):
-    """(volumes, volume mounts, dataset environment, home symlinks) of the datasets and group volumes."""
+    """(volumes, volume mounts, dataset environment, home symlinks, links) of the datasets and group volumes."""
     pieces = datasets_pieces(
         offer.datasets,
         git_sync_host_root=git_sync_host_root,
@@ -232,9 +299,15 @@ def _mounts(offer, *, git_sync_host_root, host_path_prefixes, mount_roots, log):
         mount_roots=mount_roots,
         log=log,
     )
-    volumes = list(pieces.volumes) + [shared.volume for shared in offer.shared_volumes]
-    mounts = list(pieces.volume_mounts) + [shared.volume_mount for shared in offer.shared_volumes]
-    return volumes, mounts, dict(pieces.env), pieces.home_symlinks
+    volumes, mounts = list(pieces.volumes), list(pieces.volume_mounts)
+    # folders that get links to git checkouts (e.g. /datasets) must be writable: an empty folder of
+    # the pod's own; the other datasets are mounted inside it as before
+    for number, root in enumerate(sorted({link.rsplit("/", 1)[0] for _, link in pieces.links})):
+        volumes.append({"name": f"primehub-links-{number}", "emptyDir": {}})
+        mounts.append({"name": f"primehub-links-{number}", "mountPath": root})
+    volumes += [shared.volume for shared in offer.shared_volumes]
+    mounts += [shared.volume_mount for shared in offer.shared_volumes]
+    return volumes, mounts, dict(pieces.env), pieces.home_symlinks, pieces.links
 
 
 def _platform_env(user, group, instance_type, image):
@@ -271,7 +344,7 @@ def plan_launch(
     """
     dropped = []
     group, options = _choose_group(user, normalize_options(raw_options, strict=strict), strict=strict, dropped=dropped)
-    offer = group_offer(user, group, catalog, prefix)
+    offer = group_offer(user, group, catalog, prefix, with_skipped=False)
     if offer.volume_error:
         raise ConfigurationError(offer.volume_error)
     where = f"in group '{group.label}'"
@@ -286,10 +359,13 @@ def plan_launch(
         where=f"{where} with instance type '{instance_type.label}'",
         dropped=dropped,
     ).resource
-    volumes, mounts, env, home_symlinks = _mounts(
+    volumes, mounts, env, home_symlinks, links = _mounts(
         offer, git_sync_host_root=git_sync_host_root, host_path_prefixes=host_path_prefixes, mount_roots=mount_roots, log=log
     )
     env.update(_platform_env(user, group, instance_type, image))
+    user_env = user_env_for_launch(options.get("env"), env, strict=strict)
+    # the user's variables first, so that the hub's own can never be replaced
+    env = {**user_env, **env}
     return LaunchPlan(
         user=user,
         group=group,
@@ -302,5 +378,8 @@ def plan_launch(
         volumes=volumes,
         volume_mounts=mounts,
         home_symlinks=home_symlinks,
+        links=links,
         dropped=dropped,
+        user_env=user_env,
+        safe_mode=bool(options.get("safe_mode")),
     )

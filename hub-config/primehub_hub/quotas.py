@@ -14,7 +14,7 @@ import re
 import weakref
 from dataclasses import dataclass
 
-from kubespawner.slugs import is_valid_label, safe_slug
+from kubespawner.slugs import escape_slug, is_valid_label, safe_slug
 
 KiB = 1024
 MiB = 1024**2
@@ -30,13 +30,27 @@ _K8S_QUANTITY = re.compile(r"^\s*([+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(Ki
 LABEL_USER = "primehub.io/user"
 LABEL_GROUP = "primehub.io/group"
 ACTIVE_PHASES = ("Pending", "Running")
+PRIMEHUB_LABEL_PREFIX = "escaped-"
 
+
+def primehub_label(name):
+    """The value of `primehub.io/user` / `primehub.io/group` for a user or group name.
+
+    PrimeHub (its hub, jobs and model deployments) wrote `escaped-` + the name escaped with the
+    legacy scheme (every character but a-z and 0-9 as `-XX`, then lower-cased): `data_science`
+    -> `escaped-data-5fscience`. Writing the same value makes usage count across all of them and
+    keeps NetworkPolicies that select a group's pods matching. A name too long for a label value
+    (63 characters) gets a hashed slug instead, which PrimeHub never produced.
+    """
+    value = PRIMEHUB_LABEL_PREFIX + escape_slug(name)
+    if is_valid_label(value):
+        return value
+    return safe_slug(value, is_valid=is_valid_label, max_length=63)
 
 
 def label_value(name):
-    """The `primehub.io/user` / `primehub.io/group` label of a name: the name when it is a valid
-    label value, else a hashed slug of it."""
-    return safe_slug(name, is_valid=is_valid_label, max_length=63)
+    """The `primehub.io/user` / `primehub.io/group` label of a name, as PrimeHub wrote it."""
+    return primehub_label(name)
 
 
 # Group attributes: per user within the group, and for the group as a whole.
@@ -280,6 +294,29 @@ def usage_from_pods(pods, group_label, user_label=None, exclude_pod=None, gpu_re
         if user_label is not None and labels.get(LABEL_USER) == user_label:
             user_total = user_total + limits
     return user_total, group_total
+
+
+def usage_by_group(pods, group_labels, user_label=None, exclude_pod=None, gpu_resources=()):
+    """{group label: (user usage, group usage)} for several groups in one pass over the pods.
+
+    The same counting as `usage_from_pods` (GPUs by declared resource too), for a user in many
+    groups: the cost is the number of pods, not pods x groups.
+    """
+    totals = {label: (ZERO, ZERO) for label in group_labels}
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        label = labels.get(LABEL_GROUP)
+        if label not in totals or not pod_is_active(pod):
+            continue
+        if exclude_pod and metadata.get("name") == exclude_pod:
+            continue
+        limits = pod_limits(pod, gpu_resources)
+        user_total, group_total = totals[label]
+        if user_label is not None and labels.get(LABEL_USER) == user_label:
+            user_total = user_total + limits
+        totals[label] = (user_total, group_total + limits)
+    return totals
 
 
 _EPSILON = 1e-9

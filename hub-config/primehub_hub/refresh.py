@@ -18,14 +18,19 @@ and refresh alike): a token naming any other issuer is refused.
 
 oauthenticator calls the hook as hook(authenticator, user, auth_state), without the request; the
 authenticator's refresh_user puts the request in `current_request` for the hook to read.
+
+`IssuerFallback` (a mixin of PrimeHubAuthenticator) sends userinfo and refresh requests to the
+browser address when the internal address refuses a token issued there, and to no other address.
 """
 
 import contextvars
 import time
+from urllib.parse import urlencode
 
 import jwt
 from tornado import web
 from tornado.httpclient import HTTPClientError
+from traitlets.config import LoggingConfigurable
 
 from .entitlements import is_everyone
 from .errors import KeycloakUnavailable, KeycloakUserGone
@@ -138,9 +143,20 @@ def _expires_soon(authenticator, auth_state):
     return not expires_at or expires_at - time.time() < authenticator.token_refresh_margin
 
 
-async def _refresh_groups_only(authenticator, user, auth_state):
+def _someone_else(user, handler):
+    """True when the request was made by another, already identified, hub user."""
+    current = getattr(handler, "_jupyterhub_user", None) if handler is not None else None
+    return current is not None and getattr(current, "name", None) != user.name
+
+
+async def _refresh_groups_only(authenticator, user, auth_state, handler):
     user_id = (auth_state.get(authenticator.user_auth_state_key) or {}).get("sub")
-    info = await authenticator.load_user_info(user.name, user_id)
+    if _someone_else(user, handler):
+        # An admin acting for this user (e.g. a REST spawn) needs their entitlements, not their
+        # admin status: that is read when they act themselves. None leaves it as it is.
+        info = await authenticator.load_entitlements(user.name, user_id)
+    else:
+        info = await authenticator.load_user_info(user.name, user_id)
     auth_state[AUTH_STATE_KEY] = info.to_dict()
     groups = sorted({g.name for g in info.groups if not is_everyone(g.name, g.path)})
     return {"name": user.name, "admin": info.is_admin, "auth_state": auth_state, "groups": groups}
@@ -203,7 +219,7 @@ async def refresh_user_hook(authenticator, user, auth_state):
     try:
         if for_other:
             # also for a user who never logged in: their groups come from the admin API
-            return await _refresh_groups_only(authenticator, user, dict(auth_state or {}))
+            return await _refresh_groups_only(authenticator, user, dict(auth_state or {}), handler)
         if not auth_state:
             return False
         return await _renewed_login(authenticator, user, handler, auth_state)
@@ -213,3 +229,40 @@ async def refresh_user_hook(authenticator, user, auth_state):
     except KeycloakUnavailable as e:
         authenticator.log.warning("Keycloak unavailable while refreshing %s; keeping the current login: %s", user.name, e)
         return True
+
+
+class IssuerFallback(LoggingConfigurable):
+    """Tokens issued for the browser address sent back there (`issuer_to_use`, which refuses any
+    other issuer). A mixin of PrimeHubAuthenticator."""
+
+    async def token_to_user(self, token_info):
+        try:
+            return await super().token_to_user(token_info)
+        except HTTPClientError as e:
+            base = issuer_to_use(self, token_info.get("access_token")) if e.code == 401 else None
+            if base is None:
+                raise
+            return await self.httpfetch(
+                self._oidc(base, "userinfo"),
+                "Fetching user info...",
+                method="GET",
+                headers=self.build_userdata_request_headers(token_info["access_token"], token_info.get("token_type") or "Bearer"),
+                validate_cert=self.validate_server_cert,
+            )
+
+    async def refresh_at_issuer(self, refresh_token, params):
+        """A refresh at the token's own issuer when the internal address refused it; None if that fails too."""
+        base = issuer_to_use(self, refresh_token)
+        if base is None:
+            return None
+        try:
+            token_info = await self.httpfetch(
+                self._oidc(base, "token"),
+                method="POST",
+                headers=self.build_token_info_request_headers(),
+                body=urlencode(params).encode("utf-8"),
+                validate_cert=self.validate_server_cert,
+            )
+        except HTTPClientError:
+            return None
+        return token_info if "access_token" in (token_info or {}) else None

@@ -10,11 +10,13 @@ nested form (`spec["limits"]["cpu"]`), so either style of manifest works.
 """
 
 import asyncio
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
 
 from .quotas import Amount, parse_count, parse_cpu, parse_memory
+from .watch import notifying
 
 GROUP = "primehub.io"
 VERSION = "v1alpha1"
@@ -28,6 +30,9 @@ ANNOTATION_LAUNCH_GROUP_ONLY = "dataset.primehub.io/launchGroupOnly"
 ANNOTATION_HOME_SYMLINK = "dataset.primehub.io/homeSymlink"
 ANNOTATION_MOUNT_ROOT = "dataset.primehub.io/mountRoot"
 ANNOTATION_GIT_SYNC_HOST_ROOT = "dataset.primehub.io/gitSyncHostRoot"
+ANNOTATION_SHM_SIZE = "instancetype.primehub.io/shmSize"
+ANNOTATION_GIT_SYNC_ROOT = "dataset.primehub.io/gitSyncRoot"
+DEFAULT_GIT_SYNC_ROOT = "/gitsync/"
 DEFAULT_MOUNT_ROOT = "/datasets/"
 
 _log = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ class InstanceType:
     memory_request: int = 0
     node_selector: dict = field(default_factory=dict)
     tolerations: tuple = ()
+    shm_size: str = ""  # annotation instancetype.primehub.io/shmSize: a quantity, or "limit"
 
     @property
     def label(self):
@@ -111,6 +117,7 @@ class Dataset:
     home_symlink: bool = False
     mount_root: str = DEFAULT_MOUNT_ROOT
     git_sync_host_root: str = ""
+    git_sync_root: str = DEFAULT_GIT_SYNC_ROOT  # where a git dataset's volume is mounted in the pod
 
     @property
     def label(self):
@@ -153,7 +160,7 @@ def _text(spec, key):
 
 
 def parse_instance_type(obj):
-    name, _metadata_, spec = _metadata(obj, "InstanceType")
+    name, metadata, spec = _metadata(obj, "InstanceType")
     where = f"InstanceType {name}"
 
     def number(key, parse, default):
@@ -205,24 +212,38 @@ def parse_instance_type(obj):
         memory_request=memory_request,
         node_selector=dict(node_selector),
         tolerations=tuple(dict(t) for t in tolerations),
+        shm_size=_shm_annotation(metadata, where),
     )
+
+
+def _shm_annotation(metadata, where):
+    raw = ((metadata.get("annotations") or {}).get(ANNOTATION_SHM_SIZE) or "").strip()
+    if raw and raw != "limit" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?", raw):
+        raise InvalidResource(f"{where}: annotation {ANNOTATION_SHM_SIZE} must be a size (e.g. 8Gi) or 'limit'")
+    return raw
 
 
 def parse_image(obj):
     name, _metadata_, spec = _metadata(obj, "Image")
-    url = _text(spec, "url")
-    if not url:
-        raise InvalidResource(f"Image {name}: spec url is missing")
     image_type = spec.get("type") or "both"
     if image_type not in IMAGE_TYPES:
         raise InvalidResource(f"Image {name}: spec type {image_type!r} is not one of cpu, gpu, both")
+    url = _text(spec, "url")
+    url_for_gpu = _text(spec, "urlForGpu")
+    if not url and image_type == "gpu":
+        url = url_for_gpu  # a GPU-only image may name only its GPU reference
+    if not url:
+        if isinstance(spec.get("imageSpec"), dict):
+            # PrimeHub's console stores url "" until its image builder has pushed the image.
+            raise InvalidResource(f"Image {name}: not built yet (spec url is empty while spec imageSpec is being built)")
+        raise InvalidResource(f"Image {name}: spec url is missing")
     return Image(
         name=name,
         url=url,
         display_name=_text(spec, "displayName"),
         description=_text(spec, "description"),
-        url_for_gpu=_text(spec, "urlForGpu"),
-        pull_secret=_text(spec, "pullSecret"),
+        url_for_gpu=url_for_gpu,
+        pull_secret=_text(spec, "pullSecret"),  # PrimeHub writes "" for none
         type=image_type,
     )
 
@@ -281,10 +302,32 @@ def parse_dataset(obj):
         home_symlink=_annotation_true(annotations, ANNOTATION_HOME_SYMLINK),
         mount_root=_mount_root(annotations, name),
         git_sync_host_root=annotations.get(ANNOTATION_GIT_SYNC_HOST_ROOT) or "",
+        git_sync_root=_folder(annotations.get(ANNOTATION_GIT_SYNC_ROOT) or DEFAULT_GIT_SYNC_ROOT, ANNOTATION_GIT_SYNC_ROOT, name),
     )
 
 
+def _folder(path, annotation, name):
+    if not path.startswith("/") or path.rstrip("/") == "":
+        raise InvalidResource(f"Dataset {name}: annotation {annotation} must be an absolute folder other than /")
+    return path if path.endswith("/") else path + "/"
+
+
 PARSERS = {"InstanceType": parse_instance_type, "Image": parse_image, "Dataset": parse_dataset}
+
+
+def _parse_logged(obj, kind, log, seen_errors):
+    """The parsed resource, or None (not one of the three kinds, or invalid: logged once)."""
+    parser = PARSERS.get(kind)
+    if parser is None:
+        return None
+    try:
+        return parser(obj)
+    except InvalidResource as e:
+        if seen_errors is None or str(e) not in seen_errors:
+            log.warning("Skipping invalid custom resource: %s", e)
+            if seen_errors is not None:
+                seen_errors.add(str(e))
+        return None
 
 
 @dataclass(frozen=True)
@@ -307,18 +350,9 @@ class Catalog:
         found = {"InstanceType": {}, "Image": {}, "Dataset": {}}
         for obj in objects:
             kind = (obj or {}).get("kind") if isinstance(obj, dict) else None
-            parser = PARSERS.get(kind)
-            if parser is None:
-                continue
-            try:
-                resource = parser(obj)
-            except InvalidResource as e:
-                if _seen_errors is None or str(e) not in _seen_errors:
-                    log.warning("Skipping invalid custom resource: %s", e)
-                    if _seen_errors is not None:
-                        _seen_errors.add(str(e))
-                continue
-            found[kind][resource.name] = resource
+            resource = _parse_logged(obj, kind, log, _seen_errors)
+            if resource is not None:
+                found[kind][resource.name] = resource
         return cls(
             instance_types=dict(sorted(found["InstanceType"].items())),
             images=dict(sorted(found["Image"].items())),
@@ -379,8 +413,11 @@ class CatalogWatcher:
         self.reflectors = {}
         self._start_lock = asyncio.Lock()
         self._errors_logged = set()
-        self._cache_key = None
         self._cache = None
+        self._version = None
+        self._parsed = {}
+        self._dirty = {}
+        self._listening = {}
 
     @classmethod
     def shared(cls, namespace, log=None, parent=None):
@@ -402,7 +439,7 @@ class CatalogWatcher:
             for reflector in self.reflectors.values():
                 await reflector.stop()
             self.reflectors = {}
-            Reflector = _custom_reflector_class()
+            Reflector = notifying(_custom_reflector_class())
             for kind, plural in PLURALS.items():
                 reflector = Reflector(parent=self.parent, namespace=self.namespace, plural=plural, kind=plural)
                 await reflector.start()
@@ -413,7 +450,18 @@ class CatalogWatcher:
             await reflector.stop()
         self.reflectors = {}
 
+    def version(self):
+        """Moves whenever a watch event or a relist changes any of the three kinds."""
+        return tuple(getattr(r, "version", None) for r in self.reflectors.values())
+
     async def catalog(self):
+        """The current Catalog: the same object for as long as nothing was changed.
+
+        Cost on an unchanged catalog is constant. After watch events only the resources they
+        touched are parsed again; without change notices (first load, a reflector that cannot
+        tell) everything is looked at, unchanged resources are not parsed again (by
+        resourceVersion), and the Catalog object is kept when nothing really differs.
+        """
         try:
             await self.start()
         except Exception as e:
@@ -424,19 +472,75 @@ class CatalogWatcher:
                 "The hub cannot read the instance types, images and datasets from Kubernetes "
                 f"right now ({type(e).__name__}). Please try again in a minute."
             ) from e
-        objects = []
-        versions = []
-        for kind, reflector in self.reflectors.items():
-            for key, obj in sorted(reflector.resources.items()):
-                obj = dict(obj)
-                obj.setdefault("kind", kind)
-                objects.append(obj)
-                versions.append((key, (obj.get("metadata") or {}).get("resourceVersion")))
-        key = tuple(versions)
-        if key != self._cache_key:
-            self._cache = Catalog.from_objects(objects, log=self.log, _seen_errors=self._errors_logged)
-            self._cache_key = key
+        self._listen()
+        version = self.version()
+        if self._cache is not None and None not in version and version == self._version:
+            return self._cache
+        self._version = version
+        dirty, self._dirty = self._dirty, {}
+        if self._cache is not None and None not in version and all(keys is not None for keys in dirty.values()):
+            # watch events: patch what they touched (cost: the touched kinds' size, once)
+            self._cache = self._patched(dirty)
+            return self._cache
+        built = self._build()
+        if built != self._cache:
+            self._cache = built
         return self._cache
+
+    def _listen(self):
+        """Collect which resources each watch event touched (None: look at all of the kind)."""
+        current = {}
+        for kind, reflector in self.reflectors.items():
+            if id(reflector) not in self._listening and hasattr(reflector, "add_listener"):
+                reflector.add_listener(lambda key, kind=kind: self._touched(kind, key))
+                self._dirty[kind] = None
+            current[id(reflector)] = reflector  # held, so an id is never reused while listed
+        self._listening = current
+
+    def _touched(self, kind, key):
+        keys = self._dirty.setdefault(kind, set())
+        if key is None:
+            self._dirty[kind] = None
+        elif keys is not None:
+            keys.add(key)
+
+    def _patched(self, dirty):
+        fields = {}
+        for kind, keys in dirty.items():
+            resources = self.reflectors[kind].resources
+            current = dict(getattr(self._cache, _FIELDS[kind]))
+            added = False
+            for key in keys:
+                name = key.partition("/")[2]
+                obj = resources.get(key)
+                resource = _parse_logged(obj, kind, self.log, self._errors_logged) if obj is not None else None
+                if resource is None:
+                    current.pop(name, None)
+                else:
+                    added = added or name not in current  # an edit keeps its place in the order
+                    current[name] = resource
+            fields[_FIELDS[kind]] = dict(sorted(current.items())) if added else current
+        return dataclasses.replace(self._cache, **fields)
+
+    def _build(self):
+        parsed = {}
+        for kind, reflector in self.reflectors.items():
+            for obj in list(reflector.resources.values()):
+                metadata = obj.get("metadata") or {}
+                memo_key = (kind, metadata.get("name"), metadata.get("resourceVersion"))
+                if memo_key[2] is not None and memo_key in self._parsed:
+                    parsed[memo_key] = self._parsed[memo_key]
+                    continue
+                parsed[memo_key] = _parse_logged(obj, kind, self.log, self._errors_logged)
+        self._parsed = parsed
+        found = {kind: {} for kind in PLURALS}
+        for (kind, _name, _rv), resource in parsed.items():
+            if resource is not None:
+                found[kind][resource.name] = resource
+        return Catalog(**{_FIELDS[kind]: dict(sorted(found[kind].items())) for kind in PLURALS})
+
+
+_FIELDS = {"InstanceType": "instance_types", "Image": "images", "Dataset": "datasets"}
 
 
 def instance_type_override(instance_type, explicit_zero_requests=False):

@@ -23,7 +23,16 @@ CLIENT_SECRET_ENV = "PRIMEHUB_KEYCLOAK_CLIENT_SECRET"
 
 # None means "leave JupyterHub's or KubeSpawner's own default".
 DEFAULTS = {
-    "keycloak": {"url": "", "internalUrl": "", "realm": "primehub", "clientId": "jupyterhub", "rolePrefix": ""},
+    # scopeRequired: PrimeHub's login gate (a realm role); logout: auto | oidc (Keycloak 18+) | legacy
+    "keycloak": {
+        "url": "",
+        "internalUrl": "",
+        "realm": "primehub",
+        "clientId": "jupyterhub",
+        "rolePrefix": "",
+        "scopeRequired": "",
+        "logout": "auto",
+    },
     "publicUrl": "",
     "namespace": "default",
     # *.py files run after these settings, in name order (the chart's hub.extraConfig); a relative
@@ -44,7 +53,10 @@ DEFAULTS = {
     "singleuser": {
         "cmd": ["jupyterhub-singleuser"],
         "defaultUrl": "",
-        "startTimeout": None,
+        # PrimeHub's 20 minutes (large GPU images pull slowly); unschedulable pods fail fast regardless
+        "startTimeout": 1200,
+        # the user's server shuts down kernels idle this long (seconds; 0 never)
+        "kernelCullTimeout": 3600,
         "uid": None,
         # jupyter/docker-stacks images run as uid 1000 in group 100; the group owns mounted volumes
         "fsGid": 100,
@@ -53,13 +65,28 @@ DEFAULTS = {
         "extraLabels": {},
         "extraEnv": {},
         "priorityClassName": "",
-        "storage": {"homeVolume": True, "capacity": "1Gi", "homeMountPath": "/home/jovyan", "storageClass": ""},
+        # homePvcNaming: primehub = claim-<name escaped as PrimeHub did>, kubespawner = KubeSpawner 7's
+        # names; extraVolumes/extraVolumeMounts: zero-to-jupyterhub's, added to every user pod
+        "storage": {
+            "homeVolume": True,
+            "capacity": "1Gi",
+            "homeMountPath": "/home/jovyan",
+            "storageClass": "",
+            "homePvcNaming": "primehub",
+            "extraVolumes": [],
+            "extraVolumeMounts": [],
+        },
     },
     "primehub": {
         "schedulingFailureGrace": None,
         "sharedVolumeStorageClass": "",
         "sharedVolumeAccessModes": None,
         "gitSyncHostRoot": "",
+        # PrimeHub's habits in the user's pod (spawn_habits.py)
+        "shmSize": "limit",
+        "grantSudo": False,
+        "startWrapper": True,
+        "startScriptsConfigMap": "",
         # node folders hostPath datasets may mount; empty: no hostPath dataset is mounted
         "datasetHostPaths": [],
     },
@@ -188,6 +215,11 @@ def _apply_login(c, s):
     c.PrimeHubAuthenticator.client_id = s.client_id
     c.PrimeHubAuthenticator.client_secret = s.client_secret
     c.PrimeHubAuthenticator.public_url = s.public_url
+    keycloak = s.document["keycloak"]
+    # PrimeHub's scopeRequired: only holders of this realm role may log in
+    c.PrimeHubAuthenticator.scope_required = keycloak["scopeRequired"] or ""
+    # Keycloak before 18 takes redirect_uri on logout, later ones post_logout_redirect_uri; auto asks once
+    c.PrimeHubAuthenticator.keycloak_logout_style = keycloak["logout"]
 
 
 def _apply_hub(c, hub, proxy):
@@ -221,6 +253,21 @@ def _apply_home(c, storage):
         c.KubeSpawner.storage_class = storage["storageClass"]
     c.KubeSpawner.volumes = {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}}
     c.KubeSpawner.volume_mounts = {"home": {"name": "home", "mountPath": storage["homeMountPath"]}}
+    # "primehub": PrimeHub's claim-<escaped name>, so homes made by PrimeHub are found again
+    c.PrimeHubSpawner.home_pvc_naming = storage["homePvcNaming"]
+
+
+def _apply_extra_volumes(c, storage):
+    """zero-to-jupyterhub's singleuser.storage.extraVolumes/extraVolumeMounts (e.g. its /dev/shm recipe)."""
+    for trait, key in (("volumes", "extraVolumes"), ("volume_mounts", "extraVolumeMounts")):
+        items = storage[key] or []
+        if not items:
+            continue
+        current = c.KubeSpawner.get(trait)
+        current = dict(current) if isinstance(current, dict) else {f"z2jh-{i}": v for i, v in enumerate(current or [])}
+        for item in items:
+            current[f"z2jh-{item['name']}"] = item
+        setattr(c.KubeSpawner, trait, current)
 
 
 def _apply_singleuser(c, s, su):
@@ -247,6 +294,14 @@ def _apply_singleuser(c, s, su):
     if su["priorityClassName"]:
         c.KubeSpawner.priority_class_name = su["priorityClassName"]
     _apply_home(c, su["storage"])
+    _apply_extra_volumes(c, su["storage"])
+    from .singleuser import jupyterhub_has_stop_on_pending_page, kernel_culling_args
+
+    # the server shuts down its own idle kernels
+    c.KubeSpawner.args = kernel_culling_args(su["kernelCullTimeout"])
+    # the start page gets a Cancel button where JupyterHub has no Stop button of its own (before 6)
+    c.JupyterHub.template_paths = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "hub_templates")]
+    c.JupyterHub.template_vars = {"primehub_cancel_button": not jupyterhub_has_stop_on_pending_page()}
 
 
 def _apply_primehub(c, ph):
@@ -257,6 +312,11 @@ def _apply_primehub(c, ph):
         c.PrimeHubSpawner.shared_volume_storage_class = ph["sharedVolumeStorageClass"]
     if ph["gitSyncHostRoot"]:
         c.PrimeHubSpawner.git_sync_host_root = ph["gitSyncHostRoot"]
+    # /dev/shm, sudo, the start wrapper and the operator's start scripts (spawn_habits.py)
+    c.PrimeHubSpawner.shm_size = ph["shmSize"] or ""
+    c.PrimeHubSpawner.grant_sudo = bool(ph["grantSudo"])
+    c.PrimeHubSpawner.start_wrapper = bool(ph["startWrapper"])
+    c.PrimeHubSpawner.start_scripts_configmap = ph["startScriptsConfigMap"] or ""
     c.PrimeHubSpawner.dataset_host_path_prefixes = ph["datasetHostPaths"]
 
 

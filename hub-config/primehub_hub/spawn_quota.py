@@ -1,6 +1,8 @@
-"""The binding quota check and the group volumes, right before KubeSpawner creates the pod.
+"""Quota usage for the form, and the binding quota check and the group volumes, right before
+KubeSpawner creates the pod.
 
-A mixin of PrimeHubSpawner (spawner.py): `_make_create_pod_request` (KubeSpawner's, pinned by
+A mixin of PrimeHubSpawner (spawner.py): `_usage_for_form` counts the user's groups' usage in one
+pass over the pod reflector's pods, kept until a pod changes; `_make_create_pod_request` (KubeSpawner's, pinned by
 tests/unit/test_upstream_interfaces.py) first makes sure the group's shared volumes exist, then,
 for a group with quotas, holds the group's lock while it counts the group's Pending/Running pods
 and creates the pod, so two concurrent spawns cannot both pass a check that only one fits.
@@ -16,6 +18,7 @@ from kubespawner.objects import make_pvc
 from traitlets import List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .entitlements import launch_groups
 from .errors import CatalogUnavailable, ConfigurationError, QuotaExceeded
 from .quotas import (
     LABEL_GROUP,
@@ -23,6 +26,7 @@ from .quotas import (
     launch_quota_problems,
     project_quota,
     quota_locks,
+    usage_by_group,
     usage_from_pods,
     user_quota,
 )
@@ -30,7 +34,7 @@ from .volumes import ANNOTATION_GROUP_KEY, volume_clash
 
 
 class GroupQuotaGuard(LoggingConfigurable):
-    """Shared volumes and the group quota, checked under the group's lock at pod creation."""
+    """Quota usage, shared volumes and the group quota, checked under the group's lock at pod creation."""
 
     shared_volume_storage_class = Unicode(
         "", config=True, help="Storage class of group shared volumes (project-<group>); empty uses the cluster default."
@@ -38,6 +42,34 @@ class GroupQuotaGuard(LoggingConfigurable):
     shared_volume_access_modes = List(
         Unicode(), ["ReadWriteMany"], config=True, help="Access modes of group shared volumes."
     )
+
+    async def _active_pods(self):
+        if self.primehub_pods is not None:
+            return list(self.primehub_pods)
+        await self._start_watching_pods()
+        return list(self.pod_reflector.pods.values())
+
+    async def _usage_for_form(self, user, catalog):
+        """{group: (user usage, group usage)}, kept until the pod reflector sees a change."""
+        groups = tuple(label_value(g.name) for g in launch_groups(user))
+        me = label_value(self.user.name)
+        gpu_resources = tuple(sorted(catalog.gpu_resources))
+        version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
+        memo = getattr(self, "_usage_memo", None)
+        memo_key = (version, groups, me, self.pod_name, gpu_resources)
+        if version is not None and memo is not None and memo[0] == memo_key:
+            return memo[1]
+        try:
+            pods = await self._active_pods()
+        except Exception:
+            self.log.warning("Cannot read pods to show quota usage", exc_info=True)
+            return {}
+        by_label = usage_by_group(pods, groups, me, exclude_pod=self.pod_name, gpu_resources=gpu_resources)
+        usage = {g.name: by_label[label_value(g.name)] for g in launch_groups(user)}
+        version = getattr(self.pod_reflector if self.primehub_pods is None else None, "version", None)
+        if version is not None:
+            self._usage_memo = ((version, groups, me, self.pod_name, gpu_resources), usage)
+        return usage
 
     def _check_quota(self, plan, pods, gpu_resources=()):
         """`gpu_resources`: the catalog's GPU resource names (MIG slices, i915...), counted as GPUs."""

@@ -2,13 +2,15 @@
 
 A mixin of PrimeHubSpawner (spawner.py). `start` runs KubeSpawner's start beside a watch of the
 pending pod: once the pod exists, the scheduler's verdict (the pod's Unschedulable condition or a
-FailedScheduling event) is read every `scheduling_poll_interval` seconds, and a final verdict that
-lasts `scheduling_failure_grace` seconds (and is not waiting for a cluster scale-up) cancels the
-start, removes the pod and fails the spawn with the reason in words.
+FailedScheduling event) is read whenever the pod or one of its events changes (the pod and event
+reflectors are made notifying, watch.py; `scheduling_poll_interval` is only a safety net), and a
+final verdict that lasts `scheduling_failure_grace` seconds (and is not waiting for a cluster
+scale-up) cancels the start, removes the pod and fails the spawn with the reason in words.
 """
 
 import asyncio
 import time
+from functools import partial
 
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
@@ -36,8 +38,28 @@ class FastSchedulingFailure(LoggingConfigurable):
         ),
     )
     scheduling_poll_interval = Float(
-        0.5, config=True, help="Seconds between looks at a pending pod's scheduling status."
+        2.0,
+        config=True,
+        help=(
+            "Seconds between looks at a pending pod's scheduling status when no watch event arrives. "
+            "The spawn reacts to the pod and event watches at once; this is only a safety net."
+        ),
     )
+
+    @property
+    def _pod_created(self):
+        return self.__dict__.get("_pod_created_flag", False)
+
+    @_pod_created.setter
+    def _pod_created(self, value):
+        # the pod's creation wakes the scheduling watch (it may have seen the pod's events first)
+        self.__dict__["_pod_created_flag"] = value
+        if value:
+            self._scheduling_changed().set()
+
+    def _scheduling_changed(self):
+        """Set when this server's pod is created or changes, or one of its events arrives."""
+        return self.__dict__.setdefault("_scheduling_event", asyncio.Event())
 
     def start(self):
         self._start_future = asyncio.ensure_future(self._start_watched())
@@ -94,18 +116,55 @@ class FastSchedulingFailure(LoggingConfigurable):
             claims |= {shared.claim_name for shared in self.plan.shared_volumes}
         return frozenset(claims)
 
+    def _wake_on(self, event):
+        """A reflector listener that sets `event` when this server's pod or one of its events changes."""
+        pod_key = f"{self.namespace}/{self.pod_name}"
+
+        def changed(key, reflector):
+            if key is None or key == pod_key:
+                event.set()
+                return
+            obj = reflector.resources.get(key) if reflector is not None else None
+            if obj is None or ((obj.get("involvedObject") or {}).get("name") == self.pod_name):
+                event.set()
+
+        return changed
+
     async def _watch_scheduling(self):
+        """Return the SchedulingFailed for this spawn once the scheduler's verdict is final."""
+        changed = self._scheduling_changed()
+        changed.clear()
+        wake = self._wake_on(changed)
+        listening = {}
         first_seen = None
-        while True:
-            await asyncio.sleep(self.scheduling_poll_interval)
-            if not self._pod_created:
-                continue
-            failure, seen = self._scheduling_failure()
-            if not seen:
-                first_seen = None
-                continue
-            now = time.monotonic()
-            first_seen = first_seen if first_seen is not None else now
-            if now - first_seen >= self.scheduling_failure_grace:
-                self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
-                return failure
+        try:
+            while True:
+                for reflector in (self.pod_reflector, self.event_reflector):
+                    if reflector is not None and hasattr(reflector, "add_listener") and id(reflector) not in listening:
+                        listener = partial(_call_with, wake, reflector)
+                        reflector.add_listener(listener)
+                        listening[id(reflector)] = (reflector, listener)
+                changed.clear()
+                failure, seen = self._scheduling_failure() if self._pod_created else (None, False)
+                if not seen:
+                    first_seen = None
+                else:
+                    now = time.monotonic()
+                    first_seen = first_seen if first_seen is not None else now
+                    if now - first_seen >= self.scheduling_failure_grace:
+                        self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
+                        return failure
+                wait = self.scheduling_poll_interval
+                if first_seen is not None:
+                    wait = min(wait, max(0.0, first_seen + self.scheduling_failure_grace - time.monotonic()))
+                try:
+                    await asyncio.wait_for(changed.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for reflector, listener in listening.values():
+                reflector.remove_listener(listener)
+
+
+def _call_with(wake, reflector, key):
+    wake(key, reflector)

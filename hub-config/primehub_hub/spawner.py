@@ -14,24 +14,26 @@ What it adds to KubeSpawner, and where:
   (`FastSchedulingFailure`, spawn_scheduling.py).
 """
 
+import asyncio
 import copy
 import json
-import shlex
 
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from kubespawner import KubeSpawner
 from traitlets import Any, Bool, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
-from .entitlements import launch_groups
 from .errors import ConfigurationError, Refused
-from .form import build_form, form_options, render_form
-from .plan import plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, label_value, usage_from_pods
+from .form import build_form, collection_paused, form_options, render_form, rendered_forms
+from .plan import normalize_options, plan_launch
+from .quotas import LABEL_GROUP, LABEL_USER, label_value, project_quota, user_quota
 from .resources import CatalogWatcher, instance_type_override
+from .spawn_habits import PrimeHubHabits
 from .spawn_quota import GroupQuotaGuard
 from .spawn_scheduling import FastSchedulingFailure
+from .userenv import env_text
 from .volumes import home_capacity
+from .watch import notifying
 
 # Traits a launch plan sets; each launch starts again from their configured values.
 PLAN_TRAITS = (
@@ -48,8 +50,12 @@ PLAN_TRAITS = (
     "volumes",
     "volume_mounts",
     "extra_labels",
+    "extra_annotations",
     "lifecycle_hooks",
     "storage_capacity",
+    "uid",
+    "allow_privilege_escalation",
+    "cmd",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
 # Query arguments of /hub/spawn that are JupyterHub's own, not server options: the redirect target,
@@ -97,7 +103,7 @@ def _merge_named(current, additions):
     return list(current or []) + list(additions)
 
 
-class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
+class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
     """Spawn user servers from PrimeHub's groups, instance types, images and datasets."""
 
     role_prefix = Unicode(
@@ -159,6 +165,7 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         self._baseline = {name: copy.deepcopy(getattr(self, name)) for name in PLAN_TRAITS}
         self.plan = None
         self._plan_env = {}
+        self._user_env = {}
         self._pod_created = False
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
@@ -169,7 +176,8 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         """Entitlements of the server's owner (self.user), whoever is making the request."""
         if self.primehub_user is not None:
             return self.primehub_user
-        loader = getattr(self.authenticator, "load_user_info", None)
+        # entitlements only where the authenticator can leave admin status out (one call fewer)
+        loader = getattr(self.authenticator, "load_entitlements", None) or getattr(self.authenticator, "load_user_info", None)
         if loader is None:
             raise ConfigurationError("PrimeHubSpawner needs PrimeHubAuthenticator to read users' groups from Keycloak.")
         user_id = None
@@ -219,30 +227,34 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
         usage = await self._usage_for_form(user, catalog)
-        model = build_form(user, catalog, prefix=self.role_prefix, remembered=self.user_options, usage=usage)
         note = ""
         current = getattr(self.handler, "current_user", None) if self.handler is not None else None
         if current is not None and getattr(current, "name", self.user.name) != self.user.name:
             note = f"You are starting a server for {self.user.name}: the groups, choices and quotas shown are theirs."
-        return render_form(model, admin_note=note)
+        # What the form shows of the remembered options (choices and the user's own variables),
+        # normalized: part of the cache key, so a changed remembered env renders again.
+        remembered = normalize_options(self.user_options or {}, strict=False)
+        key = (self.user.name, self.name)
+        inputs = (user, catalog, usage, remembered, note, self.role_prefix)
+        html = rendered_forms.get(key, inputs)
+        if html is None:
+            # A big form (a user in hundreds of groups) takes long to render: off the event loop,
+            # so the hub keeps serving everyone else meanwhile. Inputs are immutable here.
+            html = await asyncio.to_thread(self._render_form_html, user, catalog, usage, remembered, note)
+            rendered_forms.put(key, inputs, html)
+        return html
 
-    async def _active_pods(self):
-        if self.primehub_pods is not None:
-            return list(self.primehub_pods)
-        await self._start_watching_pods()
-        return list(self.pod_reflector.pods.values())
+    def _render_form_html(self, user, catalog, usage, remembered, note):
+        with collection_paused():
+            model = build_form(user, catalog, prefix=self.role_prefix, remembered=remembered, usage=usage)
+            html = render_form(model, admin_note=note, user_env=env_text(remembered.get("env")))
+            del model  # freed here, while collection is still paused
+        return html
 
-    async def _usage_for_form(self, user, catalog):
-        try:
-            pods = await self._active_pods()
-        except Exception:
-            self.log.warning("Cannot read pods to show quota usage", exc_info=True)
-            return {}
-        me = label_value(self.user.name)
-        return {
-            g.name: usage_from_pods(pods, label_value(g.name), me, exclude_pod=self.pod_name, gpu_resources=catalog.gpu_resources)
-            for g in launch_groups(user)
-        }
+    async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
+        # KubeSpawner's pod and event reflectors, made to count their changes and tell listeners:
+        # the form's usage is kept until a pod changes, and fast failure wakes on the event.
+        return await super()._start_reflector(kind, notifying(reflector_class), replace=replace, **kwargs)
 
     @default("options_from_form")
     def _options_from_form_default(self):
@@ -255,7 +267,8 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
         plan = self._plan(user, catalog, form_options(formdata), strict=True)
-        if self.primehub_pods is not None or self.pod_reflector is not None:
+        limited = not (user_quota(plan.group).unlimited and project_quota(plan.group).unlimited)
+        if limited and (self.primehub_pods is not None or self.pod_reflector is not None):
             # early, lock-free look; the binding check happens when the pod is created
             self._check_quota(plan, await self._active_pods(), catalog.gpu_resources)
         return plan.options
@@ -269,6 +282,8 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
         plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
+        plan = await self.without_missing_datasets(plan)
+        self.choose_home_claim()
         self.apply_plan(plan)
         if self.user_options != plan.options:
             self.user_options = plan.options
@@ -301,35 +316,32 @@ class PrimeHubSpawner(FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
                 value = list(current or []) + value
             setattr(self, name, value)
 
-    def _home_symlink_hook(self, paths):
-        # without -f: a file or folder of the user's with the dataset's name is left alone
-        commands = [f"ln -sn {shlex.quote(p)} \"$HOME/\"" for p in paths]
-        return {"postStart": {"exec": {"command": ["sh", "-c", "; ".join(commands) + " ; true"]}}}
-
     def apply_plan(self, plan):
         for name, value in self._baseline.items():
             setattr(self, name, copy.deepcopy(value))
         self.plan = plan
         self.apply_kubespawner_override(self.instance_type_to_override(plan.instance_type))
         self.apply_kubespawner_override(self.image_to_override(plan.image, plan.instance_type))
-        self.volumes = _merge_named(self.volumes, literal(plan.volumes))
-        self.volume_mounts = _merge_named(self.volume_mounts, literal(plan.volume_mounts))
+        habit_volumes, habit_mounts = self.habit_volumes(plan)
+        habit_env = self.apply_habits(plan)
+        self.volumes = _merge_named(self.volumes, literal(plan.volumes + habit_volumes))
+        self.volume_mounts = _merge_named(self.volume_mounts, literal(plan.volume_mounts + habit_mounts))
         self.extra_labels = {
             **self.extra_labels,
             LABEL_USER: label_value(self.user.name),
             LABEL_GROUP: label_value(plan.group.name),
         }
         self.storage_capacity = home_capacity(plan.user.attributes, self._baseline["storage_capacity"])
-        if plan.home_symlinks and self.dataset_home_symlinks:
-            if "postStart" in (self.lifecycle_hooks or {}):
-                self.log.warning("A postStart hook is configured; dataset home symlinks are not added")
-            else:
-                self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), **self._home_symlink_hook(plan.home_symlinks)}
-        self._plan_env = dict(plan.env)
+        self._user_env = dict(plan.user_env)
+        self._plan_env = {k: v for k, v in plan.env.items() if k not in plan.user_env}
+        self._plan_env.update(habit_env)
 
     def get_env(self):
         env = super().get_env()
-        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'; what JupyterHub
-        # and KubeSpawner set (API URL, token, scopes) always wins over the plan
+        # added after KubeSpawner's expansion: dataset values may contain '{' and '}'. What JupyterHub
+        # and KubeSpawner set (API URL, token, scopes) always wins over the plan; the user's own
+        # variables never replace one set by JupyterHub, KubeSpawner, the operator or the launch.
+        for name, value in self._user_env.items():
+            env.setdefault(name, value)
         env.update({k: v for k, v in self._plan_env.items() if k not in env or not k.startswith(("JUPYTERHUB_", "JPY_"))})
         return env

@@ -8,7 +8,7 @@ lower-cased and `_` turned into `-`, mounted at `/project/<that name>`.
 import re
 from dataclasses import dataclass
 
-from kubespawner.slugs import safe_slug
+from kubespawner.slugs import escape_slug, safe_slug
 
 from .errors import ConfigurationError
 from .quotas import GiB, k8s_memory_quantity, parse_memory
@@ -16,8 +16,13 @@ from .quotas import GiB, k8s_memory_quantity, parse_memory
 ATTR_ENABLED = "enabled-shared-volume"
 ATTR_CAPACITY = "shared-volume-capacity"
 ATTR_LAUNCH_GROUP_ONLY = "launch-group-only"
-USER_ATTR_CAPACITY = "volume-capacity"
+# PrimeHub's console writes the user attribute volumeCapacity (GiB); volume-capacity is read too.
+USER_ATTRS_CAPACITY = ("volumeCapacity", "volume-capacity")
 PROJECT_ROOT = "/project/"
+# How home volumes are named: "primehub" = claim-<name escaped the legacy way> (PrimeHub's and
+# KubeSpawner < 7's names, e.g. claim-john-2edoe for john.doe); "kubespawner" = claim-<KubeSpawner 7's
+# safe slug> (claim-john.doe).
+HOME_NAMINGS = ("primehub", "kubespawner")
 # On project PVCs the hub creates: the Keycloak id of the group that owns the volume.
 ANNOTATION_GROUP_KEY = "hub.primehub.io/group-key"
 
@@ -117,6 +122,22 @@ def shared_volumes_for_launch(launch_group, groups):
     return volumes
 
 
+def home_claim_name(username, naming="primehub"):
+    """The name of a user's home PVC under a naming scheme (see HOME_NAMINGS)."""
+    if naming == "primehub":
+        return "claim-" + escape_slug(username)
+    # KubeSpawner 7's `{username}` in pvc_name_template "claim-{username}"
+    return "claim-" + safe_slug(username, max_length=48)
+
+
+def _user_capacity_attribute(user_attributes):
+    for name in USER_ATTRS_CAPACITY:
+        raw = ((user_attributes or {}).get(name) or "").strip()
+        if raw:
+            return name, raw
+    return None, ""
+
+
 def volume_clash(volume, other_group):
     """Two groups whose names differ only in case or '_' vs '-' (or same-named subgroups) would
     share one project volume, each seeing the other's files: refused."""
@@ -127,9 +148,16 @@ def volume_clash(volume, other_group):
 
 
 def home_capacity(user_attributes, default):
-    """The home volume size: user attribute `volume-capacity` (GiB, unit optional) else default."""
-    raw = ((user_attributes or {}).get(USER_ATTR_CAPACITY) or "").strip()
+    """The home volume size: user attribute `volumeCapacity` (GiB, unit optional) else default."""
+    return home_capacity_decision(user_attributes, default)[0]
+
+
+def home_capacity_decision(user_attributes, default):
+    """(capacity, why): the user's attribute when it is a size, else the operator's default."""
+    attribute, raw = _user_capacity_attribute(user_attributes)
     if not raw:
-        return default
+        return default, "the default home capacity (singleuser.storage.capacity)"
     nbytes = parse_capacity(raw)
-    return k8s_memory_quantity(nbytes) if nbytes else default
+    if not nbytes:
+        return default, f"user attribute {attribute}={raw!r} is not a size; the default is used"
+    return k8s_memory_quantity(nbytes), f"user attribute {attribute}={raw!r}"

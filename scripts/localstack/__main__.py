@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from . import cluster, common, dockerd, hub, keycloak, nodes
+from . import cluster, common, dockerd, hub, keycloak, nodes, postgres
 from .common import StackError, step
 
 SERVERS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "node-agent", "keycloak", "hub"]
@@ -35,6 +35,8 @@ def down() -> None:
         if common.stop(name, grace=20):
             step(f"stopped {name}")
     common.stop("proxy")
+    if postgres.Postgres().stop():
+        step("stopped the hub's PostgreSQL")
     # The kind backend's Docker engine, when the project started it (its containers stop with it).
     if dockerd.stop():
         step("stopped the project's Docker engine")

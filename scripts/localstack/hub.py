@@ -15,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from . import cluster, common, keycloak
+from . import cluster, common, keycloak, postgres
 from .common import REPO_ROOT, STATE_DIR, VENV_BIN, V, step
 
 PORT = 8000
@@ -56,7 +56,8 @@ def settings(**changes) -> dict:
     """The local hub's settings document (the chart renders the same keys from its values)."""
     document = {
         "keycloak": {"url": f"http://localhost:{keycloak.PORT}", "internalUrl": keycloak.URL,
-                     "realm": keycloak.REALM, "clientId": "jupyterhub", "rolePrefix": ""},
+                     "realm": keycloak.REALM, "clientId": "jupyterhub", "rolePrefix": "",
+                     "scopeRequired": "", "logout": "auto"},
         "publicUrl": URL,
         "namespace": cluster.NAMESPACE,
         "extraConfigDir": str(Path(__file__).parent / "hub-extra-config"),
@@ -120,7 +121,11 @@ def start(extra_env: dict[str, str] | None = None) -> None:
     common.stop("hub", grace=15)
     common.stop("proxy")
     step(f"starting the hub on {URL} with hub-config/ ({hub_bin().parent.name})")
-    write_settings(settings())
+    document = settings()
+    if os.environ.get("PRIMEHUB_LOCAL_DB") == "postgres":
+        # asked for: the hub database on a PostgreSQL server of the stack's own, kept across restarts
+        document["hub"]["dbUrl"] = postgres.Postgres().start(fresh=False).url
+    write_settings(document)
     common.start("hub", argv(), env={**env(), **(extra_env or {})}, cwd=HOME)
     common.wait_for(ready, 60, "hub", "hub")
 

@@ -132,6 +132,61 @@ def test_memory_is_compared_as_a_quantity_not_as_text(catalog):
     assert refused.returncode != 0 and "spec.requests.memory" in refused.stderr
 
 
+PRIMEHUB_EXPORT = REPO / "tests" / "fixtures" / "primehub-export.yaml"
+
+
+def test_a_primehub_export_is_accepted_unchanged_and_the_hub_offers_it(catalog):
+    """What a running PrimeHub stores (empty pullSecret and url, a custom image still building with
+    imageSpec and status, enableUploadServer as a string, flat limits.gpu with AMD and Intel resource
+    names) is accepted as is, comes back unchanged, and the hub's own parser offers it."""
+    sys.path.insert(0, str(REPO / "hub-config"))
+    from primehub_hub.entitlements import EVERYONE, Group, UserInfo
+    from primehub_hub.plan import group_offer
+    from primehub_hub.resources import Catalog
+
+    docs = [d for d in yaml.safe_load_all(PRIMEHUB_EXPORT.read_text()) if d]
+    api = kubernetes.client.CustomObjectsApi(catalog.api())
+    try:
+        catalog.kubectl("apply", "--server-side", "--force-conflicts", "-n", catalog.namespace,
+                        "-f", str(PRIMEHUB_EXPORT))
+        stored = []
+        for doc in docs:
+            obj = api.get_namespaced_custom_object("primehub.io", "v1alpha1", catalog.namespace,
+                                                   PLURAL[doc["kind"]], doc["metadata"]["name"])
+            assert obj["spec"] == doc["spec"], f"{doc['kind']} {doc['metadata']['name']} was changed"
+            if "status" in doc:
+                assert obj.get("status") == doc["status"], f"status of {doc['metadata']['name']} was pruned"
+            stored.append(obj)
+        parsed = Catalog.from_objects(stored)
+        roles = ["it:ph-cpu-1", "it:ph-gpu-amd", "it:ph-gpu-intel", "img:ph-base", "img:ph-custom-building",
+                 "ds:ph-mnist", "ds:ph-env"]
+        user = UserInfo("migrated", groups=[Group("data-science", realm_roles=roles), Group(EVERYONE)])
+        offer = group_offer(user, user.groups[0], parsed)
+        assert [o.resource.name for o in offer.instance_types] == ["ph-gpu-amd", "ph-cpu-1", "ph-gpu-intel"]  # by display name
+        assert parsed.instance_types["ph-gpu-intel"].gpu_resource_name == "gpu.intel.com/i915"
+        assert [o.resource.name for o in offer.images] == ["ph-base"]  # the one still building is not offered
+        assert sorted(m.dataset.name for m in offer.datasets) == ["ph-env", "ph-mnist"]
+    finally:
+        catalog.kubectl("delete", "-n", catalog.namespace, "--ignore-not-found", "-f", str(PRIMEHUB_EXPORT),
+                        check=False)
+
+
+def test_the_rules_that_catch_real_mistakes_still_refuse(catalog):
+    """Loosening for PrimeHub's empty strings keeps the mistakes out: an image with an empty url and
+    nothing being built, a git dataset with an empty url, flat limits.gpu without its resource name."""
+    bad = [
+        {"kind": "Image", "metadata": {"name": "empty-url"}, "spec": {"type": "both", "url": ""}},
+        {"kind": "Dataset", "metadata": {"name": "git-empty-url"}, "spec": {"type": "git", "url": ""}},
+        {"kind": "InstanceType", "metadata": {"name": "flat-gpu-no-name"},
+         "spec": {"limits.cpu": 1, "limits.memory": "1G", "limits.gpu": 1}},
+    ]
+    for doc in bad:
+        doc["apiVersion"] = "primehub.io/v1alpha1"
+        proc = catalog.kubectl("create", "--dry-run=server", "-n", catalog.namespace, "-f", "-",
+                               input=json.dumps(doc), check=False)
+        assert proc.returncode != 0 and "is invalid" in proc.stderr, (doc["metadata"]["name"], proc.stderr)
+
+
 # --- the realm -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

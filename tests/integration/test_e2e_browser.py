@@ -114,7 +114,8 @@ def test_spawn_use_and_stop(page, hub, keycloak, cluster):
         assert env["NVIDIA_VISIBLE_DEVICES"] == "none"
         assert env["PUBLIC_DATA_BUCKET"] == "demo-bucket"
         labels = pod["metadata"]["labels"]
-        assert labels["primehub.io/user"] == "alice" and labels["primehub.io/group"] == "data-science"
+        # PrimeHub's escaping, so PrimeHub's jobs and deployments count towards the same quotas
+        assert labels["primehub.io/user"] == "escaped-alice" and labels["primehub.io/group"] == "escaped-data-2dscience"
         m, v = mounts(pod), volumes(pod)
         assert not m["/datasets/team-data"].get("readOnly"), "data-science grants ds:rw:team-data"
         assert m["/datasets/training-set"]["readOnly"] is True

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from browser import choose_and_start, login, new_page
-from userflows import (container_env, ensure_user, message_of, pod_of, pods_of_group, quantities, spawn,
+from userflows import (container_env, ensure_user, message_of, pod_of, pods_of_group, primehub_label, quantities, spawn,
                        stop_server, wait_ready)
 
 pytestmark = pytest.mark.e2e
@@ -111,7 +111,8 @@ def test_concurrent_launches_never_overrun_the_group_quota(hub, cluster, clean):
     assert len(accepted) == 1, results
     assert all(400 <= s < 500 and "quota" in m.lower() for _, s, m in refused), refused
     wait_ready(hub, accepted[0])
-    assert [p["metadata"]["labels"]["primehub.io/user"] for p in pods_of_group(cluster, "data-science")] == accepted
+    assert [p["metadata"]["labels"]["primehub.io/user"] for p in pods_of_group(cluster, "data-science")] == [
+        primehub_label(u) for u in accepted]
 
 
 FORGED = [

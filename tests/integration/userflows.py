@@ -10,8 +10,15 @@ def pod_of(cluster, user: str) -> dict | None:
     return json.loads(p.stdout) if p.returncode == 0 else None
 
 
+def primehub_label(name: str) -> str:
+    """The pods' primehub.io/user and primehub.io/group value, as PrimeHub escaped names."""
+    import escapism
+    return "escaped-" + escapism.escape(name, safe=set("abcdefghijklmnopqrstuvwxyz0123456789"), escape_char="-").lower()
+
+
 def pods_of_group(cluster, group: str) -> list[dict]:
-    out = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-o", "json", "-l", f"primehub.io/group={group}")
+    out = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-o", "json", "-l",
+                          f"primehub.io/group={primehub_label(group)}")
     return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
 
 

@@ -462,12 +462,12 @@ def test_chart_config_sets_up_jupyterhub(minimal):
     assert c.JupyterHub.hub_connect_url == "http://hub:8081"
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url == "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
-    assert c.KubeSpawner.start_timeout == 300
+    assert c.KubeSpawner.start_timeout == 1200
     # The idle culler runs as a managed service with a role limited to what it needs.
     services = c.JupyterHub.services.get_value([])
     (culler,) = [s for s in services if s["name"] == "jupyterhub-idle-culler"]
     assert culler["command"][:3] == [sys.executable, "-m", "jupyterhub_idle_culler"]
-    assert "--timeout=3600" in culler["command"] and "--cull-every=600" in culler["command"]
+    assert "--timeout=7200" in culler["command"] and "--cull-every=600" in culler["command"]
     (role,) = c.JupyterHub.load_roles.get_value([])
     assert role["services"] == ["jupyterhub-idle-culler"] and "admin:users" not in role["scopes"]
     # The labels user pods get are the ones the single-user NetworkPolicy selects.
@@ -717,6 +717,29 @@ def test_notes_tell_how_to_reach_the_hub_and_what_to_register_in_keycloak(tmp_pa
     assert "WARNING: the chart does not know the hub's public address" in text
 
 
+def test_primehub_migration_values_reach_the_hub():
+    """The settings for moving from PrimeHub (docs/migrating-from-primehub.md) as the chart passes them
+    on, and zero-to-jupyterhub's own /dev/shm recipe accepted as it is written for z2jh."""
+    docs = render("-f", str(CHART / "examples/minimal.yaml"),
+                  "--set", "keycloak.scopeRequired=notebook-users", "--set", "keycloak.logout=legacy",
+                  "--set", "primehub.grantSudo=true", "--set", "primehub.shmSize=2Gi",
+                  "--set", "primehub.startScriptsConfigMap=start-scripts",
+                  "--set-json", 'singleuser.storage.extraVolumes=[{"name":"shm-volume","emptyDir":{"medium":"Memory"}}]',
+                  "--set-json", 'singleuser.storage.extraVolumeMounts=[{"name":"shm-volume","mountPath":"/dev/shm"}]')
+    from primehub_hub.settings import Settings
+
+    document = chart_settings(docs)
+    Settings.from_document(document, env={})  # every key known to the hub
+    assert document["keycloak"]["scopeRequired"] == "notebook-users" and document["keycloak"]["logout"] == "legacy"
+    ph = document["primehub"]
+    assert (ph["grantSudo"], ph["shmSize"], ph["startScriptsConfigMap"], ph["startWrapper"]) == (True, "2Gi", "start-scripts", True)
+    su = document["singleuser"]
+    assert su["startTimeout"] == 1200 and su["kernelCullTimeout"] == 3600
+    assert su["storage"]["homePvcNaming"] == "primehub"
+    assert su["storage"]["extraVolumeMounts"] == [{"name": "shm-volume", "mountPath": "/dev/shm"}]
+    refused = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
+                   "--set", "primehub.homePvcNaming=legacy", check=False)
+    assert refused.returncode != 0 and "homePvcNaming" in refused.stderr
 def test_the_dataset_host_path_allow_list_reaches_the_hub(rendered):
     """primehub.datasetHostPaths goes into the settings document, and from there to the spawner."""
     assert chart_settings(rendered["local-stack.yaml"])["primehub"]["datasetHostPaths"] == ["/srv/datasets/"]

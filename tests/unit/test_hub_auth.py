@@ -20,10 +20,12 @@ INTERNAL = "http://keycloak.primehub.svc:8080"
 class FakeAdmin:
     def __init__(self):
         self.asked = []
+        self.admin_asked = []
         self.down = False
 
-    async def load_user_info(self, username, user_id=None, *, fresh=False):
+    async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
         self.asked.append((username, user_id, fresh))
+        self.admin_asked.append(need_admin)
         if self.down:
             raise KeycloakUnavailable("The hub cannot reach Keycloak to read your groups and permissions (cannot connect).")
         return user(username)
@@ -82,6 +84,7 @@ def make_authenticator(**kwargs):
     kwargs.setdefault("client_secret", "s3cret")
     kwargs.setdefault("public_url", "https://hub.example.com")
     kwargs.setdefault("enable_pkce", False)
+    kwargs.setdefault("keycloak_logout_style", "oidc")  # "auto" would ask a Keycloak
     authenticator = PrimeHubAuthenticator(keycloak_admin=FakeAdmin(), **kwargs)
     oidc = FakeOIDC(authenticator)
     authenticator.fetch = oidc.fetch
@@ -218,12 +221,15 @@ async def test_refresh_on_behalf_of_another_user_only_rereads_their_groups():
     hub_user = await logged_in(authenticator, expires_at=time.time() + 5)
     oidc.calls.clear()
     admin_request = SimpleNamespace(get_token=lambda: None, _jupyterhub_user=SimpleNamespace(name="root"))
+    authenticator.keycloak_admin.admin_asked.clear()
     model = await authenticator.refresh_user(hub_user, admin_request)
     assert oidc.calls == []  # the owner's tokens are theirs to renew
     assert model["name"] == "ana" and model["groups"] == ["analysts", "vision"]
     api_request = SimpleNamespace(get_token=lambda: "a-server-token")
     assert (await authenticator.refresh_user(hub_user, api_request))["name"] == "ana"
     assert oidc.calls == []
+    # root acting for ana needs her entitlements only; her own token request re-reads admin status too
+    assert authenticator.keycloak_admin.admin_asked == [False, True]
 
 
 @pytest.mark.asyncio
@@ -306,6 +312,12 @@ async def test_logout_return_from_keycloak_finishes_the_hub_logout():
     # without a public URL the request's Host header (anyone's to set) is never the return address
     assert "post_logout_redirect_uri" not in query and "127.0.0.1" not in record.redirects[0]
     assert "id_token_hint" not in query
+    # with the logout style left to discovery, Keycloak is not asked when there is no way back
+    auto, _ = make_authenticator(public_url="", keycloak_logout_style="auto")
+    auto.http_client.fetch = None  # any probe would fail here
+    handler, record = logout_handler(auto, None)
+    await handler.get()
+    assert "redirect_uri" not in parse_qs(urlparse(record.redirects[0]).query)
 
 
 def test_the_authenticator_routes_logout_to_keycloak_and_leaves_the_spawn_page_to_jupyterhub():
@@ -373,6 +385,18 @@ async def test_tokens_issued_for_the_browser_address_are_sent_back_there(caplog)
     assert f"{BROWSER}/realms/primehub/protocol/openid-connect/token" in oidc.calls
 
 
+@pytest.mark.asyncio
+async def test_keycloak_requests_do_not_queue_behind_tornados_ten_shared_connections():
+    from tornado.httpclient import AsyncHTTPClient
+
+    authenticator = PrimeHubAuthenticator(keycloak_url=BROWSER, client_id="jupyterhub", client_secret="s3cret")
+    client = authenticator.http_client
+    try:
+        assert client is not AsyncHTTPClient()
+        assert client.max_clients == 64
+        assert authenticator.keycloak_admin.http_client is client
+    finally:
+        client.close()
 class ForeignIssuerKeycloak(PinlessKeycloak):
     """Tokens name an issuer that is neither configured address (a forged or unpinned hostname)."""
 
@@ -424,7 +448,7 @@ async def test_a_token_naming_another_issuer_is_refused_and_that_host_never_cont
 
 
 class GoneAdmin(FakeAdmin):
-    async def load_user_info(self, username, user_id=None, *, fresh=False):
+    async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
         from primehub_hub.errors import KeycloakUserGone
 
         raise KeycloakUserGone(f"User '{username}' does not exist in Keycloak realm 'primehub' any more (disabled).")

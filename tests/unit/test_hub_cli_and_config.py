@@ -103,11 +103,12 @@ def test_pod_is_what_the_spawner_builds(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("PRIMEHUB_SETTINGS", str(tmp_path / "settings.json"))
     code, manifest, err = pod(capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch")
     assert code == 0, err
-    assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "vision"
+    assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "escaped-vision"
     container = manifest["spec"]["containers"][0]
     assert container["image"] == "example/torch:cuda"
     assert container["resources"]["limits"] == {"cpu": 4.0, "memory": 16 * 1024**3, "nvidia.com/gpu": 1}
-    assert container["args"] == ["jupyterhub-singleuser"]  # the hub config's command
+    assert container["args"][:2] == ["sh", "-c"] and container["args"][4] == "jupyterhub-singleuser"  # the start wrapper, then the hub config's command
+    assert "--MappingKernelManager.cull_idle_timeout=3600" in container["args"]  # idle kernels are culled
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["TZ"] == "Asia/Taipei" and env["GROUP_NAME"] == "vision"
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}

@@ -79,8 +79,17 @@ class FakeKeycloak:
                 raise HTTPClientError(403)
             return [{"id": "rm-uuid", "clientId": "realm-management"}]
         if path.endswith("/role-mappings/clients/rm-uuid/composite"):
-            return self.composites.get(path.split("/")[5], [])
+            return self.effective_admin_roles(path.split("/")[5])
         raise HTTPClientError(404)
+
+    def effective_admin_roles(self, user_id):
+        """Keycloak's composite view: realm-management roles mapped directly, through groups or composites."""
+        roles = list(self.composites.get(user_id, []))
+        sources = [self.user_mappings.get(user_id, {})]
+        sources += [self.group_mappings.get(g["id"], {}) for g in self.memberships.get(user_id) or []]
+        for mapping in sources:
+            roles += (mapping.get("clientMappings") or {}).get("realm-management", {}).get("mappings", [])
+        return roles
 
     async def fetch(self, request, **_):
         await asyncio.sleep(0)
@@ -183,6 +192,107 @@ async def test_unknown_user_is_readable():
     with pytest.raises(KeycloakUserGone, match="does not exist") as info:
         await admin_client(FakeKeycloak()).load_user_info("zed")
     assert info.value.status_code == 403 and not isinstance(info.value, KeycloakUnavailable)
+
+
+# --- calls per user, sharing and the staleness bound ----------------------------------------------
+
+
+def full_representations(fake, groups=50):
+    """Keycloak's full group representations carry role names: the realm the hub really sees."""
+    fake.users["many"] = {"id": "u-many", "username": "many"}
+    fake.memberships["u-many"] = [
+        {"id": f"g-{i}", "name": f"team-{i:02d}", "path": f"/team-{i:02d}", "attributes": {},
+         "realmRoles": [f"it:type-{i}", f"ds:data-{i}"], "clientRoles": {}}
+        for i in range(groups)
+    ]
+    fake.memberships["u-gwen"] = [{
+        "id": "g-admins", "name": "admins", "path": "/admins", "attributes": {},
+        "realmRoles": [], "clientRoles": {"realm-management": ["realm-admin"]},
+    }]
+
+
+def admin_calls(fake):
+    return [c for c in fake.calls if not c[1].endswith("/token")]
+
+
+@pytest.mark.asyncio
+async def test_a_user_never_seen_costs_two_calls_whatever_their_number_of_groups():
+    fake = FakeKeycloak()
+    full_representations(fake, groups=50)
+    client = admin_client(fake)
+    await client.load_user_info("ana")  # the shared `everyone` group is read once for everybody
+    fake.calls.clear()
+    info = await client.load_user_info("many", need_admin=False)
+    assert len(admin_calls(fake)) == 2
+    assert len([g for g in info.groups if g.name != EVERYONE]) == 50
+    team = next(g for g in info.groups if g.name == "team-07")
+    assert team.realm_roles == ["ds:data-7", "it:type-7"]
+    # admin status was not asked for and no group grants it: unknown, not False
+    assert info.is_admin is None
+    # asked for later (the user's own login or refresh): one more call, then cached
+    fake.calls.clear()
+    assert (await client.load_user_info("many")).is_admin is False
+    assert (await client.load_user_info("many")).is_admin is False
+    assert 1 <= len(admin_calls(fake)) <= 2  # the client's id, once per hub; the effective roles
+    # with the client's id known, admin status is one request
+    client.forget("ana")
+    await client.load_user_info("ana", need_admin=False)
+    fake.calls.clear()
+    assert (await client.load_user_info("ana")).is_admin is False
+    assert admin_calls(fake) == [("GET", f"{ADMIN}/users/u-ana/role-mappings/clients/rm-uuid/composite")]
+    # a group that maps realm-admin makes the user an admin without any further call
+    fake.calls.clear()
+    assert (await client.load_user_info("gwen")).is_admin is True
+    assert len(admin_calls(fake)) == 2
+
+
+@pytest.mark.asyncio
+async def test_concurrent_cold_lookups_share_their_requests():
+    fake = FakeKeycloak()
+    full_representations(fake)
+    client = admin_client(fake)
+    infos = await asyncio.gather(*(client.load_user_info(name, need_admin=False) for name in ["many", "ana", "many", "root", "many"]))
+    assert infos[0] is infos[2] is infos[4]
+    assert fake.calls.count(("GET", f"{ADMIN}/group-by-path/everyone")) == 1
+    assert fake.calls.count(("GET", f"{ADMIN}/users/u-many/groups")) == 1
+    # group role mappings (representations without role names) are shared between users too
+    fake.memberships["u-root"] = [{"id": "g-a", "name": "analysts", "path": "/analysts", "attributes": {}}]
+    client.forget("ana")
+    fake.calls.clear()
+    await asyncio.gather(client.load_user_info("ana"), client.load_user_info("root", fresh=True))
+    assert fake.calls.count(("GET", f"{ADMIN}/groups/g-a/role-mappings")) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_removed_grant_is_never_served_older_than_the_cache_ttl(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("primehub_hub.keycloak.time.monotonic", lambda: clock[0])
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30)
+
+    def analysts_roles(info):
+        return next(g for g in info.groups if g.name == "analysts").realm_roles
+
+    assert "it:medium" in analysts_roles(await client.load_user_info("ana"))
+    fake.group_mappings["g-a"] = {"realmMappings": [{"name": "ds:rw:reports"}]}  # it:medium removed
+    # within the first half of the TTL the entry is served as it is
+    clock[0] += 10
+    assert "it:medium" in analysts_roles(await client.load_user_info("ana"))
+    # in the second half it is still served, and renewed in the background for the next reader
+    clock[0] += 10
+    assert "it:medium" in analysts_roles(await client.load_user_info("ana"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert "it:medium" not in analysts_roles(await client.load_user_info("ana"))
+    # and without any reader in between, an entry past the TTL is never served
+    fake.group_mappings["g-a"] = {"realmMappings": [{"name": "it:medium"}]}
+    clock[0] += 30.5
+    assert "it:medium" in analysts_roles(await client.load_user_info("ana"))
+    # the shared `everyone` group follows the same bound
+    fake.group_mappings["g-e"] = {"realmMappings": [{"name": "it:large"}]}
+    clock[0] += 30.5
+    everyone = next(g for g in (await client.load_user_info("ana")).groups if g.name == EVERYONE)
+    assert everyone.realm_roles == ["it:large"]
 
 
 @pytest.mark.asyncio

@@ -46,7 +46,8 @@ def test_timezone_defaults_to_utc():
         ({"group": "analysts", "image": "cuda"}, Refused, "image 'cuda'"),
         ({"group": "vision", "instance_type": "small", "image": "cuda"}, Refused, "needs a GPU"),
         ({"group": "vision", "instance_type": "gpu-two"}, QuotaExceeded, "GPU quota"),
-        ({"group": "analysts", "env": "EVIL=1"}, BadRequest, "Unknown server option"),
+        ({"group": "analysts", "cmd": "bash"}, BadRequest, "Unknown server option"),
+        ({"group": "analysts", "env": "JUPYTERHUB_API_TOKEN=x"}, BadRequest, "set by the hub"),
         ({"group": ["analysts", "vision"]}, BadRequest, "exactly one value"),
         ({"group": {"name": "analysts"}}, BadRequest, "at most"),
         ({"group": "a" * 300}, BadRequest, "at most"),
@@ -118,6 +119,7 @@ def test_datasets_volumes_and_shared_volumes_in_the_plan():
         "dataset-reports",
         "dataset-sales",
         "dataset-team-wide",
+        "primehub-links-0",  # /srv/git, where the git dataset's link to its checkout is made
         "project-analysts",
         "project-vision",
     ]

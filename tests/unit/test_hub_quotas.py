@@ -17,6 +17,7 @@ from primehub_hub.quotas import (
     parse_memory,
     parse_quota,
     quota_problems,
+    usage_by_group,
     usage_from_pods,
 )
 
@@ -109,6 +110,20 @@ def test_usage_sums_limits_of_pending_and_running_pods_of_the_group():
     assert user_usage == Amount(cpu=0.5, gpu=1, memory=GiB)
     assert group_usage == Amount(cpu=2.5, gpu=1, memory=3 * GiB)
     assert usage_from_pods([], "g", "ana") == (ZERO, ZERO)
+
+
+def test_usage_of_many_groups_in_one_pass_counts_the_same():
+    pods = [
+        pod("a", "g", "ana", cpu="500m", gpu=1),
+        pod("b", "h", "bob", phase="Pending", cpu=2),
+        pod("c", "h", "ana", phase="Succeeded"),
+        pod("d", "other", "ana"),
+        pod("jupyter-ana", "g", "ana", cpu="4"),
+    ]
+    together = usage_by_group(pods, ["g", "h", "empty"], "ana", exclude_pod="jupyter-ana")
+    for label in ("g", "h", "empty"):
+        assert together[label] == usage_from_pods(pods, label, "ana", exclude_pod="jupyter-ana")
+    assert set(together) == {"g", "h", "empty"}
 
 
 def test_formats():

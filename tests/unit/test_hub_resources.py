@@ -1,5 +1,6 @@
 """docs/behaviour.md "InstanceType/Image/Dataset → pod": parsing custom resources with their defaults."""
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -204,3 +205,77 @@ async def test_an_unreadable_catalog_is_a_readable_503(monkeypatch):
     with pytest.raises(CatalogUnavailable, match="instance types, images and datasets") as info:
         await CatalogWatcher("ns").catalog()
     assert info.value.status_code == 503
+
+
+class _ListingReflector:
+    """The two ways KubeSpawner's reflector writes its dict: a relist assigns a new one, each
+    watch event sets or pops one key."""
+
+    def __init__(self, resources):
+        self.resources = dict(resources)
+        self.relisted = dict(resources)
+        self.watch_task = asyncio.get_running_loop().create_future()  # never done: alive
+
+    async def _list_and_update(self):
+        self.resources = dict(self.relisted)
+
+
+def _counting_dict():
+    from primehub_hub.watch import _WatchedDict
+
+    class CountingDict(_WatchedDict):
+        reads = 0
+
+        def items(self):
+            type(self).reads += 1
+            return super().items()
+
+        def values(self):
+            type(self).reads += 1
+            return super().values()
+
+    return CountingDict
+
+
+@pytest.mark.asyncio
+async def test_catalog_is_kept_until_a_watch_event_or_relist_changes_a_resource():
+    from primehub_hub.resources import CatalogWatcher
+    from primehub_hub.watch import notifying
+
+    small = {"metadata": {"name": "small", "namespace": "ns", "resourceVersion": "1"}, "spec": {"limits.cpu": 1}}
+    Reflector = notifying(_ListingReflector)
+    watcher = CatalogWatcher("ns")
+    watcher.reflectors = {
+        "InstanceType": Reflector({"ns/small": small}),
+        "Image": Reflector({}),
+        "Dataset": Reflector({}),
+    }
+    it = watcher.reflectors["InstanceType"]
+    counting = _counting_dict()
+    it.resources = counting(it.resources, it._changed)
+    first = await watcher.catalog()
+    version = watcher.version()
+    counting.reads = 0
+    for _ in range(3):
+        assert await watcher.catalog() is first
+    assert watcher.version() == version
+    # nothing changed: the resources were not even looked at
+    assert counting.reads == 0
+
+    # a watch event: the version moves and the next call sees the change
+    it.resources["ns/big"] = {"metadata": {"name": "big", "namespace": "ns", "resourceVersion": "2"}, "spec": {"limits.cpu": 8}}
+    assert watcher.version() != version
+    second = await watcher.catalog()
+    assert second is not first and list(second.instance_types) == ["big", "small"]
+    assert second.instance_types["small"] is first.instance_types["small"]  # unchanged ones are not parsed again
+
+    # a relist that finds the same objects keeps the catalog; one that lost an object does not
+    it.relisted = dict(it.resources)
+    await it._list_and_update()
+    assert await watcher.catalog() is second
+    it.relisted = {"ns/small": small}
+    await it._list_and_update()
+    assert list((await watcher.catalog()).instance_types) == ["small"]
+    # a deleted resource (watch event) is gone from the next catalog
+    it.resources.pop("ns/small")
+    assert (await watcher.catalog()).instance_types == {}

@@ -2,6 +2,8 @@
 re-checks, quotas under concurrency, spawning for another user, and fast failure."""
 
 import asyncio
+import gc
+import threading
 import time
 from types import SimpleNamespace
 
@@ -50,7 +52,7 @@ async def test_a_gpu_launch_reaches_the_pod():
 
     pod = await spawner.get_pod_manifest()
     labels = pod.metadata.labels
-    assert labels["primehub.io/user"] == "ana" and labels["primehub.io/group"] == "vision"
+    assert labels["primehub.io/user"] == "escaped-ana" and labels["primehub.io/group"] == "escaped-vision"
     env = env_of(pod)
     assert env["GROUP_NAME"] == "vision" and env["GROUP_ID"] == "g-vision"
     assert env["INSTANCE_TYPE"] == "gpu-one" and env["IMAGE_NAME"] == "torch" and env["TZ"] == "Asia/Taipei"
@@ -62,7 +64,9 @@ async def test_a_gpu_launch_reaches_the_pod():
     assert mounts["/datasets/reports"] is True  # read-only under vision
     assert "/datasets/confidential" not in mounts  # launch-group-only, granted to analysts
     assert mounts["/project/vision"] in (None, False)
-    assert pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1].startswith("ln -sn /srv/git/notebooks")
+    links = pod.spec.containers[0].lifecycle.post_start["exec"]["command"][-1]
+    assert 'ln -s /srv/git/notebooks "$HOME"/notebooks' in links  # homeSymlink, never over a user's file
+    assert "ln -s /gitsync/notebooks/notebooks /srv/git/notebooks" in links  # the git checkout itself
 
 
 @pytest.mark.asyncio
@@ -106,7 +110,7 @@ async def test_each_launch_starts_from_the_configured_baseline():
     assert [t["key"] for t in spawner.tolerations] == ["users"]
     assert spawner.extra_resource_limits == {}
     assert spawner.image_pull_secrets == [{"name": "regcred"}]
-    assert spawner.extra_labels["team"] == "x" and spawner.extra_labels["primehub.io/group"] == "analysts"
+    assert spawner.extra_labels["team"] == "x" and spawner.extra_labels["primehub.io/group"] == "escaped-analysts"
     volumes = names(spawner.volumes)
     assert len(volumes) == len(set(volumes))
     pod = await spawner.get_pod_manifest()
@@ -275,7 +279,7 @@ async def test_an_admin_starting_a_server_for_another_user_gets_the_owners_entit
     spawner.handler = request_handler(body=b"group=vision")
     spawner.user_options = dict(GPU_LAUNCH)
     await spawner.load_user_options()
-    assert spawner.extra_labels["primehub.io/user"] == "ana"
+    assert spawner.extra_labels["primehub.io/user"] == "escaped-ana"
     assert set(authenticator.asked) == {"ana"}
 
 
@@ -289,7 +293,7 @@ async def test_the_form_for_a_user_without_groups_is_the_no_group_refusal():
 @pytest.mark.asyncio
 async def test_the_form_shows_usage_from_the_users_pods():
     running = {
-        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "analysts", "primehub.io/user": "ana"}},
+        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"}},
         "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
         "status": {"phase": "Running"},
     }
@@ -297,6 +301,71 @@ async def test_the_form_shows_usage_from_the_users_pods():
     html = await spawner.get_options_form()
     assert "<td>1 CPU</td>" in html
     assert "1 CPU already in use" in html  # medium (2 CPU) no longer fits the 2 CPU quota
+
+
+@pytest.mark.asyncio
+async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_change(monkeypatch):
+    import copy
+    import dataclasses
+
+    from primehub_hub import spawner as spawner_module
+    from primehub_hub.form import rendered_forms
+
+    rendered_forms.clear()
+    renders = []
+    real_build = spawner_module.build_form
+
+    collecting = []
+
+    def counting_build(*args, **kwargs):
+        renders.append(threading.current_thread())
+        collecting.append(gc.isenabled())
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(spawner_module, "build_form", counting_build)
+    spawner = make_spawner("ana")
+    first = await spawner.get_options_form()
+    assert await spawner.get_options_form() == first
+    # entitlements read again from Keycloak, unchanged: still the same page
+    spawner.primehub_user = user("ana")
+    assert await spawner.get_options_form() == first
+    assert len(renders) == 1
+    assert 'value="medium"' in first
+    # rendered off the event loop's thread: a big form does not stop the hub serving others;
+    # and without a full garbage collection (set off by its many objects) pausing every thread
+    assert renders[0] is not threading.main_thread()
+    assert collecting == [False] and gc.isenabled()
+
+    # a grant removed: the next form no longer offers it
+    reduced = copy.deepcopy(user("ana"))
+    analysts = next(g for g in reduced.groups if g.name == "analysts")
+    analysts.realm_roles = [r for r in analysts.realm_roles if r != "it:medium"]
+    spawner.primehub_user = reduced
+    assert 'value="medium"' not in await spawner.get_options_form()
+    assert len(renders) == 2
+
+    # usage changed: shown at once
+    running = {
+        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"}},
+        "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
+        "status": {"phase": "Running"},
+    }
+    spawner.primehub_pods = [running]
+    assert "<td>1 CPU</td>" in await spawner.get_options_form()
+    assert len(renders) == 3
+
+    # the catalog changed (the watcher hands out a new Catalog): the page follows it
+    cat = spawner.primehub_catalog
+    spawner.primehub_catalog = dataclasses.replace(cat, instance_types={k: v for k, v in cat.instance_types.items() if k != "small"})
+    before = await spawner.get_options_form()
+    assert 'value="small"' not in before
+    assert len(renders) == 4
+
+    # the remembered choice is part of the page too
+    spawner.user_options = {"group": "vision", "instance_type": "gpu-two", "image": "torch"}
+    page = await spawner.get_options_form()
+    assert len(renders) == 5
+    assert 'data-group="vision"' in page and page != before
 
 
 # --- quotas at pod creation, under the group lock --------------------------------------------------
@@ -466,6 +535,58 @@ async def test_waiting_continues_while_a_volume_is_prepared_or_a_node_is_being_a
             await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
 
 
+class _WatchedStore:
+    """Stands in for a KubeSpawner reflector; made notifying like the spawner's own."""
+
+    def __init__(self, resources=None):
+        self.resources = dict(resources or {})
+        self.first_load_future = asyncio.get_running_loop().create_future()
+        self.first_load_future.set_result(None)
+
+    @property
+    def pods(self):
+        return self.resources
+
+    @property
+    def events(self):
+        return list(self.resources.values())
+
+
+@pytest.mark.asyncio
+async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_polling(monkeypatch):
+    from kubespawner import KubeSpawner
+
+    from primehub_hub.watch import notifying
+
+    Store = notifying(_WatchedStore)
+    pending = {"metadata": {"name": "jupyter-ana", "namespace": NAMESPACE}, "spec": {}, "status": {"phase": "Pending"}}
+    pods, events = Store({f"{NAMESPACE}/jupyter-ana": pending}), Store()
+    monkeypatch.setitem(KubeSpawner.reflectors, ("pods", NAMESPACE), pods)
+    monkeypatch.setitem(KubeSpawner.reflectors, ("events", NAMESPACE), events)
+    spawner = await planned_spawner()
+    spawner.scheduling_poll_interval = 3600  # only a watch event can wake it
+    watching = asyncio.ensure_future(spawner._watch_scheduling())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # an event about another pod does not end this spawn
+    events.resources[f"{NAMESPACE}/other.1"] = {
+        "involvedObject": {"name": "jupyter-bob"}, "reason": "FailedScheduling", "metadata": {"uid": "o1"},
+        "message": "0/2 nodes are available: 2 Insufficient cpu.",
+    }
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not watching.done()
+    events.resources[f"{NAMESPACE}/jupyter-ana.1"] = {
+        "involvedObject": {"name": "jupyter-ana"}, "reason": "FailedScheduling", "metadata": {"uid": "a1"},
+        "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector.",
+    }
+    failure = await asyncio.wait_for(watching, 30)
+    assert isinstance(failure, SchedulingFailed)
+    assert "not enough free GPUs" in str(failure)
+    # the spawn stopped listening
+    assert not pods._listeners and not events._listeners
+
+
 @pytest.mark.asyncio
 async def test_the_home_volume_not_yet_seen_by_the_scheduler_is_waited_for(monkeypatch):
     # The scheduler may see the pod before the claim the spawner created just before it.
@@ -559,7 +680,9 @@ async def test_a_home_symlink_never_replaces_a_users_file():
     spawner.user_options = dict(GPU_LAUNCH)
     await spawner.load_user_options()
     command = spawner.lifecycle_hooks["postStart"]["exec"]["command"][-1]
-    assert "ln -sn " in command and "-f" not in command.split("ln ")[1].split()[0]
+    # every link is made only when nothing (a file, folder or link of the user's) is there yet
+    assert '{ [ -e "$HOME"/notebooks ] || [ -L "$HOME"/notebooks ] || ' in command
+    assert " -f" not in command and "rm " not in command
 
 
 @pytest.mark.asyncio

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from primehub_hub.datasets import dataset_env, dataset_pieces, dataset_refusal, datasets_pieces, volume_name
-from primehub_hub.entitlements import Group
+from primehub_hub.entitlements import DatasetMount, Group
 from primehub_hub.errors import ConfigurationError
 from primehub_hub.resources import parse_dataset
 from primehub_hub.volumes import home_capacity, project_name, shared_volume, shared_volumes_for_launch
@@ -216,3 +216,25 @@ def test_two_groups_mapping_to_one_project_volume_are_refused_naming_both():
     lower = Group("ml-team", attributes=shared, id="g-2", path="/ml-team")
     with pytest.raises(ConfigurationError, match="'ml-team' and 'ML_Team' both map to the project volume project-ml-team"):
         shared_volumes_for_launch(upper, [upper, lower])
+
+
+def test_a_git_datasets_folder_is_mounted_only_under_gitsync_or_an_allowed_mount_root():
+    """The checkout folder of a git dataset lands at <gitSyncRoot><name> in the container: a Dataset
+    writer may not point that over the image's own files."""
+    plain = ds("repo", {"type": "git", "url": "https://x/y.git"})
+    assert dataset_refusal(plain) is None  # /gitsync/, the default
+    moved = ds("repo", {"type": "git", "url": "https://x/y.git"}, {"dataset.primehub.io/gitSyncRoot": "/mnt/git/"})
+    assert dataset_refusal(moved) is None
+    over_conda = ds("repo", {"type": "git", "url": "https://x/y.git"}, {"dataset.primehub.io/gitSyncRoot": "/opt/conda/"})
+    assert "git-sync root '/opt/conda/'" in dataset_refusal(over_conda)
+    assert datasets_pieces([DatasetMount(over_conda, False, ("g",))]).volumes == []
+
+
+def test_dataset_and_user_variables_share_one_reserved_list():
+    """One list (datasets.py) for both: what a dataset may not set, a user may not set either."""
+    from primehub_hub.userenv import reserved_reason
+
+    for name in ("GRANT_SUDO", "LD_PRELOAD", "JUPYTER_CONFIG_DIR", "CONDA_PREFIX", "KUBERNETES_SERVICE_HOST", "BASH_ENV"):
+        assert reserved_reason(name), name
+    env = dataset_env(ds("grant", {"type": "env", "variables": {"sudo": "yes", "token": "t"}}))
+    assert env == {"GRANT_TOKEN": "t"}

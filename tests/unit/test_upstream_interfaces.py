@@ -17,6 +17,7 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.handlers.login import LogoutHandler
 from jupyterhub.spawner import Spawner
 from kubespawner import KubeSpawner, objects, slugs
+from kubespawner.reflector import ResourceReflector
 from oauthenticator.oauth2 import OAuthenticator, OAuthLoginHandler
 
 # (owner, name, pinned signature, async?, where primehub_hub relies on it)
@@ -33,7 +34,11 @@ SIGNATURES = [
     (KubeSpawner, "_start", "(self)", True, "spawn_scheduling.py _start_watched"),
     (KubeSpawner, "_make_create_pod_request", "(self, pod, request_timeout)", True, "spawn_quota.py: quota check under the group lock"),
     (KubeSpawner, "_make_create_pvc_request", "(self, pvc, request_timeout)", True, "spawn_quota.py _ensure_shared_volumes"),
-    (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawner.py _active_pods"),
+    (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawn_quota.py _active_pods"),
+    (KubeSpawner, "_start_reflector",
+     "(self, kind: str, reflector_class: Type[kubespawner.reflector.ResourceReflector], replace: bool = False, **kwargs)",
+     True, "spawner.py _start_reflector: the pod and event reflectors made notifying (watch.py)"),
+    (ResourceReflector, "_list_and_update", "(self, resource_version=None)", True, "watch.py: a relist reports what changed"),
     (KubeSpawner, "load_user_options", "(self)", True, "spawner.py: the launch plan, called by _start"),
     (KubeSpawner, "get_env", "(self)", False, "spawner.py get_env"),
     (KubeSpawner, "stop", "(self, now=False)", True, "spawn_scheduling.py _remove_pod_after_failure"),
@@ -41,15 +46,16 @@ SIGNATURES = [
      "spawn_quota.py _ensure_shared_volumes"),
     (slugs, "safe_slug", "(name, is_valid=is_valid_default, max_length=None)", False, "quotas.py label_value"),
     (slugs, "is_valid_label", "(s)", False, "quotas.py label_value"),
+    (slugs, "escape_slug", "(name)", False, "quotas.py primehub_label, volumes.py home_claim_name: PrimeHub's escaping"),
     # OAuthenticator
     (OAuthenticator, "_token_to_auth_model", "(self, token_info)", True, "refresh.py _renewed_login: a refreshed token -> auth model"),
-    (OAuthenticator, "token_to_user", "(self, token_info)", True, "auth.py token_to_user"),
+    (OAuthenticator, "token_to_user", "(self, token_info)", True, "refresh.py IssuerFallback.token_to_user"),
     (OAuthenticator, "get_token_info", "(self, handler, params)", True, "refresh.py refreshed_token_info"),
     (OAuthenticator, "httpfetch", "(self, url, label='fetching', parse_json=True, raise_error=True, **kwargs)", True,
-     "auth.py httpfetch (overridden: unreachable Keycloak), token_to_user, refresh_at_issuer"),
+     "auth.py httpfetch (overridden: unreachable Keycloak); refresh.py IssuerFallback"),
     (OAuthenticator, "build_refresh_token_request_params", "(self, refresh_token)", False, "refresh.py refreshed_token_info"),
-    (OAuthenticator, "build_token_info_request_headers", "(self)", False, "auth.py refresh_at_issuer"),
-    (OAuthenticator, "build_userdata_request_headers", "(self, access_token, token_type)", False, "auth.py token_to_user"),
+    (OAuthenticator, "build_token_info_request_headers", "(self)", False, "refresh.py IssuerFallback.refresh_at_issuer"),
+    (OAuthenticator, "build_userdata_request_headers", "(self, access_token, token_type)", False, "refresh.py IssuerFallback.token_to_user"),
     (OAuthenticator, "get_callback_url", "(self, handler=None)", False, "auth.py get_callback_url"),
     (OAuthenticator, "refresh_user", "(self, user, handler=None, **kwargs)", True, "auth.py refresh_user: hands the request to refresh_user_hook"),
     (OAuthenticator, "update_auth_model", "(self, auth_model)", True, "auth.py update_auth_model"),
@@ -95,6 +101,11 @@ ATTRIBUTES = [
     (KubeSpawner.progress, "self._start_future", "spawn_scheduling.py start sets it, so the progress page follows the watched start"),
     (KubeSpawner._start, "self.load_user_options()", "spawner.py load_user_options decides the launch"),
     (KubeSpawner._start, "self._make_create_pod_request", "spawn_quota.py checks quotas where the pod is created"),
+    (ResourceReflector._watch_and_update, "self.resources[ref_key] = resource", "watch.py: each watch event is a write to the dict"),
+    (ResourceReflector._watch_and_update, "self.resources.pop(ref_key, None)", "watch.py: a deletion is a pop"),
+    (ResourceReflector._list_and_update, "self.resources = {", "watch.py wraps the relisted dict"),
+    (KubeSpawner._start_watching_pods, "self._start_reflector(", "spawner.py makes the pod reflector notifying"),
+    (KubeSpawner._start_watching_events, "self._start_reflector(", "spawner.py makes the event reflector notifying"),
 ]
 
 

@@ -29,7 +29,9 @@ singleuser.extraEnv and hub.config may carry credentials.
     "internalUrl" (include "primehub.keycloak.internalUrl" .)
     "realm" $v.keycloak.realm
     "clientId" $v.keycloak.clientId
-    "rolePrefix" $v.keycloak.rolePrefix)
+    "rolePrefix" $v.keycloak.rolePrefix
+    "scopeRequired" $v.keycloak.scopeRequired
+    "logout" $v.keycloak.logout)
   "publicUrl" (include "primehub.publicUrl" .)
   "namespace" .Release.Namespace
   "extraConfigDir" "."
@@ -47,6 +49,7 @@ singleuser.extraEnv and hub.config may carry credentials.
     "cmd" (ternary (list $v.singleuser.cmd) $v.singleuser.cmd (kindIs "string" $v.singleuser.cmd))
     "defaultUrl" $v.singleuser.defaultUrl
     "startTimeout" $v.singleuser.startTimeout
+    "kernelCullTimeout" $v.primehub.kernelCullTimeout
     "uid" $v.singleuser.uid
     "fsGid" $v.singleuser.fsGid
     "allowPrivilegeEscalation" $v.singleuser.allowPrivilegeEscalation
@@ -58,12 +61,19 @@ singleuser.extraEnv and hub.config may carry credentials.
       "homeVolume" (eq $v.singleuser.storage.type "dynamic")
       "capacity" $v.singleuser.storage.capacity
       "homeMountPath" $v.singleuser.storage.homeMountPath
-      "storageClass" $v.singleuser.storage.dynamic.storageClass))
+      "storageClass" $v.singleuser.storage.dynamic.storageClass
+      "homePvcNaming" $v.primehub.homePvcNaming
+      "extraVolumes" $v.singleuser.storage.extraVolumes
+      "extraVolumeMounts" $v.singleuser.storage.extraVolumeMounts))
   "primehub" (dict
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
     "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
+    "shmSize" $v.primehub.shmSize
+    "grantSudo" $v.primehub.grantSudo
+    "startWrapper" $v.primehub.startWrapper
+    "startScriptsConfigMap" $v.primehub.startScriptsConfigMap
     "datasetHostPaths" ($v.primehub.datasetHostPaths | default list))
   "cull" $v.cull
   "config" $v.hub.config

@@ -1,0 +1,96 @@
+"""Change notifications from KubeSpawner's reflectors.
+
+KubeSpawner's `ResourceReflector` keeps a dict of watched objects up to date but tells nobody
+when it changes. Readers then either poll it or copy and compare it on every read, which costs
+what the whole namespace holds. `notifying(ReflectorClass)` returns a subclass whose `resources`
+dict counts its changes (`version`) and calls listeners with the changed key, so a reader can
+keep a result until the version moves and a waiter can wake on the change itself.
+
+The reflector writes its dict in two ways only: a relist assigns a new dict
+(`_list_and_update`), and each watch event sets or pops one key. Both are caught here.
+"""
+
+_classes = {}
+
+
+class _WatchedDict(dict):
+    """The reflector's resources; every write is reported to `changed(key)`."""
+
+    __slots__ = ("_changed",)
+
+    def __init__(self, data, changed):
+        super().__init__(data)
+        self._changed = changed
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed(key)
+
+    def pop(self, key, *default):
+        value = super().pop(key, *default)
+        self._changed(key)
+        return value
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed(key)
+
+
+class _ChangeNotifying:
+    """Mixed in before a ResourceReflector class: a change counter and listeners."""
+
+    def __init__(self, *args, **kwargs):
+        self.version = 0
+        self._listeners = set()
+        super().__init__(*args, **kwargs)
+        self.resources = _WatchedDict(self.resources, self._changed)
+
+    def add_listener(self, callback):
+        """Call `callback(key)` after every change of the object stored under `key`."""
+        self._listeners.add(callback)
+
+    def remove_listener(self, callback):
+        self._listeners.discard(callback)
+
+    def _changed(self, key):
+        self.version += 1
+        for callback in list(self._listeners):
+            try:
+                callback(key)
+            except Exception:
+                self.log.exception("A listener of the %s reflector failed", self.kind)
+
+    async def _list_and_update(self, *args, **kwargs):
+        before = self.resources
+        result = await super()._list_and_update(*args, **kwargs)
+        listed = self.resources
+        # No await between the relist's assignment and this wrap: no watch event is missed.
+        self.resources = _WatchedDict(listed, self._changed)
+        # A relist (every watch restart) reports only what really changed, so readers that
+        # keep results per version are not made to start over by a periodic relist.
+        for key, obj in listed.items():
+            if key not in before or not _same(before[key], obj):
+                self._changed(key)
+        for key in [k for k in before if k not in listed]:
+            self._changed(key)
+        return result
+
+
+def _same(old, new):
+    old_version = ((old or {}).get("metadata") or {}).get("resourceVersion")
+    new_version = ((new or {}).get("metadata") or {}).get("resourceVersion")
+    if old_version is not None and new_version is not None:
+        return old_version == new_version
+    return old == new
+
+
+def notifying(reflector_class):
+    """The change-notifying subclass of a ResourceReflector class (made once per class)."""
+    if issubclass(reflector_class, _ChangeNotifying):
+        return reflector_class
+    cls = _classes.get(reflector_class)
+    if cls is None:
+        cls = _classes[reflector_class] = type(
+            f"Notifying{reflector_class.__name__}", (_ChangeNotifying, reflector_class), {}
+        )
+    return cls
