@@ -57,6 +57,8 @@ def _prepare_environment() -> None:
     os.environ["PATH"] = f"{REPO / 'scripts' / 'images' / 'bin'}:{os.environ['PATH']}"
     # testcontainers' reaper image cannot be pulled here; the session removes what it started.
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    # Its ports are published on loopback only; testcontainers would otherwise try the network's gateway.
+    os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
     missing = [t for t in [images.NODE, *images.chart_images().values(), *images.singleuser_tags()]
                if image_cache.label_of(t) is None]
     if missing:
