@@ -65,8 +65,20 @@ class Config:
     postgres: bool = True
 
 
-QUICK = Config(form_renders=10, spawn_browser=4, spawn_api=4, users=20, quota_fits=8, fail_reps=3, fail_reps_plain=1,
-               growth_real_scale=2, growth_renders=2, growth_spawns=2, growth_scales=[1, 10], growth_reps=3)
+QUICK = Config(
+    form_renders=10,
+    spawn_browser=4,
+    spawn_api=4,
+    users=20,
+    quota_fits=8,
+    fail_reps=3,
+    fail_reps_plain=1,
+    growth_real_scale=2,
+    growth_renders=2,
+    growth_spawns=2,
+    growth_scales=[1, 10],
+    growth_reps=3,
+)
 
 
 def machine() -> dict:
@@ -78,14 +90,25 @@ def machine() -> dict:
                 break
     with open("/proc/meminfo", encoding="utf-8") as f:
         mem_kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-    return {"cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024**2, 1), "cpu": model or platform.processor(),
-            "kernel": platform.release()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024**2, 1),
+        "cpu": model or platform.processor(),
+        "kernel": platform.release(),
+    }
 
 
 def versions() -> dict:
     out = {"python": platform.python_version()}
-    for dist in ("jupyterhub", "jupyterhub-kubespawner", "oauthenticator", "kubernetes_asyncio", "tornado", "jinja2",
-                 "python-keycloak"):
+    for dist in (
+        "jupyterhub",
+        "jupyterhub-kubespawner",
+        "oauthenticator",
+        "kubernetes_asyncio",
+        "tornado",
+        "jinja2",
+        "python-keycloak",
+    ):
         try:
             out[dist] = version(dist)
         except Exception:
@@ -96,10 +119,12 @@ def versions() -> dict:
             if k in ("K8S_VERSION", "KEYCLOAK_VERSION", "ETCD_VERSION", "CHP_VERSION"):
                 out[k.split("_")[0].lower()] = v
     try:
-        out["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                       text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "hub-config"], capture_output=True,
-                               text=True).stdout.strip()
+        out["commit"] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "hub-config"], capture_output=True, text=True
+        ).stdout.strip()
         out["hub_config_uncommitted_changes"] = bool(dirty)
     except OSError:
         pass
@@ -124,14 +149,23 @@ def setup(kube: Kube, realm: Realm, cfg: Config, shape: fixtures.Shape) -> dict:
     grants = {**shape.grants(), **fixtures.small_grants()}
     users = [{"username": FORM_USER, "groups": shape.group_names, "password": True}]
     users += [{"username": u, "groups": shape.group_names} for u in spawn_users(cfg)]
-    users += [{"username": u, "groups": [fixtures.CONC_GROUP]} for u in case_concurrency.users_for("bench-c", cfg.users)]
-    users += [{"username": u, "groups": [fixtures.QUOTA_GROUP]} for u in case_concurrency.users_for("bench-q", cfg.users)]
+    users += [
+        {"username": u, "groups": [fixtures.CONC_GROUP]} for u in case_concurrency.users_for("bench-c", cfg.users)
+    ]
+    users += [
+        {"username": u, "groups": [fixtures.QUOTA_GROUP]} for u in case_concurrency.users_for("bench-q", cfg.users)
+    ]
     users += [{"username": FAIL_USER, "groups": [fixtures.FAIL_GROUP]}]
     kc_s = realm.import_fixture(grants, users, {fixtures.QUOTA_GROUP: fixtures.quota_attributes(cfg.quota_fits)})
     k8s_s = kube.create_objects(shape.objects(NAMESPACE) + fixtures.small_objects(NAMESPACE))
     log(f"fixtures ready: Keycloak {kc_s:.1f}s, custom resources {k8s_s:.1f}s")
-    return {"keycloak_s": round(kc_s, 1), "custom_resources_s": round(k8s_s, 1), "users": len(users),
-            "groups": len(grants), "roles": len({r for rs in grants.values() for r in rs})}
+    return {
+        "keycloak_s": round(kc_s, 1),
+        "custom_resources_s": round(k8s_s, 1),
+        "users": len(users),
+        "groups": len(grants),
+        "roles": len({r for rs in grants.values() for r in rs}),
+    }
 
 
 def spawn_users(cfg: Config) -> list[str]:
@@ -162,7 +196,9 @@ def guarded(out: dict, case: str, key: str, hub: BenchHub, kube: Kube, fn, retri
             _reset(hub, kube)
             continue
         if disturbed and isinstance(value, dict):
-            value["disturbed"] = "a shared server (API server, Keycloak, scheduler, node agent or etcd) restarted during this measurement"
+            value["disturbed"] = (
+                "a shared server (API server, Keycloak, scheduler, node agent or etcd) restarted during this measurement"
+            )
         out.setdefault(case, {})[key] = value
         if error:
             _reset(hub, kube)
@@ -179,8 +215,17 @@ def _reset(hub: BenchHub, kube: Kube) -> None:
     kube.wait_no_pods()
 
 
-def run_hub_cases(variant: str, hub: BenchHub, kube: Kube, realm: Realm, watch: Watch, cfg: Config,
-                  shape: fixtures.Shape, selected: list[str], out: dict) -> None:
+def run_hub_cases(
+    variant: str,
+    hub: BenchHub,
+    kube: Kube,
+    realm: Realm,
+    watch: Watch,
+    cfg: Config,
+    shape: fixtures.Shape,
+    selected: list[str],
+    out: dict,
+) -> None:
     hub.start()
     out.setdefault("_hub_versions", {})[variant] = hub.version
     try:
@@ -189,39 +234,91 @@ def run_hub_cases(variant: str, hub: BenchHub, kube: Kube, realm: Realm, watch: 
             guarded(out, "form", variant, hub, kube, lambda: case_form.run(hub, session, variant, cfg.form_renders))
         if "spawn" in selected:
             choices = spawn_choices(shape)
-            guarded(out, "spawn", f"{variant}_browser", hub, kube, lambda: case_spawn.run_browser(
-                hub, session, variant, FORM_USER, choices, cfg.spawn_browser))
-            guarded(out, "spawn", f"{variant}_api", hub, kube, lambda: case_spawn.run_api(
-                hub, kube, variant, spawn_users(cfg), choices))
+            guarded(
+                out,
+                "spawn",
+                f"{variant}_browser",
+                hub,
+                kube,
+                lambda: case_spawn.run_browser(hub, session, variant, FORM_USER, choices, cfg.spawn_browser),
+            )
+            guarded(
+                out,
+                "spawn",
+                f"{variant}_api",
+                hub,
+                kube,
+                lambda: case_spawn.run_api(hub, kube, variant, spawn_users(cfg), choices),
+            )
         if "concurrency" in selected:
-            guarded(out, "concurrency", variant, hub, kube,
-                    lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP))
+            guarded(
+                out,
+                "concurrency",
+                variant,
+                hub,
+                kube,
+                lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP),
+            )
             if variant == "primehub":
-                guarded(out, "concurrency", "primehub_quota", hub, kube,
-                        lambda: _burst(hub, kube, watch, cfg, variant, "bench-q", fixtures.QUOTA_GROUP, cfg.quota_fits))
+                guarded(
+                    out,
+                    "concurrency",
+                    "primehub_quota",
+                    hub,
+                    kube,
+                    lambda: _burst(hub, kube, watch, cfg, variant, "bench-q", fixtures.QUOTA_GROUP, cfg.quota_fits),
+                )
         if "failure" in selected:
-            body = ({"profile": fixtures.FAIL_GROUP} if variant == "plain" else
-                    {"group": fixtures.FAIL_GROUP, "instance_type": fixtures.HUGE_IT, "image": fixtures.TINY_IMAGE})
+            body = (
+                {"profile": fixtures.FAIL_GROUP}
+                if variant == "plain"
+                else {"group": fixtures.FAIL_GROUP, "instance_type": fixtures.HUGE_IT, "image": fixtures.TINY_IMAGE}
+            )
             reps = cfg.fail_reps_plain if variant == "plain" else cfg.fail_reps
-            guarded(out, "failure", variant, hub, kube, lambda: case_failure.run(
-                hub, watch, variant, FAIL_USER, body, reps, timeout=cfg.plain_start_timeout + 60))
+            guarded(
+                out,
+                "failure",
+                variant,
+                hub,
+                kube,
+                lambda: case_failure.run(
+                    hub, watch, variant, FAIL_USER, body, reps, timeout=cfg.plain_start_timeout + 60
+                ),
+            )
             out["failure"]["start_timeout_s"] = cfg.plain_start_timeout
         if "growth" in selected and variant == "primehub":
             # not repeated: creating its objects again would take minutes
-            guarded(out.setdefault("growth", {}).setdefault("real", {}), "scales", str(cfg.growth_real_scale), hub, kube,
-                    lambda: case_growth.real(hub, kube, realm, cfg.growth_real_scale, cfg.growth_renders,
-                                             cfg.growth_spawns), retries=0)
+            guarded(
+                out.setdefault("growth", {}).setdefault("real", {}),
+                "scales",
+                str(cfg.growth_real_scale),
+                hub,
+                kube,
+                lambda: case_growth.real(
+                    hub, kube, realm, cfg.growth_real_scale, cfg.growth_renders, cfg.growth_spawns
+                ),
+                retries=0,
+            )
     finally:
         hub.stop()
         kube.delete_all_pods()
 
 
-def _burst(hub: BenchHub, kube: Kube, watch: Watch, cfg: Config, variant: str, prefix: str, group: str,
-           expect: int | None = None) -> dict:
+def _burst(
+    hub: BenchHub,
+    kube: Kube,
+    watch: Watch,
+    cfg: Config,
+    variant: str,
+    prefix: str,
+    group: str,
+    expect: int | None = None,
+) -> dict:
     users = case_concurrency.users_for(prefix, cfg.users)
     try:
-        return case_concurrency.run(hub, kube, watch, variant, users, case_concurrency.body_for(variant, group),
-                                    group, expect_pods=expect)
+        return case_concurrency.run(
+            hub, kube, watch, variant, users, case_concurrency.body_for(variant, group), group, expect_pods=expect
+        )
     finally:
         hub.stop_servers(users, kube)
 
@@ -241,12 +338,23 @@ def run_concurrency_on_postgres(kube: Kube, realm: Realm, watch: Watch, cfg: Con
     try:
         for variant in ("primehub", "plain"):
             pg.reset()
-            hub = BenchHub(variant, realm.client_secret, profiles if variant == "plain" else None,
-                           cfg.plain_start_timeout, db_url=pg.url)
+            hub = BenchHub(
+                variant,
+                realm.client_secret,
+                profiles if variant == "plain" else None,
+                cfg.plain_start_timeout,
+                db_url=pg.url,
+            )
             hub.start()
             try:
-                guarded(out, "concurrency", f"{variant}_postgres", hub, kube,
-                        lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP))
+                guarded(
+                    out,
+                    "concurrency",
+                    f"{variant}_postgres",
+                    hub,
+                    kube,
+                    lambda: _burst(hub, kube, watch, cfg, variant, "bench-c", fixtures.CONC_GROUP),
+                )
             finally:
                 hub.stop()
                 kube.delete_all_pods()
@@ -263,8 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--growth-real-scale", type=int, help="scale of the real-stack growth run (default 5, quick 2)")
     ap.add_argument("--no-postgres", action="store_true", help="skip case 3 on PostgreSQL")
     ap.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left behind")
-    ap.add_argument("--in-process", action="store_true",
-                    help="only the in-process case (no local stack needed); same as --only inprocess")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the in-process case (no local stack needed); same as --only inprocess",
+    )
     a = ap.parse_args(argv)
     if a.in_process:
         a.only = "inprocess"
@@ -284,9 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m benchmarks" + (" --quick" if a.quick else "") + (f" --only {a.only}" if a.only else "")
+        "command": "python -m benchmarks"
+        + (" --quick" if a.quick else "")
+        + (f" --only {a.only}" if a.only else "")
         + (f" --growth-real-scale {a.growth_real_scale}" if a.growth_real_scale else ""),
-        "quick": a.quick, "config": asdict(cfg), "machine": machine(), "versions": versions(),
+        "quick": a.quick,
+        "config": asdict(cfg),
+        "machine": machine(),
+        "versions": versions(),
     }
     shape = fixtures.Shape.scaled("f", 1)
     out: dict = {}
@@ -304,15 +420,25 @@ def main(argv: list[str] | None = None) -> int:
             kube, realm = Kube(), Realm()
             meta["fixtures"] = setup(kube, realm, cfg, shape)
             watch = Watch(kube).start()
-            run_hub_cases("primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape,
-                          stack_cases, out)
+            run_hub_cases(
+                "primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape, stack_cases, out
+            )
             # growth is about our code: no plain-KubeSpawner run
             plain_cases = [c for c in stack_cases if c != "growth"]
             if plain_cases:
                 profiles = STATE / "profiles-plain.json"
                 profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
-                run_hub_cases("plain", BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
-                              kube, realm, watch, cfg, shape, plain_cases, out)
+                run_hub_cases(
+                    "plain",
+                    BenchHub("plain", realm.client_secret, profiles, cfg.plain_start_timeout),
+                    kube,
+                    realm,
+                    watch,
+                    cfg,
+                    shape,
+                    plain_cases,
+                    out,
+                )
                 if "concurrency" in plain_cases and cfg.postgres:
                     run_concurrency_on_postgres(kube, realm, watch, cfg, profiles, out)
     finally:

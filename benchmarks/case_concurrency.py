@@ -29,8 +29,12 @@ def _burst(hub: BenchHub, users: list[str], body: dict) -> tuple[float, dict]:
         barrier.wait()
         t = time.time()
         try:
-            r = requests.post(f"{HUB_API}/users/{user}/server", json=body,
-                              headers={"Authorization": f"token {hub.token}"}, timeout=120)
+            r = requests.post(
+                f"{HUB_API}/users/{user}/server",
+                json=body,
+                headers={"Authorization": f"token {hub.token}"},
+                timeout=120,
+            )
             results[user] = (r.status_code, time.time() - t)
         except requests.RequestException as e:
             results[user] = (str(e), time.time() - t)
@@ -63,21 +67,38 @@ def _settle(hub: BenchHub, users: list[str], t0: float, timeout: float) -> dict:
                 ready_at[wanted[route]] = now - t0
         if time.monotonic() >= next_hub:
             next_hub = time.monotonic() + 2
-            servers = {u["name"]: (u.get("servers") or {}).get("") for u in hub.active_users() if u["name"] in set(users)}
+            servers = {
+                u["name"]: (u.get("servers") or {}).get("") for u in hub.active_users() if u["name"] in set(users)
+            }
             pending = [n for n, srv in servers.items() if srv and not srv.get("ready")]
             ready = [n for n, srv in servers.items() if srv and srv.get("ready")]
             if not pending:
-                return {"ready": len(ready), "not_running": len(users) - len(ready),
-                        "all_ready_s": round(max(ready_at.values()), 2) if len(ready_at) == len(users) else None,
-                        "ready_s": summary(list(ready_at.values())), "settled_s": round(time.time() - t0, 2)}
+                return {
+                    "ready": len(ready),
+                    "not_running": len(users) - len(ready),
+                    "all_ready_s": round(max(ready_at.values()), 2) if len(ready_at) == len(users) else None,
+                    "ready_s": summary(list(ready_at.values())),
+                    "settled_s": round(time.time() - t0, 2),
+                }
         time.sleep(0.2)
     return {"ready": None, "timeout": True, "settled_s": None, "ready_s": summary(list(ready_at.values()))}
 
 
-def run(hub: BenchHub, kube: Kube, watch: Watch, variant: str, users: list[str], body: dict,
-        group_label: str, expect_pods: int | None = None, timeout: float = 300) -> dict:
-    log(f"concurrency ({variant}): {len(users)} users spawn at once"
-        + (f", project quota fits {expect_pods}" if expect_pods is not None else ""))
+def run(
+    hub: BenchHub,
+    kube: Kube,
+    watch: Watch,
+    variant: str,
+    users: list[str],
+    body: dict,
+    group_label: str,
+    expect_pods: int | None = None,
+    timeout: float = 300,
+) -> dict:
+    log(
+        f"concurrency ({variant}): {len(users)} users spawn at once"
+        + (f", project quota fits {expect_pods}" if expect_pods is not None else "")
+    )
     hub.ensure_users(users)
     watch.reset()
     since = hub.last_id()
@@ -87,11 +108,17 @@ def run(hub: BenchHub, kube: Kube, watch: Watch, variant: str, users: list[str],
     stats = hub.stats(since)
     pods = {k: v for k, v in watch.snapshot().items() if v.get("user") in set(users)}
     live = kube.pods(f"primehub.io/group={primehub_label(group_label)}")
-    records = [r for r in stats["records"] if r["method"] == "POST" and r["path"].startswith("/hub/api/users/")
-               and r["path"].endswith("/server")]
+    records = [
+        r
+        for r in stats["records"]
+        if r["method"] == "POST" and r["path"].startswith("/hub/api/users/") and r["path"].endswith("/server")
+    ]
     spawned = [r for r in records if "pod_create" in (r.get("marks") or {})]
-    lock_wait = [r["marks"]["quota_list"] - r["marks"]["create_request"] for r in spawned
-                 if "quota_list" in r["marks"] and "create_request" in r["marks"]]
+    lock_wait = [
+        r["marks"]["quota_list"] - r["marks"]["create_request"]
+        for r in spawned
+        if "quota_list" in r["marks"] and "create_request" in r["marks"]
+    ]
     first = [v["first_seen"] - t0 for v in pods.values()]
     running = [v["running"] - t0 for v in pods.values() if "running" in v]
     result = {

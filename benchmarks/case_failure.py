@@ -17,8 +17,12 @@ from .stack import HUB_API, BenchHub, Watch, log
 
 
 def _progress_until_done(hub: BenchHub, user: str, timeout: float) -> tuple[float | None, dict | None]:
-    with requests.get(f"{HUB_API}/users/{user}/server/progress", headers={"Authorization": f"token {hub.token}"},
-                      stream=True, timeout=timeout) as r:
+    with requests.get(
+        f"{HUB_API}/users/{user}/server/progress",
+        headers={"Authorization": f"token {hub.token}"},
+        stream=True,
+        timeout=timeout,
+    ) as r:
         r.raise_for_status()
         for raw in r.iter_lines():
             if not raw.startswith(b"data:"):
@@ -52,8 +56,11 @@ def run(hub: BenchHub, watch: Watch, variant: str, user: str, body: dict, reps: 
             raise RuntimeError(f"spawning {user}: {r.status_code} {r.text[:300]}")
         t_done, event = _progress_until_done(hub, user, timeout)
         failed = watch.first_failed_scheduling(pod)
-        trial = {"failed": bool(event and event.get("failed")), "message": (event or {}).get("message", "")[:300],
-                 "post_to_failed_s": round(t_done - t_post, 3) if t_done else None}
+        trial = {
+            "failed": bool(event and event.get("failed")),
+            "message": (event or {}).get("message", "")[:300],
+            "post_to_failed_s": round(t_done - t_post, 3) if t_done else None,
+        }
         if failed and t_done:
             trial["from_event_stamp_s"] = round(t_done - failed["stamp"], 3) if failed["stamp"] else None
             trial["from_event_seen_s"] = round(t_done - failed["seen"], 3)

@@ -30,7 +30,10 @@ def _render(session, hub: BenchHub) -> tuple[float, str]:
 
 def groups_shown(variant: str, page: str) -> int:
     if variant == "plain":
-        return len(set(re.findall(r'name="profile"[^>]*value="([^"]+)"', page)) | set(re.findall(r'value="([^"]+)"[^>]*name="profile"', page)))
+        return len(
+            set(re.findall(r'name="profile"[^>]*value="([^"]+)"', page))
+            | set(re.findall(r'value="([^"]+)"[^>]*name="profile"', page))
+        )
     return len(re.findall(r'name="group" value="', page))
 
 
@@ -44,7 +47,11 @@ def run(hub: BenchHub, session, variant: str, renders: int, warmups: int = 2) ->
     since = hub.last_id()
     hub.stats_action("forget")
     _render(session, hub)
-    cold = [r for r in hub.stats(since)["records"] if r["path"] == "/hub/spawn" and r["method"] == "GET" and r.get("status") == 200]
+    cold = [
+        r
+        for r in hub.stats(since)["records"]
+        if r["path"] == "/hub/spawn" and r["method"] == "GET" and r.get("status") == 200
+    ]
 
     _render(session, hub)  # refills nothing new; makes sure the next loop starts warm
     since = hub.last_id()
@@ -55,7 +62,11 @@ def run(hub: BenchHub, session, variant: str, renders: int, warmups: int = 2) ->
         elapsed, page = _render(session, hub)
         client_ms.append(elapsed)
     loop_s = time.monotonic() - t0
-    records = [r for r in hub.stats(since)["records"] if r["path"] == "/hub/spawn" and r["method"] == "GET" and r.get("status") == 200]
+    records = [
+        r
+        for r in hub.stats(since)["records"]
+        if r["path"] == "/hub/spawn" and r["method"] == "GET" and r.get("status") == 200
+    ]
     warm = [r for r in records if not r["timings"].get("refresh_user")]
     return {
         "variant": variant,

@@ -23,16 +23,30 @@ def real(hub: BenchHub, kube: Kube, realm: Realm, scale: int, renders: int, spaw
     own_user = f"{prefix}own"
     own_groups = shape.group_names[:OWN_GROUPS]
     api_users = [f"{prefix}s{i:03d}" for i in range(spawns)]
-    log(f"growth on the real stack: {scale}x ({shape.groups} groups, {len(shape.roles())} grant roles, "
-        f"{len(shape.objects())} custom resources)")
+    log(
+        f"growth on the real stack: {scale}x ({shape.groups} groups, {len(shape.roles())} grant roles, "
+        f"{len(shape.objects())} custom resources)"
+    )
     grants = shape.grants()
-    result = {"scale": scale, "groups": shape.groups, "instance_types": shape.instance_types, "images": shape.images,
-              "datasets": shape.datasets}
+    result = {
+        "scale": scale,
+        "groups": shape.groups,
+        "instance_types": shape.instance_types,
+        "images": shape.images,
+        "datasets": shape.datasets,
+    }
     try:
-        result["keycloak_setup_s"] = round(realm.import_fixture(
-            grants, [{"username": user, "groups": shape.group_names, "password": True},
-                     {"username": own_user, "groups": own_groups, "password": True}]
-            + [{"username": u, "groups": shape.group_names} for u in api_users]), 1)
+        result["keycloak_setup_s"] = round(
+            realm.import_fixture(
+                grants,
+                [
+                    {"username": user, "groups": shape.group_names, "password": True},
+                    {"username": own_user, "groups": own_groups, "password": True},
+                ]
+                + [{"username": u, "groups": shape.group_names} for u in api_users],
+            ),
+            1,
+        )
         result["k8s_setup_s"] = round(kube.create_objects(shape.objects(NAMESPACE)), 1)
         session = browser_login(user)
         _wait_catalog(session, hub, shape)

@@ -31,7 +31,11 @@ def api_options(variant: str, group: str, it: str, img: str) -> dict:
 
 
 def _spawn_records(records: list[dict], method: str, path_prefix: str) -> list[dict]:
-    return [r for r in records if r["method"] == method and r["path"].startswith(path_prefix) and "start" in (r.get("marks") or {})]
+    return [
+        r
+        for r in records
+        if r["method"] == method and r["path"].startswith(path_prefix) and "start" in (r.get("marks") or {})
+    ]
 
 
 def _describe(records: list[dict]) -> dict:
@@ -54,9 +58,13 @@ def _describe(records: list[dict]) -> dict:
         "calls": merged_calls(records),
         # what the slowest spawns spent their time on
         "slowest": [
-            {"ours_ms": round(o, 1), **{k: round(v, 1) for k, v in r["timings"].items()},
-             "lock_and_list_ms": round(r["marks"]["pod_create"] - r["marks"]["create_request"], 1)
-             if "quota_list" in r["marks"] and "pod_create" in r["marks"] else None}
+            {
+                "ours_ms": round(o, 1),
+                **{k: round(v, 1) for k, v in r["timings"].items()},
+                "lock_and_list_ms": round(r["marks"]["pod_create"] - r["marks"]["create_request"], 1)
+                if "quota_list" in r["marks"] and "pod_create" in r["marks"]
+                else None,
+            }
             for o, r in sorted(((o, r) for o, r in zip(ours, records) if o is not None), key=lambda x: -x[0])[:3]
         ],
     }
@@ -70,8 +78,13 @@ def run_browser(hub: BenchHub, session, variant: str, user: str, choices: list[t
         group, it, img = choices[i % len(choices)]
         page = session.get(f"{PUBLIC_URL}/hub/spawn", timeout=600)
         # as JupyterHub's spawn page does: the xsrf token in the form's action URL, not in the body
-        r = session.post(f"{PUBLIC_URL}/hub/spawn", params={"_xsrf": xsrf(session)},
-                         data=form_fields(variant, group, it, img), allow_redirects=False, timeout=600)
+        r = session.post(
+            f"{PUBLIC_URL}/hub/spawn",
+            params={"_xsrf": xsrf(session)},
+            data=form_fields(variant, group, it, img),
+            allow_redirects=False,
+            timeout=600,
+        )
         if page.status_code != 200 or r.status_code not in (302, 303):
             failures.append(f"GET /hub/spawn {page.status_code}, POST {r.status_code}: {r.text[:200]}")
             log(f"spawn {i + 1} of {user} refused ({page.status_code}/{r.status_code}); waiting for the stack")

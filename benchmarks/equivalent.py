@@ -17,9 +17,17 @@ from primehub_hub.resources import Catalog, instance_type_override
 from . import fixtures
 
 
-def user_info(username: str, grants: dict[str, list[str]], groups: list[str] | None = None, attributes=None) -> UserInfo:
+def user_info(
+    username: str, grants: dict[str, list[str]], groups: list[str] | None = None, attributes=None
+) -> UserInfo:
     names = groups if groups is not None else list(grants)
-    return UserInfo(username=username, groups=[Group(name=g, realm_roles=list(grants[g]), attributes=dict((attributes or {}).get(g, {})), id=f"id-{g}") for g in names])
+    return UserInfo(
+        username=username,
+        groups=[
+            Group(name=g, realm_roles=list(grants[g]), attributes=dict((attributes or {}).get(g, {})), id=f"id-{g}")
+            for g in names
+        ],
+    )
 
 
 def catalog(objects: list[dict]) -> Catalog:
@@ -73,8 +81,10 @@ def _group_profile(user: UserInfo, cat: Catalog, group: Group) -> dict:
             "image": {
                 "display_name": "Image",
                 "choices": {
-                    o.resource.name: {"display_name": o.resource.label,
-                                      "kubespawner_override": {"image": o.resource.url}}
+                    o.resource.name: {
+                        "display_name": o.resource.label,
+                        "kubespawner_override": {"image": o.resource.url},
+                    }
                     for o in offer.images
                 },
             },
@@ -87,9 +97,12 @@ def _fixed_profile(slug: str, it_objects: list[dict], it_name: str) -> dict:
     return {
         "display_name": slug,
         "slug": slug,
-        "kubespawner_override": {**it_override(it), "image": "registry.bench.invalid/tiny:1",
-                                 "extra_labels": {LABEL_GROUP: primehub_label(slug)},
-                                 "environment": {"GROUP_NAME": slug, "TZ": "UTC", "NVIDIA_VISIBLE_DEVICES": "none"}},
+        "kubespawner_override": {
+            **it_override(it),
+            "image": "registry.bench.invalid/tiny:1",
+            "extra_labels": {LABEL_GROUP: primehub_label(slug)},
+            "environment": {"GROUP_NAME": slug, "TZ": "UTC", "NVIDIA_VISIBLE_DEVICES": "none"},
+        },
     }
 
 

@@ -119,17 +119,29 @@ class Shape:
             spec["nodeSelector"] = {"accelerator": "nvidia-tesla"}
         if i % 5 == 1:
             spec["requests"] = {"cpu": TINY_CPU, "memory": "8M"}
-        return {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType",
-                "metadata": self._meta(self.it(i), namespace), "spec": spec}
+        return {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "InstanceType",
+            "metadata": self._meta(self.it(i), namespace),
+            "spec": spec,
+        }
 
     def image(self, i: int, namespace: str | None = None) -> dict:
         kind = ("both", "cpu", "both", "both", "gpu")[i % 5]
-        spec = {"displayName": f"Bench {self.tag} image {i}", "description": f"Image {i}.",
-                "type": kind, "url": f"registry.bench.invalid/notebook:{i}"}
+        spec = {
+            "displayName": f"Bench {self.tag} image {i}",
+            "description": f"Image {i}.",
+            "type": kind,
+            "url": f"registry.bench.invalid/notebook:{i}",
+        }
         if kind == "gpu":
             spec["urlForGpu"] = f"registry.bench.invalid/notebook-cuda:{i}"
-        return {"apiVersion": "primehub.io/v1alpha1", "kind": "Image",
-                "metadata": self._meta(self.img(i), namespace), "spec": spec}
+        return {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "Image",
+            "metadata": self._meta(self.img(i), namespace),
+            "spec": spec,
+        }
 
     def dataset(self, i: int, namespace: str | None = None) -> dict:
         # no `pv` datasets: their claims would have to exist for the pods to schedule
@@ -145,22 +157,41 @@ class Shape:
         else:
             spec["url"] = f"https://git.bench.invalid/{name}.git"
         annotations = None if self.is_shared_dataset(i) else {"dataset.primehub.io/launchGroupOnly": "true"}
-        return {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset",
-                "metadata": self._meta(name, namespace, annotations), "spec": spec}
+        return {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "Dataset",
+            "metadata": self._meta(name, namespace, annotations),
+            "spec": spec,
+        }
 
 
 def small_objects(namespace: str | None = None) -> list[dict]:
     """The tiny and the unschedulable instance type and one image, for cases 3 and 4."""
     meta = lambda name: {"name": name, "labels": {LABEL: "small"}, **({"namespace": namespace} if namespace else {})}  # noqa: E731
     return [
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": meta(TINY_IT),
-         "spec": {"displayName": "Bench tiny", "limits": {"cpu": TINY_CPU, "memory": TINY_MEMORY},
-                  "tolerations": [dict(GPU_TOLERATION)]}},
+        {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "InstanceType",
+            "metadata": meta(TINY_IT),
+            "spec": {
+                "displayName": "Bench tiny",
+                "limits": {"cpu": TINY_CPU, "memory": TINY_MEMORY},
+                "tolerations": [dict(GPU_TOLERATION)],
+            },
+        },
         # more CPU than any node has: the scheduler's verdict is final
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": meta(HUGE_IT),
-         "spec": {"displayName": "Bench huge", "limits": {"cpu": 64, "memory": "1G"}}},
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": meta(TINY_IMAGE),
-         "spec": {"displayName": "Bench image", "type": "both", "url": "registry.bench.invalid/tiny:1"}},
+        {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "InstanceType",
+            "metadata": meta(HUGE_IT),
+            "spec": {"displayName": "Bench huge", "limits": {"cpu": 64, "memory": "1G"}},
+        },
+        {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "Image",
+            "metadata": meta(TINY_IMAGE),
+            "spec": {"displayName": "Bench image", "type": "both", "url": "registry.bench.invalid/tiny:1"},
+        },
     ]
 
 

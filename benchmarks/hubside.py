@@ -46,8 +46,16 @@ _urls = {"keycloak": [], "proxy": []}
 
 
 def new_record(**fields) -> dict:
-    rec = {"id": next(_ids), "wall": time.time(), "perf0": time.perf_counter(), "calls": collections.Counter(),
-           "timings": collections.defaultdict(float), "counts": collections.Counter(), "marks": {}, **fields}
+    rec = {
+        "id": next(_ids),
+        "wall": time.time(),
+        "perf0": time.perf_counter(),
+        "calls": collections.Counter(),
+        "timings": collections.defaultdict(float),
+        "counts": collections.Counter(),
+        "marks": {},
+        **fields,
+    }
     RECORDS.append(rec)
     return rec
 
@@ -95,6 +103,7 @@ def _short(url: str) -> str:
 
 
 # --- the funnels -------------------------------------------------------------------------
+
 
 def _patch_http() -> None:
     original = AsyncHTTPClient.fetch
@@ -191,15 +200,37 @@ STALL_OURS: collections.Counter = collections.Counter()
 _heartbeat = [time.monotonic()]
 _lag_task = None
 _loop_thread = [None]
-_INTERESTING = ("primehub_hub", "kubespawner", "jupyterhub", "kubernetes_asyncio", "tornado", "sqlalchemy", "oauthenticator", "jinja2")
+_INTERESTING = (
+    "primehub_hub",
+    "kubespawner",
+    "jupyterhub",
+    "kubernetes_asyncio",
+    "tornado",
+    "sqlalchemy",
+    "oauthenticator",
+    "jinja2",
+)
 
 
 def reset_lag() -> None:
     LAG.clear()
-    LAG.update({"max_ms": 0.0, "max_at": None, "max_cpu_ms": 0.0, "max_blocked_ms": 0.0, "samples": 0,
-                "over_20": 0, "over_50": 0, "over_100": 0, "blocked_over_100": 0, "since": time.time(),
-                # watchdog samples of a stalled loop, and how many had a primehub_hub frame on the stack
-                "stall_samples": 0, "stall_samples_ours": 0})
+    LAG.update(
+        {
+            "max_ms": 0.0,
+            "max_at": None,
+            "max_cpu_ms": 0.0,
+            "max_blocked_ms": 0.0,
+            "samples": 0,
+            "over_20": 0,
+            "over_50": 0,
+            "over_100": 0,
+            "blocked_over_100": 0,
+            "since": time.time(),
+            # watchdog samples of a stalled loop, and how many had a primehub_hub frame on the stack
+            "stall_samples": 0,
+            "stall_samples_ours": 0,
+        }
+    )
     STALL_STACKS.clear()
     STALL_OURS.clear()
 
@@ -265,6 +296,7 @@ def _ensure_lag_task() -> None:
 
 
 # --- subclasses that time our code -----------------------------------------------------
+
 
 def spawner_classes():
     from kubespawner import KubeSpawner
@@ -367,9 +399,19 @@ class StatsHandler(web.RequestHandler):
                 out["timings"] = {k: round(v, 3) for k, v in rec["timings"].items()}
                 records.append(out)
         self.set_header("Content-Type", "application/json")
-        self.write(json.dumps({"last_id": RECORDS[-1]["id"] if RECORDS else 0, "records": records,
-                               "totals": dict(TOTALS), "lag": dict(LAG), "pid": os.getpid(),
-                               "stall_stacks": STALL_STACKS.most_common(12), "stall_frames": STALL_OURS.most_common(12)}))
+        self.write(
+            json.dumps(
+                {
+                    "last_id": RECORDS[-1]["id"] if RECORDS else 0,
+                    "records": records,
+                    "totals": dict(TOTALS),
+                    "lag": dict(LAG),
+                    "pid": os.getpid(),
+                    "stall_stacks": STALL_STACKS.most_common(12),
+                    "stall_frames": STALL_OURS.most_common(12),
+                }
+            )
+        )
 
     def post(self):
         action = self.get_argument("action")
@@ -406,8 +448,11 @@ def configure(c, env) -> None:
     c.KubeSpawner.http_timeout = 60
     c.JupyterHub.services = [{"name": "bench-admin", "api_token": env["BENCH_ADMIN_TOKEN"]}]
     c.JupyterHub.load_roles = [
-        {"name": "bench-admin", "services": ["bench-admin"],
-         "scopes": ["admin:users", "admin:servers", "read:users", "list:users", "read:servers", "tokens"]},
+        {
+            "name": "bench-admin",
+            "services": ["bench-admin"],
+            "scopes": ["admin:users", "admin:servers", "read:users", "list:users", "read:servers", "tokens"],
+        },
     ]
 
     # the entry point has set both Keycloak addresses from the settings document by now

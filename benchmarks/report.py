@@ -53,8 +53,11 @@ def _run_line(case: dict) -> str:
 
 def _errors(case: dict) -> list[str]:
     out = [f"- `{k}` failed: {v['error']}" for k, v in case.items() if isinstance(v, dict) and v.get("error")]
-    out += [f"- `{k}`: {v['disturbed']} (measured twice; both times disturbed)" for k, v in case.items()
-            if isinstance(v, dict) and v.get("disturbed")]
+    out += [
+        f"- `{k}`: {v['disturbed']} (measured twice; both times disturbed)"
+        for k, v in case.items()
+        if isinstance(v, dict) and v.get("disturbed")
+    ]
     return (["", "Notes on this run:", *out, ""]) if out else []
 
 
@@ -63,6 +66,7 @@ def _stall_frames(frames, n: int = 4) -> str:
 
 
 # --- sections ----------------------------------------------------------------------------
+
 
 def section_form(res: dict):
     ph, pl = res.get("primehub") or {}, res.get("plain") or {}
@@ -73,7 +77,10 @@ def section_form(res: dict):
     cold_kc = (ph.get("cold") or {}).get("keycloak_calls")
     ok_cold = None if cold_kc is None else cold_kc <= 2
     lines = [
-        "## 1. Options form", "", _run_line(res), "",
+        "## 1. Options form",
+        "",
+        _run_line(res),
+        "",
         "GET /hub/spawn for `bench-form`, a user in 20 groups, with a catalog of 200 instance types, 100 images and "
         "500 datasets (custom resources in namespace `bench`; grants are realm roles of the groups; each group offers "
         "about 30 instance types, 15 images, and mounts about 100 datasets). Server-side time is the hub's own "
@@ -82,7 +89,8 @@ def section_form(res: dict):
         "and a static `profile_list` generated from the same offers with the hub's own functions: one profile per "
         "group, instance type and image as profile options with the same overrides, the same dataset volumes, and "
         "the mounted datasets listed in the description so both pages carry the same information (plus the two small "
-        "profiles of cases 3 and 4).", "",
+        "profiles of cases 3 and 4).",
+        "",
         "| | PrimeHubSpawner | plain KubeSpawner |",
         "| --- | ---: | ---: |",
         f"| server-side ms, warm, p50 / p95 | {_v(ph.get('server_ms_warm'))} / {_v(ph.get('server_ms_warm'), 'p95')} | {_v(pl.get('server_ms_warm'))} / {_v(pl.get('server_ms_warm'), 'p95')} |",
@@ -99,19 +107,23 @@ def section_form(res: dict):
         f"render: {_met(ok_cold)} ({cold_kc if cold_kc is not None else '–'}).",
         "",
     ]
-    return lines + _errors(res), {"1. form ≤ 1.2x plain KubeSpawner, warm": (ok_ratio, f"{ratio}x"),
-                                  "1. form: 0 Kubernetes/Keycloak calls per warm render": (ok_calls, f"Keycloak {kc}, Kubernetes {k8s}"),
-                                  "1. form: ≤ 2 Keycloak calls, cold": (ok_cold, f"{cold_kc}")}
+    return lines + _errors(res), {
+        "1. form ≤ 1.2x plain KubeSpawner, warm": (ok_ratio, f"{ratio}x"),
+        "1. form: 0 Kubernetes/Keycloak calls per warm render": (ok_calls, f"Keycloak {kc}, Kubernetes {k8s}"),
+        "1. form: ≤ 2 Keycloak calls, cold": (ok_cold, f"{cold_kc}"),
+    }
 
 
 def _spawn_row(name: str, d: dict | None) -> str:
     d = d or {}
     if d.get("error"):
         return f"| {name} | failed | | | | | | | | | |"
-    return (f"| {name} | {d.get('spawns', '–')} | {_v(d.get('ours_ms'))} | {_v(d.get('ours_ms'), 'p95')} | "
-            f"{_v(d.get('options_from_form_ms'))} | {_v(d.get('load_user_options_ms'))} | {_v(d.get('quota_list_pods_ms'))} | "
-            f"{_v(d.get('pod_manifest_ms'))} | {_v(d.get('auth_refresh_ms'))} | {_v(d.get('request_to_pod_create_ms'))} | "
-            f"{_range(d.get('keycloak_calls_per_spawn'))} | {_range(d.get('k8s_calls_per_spawn'))} |")
+    return (
+        f"| {name} | {d.get('spawns', '–')} | {_v(d.get('ours_ms'))} | {_v(d.get('ours_ms'), 'p95')} | "
+        f"{_v(d.get('options_from_form_ms'))} | {_v(d.get('load_user_options_ms'))} | {_v(d.get('quota_list_pods_ms'))} | "
+        f"{_v(d.get('pod_manifest_ms'))} | {_v(d.get('auth_refresh_ms'))} | {_v(d.get('request_to_pod_create_ms'))} | "
+        f"{_range(d.get('keycloak_calls_per_spawn'))} | {_range(d.get('k8s_calls_per_spawn'))} |"
+    )
 
 
 def section_spawn(res: dict):
@@ -122,7 +134,10 @@ def section_spawn(res: dict):
     ok_kc_b = None if kc_b is None else kc_b <= 2
     ok_kc_a = None if kc_a is None else kc_a <= 2
     lines = [
-        "## 2. Spawn overhead", "", _run_line(res), "",
+        "## 2. Spawn overhead",
+        "",
+        _run_line(res),
+        "",
         "One spawn at a time. *browser*: `bench-form` (20 groups) loads the form and submits it, as JupyterHub's page "
         "does; JupyterHub first refreshes the user's auth (`refresh_pre_spawn`, on whenever auth state is). *api*: an "
         "admin token starts each of 20 users' first server (`POST /hub/api/users/{name}/server`), so their Keycloak "
@@ -131,7 +146,8 @@ def section_spawn(res: dict):
         "`load_user_options` (plan and overrides), shared volumes, the group's quota lock and live pod count, and "
         "KubeSpawner's own pod manifest (its column shows how much of the window that is). The authenticator's "
         "pre-spawn refresh is ours too, but runs before the spawner: it is its own column. Calls are all calls "
-        "charged to the spawn request, KubeSpawner's and JupyterHub's included.", "",
+        "charged to the spawn request, KubeSpawner's and JupyterHub's included.",
+        "",
         "| spawner, flow | spawns | ours p50 ms | ours p95 ms | options_from_form p50 | load_user_options p50 | quota pod list p50 | KubeSpawner manifest p50 | auth refresh p50 | request→pod create p50 | Keycloak calls/spawn | Kubernetes calls/spawn |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         _spawn_row("PrimeHub, browser", pb),
@@ -139,8 +155,11 @@ def section_spawn(res: dict):
         _spawn_row("plain, browser", res.get("plain_browser")),
         _spawn_row("plain, api", res.get("plain_api")),
         "",
-        *(["(– in the pod list column: the groups have no quota, so no pods are counted.)", ""]
-          if not (pb.get("quota_list_pods_ms") or {}).get("n") else []),
+        *(
+            ["(– in the pod list column: the groups have no quota, so no pods are counted.)", ""]
+            if not (pb.get("quota_list_pods_ms") or {}).get("n")
+            else []
+        ),
         f"Target p95 ≤ 50 ms: {_met(ok_time)} (worst p95 {_num(p95)} ms). Target ≤ 2 Keycloak calls per spawn: "
         f"{_met(ok_kc_b)} for the user's own spawn through the form ({kc_b}), {_met(ok_kc_a)} for an admin's REST "
         f"spawn of a user whose entitlements are not cached ({kc_a}).",
@@ -148,28 +167,61 @@ def section_spawn(res: dict):
     ]
     pbr = res.get("plain_browser") or {}
     if pbr.get("ours_ms"):
-        lines += [f"For scale: plain KubeSpawner's same window (its `load_user_options` applying a profile, and its "
-                  f"manifest) takes p50 {_v(pbr.get('ours_ms'))} ms, p95 {_v(pbr.get('ours_ms'), 'p95')} ms on this machine.", ""]
+        lines += [
+            f"For scale: plain KubeSpawner's same window (its `load_user_options` applying a profile, and its "
+            f"manifest) takes p50 {_v(pbr.get('ours_ms'))} ms, p95 {_v(pbr.get('ours_ms'), 'p95')} ms on this machine.",
+            "",
+        ]
     slow = pb.get("slowest") or []
     if slow:
-        lines += ["The slowest PrimeHub browser spawns (ms): " + "; ".join(
-            ", ".join(f"{k} {v}" for k, v in row.items() if v and k in (
-                "ours_ms", "options_from_form", "load_user_options", "load_primehub_user", "load_catalog",
-                "lock_and_list_ms", "quota_list_pods", "pod_manifest")) for row in slow), ""]
-    fails = [f for key in ("primehub_browser", "primehub_api", "plain_browser", "plain_api")
-             for f in ((res.get(key) or {}).get("failures") or [])]
+        lines += [
+            "The slowest PrimeHub browser spawns (ms): "
+            + "; ".join(
+                ", ".join(
+                    f"{k} {v}"
+                    for k, v in row.items()
+                    if v
+                    and k
+                    in (
+                        "ours_ms",
+                        "options_from_form",
+                        "load_user_options",
+                        "load_primehub_user",
+                        "load_catalog",
+                        "lock_and_list_ms",
+                        "quota_list_pods",
+                        "pod_manifest",
+                    )
+                )
+                for row in slow
+            ),
+            "",
+        ]
+    fails = [
+        f
+        for key in ("primehub_browser", "primehub_api", "plain_browser", "plain_api")
+        for f in ((res.get(key) or {}).get("failures") or [])
+    ]
     if fails:
         lines += [f"{len(fails)} spawn(s) failed during the run: " + " | ".join(fails[:3]), ""]
     calls = pb.get("calls") or {}
     if calls:
-        lines += [f"All calls of the {pb.get('spawns')} PrimeHub browser spawns together (`http` = the hub checking the new "
-                  "server answers, `proxy` = adding its route):", "", "| call | count |", "| --- | ---: |"]
+        lines += [
+            f"All calls of the {pb.get('spawns')} PrimeHub browser spawns together (`http` = the hub checking the new "
+            "server answers, `proxy` = adding its route):",
+            "",
+            "| call | count |",
+            "| --- | ---: |",
+        ]
         lines += [f"| `{k}` | {v} |" for k, v in calls.items()]
         lines.append("")
     return lines + _errors(res), {
-        "2. spawn overhead p95 ≤ 50 ms": (ok_time, f"ours p95 {_num(p95)} ms; whole request → pod creation p50 "
-                                          f"{_v(pb.get('request_to_pod_create_ms'))} ms (browser, incl. auth refresh), "
-                                          f"{_v(pa.get('request_to_pod_create_ms'))} ms (admin REST, incl. a Keycloak load)"),
+        "2. spawn overhead p95 ≤ 50 ms": (
+            ok_time,
+            f"ours p95 {_num(p95)} ms; whole request → pod creation p50 "
+            f"{_v(pb.get('request_to_pod_create_ms'))} ms (browser, incl. auth refresh), "
+            f"{_v(pa.get('request_to_pod_create_ms'))} ms (admin REST, incl. a Keycloak load)",
+        ),
         "4. spawn ≤ 2 Keycloak calls, user's own spawn (form)": (ok_kc_b, f"{kc_b} per spawn"),
         "4. spawn ≤ 2 Keycloak calls, admin REST spawn of a user not cached": (ok_kc_a, f"{kc_a} per spawn"),
     }
@@ -182,11 +234,13 @@ def _conc_row(name: str, d: dict | None) -> str:
     ready = d.get("all_ready_s")
     if ready is None and d.get("ready") is not None:
         ready = f"{d['ready']} ready, last at {_v(d.get('ready_s'), 'max', 2)}"
-    return (f"| {name} | {d.get('users', '–')} | {d.get('pods_created', '–')} | {d.get('all_pods_exist_s', '–')} | "
-            f"{d.get('all_pods_running_s', '–')} | {ready if ready is not None else '–'} | {d.get('loop_stall_max_ms', '–')} | "
-            f"{d.get('loop_blocked_max_ms', '–')} | {d.get('loop_stalls_over_100ms', '–')} | "
-            f"{_v(d.get('start_to_pod_create_ms'))} / {_v(d.get('start_to_pod_create_ms'), 'p95')} | "
-            f"{_v(d.get('auth_refresh_ms'))} | {d.get('keycloak_calls', '–')} | {d.get('k8s_calls', '–')} |")
+    return (
+        f"| {name} | {d.get('users', '–')} | {d.get('pods_created', '–')} | {d.get('all_pods_exist_s', '–')} | "
+        f"{d.get('all_pods_running_s', '–')} | {ready if ready is not None else '–'} | {d.get('loop_stall_max_ms', '–')} | "
+        f"{d.get('loop_blocked_max_ms', '–')} | {d.get('loop_stalls_over_100ms', '–')} | "
+        f"{_v(d.get('start_to_pod_create_ms'))} / {_v(d.get('start_to_pod_create_ms'), 'p95')} | "
+        f"{_v(d.get('auth_refresh_ms'))} | {d.get('keycloak_calls', '–')} | {d.get('k8s_calls', '–')} |"
+    )
 
 
 def section_concurrency(res: dict):
@@ -202,7 +256,10 @@ def section_concurrency(res: dict):
     run = res.get("run") or {}
     n = (run.get("config") or {}).get("users", ph.get("users"))
     lines = [
-        "## 3. Concurrent spawns", "", _run_line(res), "",
+        "## 3. Concurrent spawns",
+        "",
+        _run_line(res),
+        "",
         f"{n} users send `POST /hub/api/users/{{name}}/server` at the same instant (threads released by a barrier) with an "
         "admin token; they are in one group with no quota, instance type 0.01 CPU / 16 MiB, which tolerates the GPU "
         "node's taint so both nodes' 110 pod slots count. Times are seconds from the release; *ready* is when the hub "
@@ -218,22 +275,31 @@ def section_concurrency(res: dict):
         _conc_row("PrimeHub", ph),
         _conc_row(f"PrimeHub, project quota fits {q.get('quota_expected_pods', 'k')}", q),
         _conc_row("plain KubeSpawner", pl),
-        *([_conc_row("PrimeHub, PostgreSQL", res.get("primehub_postgres")),
-           _conc_row("plain KubeSpawner, PostgreSQL", res.get("plain_postgres"))]
-          if res.get("primehub_postgres") or res.get("plain_postgres") else []),
+        *(
+            [
+                _conc_row("PrimeHub, PostgreSQL", res.get("primehub_postgres")),
+                _conc_row("plain KubeSpawner, PostgreSQL", res.get("plain_postgres")),
+            ]
+            if res.get("primehub_postgres") or res.get("plain_postgres")
+            else []
+        ),
         "",
-        ("The hub database is SQLite in the first rows; the PostgreSQL rows run the same burst with the hub's "
-         "database on a PostgreSQL server of the bench's own (Debian's packages, a Unix socket, `benchmarks/postgres.py`)."
-         if res.get("primehub_postgres") else
-         f"Case 3 on PostgreSQL was not run: {res.get('postgres_skipped', 'disabled (--no-postgres)')}."),
+        (
+            "The hub database is SQLite in the first rows; the PostgreSQL rows run the same burst with the hub's "
+            "database on a PostgreSQL server of the bench's own (Debian's packages, a Unix socket, `benchmarks/postgres.py`)."
+            if res.get("primehub_postgres")
+            else f"Case 3 on PostgreSQL was not run: {res.get('postgres_skipped', 'disabled (--no-postgres)')}."
+        ),
         "",
         f"Ratios PrimeHub / plain: every pod exists {_ratio(ph.get('all_pods_exist_s'), pl.get('all_pods_exist_s'))}x, "
         f"every server ready {_ratio(ph.get('all_ready_s'), pl.get('all_ready_s'))}x. "
-        + (f"In the PrimeHub run each spawn waited {_v(ph.get('quota_lock_wait_ms'))} ms (p50; p95 "
-           f"{_v(ph.get('quota_lock_wait_ms'), 'p95')} ms) for its group's quota lock."
-           if (ph.get("quota_lock_wait_ms") or {}).get("n") else
-           "The group has no quota, so its spawns take no quota lock; with the project quota, each spawn waited "
-           f"p50 {_v(q.get('quota_lock_wait_ms'))} ms (p95 {_v(q.get('quota_lock_wait_ms'), 'p95')} ms) for it."),
+        + (
+            f"In the PrimeHub run each spawn waited {_v(ph.get('quota_lock_wait_ms'))} ms (p50; p95 "
+            f"{_v(ph.get('quota_lock_wait_ms'), 'p95')} ms) for its group's quota lock."
+            if (ph.get("quota_lock_wait_ms") or {}).get("n")
+            else "The group has no quota, so its spawns take no quota lock; with the project quota, each spawn waited "
+            f"p50 {_v(q.get('quota_lock_wait_ms'))} ms (p95 {_v(q.get('quota_lock_wait_ms'), 'p95')} ms) for it."
+        ),
         "",
         f"Largest loop stall no worse than plain KubeSpawner's: {_met(ok_stall)} ({_num(stall)} ms against "
         f"{_num(plain_stall)} ms). Share of stall samples with this project's frames on the loop's stack ≤ 5%: "
@@ -251,7 +317,11 @@ def section_concurrency(res: dict):
         "4. 100 simultaneous spawns: auth refresh p50 < 500 ms": (ok_refresh, f"{_v(ph.get('auth_refresh_ms'))} ms"),
         "6. loop stall samples in this project's frames ≤ 5%": (ok_share, f"{_num(share)}%"),
         "6. largest loop stall ≤ plain KubeSpawner's": (ok_stall, f"{_num(stall)} ms vs {_num(plain_stall)} ms"),
-        "quotas: no overrun (exactly k pods)": (ok_quota, f"{q.get('pods_created')} pods, k = {q.get('quota_expected_pods')}")}
+        "quotas: no overrun (exactly k pods)": (
+            ok_quota,
+            f"{q.get('pods_created')} pods, k = {q.get('quota_expected_pods')}",
+        ),
+    }
 
 
 def _share(d: dict):
@@ -264,26 +334,39 @@ def section_failure(res: dict):
     worst = (ph.get("from_event_seen_s") or {}).get("max")
     ok = None if worst is None else bool(worst <= 0.1 and ph.get("all_failed"))
     lines = [
-        "## 4. Fast failure", "", _run_line(res), "",
+        "## 4. Fast failure",
+        "",
+        _run_line(res),
+        "",
         "A spawn whose instance type asks for 64 CPUs (no node has them). From the scheduler's FailedScheduling event "
         "(its own `eventTime`; and when our watch saw it) to the spawn's progress stream "
         "(`GET /hub/api/users/{name}/server/progress`) ending with `failed`. Plain KubeSpawner waits for its start "
-        f"timeout ({res.get('start_timeout_s', 30)} s here).", "",
+        f"timeout ({res.get('start_timeout_s', 30)} s here).",
+        "",
         "| | trials | event time → failed, p50 / max s | event seen → failed, p50 / max s | POST → failed, p50 s |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, d in (("PrimeHub", ph), ("plain KubeSpawner", pl)):
-        lines.append(f"| {name} | {d.get('reps', '–')} | {_v(d.get('from_event_stamp_s'), 'p50', 2)} / {_v(d.get('from_event_stamp_s'), 'max', 2)} | "
-                     f"{_v(d.get('from_event_seen_s'), 'p50', 2)} / {_v(d.get('from_event_seen_s'), 'max', 2)} | {_v(d.get('post_to_failed_s'), 'p50', 2)} |")
-    lines += ["", f"Target ≤ 0.1 s from the watch seeing the event (p50 and max): {_met(ok)} (worst {worst} s). "
-              f"PrimeHub's user reads: “{ph.get('message', '')}”; plain KubeSpawner's: “{pl.get('message', '')}”.", ""]
+        lines.append(
+            f"| {name} | {d.get('reps', '–')} | {_v(d.get('from_event_stamp_s'), 'p50', 2)} / {_v(d.get('from_event_stamp_s'), 'max', 2)} | "
+            f"{_v(d.get('from_event_seen_s'), 'p50', 2)} / {_v(d.get('from_event_seen_s'), 'max', 2)} | {_v(d.get('post_to_failed_s'), 'p50', 2)} |"
+        )
+    lines += [
+        "",
+        f"Target ≤ 0.1 s from the watch seeing the event (p50 and max): {_met(ok)} (worst {worst} s). "
+        f"PrimeHub's user reads: “{ph.get('message', '')}”; plain KubeSpawner's: “{pl.get('message', '')}”.",
+        "",
+    ]
     return lines + _errors(res), {"5. fast failure ≤ 0.1 s from the event seen": (ok, f"worst {_num(worst, 3)} s")}
 
 
 def section_growth(res: dict):
     real = res.get("real") or {}
     lines = [
-        "## 5. Growth through the real stack", "", _run_line(res), "",
+        "## 5. Growth through the real stack",
+        "",
+        _run_line(res),
+        "",
         "Groups and resources grow together: at scale s, 20s groups, 200s instance types, 100s images, 500s datasets; "
         "each group keeps offering about 30 instance types and 15 images and granting 25 datasets of its own, and 100 "
         "datasets stay shared (not launch-group-only). Two users: one in every group (their offers grow with the "
@@ -310,17 +393,47 @@ def section_growth(res: dict):
             "| measure | " + " | ".join(f"{c['scale']}x" for c in cols) + " |",
             "| --- | " + " | ".join("---:" for _ in cols) + " |",
             row("measured", lambda c: c.get("date", "?")),
-            row("groups / instance types / images / datasets", lambda c: f"{c['groups']} / {c['instance_types']} / {c['images']} / {c['datasets']}"),
-            row("setup: Keycloak s, custom resources s", lambda c: f"{c.get('keycloak_setup_s')}, {c.get('k8s_setup_s')}"),
-            row("form, user in 20 groups (own offers unchanged), server-side ms p50", lambda c: _v((c.get("form_own") or {}).get("server_ms"))),
-            row("form, user in every group, server-side ms p50 (renders)", lambda c: f"{_v((c.get('form') or {}).get('server_ms'))} ({(c.get('form') or {}).get('renders', '–')})"),
-            row("form, user in every group, cold Keycloak cache: ms; Keycloak calls", lambda c: f"{((c.get('form') or {}).get('cold') or {}).get('server_ms', '–')}; {((c.get('form') or {}).get('cold') or {}).get('keycloak_calls', '–')}"),
+            row(
+                "groups / instance types / images / datasets",
+                lambda c: f"{c['groups']} / {c['instance_types']} / {c['images']} / {c['datasets']}",
+            ),
+            row(
+                "setup: Keycloak s, custom resources s",
+                lambda c: f"{c.get('keycloak_setup_s')}, {c.get('k8s_setup_s')}",
+            ),
+            row(
+                "form, user in 20 groups (own offers unchanged), server-side ms p50",
+                lambda c: _v((c.get("form_own") or {}).get("server_ms")),
+            ),
+            row(
+                "form, user in every group, server-side ms p50 (renders)",
+                lambda c: f"{_v((c.get('form') or {}).get('server_ms'))} ({(c.get('form') or {}).get('renders', '–')})",
+            ),
+            row(
+                "form, user in every group, cold Keycloak cache: ms; Keycloak calls",
+                lambda c: (
+                    f"{((c.get('form') or {}).get('cold') or {}).get('server_ms', '–')}; {((c.get('form') or {}).get('cold') or {}).get('keycloak_calls', '–')}"
+                ),
+            ),
             row("page bytes (user in every group)", lambda c: (c.get("form") or {}).get("html_bytes", "–")),
             row("spawn, browser: ours p50 ms", lambda c: _v((c.get("spawn_browser") or {}).get("ours_ms"))),
-            row("spawn, browser: auth refresh p50 ms; Keycloak calls", lambda c: f"{_v((c.get('spawn_browser') or {}).get('auth_refresh_ms'))}; {_range((c.get('spawn_browser') or {}).get('keycloak_calls_per_spawn'))}"),
+            row(
+                "spawn, browser: auth refresh p50 ms; Keycloak calls",
+                lambda c: (
+                    f"{_v((c.get('spawn_browser') or {}).get('auth_refresh_ms'))}; {_range((c.get('spawn_browser') or {}).get('keycloak_calls_per_spawn'))}"
+                ),
+            ),
             row("spawn, api (first spawn): ours p50 ms", lambda c: _v((c.get("spawn_api") or {}).get("ours_ms"))),
-            row("spawn, api: auth refresh p50 ms; Keycloak calls", lambda c: f"{_v((c.get('spawn_api') or {}).get('auth_refresh_ms'))}; {_range((c.get('spawn_api') or {}).get('keycloak_calls_per_spawn'))}"),
-            row("hub event loop: max stall ms (of it blocked)", lambda c: f"{c.get('loop_stall_max_ms', '–')} ({c.get('loop_blocked_max_ms', '–')})"),
+            row(
+                "spawn, api: auth refresh p50 ms; Keycloak calls",
+                lambda c: (
+                    f"{_v((c.get('spawn_api') or {}).get('auth_refresh_ms'))}; {_range((c.get('spawn_api') or {}).get('keycloak_calls_per_spawn'))}"
+                ),
+            ),
+            row(
+                "hub event loop: max stall ms (of it blocked)",
+                lambda c: f"{c.get('loop_stall_max_ms', '–')} ({c.get('loop_blocked_max_ms', '–')})",
+            ),
             row("where the loop was while stalled", lambda c: _stall_frames(c.get("stall_frames"), 3)),
         ]
     lines.append("")
@@ -335,20 +448,30 @@ def _growth_targets(rows: list[dict]):
         form_ratio = _ratio(ten["form_ms"], one["form_ms"])
         plan_ratio = _ratio(ten["plan_launch_ms"], one["plan_launch_ms"])
         out["2. form at 10x ≤ 1.5x its 1x cost (own offers unchanged, in-process)"] = (
-            None if form_ratio is None else form_ratio <= 1.5, f"{form_ratio}x")
+            None if form_ratio is None else form_ratio <= 1.5,
+            f"{form_ratio}x",
+        )
         out["2. one spawn's plan at 10x ≤ 1.5x its 1x cost (in-process)"] = (
-            None if plan_ratio is None else plan_ratio <= 1.5, f"{plan_ratio}x")
+            None if plan_ratio is None else plan_ratio <= 1.5,
+            f"{plan_ratio}x",
+        )
     calls = [r.get("catalog_call_ms") for r in rows if r.get("catalog_call_ms") is not None]
     if len(calls) >= 2:
         flat = max(calls) <= 10 * max(min(calls), 0.001)
         out["2. catalog() on an unchanged catalog O(1)"] = (
-            flat, " / ".join(f"{r['scale']}x {r['catalog_call_ms']} ms" for r in rows))
+            flat,
+            " / ".join(f"{r['scale']}x {r['catalog_call_ms']} ms" for r in rows),
+        )
     big = next((r["all_groups"] for r in rows if (r.get("all_groups") or {}).get("groups", 0) >= 200), None)
     if big:
-        out["3. user in 200 groups: form < 150 ms (warm, in-process)"] = (big["warm_ms"] < 150, f"warm {big['warm_ms']} ms, cold {big['cold_ms']} ms")
+        out["3. user in 200 groups: form < 150 ms (warm, in-process)"] = (
+            big["warm_ms"] < 150,
+            f"warm {big['warm_ms']} ms, cold {big['cold_ms']} ms",
+        )
         out["3. user in 200 groups: loop never blocked > 50 ms (in-process)"] = (
             big["loop_blocked_max_ms"] <= 50,
-            f"{big['loop_blocked_max_ms']} ms (idle machine over as long: {big.get('loop_idle_max_ms', '–')} ms)")
+            f"{big['loop_blocked_max_ms']} ms (idle machine over as long: {big.get('loop_idle_max_ms', '–')} ms)",
+        )
     return out
 
 
@@ -356,69 +479,102 @@ def section_inprocess(res: dict):
     rows = res.get("growth") or []
     fail = res.get("failure") or {}
     lines = [
-        "## In-process: our code's cost as the platform grows", "", _run_line(res), "",
+        "## In-process: our code's cost as the platform grows",
+        "",
+        _run_line(res),
+        "",
         "`python -m benchmarks --in-process` (no local stack: `benchmarks/inprocess.py`) calls what the hub calls with "
         "the generated platform of case 5, without Keycloak or HTTP. The **user's own offers stay the same** (the first "
         "20 groups) while the platform grows. *form* and *plan* are CPU ms of this thread (median; the machine's "
         "other load does not count): `build_form` + `render_form`, and one spawn's `plan_launch`. *catalog()* is "
         "`CatalogWatcher.catalog()` on unchanged custom resources, then after one watch event (notifying reflectors as "
         "in the hub). *Spawner* goes through `PrimeHubSpawner(_mock=True)`: cold renders the form (off the event loop), "
-        "warm reuses it; *loop blocked* is the largest lateness of a 5 ms sleep on the loop during the cold render.", "",
+        "warm reuses it; *loop blocked* is the largest lateness of a 5 ms sleep on the loop during the cold render.",
+        "",
         "| scale | groups | instance types | images | datasets | form CPU ms | plan_launch CPU ms | catalog() ms, unchanged | catalog() ms, after one event | spawner: cold ms / warm ms / loop blocked ms | page bytes |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         sp = r.get("form_spawner") or {}
-        lines.append(f"| {r['scale']}x | {r['groups']} | {r['instance_types']} | {r['images']} | {r['datasets']} | "
-                     f"{r['form_ms']} | {r['plan_launch_ms']} | {r['catalog_call_ms']} | {r.get('catalog_after_event_ms', '–')} | "
-                     f"{sp.get('cold_ms', '–')} / {sp.get('warm_ms', '–')} / {sp.get('loop_blocked_max_ms', '–')} | {sp.get('html_bytes', '–')} |")
+        lines.append(
+            f"| {r['scale']}x | {r['groups']} | {r['instance_types']} | {r['images']} | {r['datasets']} | "
+            f"{r['form_ms']} | {r['plan_launch_ms']} | {r['catalog_call_ms']} | {r.get('catalog_after_event_ms', '–')} | "
+            f"{sp.get('cold_ms', '–')} / {sp.get('warm_ms', '–')} / {sp.get('loop_blocked_max_ms', '–')} | {sp.get('html_bytes', '–')} |"
+        )
     big = [r for r in rows if r.get("all_groups")]
     if big:
-        lines += ["", "**A user in every group** (their offers are large: at 10x, 200 groups, each with its instance "
-                  "types, images and mounted datasets), through the spawner:", "",
-                  "| scale | groups | cold ms | warm ms | loop late ms during the cold render (idle machine, as long) | page bytes |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "**A user in every group** (their offers are large: at 10x, 200 groups, each with its instance "
+            "types, images and mounted datasets), through the spawner:",
+            "",
+            "| scale | groups | cold ms | warm ms | loop late ms during the cold render (idle machine, as long) | page bytes |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in big:
             a = r["all_groups"]
-            lines.append(f"| {r['scale']}x | {a['groups']} | {a['cold_ms']} | {a['warm_ms']} | {a['loop_blocked_max_ms']} "
-                         f"({a.get('loop_idle_max_ms', '–')}) | {a['html_bytes']} |")
-        lines += ["", "*Idle*: the largest lateness of the same probe with nothing to do, measured right after for as "
-                  "long as the render took: the shared machine's own noise floor."]
+            lines.append(
+                f"| {r['scale']}x | {a['groups']} | {a['cold_ms']} | {a['warm_ms']} | {a['loop_blocked_max_ms']} "
+                f"({a.get('loop_idle_max_ms', '–')}) | {a['html_bytes']} |"
+            )
+        lines += [
+            "",
+            "*Idle*: the largest lateness of the same probe with nothing to do, measured right after for as "
+            "long as the render took: the shared machine's own noise floor.",
+        ]
     if fail:
         t = fail.get("event_to_failure_ms") or {}
-        lines += ["", f"**Fast failure, in-process**: from a FailedScheduling event arriving in the event reflector to the "
-                  f"spawn's scheduling watch returning the failure, {fail.get('trials')} trials: p50 {t.get('p50')} ms, "
-                  f"max {t.get('max')} ms (the real-stack figure in section 4 adds the pod's removal and JupyterHub's "
-                  "progress stream)."]
+        lines += [
+            "",
+            f"**Fast failure, in-process**: from a FailedScheduling event arriving in the event reflector to the "
+            f"spawn's scheduling watch returning the failure, {fail.get('trials')} trials: p50 {t.get('p50')} ms, "
+            f"max {t.get('max')} ms (the real-stack figure in section 4 adds the pod's removal and JupyterHub's "
+            "progress stream).",
+        ]
     servers = res.get("servers") or []
     if servers:
-        lines += ["", "**Running servers** (their pods in the pod reflector, spread over the user's 20 groups, which have no quota): "
-                  "a warm form, the check of a form submission (plan and the early quota look over the live pods), "
-                  "and the first form after one more server started in one of the user's groups (usage changed: "
-                  "rendered again).", "",
-                  "| servers | warm form CPU ms | options_from_form CPU ms | form after a pod change ms (wall) |",
-                  "| ---: | ---: | ---: | ---: |",
-                  *[f"| {x['servers']} | {x['form_warm_ms']} | {x['options_from_form_ms']} | {x['form_after_pod_change_ms']} |"
-                    for x in servers]]
+        lines += [
+            "",
+            "**Running servers** (their pods in the pod reflector, spread over the user's 20 groups, which have no quota): "
+            "a warm form, the check of a form submission (plan and the early quota look over the live pods), "
+            "and the first form after one more server started in one of the user's groups (usage changed: "
+            "rendered again).",
+            "",
+            "| servers | warm form CPU ms | options_from_form CPU ms | form after a pod change ms (wall) |",
+            "| ---: | ---: | ---: | ---: |",
+            *[
+                f"| {x['servers']} | {x['form_warm_ms']} | {x['options_from_form_ms']} | {x['form_after_pod_change_ms']} |"
+                for x in servers
+            ],
+        ]
     prof = res.get("profiles") or {}
     if prof:
         lines += ["", "Where the time goes (cProfile of one call, functions by own time):", ""]
         for name, p in prof.items():
-            lines.append(f"- `{name}`, {p['total_ms']} ms: " + "; ".join(
-                f"`{t['function']}` {t['own_ms']} ms in {t['calls']} calls" for t in p["top"][:4]))
+            lines.append(
+                f"- `{name}`, {p['total_ms']} ms: "
+                + "; ".join(f"`{t['function']}` {t['own_ms']} ms in {t['calls']} calls" for t in p["top"][:4])
+            )
     lines.append("")
     verdicts = _growth_targets(rows)
     by_count = {x["servers"]: x for x in servers}
     if 10 in by_count and 1000 in by_count:
         a, z = by_count[10], by_count[1000]
-        worst = max(_ratio(z["form_warm_ms"], a["form_warm_ms"]) or 0, _ratio(z["options_from_form_ms"], a["options_from_form_ms"]) or 0)
+        worst = max(
+            _ratio(z["form_warm_ms"], a["form_warm_ms"]) or 0,
+            _ratio(z["options_from_form_ms"], a["options_from_form_ms"]) or 0,
+        )
         verdicts["7. 1,000 servers: form and submission within 1.2x of 10 (in-process)"] = (
-            worst <= 1.2, f"form {a['form_warm_ms']} → {z['form_warm_ms']} ms, check {a['options_from_form_ms']} → {z['options_from_form_ms']} ms")
+            worst <= 1.2,
+            f"form {a['form_warm_ms']} → {z['form_warm_ms']} ms, check {a['options_from_form_ms']} → {z['options_from_form_ms']} ms",
+        )
     if fail:
         t = fail.get("event_to_failure_ms") or {}
         if t.get("max") is not None:
             verdicts["5. fast failure: event → failure ≤ 0.1 s (in-process, p50 and max)"] = (
-                t["max"] <= 100, f"p50 {t.get('p50')} ms, max {t['max']} ms")
+                t["max"] <= 100,
+                f"p50 {t.get('p50')} ms, max {t['max']} ms",
+            )
     return lines + _errors(res), verdicts
 
 
@@ -448,89 +604,196 @@ def section_before_after(results: dict):
     ratio = _ratio((ph.get("server_ms_warm") or {}).get("p50"), (pl.get("server_ms_warm") or {}).get("p50"))
 
     def table(title, rows):
-        return [f"**{title}**", "", "| measure | before | after |", "| --- | ---: | ---: |",
-                *[f"| {m} | {x} | {y} |" for m, x, y in rows], ""]
+        return [
+            f"**{title}**",
+            "",
+            "| measure | before | after |",
+            "| --- | ---: | ---: |",
+            *[f"| {m} | {x} | {y} |" for m, x, y in rows],
+            "",
+        ]
 
     def ip(scale, key):
         r = by.get(scale)
         return f"{r[key]} (in-process)" if r and r.get(key) is not None else "not run"
 
     missing = [c for c in ("form", "spawn", "concurrency", "failure", "growth", "inprocess") if c not in results]
-    lines = ["## Before and after (issue 11)", "",
-             f"*Before*: the run of {b['date']} (commit {b['commit']}; in-process growth then had the user in every "
-             "group, so its form column is the user-in-200-groups case). *After*: the runs on this page. A value marked "
-             "in-process comes from `python -m benchmarks --in-process`; everything else from `make bench`."
-             + (f" Not yet run for this page: {', '.join(missing)} (– in the after column)." if missing else ""), ""]
-    lines += table("1. Options form (case 1 scale)", [
-        ("warm server-side p50 ms (plain KubeSpawner)", f"{b['form_warm_p50_ms']} ({b['form_plain_warm_p50_ms']})",
-         f"{_v(ph.get('server_ms_warm'))} ({_v(pl.get('server_ms_warm'))})"),
-        ("ratio to plain KubeSpawner (target ≤ 1.2x)", f"{b['form_ratio']}x", f"{ratio}x" if ratio else "not run"),
-        ("calls per warm render", b["form_warm_calls"],
-         f"Keycloak {_range(ph.get('keycloak_calls_per_render'))}, Kubernetes {_range(ph.get('k8s_calls_per_render'))}"),
-        ("cold render: ms; Keycloak calls (target ≤ 2)", f"{b['form_cold_ms']}; {b['form_cold_keycloak_calls']}",
-         f"{(ph.get('cold') or {}).get('server_ms', 'not run')}; {(ph.get('cold') or {}).get('keycloak_calls', '–')}"),
-    ])
-    lines += table("2. Growth (form and plan at 10x ≤ 1.5x their 1x; catalog() O(1))", [
-        ("form ms at 1x / 10x / 100x", " / ".join(str(b["growth_form_ms"][k]) for k in ("1", "10", "100")),
-         " / ".join(str((by.get(k) or {}).get("form_ms", "–")) for k in (1, 10, 100)) + " (in-process, CPU, own offers)"),
-        ("plan_launch ms at 1x / 10x / 100x", " / ".join(str(b["growth_plan_ms"][k]) for k in ("1", "10", "100")),
-         " / ".join(str((by.get(k) or {}).get("plan_launch_ms", "–")) for k in (1, 10, 100)) + " (in-process, CPU)"),
-        ("catalog() per call, unchanged, ms at 1x / 10x / 100x", " / ".join(str(b["growth_catalog_ms"][k]) for k in ("1", "10", "100")),
-         " / ".join(str((by.get(k) or {}).get("catalog_call_ms", "–")) for k in (1, 10, 100)) + " (in-process)"),
-        ("real stack 5x: form server-side p50 ms, user in every group (in 20 groups)", b["growth_real_5x_form_ms"],
-         f"{_v((real5.get('form') or {}).get('server_ms'))} ({_v((real5.get('form_own') or {}).get('server_ms'))})" if real5 else "not run"),
-    ])
-    lines += table("3. A user in 200 groups (form < 150 ms; loop never blocked > 50 ms)", [
-        ("form ms", f"{b['all_groups_10x_form_ms']} (every render)",
-         f"warm {big.get('warm_ms', '–')}, cold {big.get('cold_ms', '–')} (in-process)" if big else "not run"),
-        ("longest loop block during a render ms", b["all_groups_loop_block_ms"],
-         f"{big.get('loop_blocked_max_ms', '–')} (in-process)" if big else "not run"),
-        ("real stack 5x (100 groups): max loop stall ms", b["real_5x_loop_stall_ms"], real5.get("loop_stall_max_ms", "not run")),
-    ])
-    lines += table("4. Keycloak (≤ 2 calls for any spawn; 100 simultaneous spawns: auth refresh p50 < 500 ms)", [
-        ("calls per spawn: browser; admin REST of a user not cached", f"{b['keycloak_browser_spawn_calls']}; {b['keycloak_api_spawn_calls']}",
-         f"{_range((spawn.get('primehub_browser') or {}).get('keycloak_calls_per_spawn'))}; "
-         f"{_range((spawn.get('primehub_api') or {}).get('keycloak_calls_per_spawn'))}"),
-        ("100 simultaneous spawns: auth refresh p50 ms; Keycloak calls", f"{b['concurrency_auth_refresh_p50_ms']}; {b['concurrency_keycloak_calls']}",
-         f"{_v(cp.get('auth_refresh_ms'))}; {cp.get('keycloak_calls', '–')}"),
-    ])
-    lines += table("5. Fast failure (≤ 0.1 s from the watch seeing FailedScheduling, p50 and max)", [
-        ("event seen → failed, p50 / max s (trials)", f"{b['failure_seen_to_failed_s']['p50']} / {b['failure_seen_to_failed_s']['max']} ({b['failure_trials']})",
-         f"{_v(fail.get('from_event_seen_s'), 'p50', 3)} / {_v(fail.get('from_event_seen_s'), 'max', 3)} ({fail.get('reps', '–')})"),
-        ("event in the reflector → failure, p50 / max ms", "0.5 s poll", f"{fail_ip.get('p50', '–')} / {fail_ip.get('max', '–')} (in-process)"),
-    ])
-    lines += table("6. 100 simultaneous spawns (stall samples in our frames ≤ 5%; largest stall ≤ plain's)", [
-        ("largest loop stall ms (plain KubeSpawner)", f"{b['concurrency_stall_max_ms']} ({b['concurrency_plain_stall_max_ms']})",
-         f"{cp.get('loop_stall_max_ms', '–')} ({cpl.get('loop_stall_max_ms', '–')})"),
-        ("stall samples with primehub_hub on the stack", b["concurrency_ours_share"],
-         f"{cp.get('stall_samples_ours', '–')} of {cp.get('stall_samples', '–')} ({_num(_share(cp))}%)"),
-        ("on PostgreSQL: largest loop stall ms; auth refresh p50 ms (plain KubeSpawner's stall)", "not measured",
-         f"{(conc.get('primehub_postgres') or {}).get('loop_stall_max_ms', '–')}; "
-         f"{_v((conc.get('primehub_postgres') or {}).get('auth_refresh_ms'))} "
-         f"({(conc.get('plain_postgres') or {}).get('loop_stall_max_ms', '–')})"),
-    ])
+    lines = [
+        "## Before and after (issue 11)",
+        "",
+        f"*Before*: the run of {b['date']} (commit {b['commit']}; in-process growth then had the user in every "
+        "group, so its form column is the user-in-200-groups case). *After*: the runs on this page. A value marked "
+        "in-process comes from `python -m benchmarks --in-process`; everything else from `make bench`."
+        + (f" Not yet run for this page: {', '.join(missing)} (– in the after column)." if missing else ""),
+        "",
+    ]
+    lines += table(
+        "1. Options form (case 1 scale)",
+        [
+            (
+                "warm server-side p50 ms (plain KubeSpawner)",
+                f"{b['form_warm_p50_ms']} ({b['form_plain_warm_p50_ms']})",
+                f"{_v(ph.get('server_ms_warm'))} ({_v(pl.get('server_ms_warm'))})",
+            ),
+            ("ratio to plain KubeSpawner (target ≤ 1.2x)", f"{b['form_ratio']}x", f"{ratio}x" if ratio else "not run"),
+            (
+                "calls per warm render",
+                b["form_warm_calls"],
+                f"Keycloak {_range(ph.get('keycloak_calls_per_render'))}, Kubernetes {_range(ph.get('k8s_calls_per_render'))}",
+            ),
+            (
+                "cold render: ms; Keycloak calls (target ≤ 2)",
+                f"{b['form_cold_ms']}; {b['form_cold_keycloak_calls']}",
+                f"{(ph.get('cold') or {}).get('server_ms', 'not run')}; {(ph.get('cold') or {}).get('keycloak_calls', '–')}",
+            ),
+        ],
+    )
+    lines += table(
+        "2. Growth (form and plan at 10x ≤ 1.5x their 1x; catalog() O(1))",
+        [
+            (
+                "form ms at 1x / 10x / 100x",
+                " / ".join(str(b["growth_form_ms"][k]) for k in ("1", "10", "100")),
+                " / ".join(str((by.get(k) or {}).get("form_ms", "–")) for k in (1, 10, 100))
+                + " (in-process, CPU, own offers)",
+            ),
+            (
+                "plan_launch ms at 1x / 10x / 100x",
+                " / ".join(str(b["growth_plan_ms"][k]) for k in ("1", "10", "100")),
+                " / ".join(str((by.get(k) or {}).get("plan_launch_ms", "–")) for k in (1, 10, 100))
+                + " (in-process, CPU)",
+            ),
+            (
+                "catalog() per call, unchanged, ms at 1x / 10x / 100x",
+                " / ".join(str(b["growth_catalog_ms"][k]) for k in ("1", "10", "100")),
+                " / ".join(str((by.get(k) or {}).get("catalog_call_ms", "–")) for k in (1, 10, 100)) + " (in-process)",
+            ),
+            (
+                "real stack 5x: form server-side p50 ms, user in every group (in 20 groups)",
+                b["growth_real_5x_form_ms"],
+                f"{_v((real5.get('form') or {}).get('server_ms'))} ({_v((real5.get('form_own') or {}).get('server_ms'))})"
+                if real5
+                else "not run",
+            ),
+        ],
+    )
+    lines += table(
+        "3. A user in 200 groups (form < 150 ms; loop never blocked > 50 ms)",
+        [
+            (
+                "form ms",
+                f"{b['all_groups_10x_form_ms']} (every render)",
+                f"warm {big.get('warm_ms', '–')}, cold {big.get('cold_ms', '–')} (in-process)" if big else "not run",
+            ),
+            (
+                "longest loop block during a render ms",
+                b["all_groups_loop_block_ms"],
+                f"{big.get('loop_blocked_max_ms', '–')} (in-process)" if big else "not run",
+            ),
+            (
+                "real stack 5x (100 groups): max loop stall ms",
+                b["real_5x_loop_stall_ms"],
+                real5.get("loop_stall_max_ms", "not run"),
+            ),
+        ],
+    )
+    lines += table(
+        "4. Keycloak (≤ 2 calls for any spawn; 100 simultaneous spawns: auth refresh p50 < 500 ms)",
+        [
+            (
+                "calls per spawn: browser; admin REST of a user not cached",
+                f"{b['keycloak_browser_spawn_calls']}; {b['keycloak_api_spawn_calls']}",
+                f"{_range((spawn.get('primehub_browser') or {}).get('keycloak_calls_per_spawn'))}; "
+                f"{_range((spawn.get('primehub_api') or {}).get('keycloak_calls_per_spawn'))}",
+            ),
+            (
+                "100 simultaneous spawns: auth refresh p50 ms; Keycloak calls",
+                f"{b['concurrency_auth_refresh_p50_ms']}; {b['concurrency_keycloak_calls']}",
+                f"{_v(cp.get('auth_refresh_ms'))}; {cp.get('keycloak_calls', '–')}",
+            ),
+        ],
+    )
+    lines += table(
+        "5. Fast failure (≤ 0.1 s from the watch seeing FailedScheduling, p50 and max)",
+        [
+            (
+                "event seen → failed, p50 / max s (trials)",
+                f"{b['failure_seen_to_failed_s']['p50']} / {b['failure_seen_to_failed_s']['max']} ({b['failure_trials']})",
+                f"{_v(fail.get('from_event_seen_s'), 'p50', 3)} / {_v(fail.get('from_event_seen_s'), 'max', 3)} ({fail.get('reps', '–')})",
+            ),
+            (
+                "event in the reflector → failure, p50 / max ms",
+                "0.5 s poll",
+                f"{fail_ip.get('p50', '–')} / {fail_ip.get('max', '–')} (in-process)",
+            ),
+        ],
+    )
+    lines += table(
+        "6. 100 simultaneous spawns (stall samples in our frames ≤ 5%; largest stall ≤ plain's)",
+        [
+            (
+                "largest loop stall ms (plain KubeSpawner)",
+                f"{b['concurrency_stall_max_ms']} ({b['concurrency_plain_stall_max_ms']})",
+                f"{cp.get('loop_stall_max_ms', '–')} ({cpl.get('loop_stall_max_ms', '–')})",
+            ),
+            (
+                "stall samples with primehub_hub on the stack",
+                b["concurrency_ours_share"],
+                f"{cp.get('stall_samples_ours', '–')} of {cp.get('stall_samples', '–')} ({_num(_share(cp))}%)",
+            ),
+            (
+                "on PostgreSQL: largest loop stall ms; auth refresh p50 ms (plain KubeSpawner's stall)",
+                "not measured",
+                f"{(conc.get('primehub_postgres') or {}).get('loop_stall_max_ms', '–')}; "
+                f"{_v((conc.get('primehub_postgres') or {}).get('auth_refresh_ms'))} "
+                f"({(conc.get('plain_postgres') or {}).get('loop_stall_max_ms', '–')})",
+            ),
+        ],
+    )
     srv = {x["servers"]: x for x in ((results.get("inprocess") or {}).get("servers") or [])}
-    lines += table("7. 1,000 running servers (form and spawn overhead within 1.2x of 10)", [
-        ("warm form ms, 10 / 1,000 servers", b["servers_1000"],
-         f"{(srv.get(10) or {}).get('form_warm_ms', '–')} / {(srv.get(1000) or {}).get('form_warm_ms', '–')} (in-process)"),
-        ("form submission check ms, 10 / 1,000 servers", b["servers_1000"],
-         f"{(srv.get(10) or {}).get('options_from_form_ms', '–')} / {(srv.get(1000) or {}).get('options_from_form_ms', '–')} (in-process)"),
-        ("hub memory per running server; restart finding them all", b["servers_1000"], "not measured (needs the real case)"),
-    ])
+    lines += table(
+        "7. 1,000 running servers (form and spawn overhead within 1.2x of 10)",
+        [
+            (
+                "warm form ms, 10 / 1,000 servers",
+                b["servers_1000"],
+                f"{(srv.get(10) or {}).get('form_warm_ms', '–')} / {(srv.get(1000) or {}).get('form_warm_ms', '–')} (in-process)",
+            ),
+            (
+                "form submission check ms, 10 / 1,000 servers",
+                b["servers_1000"],
+                f"{(srv.get(10) or {}).get('options_from_form_ms', '–')} / {(srv.get(1000) or {}).get('options_from_form_ms', '–')} (in-process)",
+            ),
+            (
+                "hub memory per running server; restart finding them all",
+                b["servers_1000"],
+                "not measured (needs the real case)",
+            ),
+        ],
+    )
     return lines
 
 
 # --- what dominates, from the numbers ------------------------------------------------------
 
+
 def _ours_share(frames) -> str:
     total = sum(c for _, c in frames or [])
     ours = sum(c for f, c in frames or [] if f.startswith("primehub_hub/"))
-    return (f"Of the {total} stack samples taken while the PrimeHub hub's loop was late (its 12 most frequent "
-            f"frames), {ours} were in `primehub_hub`.") if total else ""
+    return (
+        (
+            f"Of the {total} stack samples taken while the PrimeHub hub's loop was late (its 12 most frequent "
+            f"frames), {ours} were in `primehub_hub`."
+        )
+        if total
+        else ""
+    )
 
 
 def _top(p: dict, n: int = 3) -> str:
-    return ", ".join(f"`{t['function']}` {t['own_ms']} ms ({t['calls']} calls)" for t in (p.get("top") or [])[:n]) or "–"
+    return (
+        ", ".join(f"`{t['function']}` {t['own_ms']} ms ({t['calls']} calls)" for t in (p.get("top") or [])[:n]) or "–"
+    )
 
 
 def findings(results: dict) -> list[str]:
@@ -546,14 +809,16 @@ def findings(results: dict) -> list[str]:
             f"- **Form (case 1).** A warm render takes {_v(ph.get('server_ms_warm'))} ms server-side (p50), of which "
             f"{_v(ph.get('form_function_ms'))} ms are the spawner's form function: the rendered form is reused while the "
             "user's entitlements, quota usage, remembered choices and the catalog are unchanged, so what remains is "
-            f"JupyterHub's page template around it, as for plain KubeSpawner ({_v(pl.get('server_ms_warm'))} ms).")
+            f"JupyterHub's page template around it, as for plain KubeSpawner ({_v(pl.get('server_ms_warm'))} ms)."
+        )
     if prof:
         out.append(
             f"- **A cold render** (first, or after a change) in-process spends its own time in {_top(prof.get('form@1x') or {})} "
             f"at 1x; for a user in 200 groups in {_top(prof.get('form_all_groups@10x') or {})}: jinja writing one row per "
             "mounted dataset per group. It runs in a worker thread with the garbage collector paused (its many "
             "short-lived objects would otherwise set off a full collection that stops every thread), so the loop keeps "
-            "serving; a warm render reuses the page.")
+            "serving; a warm render reuses the page."
+        )
     spawn = results.get("spawn") or {}
     pb, pa = spawn.get("primehub_browser") or {}, spawn.get("primehub_api") or {}
     if pb.get("keycloak_calls_per_spawn"):
@@ -563,23 +828,29 @@ def findings(results: dict) -> list[str]:
             "the cache the form filled). An admin's REST spawn of a user not cached makes "
             f"{_range(pa.get('keycloak_calls_per_spawn'))}: the user and their groups, whose full representations carry "
             "the role names; `everyone` is shared and renewed in the background, and admin status is not read on behalf "
-            "of another user.")
+            "of another user."
+        )
     conc = results.get("concurrency") or {}
     cp = conc.get("primehub") or {}
     if cp.get("start_to_pod_create_ms"):
         out.append(
             f"- **Concurrent spawns (case 3).** The auth refresh before each spawn took p50 {_v(cp.get('auth_refresh_ms'))} ms "
             f"({cp.get('keycloak_calls')} Keycloak calls for {cp.get('users')} users, over a 64-connection client). "
-            f"{_ours_share(cp.get('stall_frames'))} The stalls' frames: {_stall_frames(cp.get('stall_frames'), 3)}.")
+            f"{_ours_share(cp.get('stall_frames'))} The stalls' frames: {_stall_frames(cp.get('stall_frames'), 3)}."
+        )
     if len(rows) >= 2:
-        text = ("- **Growth (in-process).** With the user's own offers unchanged, the form costs "
-                + " / ".join(f"{r['form_ms']} ms at {r['scale']}x" for r in rows)
-                + ", one spawn's plan " + " / ".join(f"{r['plan_launch_ms']} ms" for r in rows)
-                + ", and `catalog()` on an unchanged catalog " + " / ".join(f"{r['catalog_call_ms']} ms" for r in rows)
-                + ": offers are looked up by granted name and the watcher keeps its Catalog until a watch event. "
-                "What still grows with the platform is the one-off work after a change: "
-                + " / ".join(f"{r.get('catalog_after_event_ms', '–')} ms" for r in rows)
-                + " for the first `catalog()` after one watch event.")
+        text = (
+            "- **Growth (in-process).** With the user's own offers unchanged, the form costs "
+            + " / ".join(f"{r['form_ms']} ms at {r['scale']}x" for r in rows)
+            + ", one spawn's plan "
+            + " / ".join(f"{r['plan_launch_ms']} ms" for r in rows)
+            + ", and `catalog()` on an unchanged catalog "
+            + " / ".join(f"{r['catalog_call_ms']} ms" for r in rows)
+            + ": offers are looked up by granted name and the watcher keeps its Catalog until a watch event. "
+            "What still grows with the platform is the one-off work after a change: "
+            + " / ".join(f"{r.get('catalog_after_event_ms', '–')} ms" for r in rows)
+            + " for the first `catalog()` after one watch event."
+        )
         out.append(text)
     fail = (results.get("failure") or {}).get("primehub") or {}
     if fail.get("from_event_seen_s"):
@@ -587,7 +858,8 @@ def findings(results: dict) -> list[str]:
             f"- **Fast failure (case 4)** takes {_v(fail.get('from_event_seen_s'), 'p50', 3)} s typically, "
             f"{_v(fail.get('from_event_seen_s'), 'max', 3)} s at worst from the watch seeing the event: the spawn "
             "wakes on the pod and event reflectors' changes; the rest is the watch delivering the event to the hub, "
-            "the pod's removal and JupyterHub's progress stream.")
+            "the pod's removal and JupyterHub's progress stream."
+        )
     return out
 
 
@@ -597,14 +869,21 @@ def write(results: dict) -> Path:
     m, ver = latest.get("machine", {}), latest.get("versions", {})
     body: list[str] = []
     verdicts: dict = {}
-    for key, fn in (("form", section_form), ("spawn", section_spawn), ("concurrency", section_concurrency),
-                    ("failure", section_failure), ("growth", section_growth), ("inprocess", section_inprocess)):
+    for key, fn in (
+        ("form", section_form),
+        ("spawn", section_spawn),
+        ("concurrency", section_concurrency),
+        ("failure", section_failure),
+        ("growth", section_growth),
+        ("inprocess", section_inprocess),
+    ):
         if key in results:
             lines, v = fn(results[key])
             body += lines
             verdicts.update(v)
     head = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         "Written by `make bench` (`.venv/bin/python -m benchmarks`; `--quick` for a smaller run, `--only CASE` to "
         "refresh one case; `python -m benchmarks.report` rewrites this page from the last results) from "
         "`.local-stack/bench/results.json`. The run uses the local stack (`make up`) and only objects of its own: "
@@ -622,14 +901,20 @@ def write(results: dict) -> Path:
         "manager, node agent, Keycloak, the lead's hub and its tests), so absolute times are noisy and p95s of small "
         "samples are close to the maximum; ratios within one run are the robust part.",
         "",
-        "**Versions**: " + ", ".join(f"{k} {v}" for k, v in ver.items() if k not in ("commit", "hub_config_uncommitted_changes"))
+        "**Versions**: "
+        + ", ".join(f"{k} {v}" for k, v in ver.items() if k not in ("commit", "hub_config_uncommitted_changes"))
         + f"; repository commit {ver.get('commit', '?')}"
-        + (" with uncommitted changes in hub-config/" if ver.get("hub_config_uncommitted_changes") else "") + ".",
+        + (" with uncommitted changes in hub-config/" if ver.get("hub_config_uncommitted_changes") else "")
+        + ".",
         "",
-        "**Runs on this page**: " + "; ".join(sorted({f"{r.get('date', '?')} `{r.get('command', '?')}` ({r.get('seconds', '?')} s)"
-                                                     for r in runs})) + ".",
+        "**Runs on this page**: "
+        + "; ".join(
+            sorted({f"{r.get('date', '?')} `{r.get('command', '?')}` ({r.get('seconds', '?')} s)" for r in runs})
+        )
+        + ".",
         "",
-        "## Targets", "",
+        "## Targets",
+        "",
         "| target | result | measured |",
         "| --- | --- | --- |",
         *[f"| {k} | {_met(ok)} | {txt} |" for k, (ok, txt) in verdicts.items()],
@@ -640,7 +925,8 @@ def write(results: dict) -> Path:
     if found:
         head += ["## What dominates", "", *found, ""]
     body += [
-        "## How it is measured", "",
+        "## How it is measured",
+        "",
         "- Calls are charged to the request that caused them: the bench hub gives each request a record in a "
         "contextvar; the spawn task, the spawner's start and every call they make inherit it, so a spawn's "
         "Keycloak and Kubernetes calls are counted even after its 202 went out. Reflector watches are started with "

@@ -61,6 +61,7 @@ def port_free(port: int) -> bool:
 
 # --- Kubernetes --------------------------------------------------------------------------
 
+
 class Kube:
     def __init__(self):
         from kubernetes import client, config
@@ -82,7 +83,9 @@ class Kube:
         except ApiException as e:
             if e.status != 404:
                 raise
-            self.core.create_namespace({"metadata": {"name": NAMESPACE, "labels": {"bench.primehub.io/owner": "benchmarks"}}})
+            self.core.create_namespace(
+                {"metadata": {"name": NAMESPACE, "labels": {"bench.primehub.io/owner": "benchmarks"}}}
+            )
         # pods are refused until the controller manager has made the default ServiceAccount
         self._wait(lambda: self._has_default_sa(), 60, "default ServiceAccount in namespace bench")
 
@@ -140,19 +143,30 @@ class Kube:
 
         selector = f"{LABEL}={tag}" if tag else LABEL
         for plural in PLURALS.values():
-            self.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, label_selector=selector)
+            self.custom.delete_collection_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, plural, label_selector=selector
+            )
 
     def count_objects(self, tag: str) -> int:
         from primehub_hub.resources import GROUP, PLURALS, VERSION
 
         from .fixtures import LABEL
 
-        return sum(len(self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, p, label_selector=f"{LABEL}={tag}")["items"])
-                   for p in PLURALS.values())
+        return sum(
+            len(
+                self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, NAMESPACE, p, label_selector=f"{LABEL}={tag}"
+                )["items"]
+            )
+            for p in PLURALS.values()
+        )
 
     def pods(self, selector: str = "") -> list:
-        return [p for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
-                if not p.metadata.deletion_timestamp]
+        return [
+            p
+            for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+            if not p.metadata.deletion_timestamp
+        ]
 
     def delete_all_pods(self) -> None:
         self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0)
@@ -216,8 +230,9 @@ class Watch:
         with self.lock:
             if kind == "pods":
                 name = obj.metadata.name
-                entry = self.pods.setdefault(name, {"user": (obj.metadata.labels or {}).get("hub.jupyter.org/username"),
-                                                    "first_seen": now})
+                entry = self.pods.setdefault(
+                    name, {"user": (obj.metadata.labels or {}).get("hub.jupyter.org/username"), "first_seen": now}
+                )
                 phase = obj.status.phase if obj.status else None
                 if phase == "Running" and "running" not in entry:
                     entry["running"] = now
@@ -230,8 +245,14 @@ class Watch:
                 if etype != "ADDED" or obj.reason != "FailedScheduling":
                     return
                 stamp = obj.event_time or obj.first_timestamp or obj.metadata.creation_timestamp
-                self.events.append({"pod": obj.involved_object.name, "seen": now, "message": obj.message,
-                                    "stamp": stamp.timestamp() if stamp else None})
+                self.events.append(
+                    {
+                        "pod": obj.involved_object.name,
+                        "seen": now,
+                        "message": obj.message,
+                        "stamp": stamp.timestamp() if stamp else None,
+                    }
+                )
 
     def first_failed_scheduling(self, pod: str) -> dict | None:
         with self.lock:
@@ -244,6 +265,7 @@ class Watch:
 
 
 # --- Keycloak ----------------------------------------------------------------------------
+
 
 def wait_stack(timeout: float = 300) -> None:
     """Other tests on the shared stack restart the API server and Keycloak on purpose: wait them out."""
@@ -283,8 +305,14 @@ class Realm:
         from keycloak import KeycloakAdmin
 
         wait_keycloak()
-        self.kc = KeycloakAdmin(server_url=KC_URL, username="admin", password="admin", realm_name=REALM,
-                                user_realm_name="master", pool_maxsize=16)
+        self.kc = KeycloakAdmin(
+            server_url=KC_URL,
+            username="admin",
+            password="admin",
+            realm_name=REALM,
+            user_realm_name="master",
+            pool_maxsize=16,
+        )
         self.client_secret = secrets.token_hex(16)
 
     def ensure_client(self) -> None:
@@ -294,21 +322,34 @@ class Realm:
         old = self.kc.get_client_id(CLIENT_ID)
         if old:
             self.kc.delete_client(old)
-        self.kc.create_client({
-            "clientId": CLIENT_ID, "name": "Benchmarks (temporary)", "enabled": True, "protocol": "openid-connect",
-            "publicClient": False, "clientAuthenticatorType": "client-secret", "secret": self.client_secret,
-            "standardFlowEnabled": True, "directAccessGrantsEnabled": False, "serviceAccountsEnabled": True,
-            "fullScopeAllowed": False,
-            "redirectUris": [f"{PUBLIC_URL}/hub/oauth_callback"],
-            "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{PUBLIC_URL}/*"},
-        })
+        self.kc.create_client(
+            {
+                "clientId": CLIENT_ID,
+                "name": "Benchmarks (temporary)",
+                "enabled": True,
+                "protocol": "openid-connect",
+                "publicClient": False,
+                "clientAuthenticatorType": "client-secret",
+                "secret": self.client_secret,
+                "standardFlowEnabled": True,
+                "directAccessGrantsEnabled": False,
+                "serviceAccountsEnabled": True,
+                "fullScopeAllowed": False,
+                "redirectUris": [f"{PUBLIC_URL}/hub/oauth_callback"],
+                "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{PUBLIC_URL}/*"},
+            }
+        )
         uuid = self.kc.get_client_id(CLIENT_ID)
         sa = self.kc.get_client_service_account_user(uuid)
         mgmt = self.kc.get_client_id("realm-management")
-        roles = [r for r in self.kc.get_client_roles(mgmt) if r["name"] in ("view-users", "query-users", "query-groups")]
+        roles = [
+            r for r in self.kc.get_client_roles(mgmt) if r["name"] in ("view-users", "query-users", "query-groups")
+        ]
         self.kc.assign_client_role(sa["id"], mgmt, roles)
         # with full scope off, a role reaches the token only through the client's scope mappings
-        self.kc.connection.raw_post(f"admin/realms/{REALM}/clients/{uuid}/scope-mappings/clients/{mgmt}", data=json.dumps(roles))
+        self.kc.connection.raw_post(
+            f"admin/realms/{REALM}/clients/{uuid}/scope-mappings/clients/{mgmt}", data=json.dumps(roles)
+        )
 
     def _import(self, payload: dict) -> None:
         # Keycloak's dev database (H2) gives up on table locks held by concurrent requests after a
@@ -331,25 +372,36 @@ class Realm:
         roles = sorted({r for rs in grants.values() for r in rs})
         # small chunks: Keycloak's dev database (H2) times out on table locks with large ones
         for i in range(0, len(roles), 500):
-            self._import({"roles": {"realm": [{"name": r} for r in roles[i:i + 500]]}})
+            self._import({"roles": {"realm": [{"name": r} for r in roles[i : i + 500]]}})
         t_roles = time.monotonic() - t
-        groups = [{"name": g, "path": f"/{g}", "realmRoles": rs, "attributes": attributes.get(g, {})} for g, rs in grants.items()]
+        groups = [
+            {"name": g, "path": f"/{g}", "realmRoles": rs, "attributes": attributes.get(g, {})}
+            for g, rs in grants.items()
+        ]
         for i in range(0, len(groups), 20):
-            self._import({"groups": groups[i:i + 20]})
+            self._import({"groups": groups[i : i + 20]})
         t_groups = time.monotonic() - t - t_roles
         reps = []
         for u in users:
-            rep = {"username": u["username"], "enabled": True, "email": f"{u['username']}@bench.invalid",
-                   "emailVerified": True, "firstName": "Bench", "lastName": u["username"],
-                   "groups": [f"/{g}" for g in u["groups"]]}
+            rep = {
+                "username": u["username"],
+                "enabled": True,
+                "email": f"{u['username']}@bench.invalid",
+                "emailVerified": True,
+                "firstName": "Bench",
+                "lastName": u["username"],
+                "groups": [f"/{g}" for g in u["groups"]],
+            }
             if u.get("password"):
                 rep["credentials"] = [{"type": "password", "value": PASSWORD, "temporary": False}]
             reps.append(rep)
         for i in range(0, len(reps), 50):
-            self._import({"users": reps[i:i + 50]})
+            self._import({"users": reps[i : i + 50]})
         total = time.monotonic() - t
-        log(f"Keycloak import: {len(roles)} roles {t_roles:.0f}s, {len(groups)} groups {t_groups:.0f}s, "
-            f"{len(reps)} users {total - t_roles - t_groups:.0f}s")
+        log(
+            f"Keycloak import: {len(roles)} roles {t_roles:.0f}s, {len(groups)} groups {t_groups:.0f}s, "
+            f"{len(reps)} users {total - t_roles - t_groups:.0f}s"
+        )
         return total
 
     def _parallel(self, fn, items, workers: int = 8) -> None:
@@ -370,11 +422,17 @@ class Realm:
                 wait_keycloak()
 
     def _purge(self, prefix: str, client: bool) -> dict:
-        users = [u for u in self.kc.get_users({"search": prefix, "briefRepresentation": True})
-                 if u["username"].startswith(prefix)]
+        users = [
+            u
+            for u in self.kc.get_users({"search": prefix, "briefRepresentation": True})
+            if u["username"].startswith(prefix)
+        ]
         self._parallel(lambda u: self.kc.delete_user(u["id"]), users)
-        groups = [g for g in self.kc.get_groups({"search": prefix, "briefRepresentation": True, "max": 100000})
-                  if g["name"].startswith(prefix)]
+        groups = [
+            g
+            for g in self.kc.get_groups({"search": prefix, "briefRepresentation": True, "max": 100000})
+            if g["name"].startswith(prefix)
+        ]
         self._parallel(lambda g: self.kc.delete_group(g["id"]), groups)
         grant = re.compile(r"^(it|img|ds|ds:rw):" + re.escape(prefix))
         roles = [r["name"] for r in self.kc.get_realm_roles(search_text=prefix) if grant.match(r["name"])]
@@ -397,6 +455,7 @@ class Realm:
 
 # --- bench hubs ----------------------------------------------------------------------------
 
+
 def _secret(folder: Path, name: str) -> str:
     f = folder / name
     if not f.exists():
@@ -408,8 +467,14 @@ def _secret(folder: Path, name: str) -> str:
 class BenchHub:
     """One JupyterHub process of ours, from hub-config/jupyterhub_config.py plus benchmarks/hub_extra/."""
 
-    def __init__(self, variant: str, client_secret: str, profiles: Path | None = None, start_timeout: int = 30,
-                 db_url: str | None = None):
+    def __init__(
+        self,
+        variant: str,
+        client_secret: str,
+        profiles: Path | None = None,
+        start_timeout: int = 30,
+        db_url: str | None = None,
+    ):
         self.variant = variant
         self.db_url = db_url  # None: SQLite in the hub's folder
         self.folder = STATE / f"hub-{variant}"
@@ -445,18 +510,20 @@ class BenchHub:
         settings["keycloak"]["clientId"] = CLIENT_ID
         env = dict(os.environ)
         env.update(lhub.env(lhub.write_settings(settings, self.folder / "settings.json")))
-        env.update({
-            "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": self.client_secret,
-            "JUPYTERHUB_CRYPT_KEY": _secret(self.folder, "crypt-key"),
-            "CONFIGPROXY_AUTH_TOKEN": _secret(self.folder, "proxy-token"),
-            "BENCH_REPO": str(REPO),
-            "BENCH_ADMIN_TOKEN": self.token,
-            "BENCH_HUB_PORT": str(HUB_PORT),
-            "BENCH_PROXY_PORT": str(PROXY_PORT),
-            "BENCH_PROXY_API_PORT": str(PROXY_API_PORT),
-            "BENCH_SPAWNER": self.variant,
-            "BENCH_START_TIMEOUT": str(self.start_timeout),
-        })
+        env.update(
+            {
+                "PRIMEHUB_KEYCLOAK_CLIENT_SECRET": self.client_secret,
+                "JUPYTERHUB_CRYPT_KEY": _secret(self.folder, "crypt-key"),
+                "CONFIGPROXY_AUTH_TOKEN": _secret(self.folder, "proxy-token"),
+                "BENCH_REPO": str(REPO),
+                "BENCH_ADMIN_TOKEN": self.token,
+                "BENCH_HUB_PORT": str(HUB_PORT),
+                "BENCH_PROXY_PORT": str(PROXY_PORT),
+                "BENCH_PROXY_API_PORT": str(PROXY_API_PORT),
+                "BENCH_SPAWNER": self.variant,
+                "BENCH_START_TIMEOUT": str(self.start_timeout),
+            }
+        )
         env.pop("PRIMEHUB_LOCAL_ADMIN_TOKEN", None)
         if self.profiles:
             env["BENCH_PROFILES"] = str(self.profiles)
@@ -485,7 +552,11 @@ class BenchHub:
         logf.flush()
         self.proc = subprocess.Popen(
             [str(REPO / ".venv" / "bin" / "jupyterhub"), "-f", str(REPO / "hub-config" / "jupyterhub_config.py")],
-            cwd=self.folder, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.folder,
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 90
@@ -493,8 +564,10 @@ class BenchHub:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"bench hub exited ({self.proc.returncode}); see {self.log_path}")
             try:
-                if requests.get(f"{HUB_API}/", timeout=2).status_code == 200 and \
-                        requests.get(f"{PUBLIC_URL}/hub/api/", timeout=2).status_code == 200:
+                if (
+                    requests.get(f"{HUB_API}/", timeout=2).status_code == 200
+                    and requests.get(f"{PUBLIC_URL}/hub/api/", timeout=2).status_code == 200
+                ):
                     self.stats()  # starts the loop-stall task
                     return
             except requests.RequestException:
@@ -531,14 +604,16 @@ class BenchHub:
         return r.json()
 
     def stats_action(self, action: str) -> None:
-        self.session.post(f"http://127.0.0.1:{HUB_PORT}/hub/bench/stats", params={"action": action}, timeout=30).raise_for_status()
+        self.session.post(
+            f"http://127.0.0.1:{HUB_PORT}/hub/bench/stats", params={"action": action}, timeout=30
+        ).raise_for_status()
 
     def last_id(self) -> int:
         return self.stats(since=1 << 62)["last_id"]
 
     def ensure_users(self, names: list[str]) -> None:
         for i in range(0, len(names), 200):
-            r = self.api("POST", "/users", {"usernames": names[i:i + 200]})
+            r = self.api("POST", "/users", {"usernames": names[i : i + 200]})
             if r.status_code not in (201, 409):
                 raise RuntimeError(f"creating hub users: {r.status_code} {r.text[:200]}")
 
@@ -558,8 +633,11 @@ class BenchHub:
 
     def last_error(self, user: str) -> str:
         """The hub's last error line about `user`, to say why a spawn failed."""
-        lines = [line for line in self.log_path.read_text(errors="replace").splitlines()
-                 if line.startswith("[E ") and user in line]
+        lines = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if line.startswith("[E ") and user in line
+        ]
         return lines[-1].split("] ", 1)[-1][:300] if lines else "no error line in the hub log"
 
     def wait_ready(self, user: str, timeout: float = 90) -> None:
@@ -616,10 +694,17 @@ class BrowserSession(requests.Session):
         # Keycloak marks its cookies Secure; browsers send those to http://localhost, requests does not
         for cookie in self.cookies:
             cookie.secure = False
-        m = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', r.text) or re.search(r'action="([^"]*login-actions/authenticate[^"]*)"', r.text)
+        m = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', r.text) or re.search(
+            r'action="([^"]*login-actions/authenticate[^"]*)"', r.text
+        )
         if not m:
             raise RuntimeError(f"no Keycloak login form at {r.url} ({r.status_code})")
-        done = super().request("POST", html.unescape(m.group(1)), data={"username": self.username, "password": PASSWORD, "credentialId": ""}, timeout=60)
+        done = super().request(
+            "POST",
+            html.unescape(m.group(1)),
+            data={"username": self.username, "password": PASSWORD, "credentialId": ""},
+            timeout=60,
+        )
         if done.status_code != 200 or not done.url.startswith(PUBLIC_URL):
             raise RuntimeError(f"login of {self.username} ended at {done.url} ({done.status_code}): {done.text[:300]}")
         return done

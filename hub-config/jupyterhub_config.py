@@ -28,4 +28,7 @@ if settings.extra_config_dir:
         logging.getLogger("primehub_hub.config").info("Loading extra config %s", _path)
         with open(_path, encoding="utf-8") as _f:
             _code = compile(_f.read(), _path, "exec")
-        exec(_code, {"c": c, "get_config": get_config, "settings": settings, "__file__": _path, "__name__": "__config__"})  # noqa: F821, S102
+        exec(
+            _code,
+            {"c": c, "get_config": get_config, "settings": settings, "__file__": _path, "__name__": "__config__"},  # noqa: F821
+        )  # noqa: S102

@@ -8,6 +8,7 @@ it is stale.
     python chart/tools/values_schema.py           # rewrite values.schema.json from the YAML
     python chart/tools/values_schema.py --check   # exit 1 if values.schema.json is stale
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ repeats them, so it is generated, and a unit test fails when it is stale.
     python chart/tools/values_table.py --write   # rewrite the table inside chart/README.md
     python chart/tools/values_table.py --check   # exit 1 if chart/README.md is stale
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     wanted = render_readme(current)
     if args.check:
         if current != wanted:
-            print("chart/README.md's values table is stale: run python chart/tools/values_table.py --write",
-                  file=sys.stderr)
+            print(
+                "chart/README.md's values table is stale: run python chart/tools/values_table.py --write",
+                file=sys.stderr,
+            )
             return 1
         return 0
     readme_path.write_text(wanted)

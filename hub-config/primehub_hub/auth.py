@@ -175,7 +175,8 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
         try:
             await self.http_client.fetch(
                 f"{self.internal_url}/realms/{self.realm}/.well-known/openid-configuration",
-                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
+                request_timeout=self.keycloak_request_timeout,
+                validate_cert=self.validate_server_cert,
             )
         except (HTTPClientError, OSError, StreamClosedError) as e:
             self.log.warning("Keycloak unreachable at login: %s", e)
@@ -245,7 +246,11 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
     def _auth_state_groups_key_default(self):
         def groups(auth_state):
             info = (auth_state or {}).get(AUTH_STATE_KEY) or {}
-            return [g["name"] for g in info.get("groups") or [] if g.get("name") and not is_everyone(g["name"], g.get("path"))]
+            return [
+                g["name"]
+                for g in info.get("groups") or []
+                if g.get("name") and not is_everyone(g["name"], g.get("path"))
+            ]
 
         return groups
 

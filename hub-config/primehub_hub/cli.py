@@ -82,6 +82,7 @@ async def _live_inputs(args):
     from kubernetes_asyncio import client, config
 
     from .keycloak import KeycloakAdmin
+
     settings = _settings()
     if not settings.keycloak_internal_url or not settings.client_secret:
         raise InputError(
@@ -214,9 +215,13 @@ def _parser():
     def inputs(sub):
         sub.add_argument("--user", required=True, help="username")
         sub.add_argument("--realm", help="Keycloak realm export (JSON)")
-        sub.add_argument("--resources", action="append", help="YAML/JSON file or folder of custom resources (repeatable)")
+        sub.add_argument(
+            "--resources", action="append", help="YAML/JSON file or folder of custom resources (repeatable)"
+        )
         sub.add_argument("--live", action="store_true", help="read the running Keycloak and cluster instead")
-        sub.add_argument("--prefix", default=None, help="grant role prefix (default: the hub settings' keycloak.rolePrefix)")
+        sub.add_argument(
+            "--prefix", default=None, help="grant role prefix (default: the hub settings' keycloak.rolePrefix)"
+        )
         sub.add_argument("--namespace", default=None, help="namespace (default: the hub's)")
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -28,12 +28,42 @@ DEFAULT_MOUNT_ROOTS = ("/datasets/", "/mnt/", "/data/", "/srv/")
 # URL, token, OAuth scopes, resources, the start wrapper's switches, nor what makes the loader, the
 # shell or an interpreter run other code.
 RESERVED_ENV_PREFIXES = (
-    "JUPYTERHUB_", "JPY_", "JUPYTER_", "LD_", "PYTHON", "IPYTHON", "CONDA_", "NVIDIA_", "MEM_", "CPU_", "KUBERNETES_"
+    "JUPYTERHUB_",
+    "JPY_",
+    "JUPYTER_",
+    "LD_",
+    "PYTHON",
+    "IPYTHON",
+    "CONDA_",
+    "NVIDIA_",
+    "MEM_",
+    "CPU_",
+    "KUBERNETES_",
 )
 RESERVED_ENV_NAMES = frozenset(
-    {"PATH", "HOME", "USER", "SHELL", "ENV", "BASH_ENV", "NB_USER", "NB_UID", "NB_GID", "NODE_OPTIONS", "PERL5LIB",
-     "PERL5OPT", "RUBYOPT", "TZ", "GROUP_NAME", "GROUP_ID", "INSTANCE_TYPE", "IMAGE_NAME", "GRANT_SUDO",
-     "CHOWN_HOME", "CHOWN_EXTRA"}
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "SHELL",
+        "ENV",
+        "BASH_ENV",
+        "NB_USER",
+        "NB_UID",
+        "NB_GID",
+        "NODE_OPTIONS",
+        "PERL5LIB",
+        "PERL5OPT",
+        "RUBYOPT",
+        "TZ",
+        "GROUP_NAME",
+        "GROUP_ID",
+        "INSTANCE_TYPE",
+        "IMAGE_NAME",
+        "GRANT_SUDO",
+        "CHOWN_HOME",
+        "CHOWN_EXTRA",
+    }
 )
 
 
@@ -86,12 +116,19 @@ def dataset_env(dataset, log=None):
             if reserved_env_name(candidate):
                 log.warning(
                     "Dataset %s: dropping variable %r, %r is reserved for the hub and the server's runtime",
-                    dataset.name, key, candidate,
+                    dataset.name,
+                    key,
+                    candidate,
                 )
             elif ENV_NAME.match(candidate):
                 env[candidate] = value
             else:
-                log.warning("Dataset %s: dropping variable %r, %r is not a valid environment variable name", dataset.name, key, candidate)
+                log.warning(
+                    "Dataset %s: dropping variable %r, %r is not a valid environment variable name",
+                    dataset.name,
+                    key,
+                    candidate,
+                )
     return env
 
 
@@ -112,7 +149,9 @@ def _under(path, prefixes):
     )
 
 
-def dataset_refusal(dataset, *, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT):
+def dataset_refusal(
+    dataset, *, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT
+):
     """Why a catalog writer may not have this dataset mounted, or None.
 
     Writing Datasets does not make one a node administrator: node folders must lie under an
@@ -123,13 +162,15 @@ def dataset_refusal(dataset, *, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT
     if dataset.type == "env":
         return None
     if not _under(dataset.mount_root, mount_roots):
-        return (
-            f"mount root {dataset.mount_root!r} is not under an allowed mount root ({', '.join(mount_roots)})"
-        )
+        return f"mount root {dataset.mount_root!r} is not under an allowed mount root ({', '.join(mount_roots)})"
     if dataset.type == "hostPath" and not _under(dataset.host_path, host_path_prefixes):
         allowed = ", ".join(host_path_prefixes) or "none are allowed"
         return f"host path {dataset.host_path!r} is not under an allowed host path ({allowed})"
-    if dataset.type == "git" and _folder(dataset.git_sync_root) != DEFAULT_GIT_SYNC_ROOT and not _under(dataset.git_sync_root, mount_roots):
+    if (
+        dataset.type == "git"
+        and _folder(dataset.git_sync_root) != DEFAULT_GIT_SYNC_ROOT
+        and not _under(dataset.git_sync_root, mount_roots)
+    ):
         # the checkout's folder is mounted there (and linked into the mount root): never over the image's files
         return f"git-sync root {dataset.git_sync_root!r} is neither {DEFAULT_GIT_SYNC_ROOT} nor under an allowed mount root"
     if dataset.type == "git" and dataset.git_sync_host_root:
@@ -178,13 +219,23 @@ def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOS
     return pieces
 
 
-def datasets_pieces(mounts, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, host_path_prefixes=(), mount_roots=DEFAULT_MOUNT_ROOTS, log=None):
+def datasets_pieces(
+    mounts,
+    *,
+    git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT,
+    host_path_prefixes=(),
+    mount_roots=DEFAULT_MOUNT_ROOTS,
+    log=None,
+):
     """Pieces for a list of `entitlements.DatasetMount`; refused datasets are left out with a log line."""
     log = log or _log
     pieces = PodPieces()
     for mount in mounts:
         refusal = dataset_refusal(
-            mount.dataset, host_path_prefixes=host_path_prefixes, mount_roots=mount_roots, git_sync_host_root=git_sync_host_root
+            mount.dataset,
+            host_path_prefixes=host_path_prefixes,
+            mount_roots=mount_roots,
+            git_sync_host_root=git_sync_host_root,
         )
         if refusal:
             log.warning("Dataset %s is not mounted: %s (an operator setting allows it)", mount.dataset.name, refusal)

@@ -16,11 +16,22 @@ def _decisions(kind, catalog_names, sources, offered_names):
     rows = []
     for name in sorted(set(catalog_names) | set(sources)):
         if name in offered_names:
-            rows.append({"kind": kind, "name": name, "offered": True, "why": "granted to " + " and ".join(sources[name])})
+            rows.append(
+                {"kind": kind, "name": name, "offered": True, "why": "granted to " + " and ".join(sources[name])}
+            )
         elif name in sources:
-            rows.append({"kind": kind, "name": name, "offered": False, "why": f"granted to {' and '.join(sources[name])}, but no such {kind} exists"})
+            rows.append(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "offered": False,
+                    "why": f"granted to {' and '.join(sources[name])}, but no such {kind} exists",
+                }
+            )
         else:
-            rows.append({"kind": kind, "name": name, "offered": False, "why": "not granted to this group or to everyone"})
+            rows.append(
+                {"kind": kind, "name": name, "offered": False, "why": "not granted to this group or to everyone"}
+            )
     return rows
 
 
@@ -102,7 +113,9 @@ def _group_decisions(user, group, offer, catalog, prefix):
     offered_its = {o.resource.name for o in offer.instance_types}
     offered_images = {o.resource.name for o in offer.images}
     return (
-        _decisions("InstanceType", catalog.instance_types, grant_sources(here, prefix, lambda g: g.instance_types), offered_its)
+        _decisions(
+            "InstanceType", catalog.instance_types, grant_sources(here, prefix, lambda g: g.instance_types), offered_its
+        )
         + _decisions("Image", catalog.images, grant_sources(here, prefix, lambda g: g.images), offered_images)
         + _dataset_decisions(user, offer, catalog, prefix)
     )
@@ -120,7 +133,9 @@ def _group_report(user, group, catalog, prefix, shm_setting="limit"):
         "instanceTypes": _instance_type_rows(offer, shm_setting),
         "images": _image_rows(offer),
         "datasets": _dataset_rows(offer),
-        "sharedVolumes": [{"claimName": v.claim_name, "mountPath": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes],
+        "sharedVolumes": [
+            {"claimName": v.claim_name, "mountPath": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes
+        ],
         "volumeError": offer.volume_error or None,
         "decisions": _group_decisions(user, group, offer, catalog, prefix),
     }
@@ -166,13 +181,17 @@ def render_text(report):
         out.append(f"The realm has no '{EVERYONE}' group: there are no global grants.")
     home = report.get("home")
     if home:
-        out.append(f"Home volume: {home['claimName']} ({home['naming']} naming), {home['capacity']} from {home['capacityWhy']}")
+        out.append(
+            f"Home volume: {home['claimName']} ({home['naming']} naming), {home['capacity']} from {home['capacityWhy']}"
+        )
         out.append(f"Pod label primehub.io/user={home['userLabel']}")
     if not report["groups"]:
         out.append("No launch group: this user sees 'No group is configured for you'.")
     for group in report["groups"]:
         out.append("")
-        title = f"Group {group['name']}" + (f" ({group['displayName']})" if group["displayName"] != group["name"] else "")
+        title = f"Group {group['name']}" + (
+            f" ({group['displayName']})" if group["displayName"] != group["name"] else ""
+        )
         out.append(title)
         out.append("=" * len(title))
         out.append(f"Pod label primehub.io/group={group['groupLabel']}")
@@ -189,20 +208,40 @@ def render_text(report):
             _table(
                 ["instance type", "cpu", "memory", "gpu", "/dev/shm", "fits quota", "note"],
                 [
-                    [i["name"], format_cpu(i["cpu"]), format_memory(i["memory"]), i["gpu"], i.get("shmSize") or "64Mi (default)",
-                     "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO", i["reason"]]
+                    [
+                        i["name"],
+                        format_cpu(i["cpu"]),
+                        format_memory(i["memory"]),
+                        i["gpu"],
+                        i.get("shmSize") or "64Mi (default)",
+                        "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO",
+                        i["reason"],
+                    ]
                     for i in group["instanceTypes"]
                 ]
                 or [["(none)", "", "", "", "", "", ""]],
             )
         )
         out.append("")
-        out.append(_table(["image", "type", "url"], [[i["name"], i["type"], i["url"]] for i in group["images"]] or [["(none)", "", ""]]))
+        out.append(
+            _table(
+                ["image", "type", "url"],
+                [[i["name"], i["type"], i["url"]] for i in group["images"]] or [["(none)", "", ""]],
+            )
+        )
         out.append("")
         out.append(
             _table(
                 ["dataset", "type", "access", "mounted at"],
-                [[d["name"], d["type"], "read-write" if d["writable"] else "read-only", d["mountPath"] or "(environment)"] for d in group["datasets"]]
+                [
+                    [
+                        d["name"],
+                        d["type"],
+                        "read-write" if d["writable"] else "read-only",
+                        d["mountPath"] or "(environment)",
+                    ]
+                    for d in group["datasets"]
+                ]
                 or [["(none)", "", "", ""]],
             )
         )

@@ -87,8 +87,12 @@ def _summary(instance_type):
 def _quota_rows(offer, user_usage, group_usage):
     uq, pq = offer.user_quota, offer.project_quota
     return [
-        QuotaRow("CPU", format_cpu(uq.cpu), format_cpu(user_usage.cpu), format_cpu(pq.cpu), format_cpu(group_usage.cpu)),
-        QuotaRow("GPU", format_gpu(uq.gpu), format_gpu(user_usage.gpu), format_gpu(pq.gpu), format_gpu(group_usage.gpu)),
+        QuotaRow(
+            "CPU", format_cpu(uq.cpu), format_cpu(user_usage.cpu), format_cpu(pq.cpu), format_cpu(group_usage.cpu)
+        ),
+        QuotaRow(
+            "GPU", format_gpu(uq.gpu), format_gpu(user_usage.gpu), format_gpu(pq.gpu), format_gpu(group_usage.gpu)
+        ),
         QuotaRow(
             "Memory",
             format_memory(uq.memory),
@@ -121,13 +125,24 @@ def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
         is_remembered_group = remembered.get("group") == group.name
         for choice in offer.instance_type_choices(user_usage, group_usage):
             entry.instance_types.append(
-                FormChoice(choice.name, choice.label, choice.description, choice.reason, gpu=choice.resource.gpu_limit, summary=_summary(choice.resource))
+                FormChoice(
+                    choice.name,
+                    choice.label,
+                    choice.description,
+                    choice.reason,
+                    gpu=choice.resource.gpu_limit,
+                    summary=_summary(choice.resource),
+                )
             )
         _select(entry.instance_types, remembered.get("instance_type") if is_remembered_group else None)
         chosen_type = next((c for c in entry.instance_types if c.selected), None)
         chosen_resource = catalog.instance_types.get(chosen_type.name) if chosen_type else None
         for choice in offer.image_choices(chosen_resource):
-            entry.images.append(FormChoice(choice.name, choice.label, choice.description, choice.reason, image_type=choice.resource.type))
+            entry.images.append(
+                FormChoice(
+                    choice.name, choice.label, choice.description, choice.reason, image_type=choice.resource.type
+                )
+            )
         _select(entry.images, remembered.get("image") if is_remembered_group else None)
         if not offer.instance_types:
             entry.reason = entry.reason or "no instance type is granted to this group"
@@ -165,7 +180,9 @@ def _select(choices, remembered_name):
 def render_form(model, *, admin_note="", user_env=""):
     if model is None:
         raise NoLaunchGroup(NO_GROUP_MESSAGE)
-    return _env.get_template("form.html").render(groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note, user_env=user_env)
+    return _env.get_template("form.html").render(
+        groups=model, sep=FIELD_SEPARATOR, admin_note=admin_note, user_env=user_env
+    )
 
 
 class RenderedForms:

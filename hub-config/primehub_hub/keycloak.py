@@ -266,7 +266,9 @@ class KeycloakAdmin(AdminStatus):
         for attempt in (1, 2):
             token = await self.service_token(force=attempt == 2)
             try:
-                return await self._fetch(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+                return await self._fetch(
+                    url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+                )
             except HTTPClientError as e:
                 if e.code == 401 and attempt == 1:
                     continue

@@ -55,8 +55,11 @@ class KeycloakLogoutStyle(LoggingConfigurable):
         probe = url_concat(self._oidc(self.internal_url, "logout"), {"redirect_uri": return_url})
         try:
             response = await self.http_client.fetch(
-                probe, follow_redirects=False, raise_error=False,
-                request_timeout=self.keycloak_request_timeout, validate_cert=self.validate_server_cert,
+                probe,
+                follow_redirects=False,
+                raise_error=False,
+                request_timeout=self.keycloak_request_timeout,
+                validate_cert=self.validate_server_cert,
             )
         except (HTTPClientError, OSError, StreamClosedError) as e:
             self.log.warning("Cannot ask Keycloak which logout it speaks (%s); using OpenID Connect's", e)
@@ -91,7 +94,9 @@ class PrimeHubLogoutHandler(OAuthLogoutHandler):
         Host header (anyone can set it). Without one, Keycloak shows its own "logged out" page."""
         public = self.authenticator.public_url
         if not public:
-            self.log.warning("publicUrl is not set in the hub's settings: after logout Keycloak cannot send the browser back to the hub")
+            self.log.warning(
+                "publicUrl is not set in the hub's settings: after logout Keycloak cannot send the browser back to the hub"
+            )
             return None
         return url_concat(str(public).rstrip("/") + self.hub.base_url + "logout", {"kc": "true"})
 

@@ -62,7 +62,10 @@ class Offboarding:
             results = await asyncio.gather(*(self._check(u) for u in users), return_exceptions=True)
             unreachable = [r for r in results if isinstance(r, KeycloakUnavailable)]
             if unreachable:
-                self.log.warning("Offboarding check: Keycloak did not answer for %d user(s); nobody is stopped for that", len(unreachable))
+                self.log.warning(
+                    "Offboarding check: Keycloak did not answer for %d user(s); nobody is stopped for that",
+                    len(unreachable),
+                )
             for result in results:
                 if isinstance(result, Exception) and not isinstance(result, KeycloakUnavailable):
                     self.log.error("Offboarding check failed: %r", result)
@@ -73,7 +76,8 @@ class Offboarding:
         """Stop the user's servers, revoke their tokens and end their browser sessions."""
         self.log.warning(
             "User %s is %s in Keycloak: stopping their servers and revoking their tokens (their volumes are kept)",
-            user.name, why,
+            user.name,
+            why,
         )
         for name, spawner in list(user.spawners.items()):
             if not spawner.active or spawner.pending == "stop":

@@ -38,6 +38,7 @@ def _shown(text):
     """`text` safe to echo into a message or log line: control characters escaped, kept short."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)[:60]
 
+
 NO_GROUP_MESSAGE = (
     "No group is configured for you, so there is nothing you can launch yet. "
     "Please ask your administrator to add you to a group."
@@ -105,7 +106,9 @@ def normalize_options(raw, *, strict):
         options[canonical] = value
     if unknown and strict:
         names = ", ".join(sorted(unknown)[:5])
-        raise BadRequest(f"Unknown server option(s): {names}. Only group, instance_type, image, env and safe_mode can be chosen.")
+        raise BadRequest(
+            f"Unknown server option(s): {names}. Only group, instance_type, image, env and safe_mode can be chosen."
+        )
     return options
 
 
@@ -149,7 +152,13 @@ class GroupOffer:
 
     def instance_type_choices(self, user_usage=ZERO, group_usage=ZERO):
         return [
-            Choice(o.resource.name, o.resource.label, o.resource.description, self.instance_type_reason(o.resource, user_usage, group_usage), o.resource)
+            Choice(
+                o.resource.name,
+                o.resource.label,
+                o.resource.description,
+                self.instance_type_reason(o.resource, user_usage, group_usage),
+                o.resource,
+            )
             for o in self.instance_types
         ]
 
@@ -157,7 +166,11 @@ class GroupOffer:
         choices = []
         for offer in self.images:
             reason = offer.resource.incompatibility(instance_type) if instance_type else ""
-            choices.append(Choice(offer.resource.name, offer.resource.label, offer.resource.description, reason or "", offer.resource))
+            choices.append(
+                Choice(
+                    offer.resource.name, offer.resource.label, offer.resource.description, reason or "", offer.resource
+                )
+            )
         return choices
 
 
@@ -349,7 +362,12 @@ def plan_launch(
         raise ConfigurationError(offer.volume_error)
     where = f"in group '{group.label}'"
     instance_type = _pick(
-        options.get("instance_type"), offer.instance_type_choices(), strict=strict, kind="instance type", where=where, dropped=dropped
+        options.get("instance_type"),
+        offer.instance_type_choices(),
+        strict=strict,
+        kind="instance type",
+        where=where,
+        dropped=dropped,
     ).resource
     image = _pick(
         options.get("image"),
@@ -360,7 +378,11 @@ def plan_launch(
         dropped=dropped,
     ).resource
     volumes, mounts, env, home_symlinks, links = _mounts(
-        offer, git_sync_host_root=git_sync_host_root, host_path_prefixes=host_path_prefixes, mount_roots=mount_roots, log=log
+        offer,
+        git_sync_host_root=git_sync_host_root,
+        host_path_prefixes=host_path_prefixes,
+        mount_roots=mount_roots,
+        log=log,
     )
     env.update(_platform_env(user, group, instance_type, image))
     user_env = user_env_for_launch(options.get("env"), env, strict=strict)

@@ -339,10 +339,7 @@ def quota_problems(request, quota, usage=ZERO, *, whose, what):
             continue
         if used + asked > limit + _EPSILON:
             in_use = f", {fmt(used)} already in use" if used > 0 else ""
-            problems.append(
-                f"not enough {label} quota: {what} needs {fmt(asked)}{in_use}, "
-                f"and {whose} is {fmt(limit)}"
-            )
+            problems.append(f"not enough {label} quota: {what} needs {fmt(asked)}{in_use}, and {whose} is {fmt(limit)}")
     return problems
 
 
@@ -357,7 +354,9 @@ def launch_quota_problems(instance_type, group, user_usage=ZERO, group_usage=ZER
     what = f"instance type '{instance_type.label}'"
     return (
         quota_problems(instance_type.limits, mine, user_usage, whose=f"your quota in group '{group.label}'", what=what),
-        quota_problems(instance_type.limits, groups, group_usage, whose=f"the quota of group '{group.label}'", what=what),
+        quota_problems(
+            instance_type.limits, groups, group_usage, whose=f"the quota of group '{group.label}'", what=what
+        ),
     )
 
 

@@ -227,7 +227,9 @@ async def refresh_user_hook(authenticator, user, auth_state):
         # the login cookie to drop is the user's own, never that of an admin acting for them
         return await _offboarded(authenticator, user, e, None if for_other else handler)
     except KeycloakUnavailable as e:
-        authenticator.log.warning("Keycloak unavailable while refreshing %s; keeping the current login: %s", user.name, e)
+        authenticator.log.warning(
+            "Keycloak unavailable while refreshing %s; keeping the current login: %s", user.name, e
+        )
         return True
 
 
@@ -246,7 +248,9 @@ class IssuerFallback(LoggingConfigurable):
                 self._oidc(base, "userinfo"),
                 "Fetching user info...",
                 method="GET",
-                headers=self.build_userdata_request_headers(token_info["access_token"], token_info.get("token_type") or "Bearer"),
+                headers=self.build_userdata_request_headers(
+                    token_info["access_token"], token_info.get("token_type") or "Bearer"
+                ),
                 validate_cert=self.validate_server_cert,
             )
 

@@ -235,7 +235,9 @@ def parse_image(obj):
     if not url:
         if isinstance(spec.get("imageSpec"), dict):
             # PrimeHub's console stores url "" until its image builder has pushed the image.
-            raise InvalidResource(f"Image {name}: not built yet (spec url is empty while spec imageSpec is being built)")
+            raise InvalidResource(
+                f"Image {name}: not built yet (spec url is empty while spec imageSpec is being built)"
+            )
         raise InvalidResource(f"Image {name}: spec url is missing")
     return Image(
         name=name,
@@ -302,7 +304,9 @@ def parse_dataset(obj):
         home_symlink=_annotation_true(annotations, ANNOTATION_HOME_SYMLINK),
         mount_root=_mount_root(annotations, name),
         git_sync_host_root=annotations.get(ANNOTATION_GIT_SYNC_HOST_ROOT) or "",
-        git_sync_root=_folder(annotations.get(ANNOTATION_GIT_SYNC_ROOT) or DEFAULT_GIT_SYNC_ROOT, ANNOTATION_GIT_SYNC_ROOT, name),
+        git_sync_root=_folder(
+            annotations.get(ANNOTATION_GIT_SYNC_ROOT) or DEFAULT_GIT_SYNC_ROOT, ANNOTATION_GIT_SYNC_ROOT, name
+        ),
     )
 
 
@@ -552,7 +556,9 @@ def instance_type_override(instance_type, explicit_zero_requests=False):
         "cpu_guarantee": instance_type.cpu_request or None,
         "mem_limit": instance_type.memory_limit,
         "mem_guarantee": instance_type.memory_request or None,
-        "extra_resource_limits": {instance_type.gpu_resource_name: instance_type.gpu_limit} if instance_type.has_gpu else {},
+        "extra_resource_limits": {instance_type.gpu_resource_name: instance_type.gpu_limit}
+        if instance_type.has_gpu
+        else {},
         "node_selector": dict(instance_type.node_selector),
         "tolerations": [dict(t) for t in instance_type.tolerations],
     }

@@ -46,7 +46,12 @@ def _reason_text(text):
         if resource.endswith("/gpu") or resource == "gpu":
             return f"not enough free GPUs ({resource})", True
         return f"not enough free {resource}", True
-    if "didn't match pod's node affinity/selector" in lowered or "didn't match node selector" in lowered or "node affinity" in lowered and "volume" not in lowered:
+    if (
+        "didn't match pod's node affinity/selector" in lowered
+        or "didn't match node selector" in lowered
+        or "node affinity" in lowered
+        and "volume" not in lowered
+    ):
         return "no node matches the instance type's node selector", True
     if "untolerated taint" in lowered or "that the pod didn't tolerate" in lowered:
         taint = re.search(r"\{([^}]*)\}", text)
@@ -107,7 +112,11 @@ def read_verdict(message, own_claims=frozenset()):
 def pod_unschedulable_message(pod):
     """The scheduler's message when the pod is marked Unschedulable, else None."""
     for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and condition.get("reason") == "Unschedulable":
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
             return condition.get("message") or "Unschedulable"
     return None
 

@@ -323,6 +323,7 @@ def _apply_primehub(c, ph):
 def _apply_cull(c, cull):
     if not cull.get("enabled"):
         return
+
     def flag(key):
         return str(bool(cull[key])).lower()
 

@@ -117,7 +117,7 @@ def home_links(plan, *, dataset_symlinks=True):
 
 def _shell_path(path):
     if path.startswith(HOME):
-        return '"$HOME"/' + shlex.quote(path[len(HOME):])
+        return '"$HOME"/' + shlex.quote(path[len(HOME) :])
     return shlex.quote(path)
 
 
@@ -128,9 +128,9 @@ def links_command(links):
     yet, linked in the pod's own folder) it is, and starts working once the target appears."""
     steps = []
     for target, link in links:
-        t, l = shlex.quote(target), _shell_path(link)
-        make = f"{{ [ -e {t} ] && ln -s {t} {l}; }}" if link.startswith(HOME) else f"ln -s {t} {l}"
-        steps.append(f"{{ [ -e {l} ] || [ -L {l} ] || {make}; }}")
+        t, lk = shlex.quote(target), _shell_path(link)
+        make = f"{{ [ -e {t} ] && ln -s {t} {lk}; }}" if link.startswith(HOME) else f"ln -s {t} {lk}"
+        steps.append(f"{{ [ -e {lk} ] || [ -L {lk} ] || {make}; }}")
     return "; ".join(steps + ["true"])
 
 

@@ -100,8 +100,13 @@ class PrimeHubHabits(LoggingConfigurable):
         else:
             missing = {name: claim for name, claim in claims.items() if not await self._claim_exists(claim)}
         for name, claim in missing.items():
-            self.log.warning("%s: dataset %s left out of the launch: its PVC %s does not exist in namespace %s",
-                             self._log_name, name, claim, self.namespace)
+            self.log.warning(
+                "%s: dataset %s left out of the launch: its PVC %s does not exist in namespace %s",
+                self._log_name,
+                name,
+                claim,
+                self.namespace,
+            )
         return leave_out_datasets(plan, missing)
 
     async def _claim_exists(self, claim):
@@ -111,7 +116,9 @@ class PrimeHubHabits(LoggingConfigurable):
             if e.status == 404:
                 return False
             # unsure is not missing: keep the dataset and let Kubernetes report the problem
-            self.log.warning("Cannot check dataset volume %s (Kubernetes answered %s); mounting it anyway", claim, e.status)
+            self.log.warning(
+                "Cannot check dataset volume %s (Kubernetes answered %s); mounting it anyway", claim, e.status
+            )
         return True
 
     def choose_home_claim(self):
@@ -130,7 +137,12 @@ class PrimeHubHabits(LoggingConfigurable):
             volumes.append(shm_volume)
             mounts.append(shm_mount)
         if self.start_scripts_configmap:
-            volumes.append({"name": "primehub-start-scripts", "configMap": {"name": self.start_scripts_configmap, "defaultMode": 0o755}})
+            volumes.append(
+                {
+                    "name": "primehub-start-scripts",
+                    "configMap": {"name": self.start_scripts_configmap, "defaultMode": 0o755},
+                }
+            )
             mounts.append({"name": "primehub-start-scripts", "mountPath": START_SCRIPTS_DIR})
         return volumes, mounts
 
@@ -153,7 +165,10 @@ class PrimeHubHabits(LoggingConfigurable):
             if "postStart" in (self.lifecycle_hooks or {}):
                 self.log.warning("A postStart hook is configured; the links to datasets and group volumes are not made")
             else:
-                self.lifecycle_hooks = {**(self.lifecycle_hooks or {}), "postStart": {"exec": {"command": ["sh", "-c", links_command(links)]}}}
+                self.lifecycle_hooks = {
+                    **(self.lifecycle_hooks or {}),
+                    "postStart": {"exec": {"command": ["sh", "-c", links_command(links)]}},
+                }
         if self.start_wrapper:
             env.update(start_env(plan, safe_mode=plan.safe_mode))
         owned = chown_extra(plan)

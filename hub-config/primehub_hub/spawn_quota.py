@@ -123,7 +123,12 @@ class GroupQuotaGuard(LoggingConfigurable):
         owner = (metadata.annotations or {}).get(ANNOTATION_GROUP_KEY)
         label = (metadata.labels or {}).get(LABEL_GROUP)
         if (owner and owner != shared.group_key) or (not owner and label and label != label_value(shared.group)):
-            self.log.error("Project volume %s belongs to another group than %s (%s)", shared.claim_name, shared.group, owner or label)
+            self.log.error(
+                "Project volume %s belongs to another group than %s (%s)",
+                shared.claim_name,
+                shared.group,
+                owner or label,
+            )
             raise volume_clash(shared, "another group")
 
     async def _ensure_shared_volumes(self, plan):

@@ -145,9 +145,7 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         help="Link datasets annotated homeSymlink into the home folder (a postStart hook; failures are ignored).",
     )
 
-    primehub_user = Any(
-        None, allow_none=True, help="Entitlements to use instead of asking Keycloak (CLI and tests)."
-    )
+    primehub_user = Any(None, allow_none=True, help="Entitlements to use instead of asking Keycloak (CLI and tests).")
     primehub_catalog = Any(
         None, allow_none=True, help="Catalog to use instead of the watched custom resources (CLI and tests)."
     )
@@ -177,7 +175,9 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         if self.primehub_user is not None:
             return self.primehub_user
         # entitlements only where the authenticator can leave admin status out (one call fewer)
-        loader = getattr(self.authenticator, "load_entitlements", None) or getattr(self.authenticator, "load_user_info", None)
+        loader = getattr(self.authenticator, "load_entitlements", None) or getattr(
+            self.authenticator, "load_user_info", None
+        )
         if loader is None:
             raise ConfigurationError("PrimeHubSpawner needs PrimeHubAuthenticator to read users' groups from Keycloak.")
         user_id = None
@@ -343,5 +343,7 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         # variables never replace one set by JupyterHub, KubeSpawner, the operator or the launch.
         for name, value in self._user_env.items():
             env.setdefault(name, value)
-        env.update({k: v for k, v in self._plan_env.items() if k not in env or not k.startswith(("JUPYTERHUB_", "JPY_"))})
+        env.update(
+            {k: v for k, v in self._plan_env.items() if k not in env or not k.startswith(("JUPYTERHUB_", "JPY_"))}
+        )
         return env

@@ -1,5 +1,6 @@
 """`python -m images [--only base|node|chart]`: build (or load from the cache) every image the kind
 backend needs, one progress line per step. PRIMEHUB_IMAGES=pull pulls the official images instead."""
+
 from __future__ import annotations
 
 import argparse

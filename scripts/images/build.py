@@ -7,6 +7,7 @@ chart's defaults use, so `helm install` runs unchanged. With PRIMEHUB_IMAGES=pul
 the registries) the chart's and Keycloak's official images are pulled instead; the kind node is then
 kind's own `kindest/node`.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,11 @@ def chart_images() -> dict[str, str]:
     values = yaml.safe_load((REPO / "chart" / "values.yaml").read_text())
     hub = values["hub"]["image"]
     chp = values["proxy"]["chp"]["image"]
-    return {"hub": f"{hub['name']}:{hub['tag']}", "proxy": f"{chp['name']}:{chp['tag']}",
-            "keycloak": f"quay.io/keycloak/keycloak:{V['KEYCLOAK_VERSION']}"}
+    return {
+        "hub": f"{hub['name']}:{hub['tag']}",
+        "proxy": f"{chp['name']}:{chp['tag']}",
+        "keycloak": f"quay.io/keycloak/keycloak:{V['KEYCLOAK_VERSION']}",
+    }
 
 
 def singleuser_tags() -> list[str]:
@@ -87,8 +91,11 @@ def _debootstrap(suite: str, mirror: str, out: Path) -> None:
     common.LOG_DIR.mkdir(parents=True, exist_ok=True)
     try:
         with open(log, "w") as f:
-            r = subprocess.run(["debootstrap", "--variant=minbase", suite, str(root / "fs"), mirror],
-                               stdout=f, stderr=subprocess.STDOUT)
+            r = subprocess.run(
+                ["debootstrap", "--variant=minbase", suite, str(root / "fs"), mirror],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
         if r.returncode != 0:
             raise StackError(f"debootstrap {suite} failed; see {log}")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +108,7 @@ def _debootstrap(suite: str, mirror: str, out: Path) -> None:
 def _wheelhouse(requirements: str, dest: Path) -> None:
     """Wheels for the image, downloaded on the host into a cache keyed by the requirements."""
     import hashlib
+
     key = hashlib.sha256(requirements.encode()).hexdigest()[:16]
     cached = common.CACHE_DIR / "wheelhouse" / key
     if not cached.exists():
@@ -109,11 +117,32 @@ def _wheelhouse(requirements: str, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         (tmp / "requirements.txt").write_text(requirements)
-        r = subprocess.run([str(common.VENV_BIN / "python"), "-m", "pip", "download", "-q", "--only-binary=:all:",
-                            "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-                            "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
-                            "--platform", "linux_x86_64", "-d", str(tmp / "wheels"),
-                            "-r", str(tmp / "requirements.txt")], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                str(common.VENV_BIN / "python"),
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux_2_17_x86_64",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "linux_x86_64",
+                "-d",
+                str(tmp / "wheels"),
+                "-r",
+                str(tmp / "requirements.txt"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             raise StackError(f"pip download for an image failed:\n{r.stderr[-2000:]}")
         os.replace(tmp, cached)
@@ -131,16 +160,24 @@ def python_image(name: str, tag_list: list[str], requirements: str) -> None:
 
 def hub_requirements() -> str:
     """requirements-hub.txt (the pinned hub image's set) plus the idle culler the chart's default runs."""
-    lines = [ln.strip() for ln in (REPO / "requirements-hub.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in (REPO / "requirements-hub.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     if not any(ln.lower().startswith("jupyterhub-idle-culler") for ln in lines):
         lines.append("jupyterhub-idle-culler==1.4.0")
     return "\n".join(lines) + "\n"
 
 
 def singleuser_requirements() -> str:
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "requirements-dev.txt").read_text()
-                           + (REPO / "requirements-hub.txt").read_text(), re.M))
+    pins = dict(
+        re.findall(
+            r"^([A-Za-z0-9_.-]+)==(\S+)",
+            (REPO / "requirements-dev.txt").read_text() + (REPO / "requirements-hub.txt").read_text(),
+            re.M,
+        )
+    )
     return f"jupyterhub=={pins['jupyterhub']}\njupyterlab=={pins['jupyterlab']}\n"
 
 
@@ -150,8 +187,20 @@ def proxy() -> None:
     npm_dir = common.CACHE_DIR / "chp" / version
     if not (npm_dir / "node_modules" / ".bin" / "configurable-http-proxy").exists():
         step(f"installing configurable-http-proxy {version} from npm for the proxy image")
-        r = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(npm_dir),
-                            f"configurable-http-proxy@{version}"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(npm_dir),
+                f"configurable-http-proxy@{version}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             raise StackError(f"npm install configurable-http-proxy@{version} failed:\n{r.stderr[-2000:]}")
     ctx = context("proxy")

@@ -6,6 +6,7 @@ binaries, wheels) and build arguments, stored as a label on the image and in the
 label builds nothing; a fresh engine (a new state folder) loads the archive; only a changed input
 builds again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,8 +85,9 @@ def ensure(tags: list[str], digest: str, build: Callable[[], None]) -> bool:
     return True
 
 
-def docker_build(context: Path, tags: list[str], digest: str, dockerfile: str = "Dockerfile",
-                 args: dict[str, str] | None = None) -> None:
+def docker_build(
+    context: Path, tags: list[str], digest: str, dockerfile: str = "Dockerfile", args: dict[str, str] | None = None
+) -> None:
     argv = ["build", "--network", "host", "-f", str(context / dockerfile), "--label", f"{LABEL}={digest}"]
     for t in tags:
         argv += ["-t", t]
@@ -94,8 +96,12 @@ def docker_build(context: Path, tags: list[str], digest: str, dockerfile: str = 
     log = common.LOG_DIR / f"image-{tags[0].replace('/', '_').replace(':', '_')}.log"
     common.LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        r = subprocess.run([DOCKER, *argv, str(context)],
-                           stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, DOCKER_BUILDKIT="0"))
+        r = subprocess.run(
+            [DOCKER, *argv, str(context)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, DOCKER_BUILDKIT="0"),
+        )
     if r.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise StackError(f"building image {tags[0]} failed; see {log}\n{tail}")

@@ -5,6 +5,7 @@ its base image), so the node is assembled by hand: a base with systemd, containe
 kind's own base files, our kubelet/kubeadm/kubectl/crictl, and inside its containerd every image kubeadm
 and the node's add-ons expect, under exactly the names they expect.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,7 +19,9 @@ from . import build, cache
 from .privileges import FLAGS
 
 V = common.V
-KIND_MODULE_FILES = Path.home() / "go" / "pkg" / "mod" / "sigs.k8s.io" / f"kind@{V['KIND_VERSION']}" / "images" / "base" / "files"
+KIND_MODULE_FILES = (
+    Path.home() / "go" / "pkg" / "mod" / "sigs.k8s.io" / f"kind@{V['KIND_VERSION']}" / "images" / "base" / "files"
+)
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"  # kind's containerd config names this one
 ASSEMBLER = "primehub-node-assemble"
 
@@ -35,16 +38,22 @@ def _pause() -> Path:
 
 
 def kubeadm_images() -> list[str]:
-    out = subprocess.run([str(_k8s("kubeadm")), "config", "images", "list", "--kubernetes-version", V["K8S_VERSION"]],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(_k8s("kubeadm")), "config", "images", "list", "--kubernetes-version", V["K8S_VERSION"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 def components() -> dict[str, str]:
     """Build every component image; returns tag -> content digest."""
     binaries = {
-        "kube-apiserver": _k8s("kube-apiserver"), "kube-controller-manager": _k8s("kube-controller-manager"),
-        "kube-scheduler": _k8s("kube-scheduler"), "kube-proxy": _k8s("kube-proxy"),
+        "kube-apiserver": _k8s("kube-apiserver"),
+        "kube-controller-manager": _k8s("kube-controller-manager"),
+        "kube-scheduler": _k8s("kube-scheduler"),
+        "kube-proxy": _k8s("kube-proxy"),
         "etcd": common.tool("etcd", V["ETCD_VERSION"], "etcd"),
         "coredns": common.tool("coredns", V["COREDNS_VERSION"], "coredns"),
         "pause": _pause(),
@@ -54,10 +63,22 @@ def components() -> dict[str, str]:
         short = image.rsplit("/", 1)[1].split(":")[0]
         tags = [image, SANDBOX_IMAGE] if short == "pause" else [image]
         plan.append((tags, short, binaries[short], short == "kube-proxy"))
-    plan.append(([f"primehub.local/kube-network-policies:{V['NETPOL_VERSION']}"], "netpol",
-                 common.tool("kube-network-policies", V["NETPOL_VERSION"], "netpol"), False))
-    plan.append(([f"primehub.local/local-path-provisioner:{V['LOCAL_PATH_VERSION']}"], "local-path-provisioner",
-                 common.tool("local-path-provisioner", V["LOCAL_PATH_VERSION"], "local-path-provisioner"), True))
+    plan.append(
+        (
+            [f"primehub.local/kube-network-policies:{V['NETPOL_VERSION']}"],
+            "netpol",
+            common.tool("kube-network-policies", V["NETPOL_VERSION"], "netpol"),
+            False,
+        )
+    )
+    plan.append(
+        (
+            [f"primehub.local/local-path-provisioner:{V['LOCAL_PATH_VERSION']}"],
+            "local-path-provisioner",
+            common.tool("local-path-provisioner", V["LOCAL_PATH_VERSION"], "local-path-provisioner"),
+            True,
+        )
+    )
     digests = {}
     for tags, name, binary, debian in plan:
         digests[tags[0]] = _component(tags, name, binary, debian)
@@ -77,7 +98,8 @@ def _component(tags: list[str], name: str, binary: Path, debian: bool) -> str:
         # manifests give only the command name), so both work.
         (ctx / "Dockerfile").write_text(
             "FROM scratch\nCOPY bin/ /usr/local/bin/\n"
-            f"COPY bin/{name} /{name}\nENV PATH=/usr/local/bin\nENTRYPOINT [\"/{name}\"]\n")
+            f'COPY bin/{name} /{name}\nENV PATH=/usr/local/bin\nENTRYPOINT ["/{name}"]\n'
+        )
     digest = cache.hash_tree(ctx, {"base": cache.label_of(build.BASE) if debian else "scratch"})
     cache.ensure(tags, digest, lambda: cache.docker_build(ctx, tags, digest, args={"BASE": build.BASE}))
     return digest
@@ -118,26 +140,43 @@ def _assemble(ctx: Path, digest: str, images: list[str]) -> None:
     cache.docker("run", "-d", "--name", ASSEMBLER, "--entrypoint", "sleep", *FLAGS, base_tag, "infinity")
     try:
         cache.docker("exec", "-d", ASSEMBLER, "containerd", "--config", "/etc/containerd/config.toml")
-        cache.docker("exec", ASSEMBLER, "sh", "-c",
-                     "for i in $(seq 100); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1")
+        cache.docker(
+            "exec",
+            ASSEMBLER,
+            "sh",
+            "-c",
+            "for i in $(seq 100); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1",
+        )
         for tag in images:
             step(f"node image: importing {tag}")
             save = subprocess.Popen([cache.DOCKER, "save", tag], stdout=subprocess.PIPE)
-            r = subprocess.run([cache.DOCKER, "exec", "-i", ASSEMBLER, "ctr", "-n", "k8s.io", "images", "import",
-                                "--no-unpack", "-"], stdin=save.stdout, capture_output=True, text=True)
+            r = subprocess.run(
+                [cache.DOCKER, "exec", "-i", ASSEMBLER, "ctr", "-n", "k8s.io", "images", "import", "--no-unpack", "-"],
+                stdin=save.stdout,
+                capture_output=True,
+                text=True,
+            )
             save.stdout.close()  # so that `docker save` ends if the import stops reading
             save.wait()
             if r.returncode != 0 or save.returncode != 0:
                 raise StackError(f"importing {tag} into the node image failed: {r.stderr[-1500:]}")
             # Pinned, so kubelet's image garbage collection never removes what no registry can give back.
-            cache.docker("exec", ASSEMBLER, "ctr", "-n", "k8s.io", "images", "label", tag,
-                         "io.cri-containerd.pinned=pinned")
+            cache.docker(
+                "exec", ASSEMBLER, "ctr", "-n", "k8s.io", "images", "label", tag, "io.cri-containerd.pinned=pinned"
+            )
         cache.docker("exec", ASSEMBLER, "pkill", "containerd")
         cache.docker("exec", ASSEMBLER, "sh", "-c", "rm -rf /run/containerd /tmp/*")
-        cache.docker("commit",
-                     "--change", 'ENTRYPOINT ["/usr/local/bin/primehub-node-prelude", "/usr/local/bin/entrypoint", "/sbin/init"]',
-                     "--change", "CMD []", "--change", f"LABEL {cache.LABEL}={digest}",
-                     ASSEMBLER, build.NODE)
+        cache.docker(
+            "commit",
+            "--change",
+            'ENTRYPOINT ["/usr/local/bin/primehub-node-prelude", "/usr/local/bin/entrypoint", "/sbin/init"]',
+            "--change",
+            "CMD []",
+            "--change",
+            f"LABEL {cache.LABEL}={digest}",
+            ASSEMBLER,
+            build.NODE,
+        )
     finally:
         cache.docker("rm", "-f", ASSEMBLER, check=False)
         cache.docker("rmi", base_tag, check=False)

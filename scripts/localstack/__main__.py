@@ -1,4 +1,5 @@
 """`make up` / `make down` / `make status`: start, stop or show the local stack."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ def up(with_hub: bool = True) -> None:
   Hub:       {hub.URL}/hub/   (log in through Keycloak)
   Keycloak:  http://localhost:{keycloak.PORT}/admin/   (admin / {keycloak.ADMIN_PASSWORD}, local only)
   Demo users (password <name>-pw): alice, bob, carol, dana (admin), erin (see keycloak-realm/README.md)
-  kubectl:   {cluster.bin_path('kubectl')} --kubeconfig {cluster.KUBECONFIG} get pods -n {cluster.NAMESPACE}
+  kubectl:   {cluster.bin_path("kubectl")} --kubeconfig {cluster.KUBECONFIG} get pods -n {cluster.NAMESPACE}
   Logs:      {common.LOG_DIR}
   Stop:      make down
 """)

@@ -3,6 +3,7 @@ kube-scheduler, built from source by scripts/provision, with RBAC + Node authori
 service-account tokens, the default admission plugins (plus NodeRestriction) and the controller
 manager's hostPath provisioner behind a default StorageClass, so PVCs bind as on a real cluster.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,10 +52,14 @@ def kubeconfig_for(name: str, cn: str, orgs: tuple[str, ...] = ()) -> Path:
     return path
 
 
-def kubectl(*args: str, check: bool = True, input: str | None = None, kubeconfig: Path = KUBECONFIG) -> subprocess.CompletedProcess:
+def kubectl(
+    *args: str, check: bool = True, input: str | None = None, kubeconfig: Path = KUBECONFIG
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [str(bin_path("kubectl")), f"--kubeconfig={kubeconfig}", *args],
-        text=True, capture_output=True, input=input,
+        text=True,
+        capture_output=True,
+        input=input,
     )
     if check and proc.returncode:
         raise common.StackError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -73,15 +78,22 @@ def start_etcd() -> None:
     data = STATE_DIR / "etcd"
     data.mkdir(parents=True, exist_ok=True)
     peer = f"http://127.0.0.1:{ETCD_PEER_PORT}"
-    common.start("etcd", [
-        str(bin_path("etcd")), "--name=local", f"--data-dir={data}",
-        f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
-        f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=local={peer}",
-        # A throwaway test cluster: durability is not worth the fsync latency on a shared disk.
-        "--unsafe-no-fsync", "--log-level=warn",
-    ])
+    common.start(
+        "etcd",
+        [
+            str(bin_path("etcd")),
+            "--name=local",
+            f"--data-dir={data}",
+            f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
+            f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=local={peer}",
+            # A throwaway test cluster: durability is not worth the fsync latency on a shared disk.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+    )
     common.wait_for(lambda: common.http_ok(f"http://127.0.0.1:{ETCD_PORT}/health"), 30, "etcd", "etcd")
 
 
@@ -92,28 +104,48 @@ def start_apiserver() -> None:
     step(f"starting kube-apiserver {V['K8S_VERSION']} on {API_URL}")
     ca, _ = pki.ensure_ca(PKI)
     crt, key = pki.ensure_cert(
-        PKI, "apiserver", "kube-apiserver", server=True,
-        sans=("127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-              "kubernetes.default.svc.cluster.local", "10.96.0.1"),
+        PKI,
+        "apiserver",
+        "kube-apiserver",
+        server=True,
+        sans=(
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+        ),
     )
     sa_key, sa_pub = pki.ensure_sa_key(PKI)
-    common.start("kube-apiserver", [
-        str(bin_path("kube-apiserver")),
-        f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
-        "--bind-address=127.0.0.1", f"--secure-port={API_PORT}",
-        # The endpoints reconciler refuses loopback addresses; nothing here routes to the
-        # kubernetes Service anyway, so it is turned off rather than fed a fake address.
-        "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-        f"--tls-cert-file={crt}", f"--tls-private-key-file={key}", f"--client-ca-file={ca}",
-        "--authorization-mode=Node,RBAC",
-        "--enable-admission-plugins=NodeRestriction",
-        f"--service-account-key-file={sa_pub}", f"--service-account-signing-key-file={sa_key}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--api-audiences=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.96.0.0/16",
-        "--allow-privileged=true", "--profiling=false",
-        "--event-ttl=1h", "--v=1",
-    ])
+    common.start(
+        "kube-apiserver",
+        [
+            str(bin_path("kube-apiserver")),
+            f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={API_PORT}",
+            # The endpoints reconciler refuses loopback addresses; nothing here routes to the
+            # kubernetes Service anyway, so it is turned off rather than fed a fake address.
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={crt}",
+            f"--tls-private-key-file={key}",
+            f"--client-ca-file={ca}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--service-account-key-file={sa_pub}",
+            f"--service-account-signing-key-file={sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--api-audiences=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--event-ttl=1h",
+            "--v=1",
+        ],
+    )
     common.wait_for(_api_ready, 90, "kube-apiserver", "kube-apiserver")
 
 
@@ -123,17 +155,26 @@ def start_controller_manager() -> None:
     step("starting kube-controller-manager (hostPath provisioner on)")
     kc = kubeconfig_for("controller-manager", "system:kube-controller-manager")
     sa_key, _ = pki.ensure_sa_key(PKI)
-    common.start("kube-controller-manager", [
-        str(bin_path("kube-controller-manager")),
-        f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-        "--bind-address=127.0.0.1", f"--secure-port={KCM_PORT}",
-        "--leader-elect=false", "--use-service-account-credentials=true",
-        f"--service-account-private-key-file={sa_key}", f"--root-ca-file={PKI / 'ca.crt'}",
-        "--enable-hostpath-provisioner=true",
-        f"--cluster-signing-cert-file={PKI / 'ca.crt'}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
-        "--controllers=*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
-        "--v=1",
-    ])
+    common.start(
+        "kube-controller-manager",
+        [
+            str(bin_path("kube-controller-manager")),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={KCM_PORT}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={sa_key}",
+            f"--root-ca-file={PKI / 'ca.crt'}",
+            "--enable-hostpath-provisioner=true",
+            f"--cluster-signing-cert-file={PKI / 'ca.crt'}",
+            f"--cluster-signing-key-file={PKI / 'ca.key'}",
+            "--controllers=*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+            "--v=1",
+        ],
+    )
 
 
 def start_scheduler() -> None:
@@ -141,11 +182,19 @@ def start_scheduler() -> None:
         return
     step("starting kube-scheduler")
     kc = kubeconfig_for("scheduler", "system:kube-scheduler")
-    common.start("kube-scheduler", [
-        str(bin_path("kube-scheduler")),
-        f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-        "--bind-address=127.0.0.1", f"--secure-port={SCHED_PORT}", "--leader-elect=false", "--v=1",
-    ])
+    common.start(
+        "kube-scheduler",
+        [
+            str(bin_path("kube-scheduler")),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={SCHED_PORT}",
+            "--leader-elect=false",
+            "--v=1",
+        ],
+    )
 
 
 STORAGE_CLASS = {
@@ -173,7 +222,9 @@ def bootstrap() -> None:
     # namespace's default ServiceAccount.
     common.wait_for(
         lambda: kubectl("get", "serviceaccount", "default", "-n", NAMESPACE, check=False).returncode == 0,
-        60, "the default ServiceAccount in namespace primehub (kube-controller-manager)", "kube-controller-manager",
+        60,
+        "the default ServiceAccount in namespace primehub (kube-controller-manager)",
+        "kube-controller-manager",
     )
 
 
@@ -205,11 +256,24 @@ def apply_catalog(run=None) -> None:
         return
     step("applying the CRDs and the example catalog")
     run("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in files])
-    run("wait", "--for=condition=Established", "--timeout=60s",
-            "crd/instancetypes.primehub.io", "crd/images.primehub.io", "crd/datasets.primehub.io")
+    run(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/instancetypes.primehub.io",
+        "crd/images.primehub.io",
+        "crd/datasets.primehub.io",
+    )
     examples = crds / "examples"
     if examples.exists():
         run("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f", str(examples))
     # PrimeHub's controller makes the claims of `pv` datasets; on the local stack we make them here.
-    run("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f",
-            str(Path(__file__).parent / "demo-dataset-volumes.yaml"))
+    run(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-n",
+        NAMESPACE,
+        "-f",
+        str(Path(__file__).parent / "demo-dataset-volumes.yaml"),
+    )

@@ -4,17 +4,18 @@ Each server runs as its own process group with its pid in `<state>/pids/<name>.p
 in `<state>/logs/<name>.log`, so `make down` (or a test session) can stop exactly what was started,
 and a second `make up` finds a healthy server already running and leaves it alone.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import ssl
 from pathlib import Path
 from typing import Callable
 
@@ -90,8 +91,13 @@ def start(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Pa
     log.write(f"\n---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
     log.flush()
     proc = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=full_env, cwd=str(cwd) if cwd else None, start_new_session=True,
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=full_env,
+        cwd=str(cwd) if cwd else None,
+        start_new_session=True,
     )
     (PID_DIR / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
@@ -141,7 +147,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, name: str | N
         if name is not None and pid_of(name) is None:
             raise StackError(f"{what}: the process exited; see {log_path(name)}\n{tail(name)}")
         time.sleep(0.3)
-    raise StackError(f"{what}: not ready after {timeout:.0f}s; see {log_path(name) if name else LOG_DIR}\n{tail(name) if name else ''}")
+    raise StackError(
+        f"{what}: not ready after {timeout:.0f}s; see {log_path(name) if name else LOG_DIR}\n{tail(name) if name else ''}"
+    )
 
 
 def tail(name: str | None, lines: int = 25) -> str:

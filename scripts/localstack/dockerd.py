@@ -7,6 +7,7 @@ started and nothing of the machine's own Docker setup is touched.
 
 `python -m localstack.dockerd` prints the DOCKER_HOST to export (starting the engine if needed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,13 @@ OWN_HOST = f"unix://{SOCKET}"
 def _ping(host: str) -> bool:
     env = dict(os.environ, DOCKER_HOST=host)
     try:
-        r = subprocess.run([DOCKER_BIN, "version", "--format", "{{.Server.Version}}"], env=env,
-                           capture_output=True, text=True, timeout=10)
+        r = subprocess.run(
+            [DOCKER_BIN, "version", "--format", "{{.Server.Version}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0 and bool(r.stdout.strip())
@@ -54,21 +60,37 @@ def ensure() -> str:
         return host
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     if not Path(dockerd).exists():
-        raise StackError("no Docker engine answers and dockerd is not installed: run `make tools KIND=1` "
-                         "(installs Debian's docker.io) or start an engine and set DOCKER_HOST")
+        raise StackError(
+            "no Docker engine answers and dockerd is not installed: run `make tools KIND=1` "
+            "(installs Debian's docker.io) or start an engine and set DOCKER_HOST"
+        )
     if os.geteuid() != 0:
         raise StackError("no Docker engine answers, and starting one needs root: start Docker and set DOCKER_HOST")
     step(f"starting the project's Docker engine (data in {DOCKER_DIR})")
     (DOCKER_DIR / "data").mkdir(parents=True, exist_ok=True)
     EXEC_ROOT.mkdir(parents=True, exist_ok=True)
     SOCKET.unlink(missing_ok=True)
-    common.start(NAME, [
-        dockerd, "--data-root", str(DOCKER_DIR / "data"), "--exec-root", str(EXEC_ROOT),
-        "-H", OWN_HOST, "--pidfile", str(DOCKER_DIR / "dockerd.pid"),
-        "--storage-driver", "overlay2", "--exec-opt", "native.cgroupdriver=cgroupfs",
-        # No registry answers from this machine: fail pulls fast instead of retrying.
-        "--max-download-attempts", "1",
-    ])
+    common.start(
+        NAME,
+        [
+            dockerd,
+            "--data-root",
+            str(DOCKER_DIR / "data"),
+            "--exec-root",
+            str(EXEC_ROOT),
+            "-H",
+            OWN_HOST,
+            "--pidfile",
+            str(DOCKER_DIR / "dockerd.pid"),
+            "--storage-driver",
+            "overlay2",
+            "--exec-opt",
+            "native.cgroupdriver=cgroupfs",
+            # No registry answers from this machine: fail pulls fast instead of retrying.
+            "--max-download-attempts",
+            "1",
+        ],
+    )
     common.wait_for(lambda: _ping(OWN_HOST), 60, "Docker engine", NAME)
     return OWN_HOST
 

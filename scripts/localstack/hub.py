@@ -8,6 +8,7 @@ The hub runs from .venv, or from the Python environment PRIMEHUB_HUB_VENV names 
 sets .venv-next: the next JupyterHub release). Each environment keeps its own hub state folder, so
 one release never opens (or migrates) the other's database.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,15 @@ def admin_token() -> str:
 def settings(**changes) -> dict:
     """The local hub's settings document (the chart renders the same keys from its values)."""
     document = {
-        "keycloak": {"url": f"http://localhost:{keycloak.PORT}", "internalUrl": keycloak.URL,
-                     "realm": keycloak.REALM, "clientId": "jupyterhub", "rolePrefix": "",
-                     "scopeRequired": "", "logout": "auto"},
+        "keycloak": {
+            "url": f"http://localhost:{keycloak.PORT}",
+            "internalUrl": keycloak.URL,
+            "realm": keycloak.REALM,
+            "clientId": "jupyterhub",
+            "rolePrefix": "",
+            "scopeRequired": "",
+            "logout": "auto",
+        },
         "publicUrl": URL,
         "namespace": cluster.NAMESPACE,
         "extraConfigDir": str(Path(__file__).parent / "hub-extra-config"),

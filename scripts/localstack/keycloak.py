@@ -3,6 +3,7 @@
 The cached distribution stays pristine: each state folder gets its own copy, because Keycloak writes
 its build and database into its home folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,14 +69,23 @@ def start(fresh: bool = False) -> None:
     jh = java_home()
     if jh:
         env["JAVA_HOME"] = jh
-    common.start("keycloak", [
-        str(HOME / "bin" / "kc.sh"), "start-dev",
-        "--http-host=127.0.0.1", f"--http-port={PORT}",
-        # Browsers use localhost, the hub uses 127.0.0.1: two addresses as in a real cluster.
-        # Pinning the public hostname keeps one token issuer; the back channel answers on any address.
-        f"--hostname=http://localhost:{PORT}", "--hostname-backchannel-dynamic=true",
-        "--import-realm", "--health-enabled=true", "--log-level=info",
-    ], env=env)
+    common.start(
+        "keycloak",
+        [
+            str(HOME / "bin" / "kc.sh"),
+            "start-dev",
+            "--http-host=127.0.0.1",
+            f"--http-port={PORT}",
+            # Browsers use localhost, the hub uses 127.0.0.1: two addresses as in a real cluster.
+            # Pinning the public hostname keeps one token issuer; the back channel answers on any address.
+            f"--hostname=http://localhost:{PORT}",
+            "--hostname-backchannel-dynamic=true",
+            "--import-realm",
+            "--health-enabled=true",
+            "--log-level=info",
+        ],
+        env=env,
+    )
     common.wait_for(ready, 240, "keycloak", "keycloak")
 
 
@@ -83,14 +93,20 @@ def stop() -> None:
     common.stop("keycloak", grace=20)
 
 
-def password_token(username: str, password: str, client_id: str = "jupyterhub",
-                   client_secret: str = "local-dev-only-secret") -> dict:
+def password_token(
+    username: str, password: str, client_id: str = "jupyterhub", client_secret: str = "local-dev-only-secret"
+) -> dict:
     """A token for a demo user through the password grant (direct access grants are on locally)."""
-    data = urllib.parse.urlencode({
-        "grant_type": "password", "client_id": client_id, "client_secret": client_secret,
-        "username": username, "password": password, "scope": "openid",
-    }).encode()
+    data = urllib.parse.urlencode(
+        {
+            "grant_type": "password",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "username": username,
+            "password": password,
+            "scope": "openid",
+        }
+    ).encode()
     req = urllib.request.Request(f"{URL}/realms/{REALM}/protocol/openid-connect/token", data=data)
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
-

@@ -13,6 +13,7 @@ To make a process listen on its pod IP, the literal address 0.0.0.0 in the comma
 values is replaced by the pod IP (JupyterHub's single-user server gets JUPYTERHUB_SERVICE_URL with
 0.0.0.0 from KubeSpawner), and POD_IP is set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,10 @@ log = logging.getLogger("nodeagent")
 DEFAULT_NODES = [
     {"name": "cpu-node", "cpu": "4", "memory": "16Gi", "labels": {"node-role.primehub.io/cpu": "true"}},
     {
-        "name": "gpu-node", "cpu": "8", "memory": "32Gi", "gpu": 2,
+        "name": "gpu-node",
+        "cpu": "8",
+        "memory": "32Gi",
+        "gpu": 2,
         "labels": {"accelerator": "nvidia-tesla"},
         "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
     },
@@ -68,7 +72,11 @@ class Api:
     async def req(self, method: str, path: str, body=None, ctype="application/json", params=None, ok=(200, 201)):
         data = json.dumps(body) if body is not None else None
         async with self.session.request(
-            method, self.server + path, data=data, params=params, headers={"Content-Type": ctype},
+            method,
+            self.server + path,
+            data=data,
+            params=params,
+            headers={"Content-Type": ctype},
             timeout=aiohttp.ClientTimeout(total=30),
         ) as r:
             text = await r.text()
@@ -99,6 +107,7 @@ class ApiError(Exception):
 @dataclass
 class Container:
     """One running pod: its process, its IP, and what was last reported."""
+
     pod: dict
     ip: str
     proc: asyncio.subprocess.Process | None = None
@@ -117,8 +126,7 @@ class Node:
 
     # ---- registration and heartbeats -------------------------------------------------------
     def _capacity(self) -> dict:
-        cap = {"cpu": str(self.spec["cpu"]), "memory": self.spec["memory"], "pods": "110",
-               "ephemeral-storage": "100Gi"}
+        cap = {"cpu": str(self.spec["cpu"]), "memory": self.spec["memory"], "pods": "110", "ephemeral-storage": "100Gi"}
         if self.spec.get("gpu"):
             cap["nvidia.com/gpu"] = str(self.spec["gpu"])
         return cap
@@ -126,27 +134,58 @@ class Node:
     def _status(self) -> dict:
         t = now()
         conds = [
-            {"type": "Ready", "status": "True", "reason": "KubeletReady",
-             "message": "node agent is posting ready status", "lastHeartbeatTime": t, "lastTransitionTime": t},
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "node agent is posting ready status",
+                "lastHeartbeatTime": t,
+                "lastTransitionTime": t,
+            },
         ]
         for ctype in ("MemoryPressure", "DiskPressure", "PIDPressure"):
-            conds.append({"type": ctype, "status": "False", "reason": f"KubeletHasNo{ctype}",
-                          "message": "", "lastHeartbeatTime": t, "lastTransitionTime": t})
+            conds.append(
+                {
+                    "type": ctype,
+                    "status": "False",
+                    "reason": f"KubeletHasNo{ctype}",
+                    "message": "",
+                    "lastHeartbeatTime": t,
+                    "lastTransitionTime": t,
+                }
+            )
         return {
-            "capacity": self._capacity(), "allocatable": self._capacity(), "conditions": conds,
+            "capacity": self._capacity(),
+            "allocatable": self._capacity(),
+            "conditions": conds,
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v0.0.0-nodeagent",
-                         "kubeProxyVersion": "", "containerRuntimeVersion": "local-process://1",
-                         "osImage": "primehub local node agent", "kernelVersion": os.uname().release,
-                         "machineID": "", "systemUUID": "", "bootID": ""},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": "v0.0.0-nodeagent",
+                "kubeProxyVersion": "",
+                "containerRuntimeVersion": "local-process://1",
+                "osImage": "primehub local node agent",
+                "kernelVersion": os.uname().release,
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
         }
 
     async def register(self) -> None:
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": "amd64", **self.spec.get("labels", {})}
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": labels},
-                "spec": {"taints": self.spec.get("taints", [])}}
+        labels = {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            **self.spec.get("labels", {}),
+        }
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.name, "labels": labels},
+            "spec": {"taints": self.spec.get("taints", [])},
+        }
         try:
             await self.api.req("POST", "/api/v1/nodes", body)
             log.info("registered node %s", self.name)
@@ -156,8 +195,12 @@ class Node:
         await self.post_status()
 
     async def post_status(self) -> None:
-        await self.api.req("PATCH", f"/api/v1/nodes/{self.name}/status", {"status": self._status()},
-                           ctype="application/strategic-merge-patch+json")
+        await self.api.req(
+            "PATCH",
+            f"/api/v1/nodes/{self.name}/status",
+            {"status": self._status()},
+            ctype="application/strategic-merge-patch+json",
+        )
 
     async def renew_lease(self) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
@@ -167,9 +210,16 @@ class Node:
         except ApiError as e:
             if e.status != 404:
                 raise
-            await self.api.req("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                               {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                "metadata": {"name": self.name, "namespace": "kube-node-lease"}, "spec": spec})
+            await self.api.req(
+                "POST",
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": "kube-node-lease"},
+                    "spec": spec,
+                },
+            )
 
     async def heartbeat_loop(self) -> None:
         n = 0
@@ -243,8 +293,11 @@ class Node:
         meta = c.pod["metadata"]
         sandbox = self.agent.sandbox(meta["namespace"], meta["name"])
         env = {
-            "PATH": self.agent.path, "HOME": str(sandbox), "POD_IP": c.ip,
-            "HOSTNAME": meta["name"], "KUBERNETES_NODE_NAME": self.name,
+            "PATH": self.agent.path,
+            "HOME": str(sandbox),
+            "POD_IP": c.ip,
+            "HOSTNAME": meta["name"],
+            "KUBERNETES_NODE_NAME": self.name,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         for e in spec.get("env", []):
@@ -252,8 +305,12 @@ class Node:
                 env[e["name"]] = e["value"]
             elif "valueFrom" in e and "fieldRef" in e["valueFrom"]:
                 fp = e["valueFrom"]["fieldRef"]["fieldPath"]
-                env[e["name"]] = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-                                  "status.podIP": c.ip, "spec.nodeName": self.name}.get(fp, "")
+                env[e["name"]] = {
+                    "metadata.name": meta["name"],
+                    "metadata.namespace": meta["namespace"],
+                    "status.podIP": c.ip,
+                    "spec.nodeName": self.name,
+                }.get(fp, "")
             else:
                 env[e["name"]] = ""
         return {k: v.replace("0.0.0.0", c.ip) for k, v in env.items()}
@@ -266,19 +323,30 @@ class Node:
         argv = [a.replace("0.0.0.0", c.ip) for a in (container.get("command") or []) + (container.get("args") or [])]
         policy = spec.get("restartPolicy", "Always")
         backoff = 10
-        await self.event(pod, "Normal", "Pulled", f'Container image "{container.get("image")}" already present on machine (not pulled: the node agent runs local commands)')
+        await self.event(
+            pod,
+            "Normal",
+            "Pulled",
+            f'Container image "{container.get("image")}" already present on machine (not pulled: the node agent runs local commands)',
+        )
         while not c.stopping:
             if not argv or not (shutil.which(argv[0], path=self.agent.path) or os.path.exists(argv[0])):
-                msg = ("no command given and the node agent cannot run image entrypoints" if not argv
-                       else f'exec: "{argv[0]}": executable file not found in $PATH')
+                msg = (
+                    "no command given and the node agent cannot run image entrypoints"
+                    if not argv
+                    else f'exec: "{argv[0]}": executable file not found in $PATH'
+                )
                 await self.report(c, waiting={"reason": "RunContainerError", "message": msg}, phase="Pending")
                 await self.event(pod, "Warning", "Failed", f"Error: {msg}")
                 return
             sandbox = self.agent.sandbox(meta["namespace"], meta["name"])
             try:
                 c.proc = await asyncio.create_subprocess_exec(
-                    *argv, env=self._env(c, container), cwd=str(sandbox),
-                    stdout=open(sandbox / "container.log", "ab"), stderr=asyncio.subprocess.STDOUT,
+                    *argv,
+                    env=self._env(c, container),
+                    cwd=str(sandbox),
+                    stdout=open(sandbox / "container.log", "ab"),
+                    stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
                 )
             except OSError as e:
@@ -287,21 +355,30 @@ class Node:
                 return
             c.started_at = now()
             await self.event(pod, "Normal", "Created", f"Created container {container['name']}")
-            await self.event(pod, "Normal", "Started", f"Started container {container['name']} as pid {c.proc.pid} on {c.ip}")
+            await self.event(
+                pod, "Normal", "Started", f"Started container {container['name']} as pid {c.proc.pid} on {c.ip}"
+            )
             await self.report(c, running=True, phase="Running")
             code = await c.proc.wait()
             if c.stopping:
                 return
             finished = now()
-            term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                    "startedAt": c.started_at, "finishedAt": finished}
+            term = {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": c.started_at,
+                "finishedAt": finished,
+            }
             if policy == "Never" or (policy == "OnFailure" and code == 0):
                 await self.report(c, terminated=term, phase="Succeeded" if code == 0 else "Failed")
                 return
             c.restarts += 1
             c.last_state = {"terminated": term}
-            await self.report(c, waiting={"reason": "CrashLoopBackOff",
-                                          "message": f"back-off {backoff}s restarting failed container"}, phase="Running")
+            await self.report(
+                c,
+                waiting={"reason": "CrashLoopBackOff", "message": f"back-off {backoff}s restarting failed container"},
+                phase="Running",
+            )
             await self.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 300)
@@ -322,34 +399,67 @@ class Node:
             return {"type": ty, "status": "True" if ok else "False", "lastTransitionTime": t, "lastProbeTime": None}
 
         status = {
-            "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": c.ip, "podIPs": [{"ip": c.ip}], "startTime": pod.get("status", {}).get("startTime") or t,
-            "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", True),
-                           cond("ContainersReady", ready), cond("Ready", ready), cond("PodScheduled", True)],
-            "containerStatuses": [{
-                "name": container["name"], "image": container.get("image", ""), "imageID": "",
-                "containerID": f"local://{c.proc.pid}" if c.proc else "", "ready": ready,
-                "restartCount": c.restarts, "started": running, "state": state, "lastState": c.last_state,
-            }],
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": c.ip,
+            "podIPs": [{"ip": c.ip}],
+            "startTime": pod.get("status", {}).get("startTime") or t,
+            "conditions": [
+                cond("PodReadyToStartContainers", True),
+                cond("Initialized", True),
+                cond("ContainersReady", ready),
+                cond("Ready", ready),
+                cond("PodScheduled", True),
+            ],
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container.get("image", ""),
+                    "imageID": "",
+                    "containerID": f"local://{c.proc.pid}" if c.proc else "",
+                    "ready": ready,
+                    "restartCount": c.restarts,
+                    "started": running,
+                    "state": state,
+                    "lastState": c.last_state,
+                }
+            ],
         }
         meta = pod["metadata"]
         try:
-            await self.api.req("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                               {"status": status}, ctype="application/strategic-merge-patch+json")
+            await self.api.req(
+                "PATCH",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                {"status": status},
+                ctype="application/strategic-merge-patch+json",
+            )
         except ApiError as e:
             log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], e)
 
     async def event(self, pod: dict, etype: str, reason: str, message: str) -> None:
         meta = pod["metadata"]
         body = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                               "uid": meta["uid"], "apiVersion": "v1", "fieldPath": "spec.containers{%s}" % pod["spec"]["containers"][0]["name"]},
-            "reason": reason, "message": message, "type": etype,
+            "involvedObject": {
+                "kind": "Pod",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "apiVersion": "v1",
+                "fieldPath": "spec.containers{%s}" % pod["spec"]["containers"][0]["name"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": etype,
             "source": {"component": "kubelet", "host": self.name},
-            "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
-            "reportingComponent": "kubelet", "reportingInstance": self.name,
+            "firstTimestamp": now(),
+            "lastTimestamp": now(),
+            "count": 1,
+            "reportingComponent": "kubelet",
+            "reportingInstance": self.name,
         }
         try:
             await self.api.req("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
@@ -384,9 +494,15 @@ class Node:
             c.task.cancel()
         try:
             await self.api.req(
-                "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                 "preconditions": {"uid": meta["uid"]}}, ok=(200, 202, 404, 409),
+                "DELETE",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                {
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]},
+                },
+                ok=(200, 202, 404, 409),
             )
         except Exception as e:
             log.warning("final delete of %s: %s", meta["name"], e)
@@ -415,9 +531,12 @@ class Agent:
 
     async def run(self) -> None:
         from . import pki as pkimod
+
         tasks = []
         for spec in self.node_specs:
-            crt, key = pkimod.ensure_cert(self.pki, f"node-{spec['name']}", f"system:node:{spec['name']}", ("system:nodes",))
+            crt, key = pkimod.ensure_cert(
+                self.pki, f"node-{spec['name']}", f"system:node:{spec['name']}", ("system:nodes",)
+            )
             api = Api(self.server, str(self.pki / "ca.crt"), str(crt), str(key))
             node = Node(self, spec, api)
             self.nodes.append(node)

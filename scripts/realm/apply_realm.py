@@ -22,6 +22,7 @@ has none). Passwords are set only when a user is created. The demo users and sec
 keycloak-realm/demo-overlay.json; scripts/realm/demo_realm.py writes the realm with them for a
 local stack.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,23 @@ import realmlib
 
 # Client fields the export owns. Anything else (ids, secrets, defaults Keycloak adds) is left alone.
 CLIENT_FIELDS = (
-    "name", "description", "enabled", "protocol", "publicClient", "clientAuthenticatorType",
-    "standardFlowEnabled", "implicitFlowEnabled", "directAccessGrantsEnabled", "serviceAccountsEnabled",
-    "frontchannelLogout", "rootUrl", "baseUrl", "redirectUris", "webOrigins", "bearerOnly", "consentRequired",
+    "name",
+    "description",
+    "enabled",
+    "protocol",
+    "publicClient",
+    "clientAuthenticatorType",
+    "standardFlowEnabled",
+    "implicitFlowEnabled",
+    "directAccessGrantsEnabled",
+    "serviceAccountsEnabled",
+    "frontchannelLogout",
+    "rootUrl",
+    "baseUrl",
+    "redirectUris",
+    "webOrigins",
+    "bearerOnly",
+    "consentRequired",
     "fullScopeAllowed",
 )
 SET_FIELDS = ("redirectUris", "webOrigins")  # order carries no meaning in Keycloak
@@ -52,6 +67,7 @@ USER_FIELDS = ("enabled", "email", "emailVerified", "firstName", "lastName")
 
 # --- planning (pure) ------------------------------------------------------------------------------
 
+
 def realm_settings_changes(desired: dict, current: dict) -> tuple[dict, list[str]]:
     """Plain top-level values (strings, numbers, booleans) of the export that differ."""
     payload, lines = {}, []
@@ -60,7 +76,9 @@ def realm_settings_changes(desired: dict, current: dict) -> tuple[dict, list[str
             continue
         if current.get(key) != value:
             payload[key] = value
-            lines.append(f"realm {desired['realm']}: set {key} to {json.dumps(value)} (was {json.dumps(current.get(key))})")
+            lines.append(
+                f"realm {desired['realm']}: set {key} to {json.dumps(value)} (was {json.dumps(current.get(key))})"
+            )
     return payload, lines
 
 
@@ -96,17 +114,22 @@ def export_profile(realm: dict) -> dict | None:
     return None
 
 
-def role_changes(desired: list[dict], current: list[dict]) -> tuple[list[tuple[dict, str]], list[tuple[str, dict, str]]]:
+def role_changes(
+    desired: list[dict], current: list[dict]
+) -> tuple[list[tuple[dict, str]], list[tuple[str, dict, str]]]:
     """(payload, line) of realm roles to create; (name, payload, line) of those whose description differs."""
     by_name = {r["name"]: r for r in current}
     create, update = [], []
     for r in desired:
         cur = by_name.get(r["name"])
         if cur is None:
-            create.append(({k: r[k] for k in ("name", "description", "attributes") if k in r},
-                           f"create realm role {r['name']}"))
+            create.append(
+                ({k: r[k] for k in ("name", "description", "attributes") if k in r}, f"create realm role {r['name']}")
+            )
         elif "description" in r and (cur.get("description") or "") != r["description"]:
-            update.append((r["name"], {**cur, "description": r["description"]}, f"realm role {r['name']}: set description"))
+            update.append(
+                (r["name"], {**cur, "description": r["description"]}, f"realm role {r['name']}: set description")
+            )
     return create, update
 
 
@@ -120,8 +143,10 @@ def attribute_changes(subject: str, desired: dict, current: dict) -> tuple[dict,
             was = merged.get(key)
             merged[key] = values
             shown = values[0] if len(values) == 1 else values
-            lines.append(f"{subject}: set attribute {key} to {json.dumps(shown)}"
-                         + (f" (was {json.dumps(was[0] if len(was) == 1 else was)})" if was else ""))
+            lines.append(
+                f"{subject}: set attribute {key} to {json.dumps(shown)}"
+                + (f" (was {json.dumps(was[0] if len(was) == 1 else was)})" if was else "")
+            )
     return merged, lines
 
 
@@ -149,8 +174,9 @@ def weakens(key: str, value, current, hub_urls: list[str] | None = None) -> bool
     return False
 
 
-def client_changes(desired: dict, current: dict, hub_urls: list[str] | None = None,
-                   kept: list[str] | None = None) -> tuple[dict, list[str]]:
+def client_changes(
+    desired: dict, current: dict, hub_urls: list[str] | None = None, kept: list[str] | None = None
+) -> tuple[dict, list[str]]:
     """A full client payload with the export's fields set, and one line per field that differs.
 
     Never weakens the existing client (see `weakens`); what is left stricter is added to `kept`."""
@@ -172,8 +198,10 @@ def client_changes(desired: dict, current: dict, hub_urls: list[str] | None = No
     attrs = dict(current.get("attributes") or {})
     for key, value in (want.get("attributes") or {}).items():
         if attrs.get(key) != value and weakens(key, value, attrs.get(key), hub_urls):
-            kept.append(f"client {cid}: attribute {key} kept as {json.dumps(attrs.get(key))} "
-                        f"(the file's {json.dumps(value)} is weaker)")
+            kept.append(
+                f"client {cid}: attribute {key} kept as {json.dumps(attrs.get(key))} "
+                f"(the file's {json.dumps(value)} is weaker)"
+            )
         elif attrs.get(key) != value:
             attrs[key] = value
             lines.append(f"client {cid}: set attribute {key} to {json.dumps(value)}")
@@ -207,8 +235,12 @@ def mapper_changes(desired: list[dict], current: list[dict]) -> tuple[list[tuple
         diff = {k: v for k, v in (m.get("config") or {}).items() if cfg.get(k) != v}
         if diff or cur.get("protocolMapper") != m.get("protocolMapper"):
             cfg.update(m.get("config") or {})
-            update.append(({**cur, "protocolMapper": m["protocolMapper"], "config": cfg},
-                           f"update protocol mapper {m['name']}" + (f" ({', '.join(sorted(diff))})" if diff else "")))
+            update.append(
+                (
+                    {**cur, "protocolMapper": m["protocolMapper"], "config": cfg},
+                    f"update protocol mapper {m['name']}" + (f" ({', '.join(sorted(diff))})" if diff else ""),
+                )
+            )
     return add, update
 
 
@@ -230,12 +262,22 @@ def service_account_entry(realm: dict, client_id: str) -> dict | None:
 
 # --- applying ------------------------------------------------------------------------------------
 
+
 class Applier:
     """Runs the plan against Keycloak; with dry_run it only prints what it would do."""
 
-    def __init__(self, admin, realm: dict, *, dry_run: bool = False, with_users: bool = False,
-                 hub_urls: list[str] | None = None, client_secret: str | None = None,
-                 realm_settings: bool = False, out=print):
+    def __init__(
+        self,
+        admin,
+        realm: dict,
+        *,
+        dry_run: bool = False,
+        with_users: bool = False,
+        hub_urls: list[str] | None = None,
+        client_secret: str | None = None,
+        realm_settings: bool = False,
+        out=print,
+    ):
         self.kc = admin
         self.realm = realm
         self.name = realm["realm"]
@@ -279,6 +321,7 @@ class Applier:
     def apply_realm(self) -> bool:
         """Create the realm if needed and set its plain settings; False when a dry run stops here."""
         from keycloak.exceptions import KeycloakGetError
+
         created = False
         try:
             current = self.kc.get_realm(self.name)
@@ -297,8 +340,10 @@ class Applier:
         elif payload:
             # An existing realm's settings (sslRequired, lifespans, ...) are the operator's: a demo
             # file applied by mistake must not weaken them.
-            self.note(f"realm settings that differ from the file were left alone ({', '.join(sorted(payload))}); "
-                      "pass --realm-settings to set them")
+            self.note(
+                f"realm settings that differ from the file were left alone ({', '.join(sorted(payload))}); "
+                "pass --realm-settings to set them"
+            )
         return True
 
     def apply_profile(self):
@@ -317,6 +362,7 @@ class Applier:
 
     def _group(self, path: str) -> dict | None:
         from keycloak.exceptions import KeycloakGetError
+
         try:
             return self.kc.get_group_by_path(path)
         except KeycloakGetError as e:
@@ -335,17 +381,28 @@ class Applier:
             if current is None:
                 parent_path = path.rsplit("/", 1)[0]
                 parent = self.group_ids.get(parent_path) if parent_path else None
-                self.change([f"create group {path}"], self.kc.create_group,
-                            {"name": g["name"], "attributes": g.get("attributes") or {}}, parent=parent)
+                self.change(
+                    [f"create group {path}"],
+                    self.kc.create_group,
+                    {"name": g["name"], "attributes": g.get("attributes") or {}},
+                    parent=parent,
+                )
                 created = None if self.dry_run else self._group(path)
                 gid = created["id"] if created else None
                 current_roles: list[str] = []
             else:
                 gid = current["id"]
                 merged, lines = attribute_changes(f"group {path}", g.get("attributes"), current.get("attributes"))
-                self.change(lines, self.kc.update_group, gid, {"name": current["name"], "attributes": merged,
-                                                             **({"description": current["description"]}
-                                                                if current.get("description") else {})})
+                self.change(
+                    lines,
+                    self.kc.update_group,
+                    gid,
+                    {
+                        "name": current["name"],
+                        "attributes": merged,
+                        **({"description": current["description"]} if current.get("description") else {}),
+                    },
+                )
                 current_roles = [r["name"] for r in self.kc.get_group_realm_roles(gid)]
             self.group_ids[path] = gid
             for role in missing(g.get("realmRoles") or [], current_roles):
@@ -354,8 +411,13 @@ class Applier:
                 cuuid = self._client_uuid(client_id)
                 have = [r["name"] for r in self.kc.get_group_client_roles(gid, cuuid)] if gid and cuuid else []
                 for role in missing(roles, have):
-                    self.change([f"group {path}: grant client role {client_id}/{role}"],
-                                self._assign_group_client_role, gid, client_id, role)
+                    self.change(
+                        [f"group {path}: grant client role {client_id}/{role}"],
+                        self._assign_group_client_role,
+                        gid,
+                        client_id,
+                        role,
+                    )
 
     def _assign_group_realm_role(self, gid: str, role: str):
         self.kc.assign_group_realm_roles(gid, [self.kc.get_realm_role(role)])
@@ -371,10 +433,13 @@ class Applier:
             payload = effective_client(desired, self.hub_urls)
             payload["secret"] = self.client_secret or desired.get("secret")
             if not self.client_secret and desired.get("secret"):
-                self.note(f"client {cid} gets the secret written in the realm file; "
-                          "pass --client-secret-file to choose your own")
-            lines = [f"create client {cid}"] + [f"client {cid}: add protocol mapper {m['name']}"
-                                                for m in desired.get("protocolMappers") or []]
+                self.note(
+                    f"client {cid} gets the secret written in the realm file; "
+                    "pass --client-secret-file to choose your own"
+                )
+            lines = [f"create client {cid}"] + [
+                f"client {cid}: add protocol mapper {m['name']}" for m in desired.get("protocolMappers") or []
+            ]
             self.change(lines, self.kc.create_client, payload)
             uuid = None if self.dry_run else self._client_uuid(cid)
         else:
@@ -388,8 +453,12 @@ class Applier:
             if self.client_secret is not None:
                 have = (self.kc.get_client_secrets(uuid) or {}).get("value")
                 if have != self.client_secret:
-                    self.change([f"client {cid}: set its secret"], self.kc.update_client, uuid,
-                                {**new, "secret": self.client_secret})
+                    self.change(
+                        [f"client {cid}: set its secret"],
+                        self.kc.update_client,
+                        uuid,
+                        {**new, "secret": self.client_secret},
+                    )
             add, update = mapper_changes(desired.get("protocolMappers") or [], self.kc.get_mappers_from_client(uuid))
             for m, line in add:
                 self.change([f"client {cid}: {line}"], self.kc.add_mapper_to_client, uuid, m)
@@ -406,13 +475,20 @@ class Applier:
             cuuid = self._client_uuid(client_id)
             have = [r["name"] for r in self.kc.get_client_roles_of_user(sa["id"], cuuid)] if sa and cuuid else []
             for role in missing(roles, have):
-                self.change([f"service account of {client['clientId']}: grant client role {client_id}/{role}"],
-                            self._assign_user_client_role, sa["id"] if sa else None, client_id, role)
+                self.change(
+                    [f"service account of {client['clientId']}: grant client role {client_id}/{role}"],
+                    self._assign_user_client_role,
+                    sa["id"] if sa else None,
+                    client_id,
+                    role,
+                )
             extra = sorted(set(have) - set(roles))
             if extra:
                 # Not removed: someone granted them on purpose, or by mistake; either way a person decides.
-                self.note(f"the service account of {client['clientId']} also holds {client_id} roles "
-                          f"{', '.join(extra)}, which the realm file does not give it (left in place)")
+                self.note(
+                    f"the service account of {client['clientId']} also holds {client_id} roles "
+                    f"{', '.join(extra)}, which the realm file does not give it (left in place)"
+                )
 
     def _assign_user_client_role(self, user_id: str, client_id: str, role: str):
         cuuid = self._client_uuid(client_id)
@@ -425,8 +501,11 @@ class Applier:
             name = u["username"]
             uid = self.kc.get_user_id(name)
             if uid is None:
-                payload = {k: u[k] for k in ("username", *USER_FIELDS, "attributes", "credentials", "requiredActions")
-                           if k in u}
+                payload = {
+                    k: u[k]
+                    for k in ("username", *USER_FIELDS, "attributes", "credentials", "requiredActions")
+                    if k in u
+                }
                 uid = self.change([f"create user {name}"], self.kc.create_user, payload)
                 current_groups: list[str] = []
                 current_realm_roles: list[str] = []
@@ -447,8 +526,13 @@ class Applier:
                 cuuid = self._client_uuid(client_id)
                 have = [r["name"] for r in self.kc.get_client_roles_of_user(uid, cuuid)] if uid and cuuid else []
                 for role in missing(roles, have):
-                    self.change([f"user {name}: grant client role {client_id}/{role}"],
-                                self._assign_user_client_role, uid, client_id, role)
+                    self.change(
+                        [f"user {name}: grant client role {client_id}/{role}"],
+                        self._assign_user_client_role,
+                        uid,
+                        client_id,
+                        role,
+                    )
 
     def _join(self, uid: str, path: str):
         gid = self.group_ids.get(path) or self._group(path)["id"]
@@ -472,26 +556,47 @@ def _read_secret(value: str | None, path: str | None) -> str | None:
 
 def connect(server: str, user: str, password: str, admin_realm: str, verify: bool):
     from keycloak import KeycloakAdmin
-    return KeycloakAdmin(server_url=server.rstrip("/") + "/", username=user, password=password,
-                         realm_name=admin_realm, user_realm_name=admin_realm, verify=verify)
+
+    return KeycloakAdmin(
+        server_url=server.rstrip("/") + "/",
+        username=user,
+        password=password,
+        realm_name=admin_realm,
+        user_realm_name=admin_realm,
+        verify=verify,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", required=True, help="Keycloak base URL, e.g. http://127.0.0.1:8180")
     ap.add_argument("--admin-user", required=True, help="an administrator of the master realm")
-    ap.add_argument("--admin-password", default=os.environ.get("KEYCLOAK_ADMIN_PASSWORD"),
-                    help="its password (default: $KEYCLOAK_ADMIN_PASSWORD)")
+    ap.add_argument(
+        "--admin-password",
+        default=os.environ.get("KEYCLOAK_ADMIN_PASSWORD"),
+        help="its password (default: $KEYCLOAK_ADMIN_PASSWORD)",
+    )
     ap.add_argument("--admin-password-file", help="read the password from this file instead")
     ap.add_argument("--admin-realm", default="master", help="realm the administrator logs in to (default master)")
-    ap.add_argument("--realm-file", default=str(Path(__file__).resolve().parents[2] / "keycloak-realm" / "primehub-realm.json"))
-    ap.add_argument("--with-users", action="store_true", help="also apply the export's users (demo users: local stacks only)")
-    ap.add_argument("--hub-url", action="append", help="the hub's public base URL; sets the client's redirect URIs, "
-                    "web origins and post-logout URIs instead of the export's (repeatable)")
+    ap.add_argument(
+        "--realm-file", default=str(Path(__file__).resolve().parents[2] / "keycloak-realm" / "primehub-realm.json")
+    )
+    ap.add_argument(
+        "--with-users", action="store_true", help="also apply the export's users (demo users: local stacks only)"
+    )
+    ap.add_argument(
+        "--hub-url",
+        action="append",
+        help="the hub's public base URL; sets the client's redirect URIs, "
+        "web origins and post-logout URIs instead of the export's (repeatable)",
+    )
     ap.add_argument("--client-secret", help="set the hub client's secret to this")
     ap.add_argument("--client-secret-file", help="read the client secret from this file instead")
-    ap.add_argument("--realm-settings", action="store_true",
-                    help="also set the plain realm settings of the file on an existing realm (a new realm always gets them)")
+    ap.add_argument(
+        "--realm-settings",
+        action="store_true",
+        help="also set the plain realm settings of the file on an existing realm (a new realm always gets them)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     ap.add_argument("--insecure", action="store_true", help="do not verify Keycloak's TLS certificate")
     args = ap.parse_args(argv)
@@ -501,11 +606,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --admin-password, --admin-password-file or $KEYCLOAK_ADMIN_PASSWORD")
     realm = realmlib.load_realm(args.realm_file)
     from keycloak.exceptions import KeycloakError
+
     try:
         admin = connect(args.server, args.admin_user, password, args.admin_realm, not args.insecure)
-        Applier(admin, realm, dry_run=args.dry_run, with_users=args.with_users, hub_urls=args.hub_url,
-                client_secret=_read_secret(args.client_secret, args.client_secret_file),
-                realm_settings=args.realm_settings).run()
+        Applier(
+            admin,
+            realm,
+            dry_run=args.dry_run,
+            with_users=args.with_users,
+            hub_urls=args.hub_url,
+            client_secret=_read_secret(args.client_secret, args.client_secret_file),
+            realm_settings=args.realm_settings,
+        ).run()
     except KeycloakError as e:
         print(f"apply_realm: Keycloak refused: {e}", file=sys.stderr)
         return 1

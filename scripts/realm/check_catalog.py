@@ -11,6 +11,7 @@ Warnings are what is ignored at launch but is probably a mistake (a grant withou
 resource nobody is granted, an unknown group attribute, a group whose instance types all exceed
 its quota). Exit status: 1 when there is an error, or a warning with --strict; else 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ MOUNT_ROOT = "dataset.primehub.io/mountRoot"
 
 @dataclass(frozen=True)
 class Finding:
-    level: str     # "error" or "warning"
-    subject: str   # e.g. "group ml-team", "InstanceType amd-gpu"
+    level: str  # "error" or "warning"
+    subject: str  # e.g. "group ml-team", "InstanceType amd-gpu"
     message: str
 
     def __str__(self) -> str:
@@ -39,6 +40,7 @@ class Finding:
 
 
 # --- reading --------------------------------------------------------------------------------------
+
 
 def resource_documents(docs) -> list[dict]:
     """Catalog resources among YAML documents; `kubectl get -o yaml` lists are opened up."""
@@ -87,6 +89,7 @@ def load_catalog(paths: list[str]) -> tuple[dict[str, dict[str, dict]], list[Fin
 
 # --- rules (pure) ---------------------------------------------------------------------------------
 
+
 def group_grants(realm: dict, prefix: str = "") -> dict[str, list[Grant]]:
     """{group name: grants} from each group's realm roles."""
     out = {}
@@ -99,7 +102,9 @@ def group_grants(realm: dict, prefix: str = "") -> dict[str, list[Grant]]:
 def check_ignored_grants(realm: dict, prefix: str = "") -> list[Finding]:
     """Group roles shaped like a grant that the hub does not read as one (`it:`, `ds:rw:a:b`)."""
     return [
-        Finding("error", f"group {g['name']}", f"role {r!r} looks like a grant but names no resource; the hub ignores it")
+        Finding(
+            "error", f"group {g['name']}", f"role {r!r} looks like a grant but names no resource; the hub ignores it"
+        )
         for _path, g in iter_groups(realm.get("groups") or [])
         for r in g.get("realmRoles") or []
         if realmlib.looks_like_grant(r, prefix)
@@ -114,13 +119,23 @@ def check_grants(grants: dict[str, list[Grant]], catalog: dict[str, dict]) -> li
         for g in gs:
             granted.add((g.kind, g.name))
             if g.name not in catalog.get(g.kind, {}):
-                findings.append(Finding("warning", f"group {group}",
-                                        f"grants {g.role}, but there is no {g.kind} {g.name!r} (the grant is ignored)"))
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"group {group}",
+                        f"grants {g.role}, but there is no {g.kind} {g.name!r} (the grant is ignored)",
+                    )
+                )
         seen: dict[tuple[str, str], Grant] = {}
         for g in gs:
             if g.kind == "Dataset" and (g.kind, g.name) in seen and seen[(g.kind, g.name)].writable != g.writable:
-                findings.append(Finding("warning", f"group {group}",
-                                        f"grants dataset {g.name} both read-only and writable; it is mounted writable"))
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"group {group}",
+                        f"grants dataset {g.name} both read-only and writable; it is mounted writable",
+                    )
+                )
             seen[(g.kind, g.name)] = g
     for kind in CATALOG_KINDS:
         for name in sorted(catalog.get(kind, {})):
@@ -139,11 +154,15 @@ def check_roles_defined(realm: dict) -> list[Finding]:
     for _path, g in iter_groups(realm.get("groups") or []):
         for r in g.get("realmRoles") or []:
             if r not in defined:
-                findings.append(Finding("error", f"group {g['name']}", f"is mapped to realm role {r!r}, which is not defined"))
+                findings.append(
+                    Finding("error", f"group {g['name']}", f"is mapped to realm role {r!r}, which is not defined")
+                )
     for u in realm.get("users") or []:
         for r in u.get("realmRoles") or []:
             if r not in defined and r not in ("offline_access", "uma_authorization"):
-                findings.append(Finding("error", f"user {u['username']}", f"has realm role {r!r}, which is not defined"))
+                findings.append(
+                    Finding("error", f"user {u['username']}", f"has realm role {r!r}, which is not defined")
+                )
     return findings
 
 
@@ -175,13 +194,19 @@ def check_users(realm: dict, prefix: str = "") -> list[Finding]:
                 findings.append(Finding("error", who, f"is in group {p!r}, which the export does not define"))
         for r in u.get("realmRoles") or []:
             if parse_grant(r, prefix):
-                findings.append(Finding("warning", who,
-                                        f"holds {r} directly; grants only count when mapped to a group"))
+                findings.append(
+                    Finding("warning", who, f"holds {r} directly; grants only count when mapped to a group")
+                )
         attrs = u.get("attributes") or {}
         cap = first(attrs.get("volume-capacity"))
         if cap is not None and not realmlib.is_volume_capacity(cap):
-            findings.append(Finding("error", who, f"volume-capacity must be a number of GiB such as 5, "
-                                                  f"or a size such as 5G, not {cap!r}"))
+            findings.append(
+                Finding(
+                    "error",
+                    who,
+                    f"volume-capacity must be a number of GiB such as 5, or a size such as 5G, not {cap!r}",
+                )
+            )
     return findings
 
 
@@ -194,16 +219,25 @@ def check_launchable(realm: dict, catalog: dict, prefix: str = "") -> list[Findi
         name = g["name"]
         if name == EVERYONE:
             continue
-        offered = sorted(({gr.name for gr in grants.get(name, []) if gr.kind == "InstanceType"} | global_its)
-                         & set(catalog.get("InstanceType", {})))
+        offered = sorted(
+            ({gr.name for gr in grants.get(name, []) if gr.kind == "InstanceType"} | global_its)
+            & set(catalog.get("InstanceType", {}))
+        )
         if not offered:
             findings.append(Finding("warning", f"group {name}", "offers no existing instance type"))
             continue
         attrs = g.get("attributes") or {}
         if not any(realmlib.fits_user_quota(catalog["InstanceType"][it], attrs) for it in offered):
-            quota = ", ".join(f"{k} {first(attrs[k])}" for k in ("quota-cpu", "quota-gpu", "quota-memory") if k in attrs)
-            findings.append(Finding("warning", f"group {name}",
-                                    f"every instance type it offers ({', '.join(offered)}) exceeds its quota ({quota})"))
+            quota = ", ".join(
+                f"{k} {first(attrs[k])}" for k in ("quota-cpu", "quota-gpu", "quota-memory") if k in attrs
+            )
+            findings.append(
+                Finding(
+                    "warning",
+                    f"group {name}",
+                    f"every instance type it offers ({', '.join(offered)}) exceeds its quota ({quota})",
+                )
+            )
     return findings
 
 
@@ -215,19 +249,29 @@ def check_resources(catalog: dict) -> list[Finding]:
             ann = (doc.get("metadata") or {}).get("annotations") or {}
             for key in TRUE_ANNOTATIONS:
                 if key in ann and ann[key] not in ("true", "false"):
-                    findings.append(Finding("warning", f"{kind} {name}",
-                                            f"{key} is {ann[key]!r}; only the string \"true\" turns it on"))
+                    findings.append(
+                        Finding(
+                            "warning", f"{kind} {name}", f'{key} is {ann[key]!r}; only the string "true" turns it on'
+                        )
+                    )
             root = ann.get(MOUNT_ROOT)
             if root is not None and not str(root).startswith("/"):
-                findings.append(Finding("error", f"{kind} {name}", f"{MOUNT_ROOT} must be an absolute path, not {root!r}"))
+                findings.append(
+                    Finding("error", f"{kind} {name}", f"{MOUNT_ROOT} must be an absolute path, not {root!r}")
+                )
     return findings
 
 
 def check_all(realm: dict, catalog: dict, prefix: str = "") -> list[Finding]:
-    return (check_roles_defined(realm) + check_groups(realm) + check_users(realm, prefix)
-            + check_ignored_grants(realm, prefix)
-            + check_grants(group_grants(realm, prefix), catalog) + check_launchable(realm, catalog, prefix)
-            + check_resources(catalog))
+    return (
+        check_roles_defined(realm)
+        + check_groups(realm)
+        + check_users(realm, prefix)
+        + check_ignored_grants(realm, prefix)
+        + check_grants(group_grants(realm, prefix), catalog)
+        + check_launchable(realm, catalog, prefix)
+        + check_resources(catalog)
+    )
 
 
 def exit_status(findings: list[Finding], strict: bool) -> int:
@@ -244,15 +288,20 @@ def report(findings: list[Finding], catalog: dict, realm: dict) -> str:
     groups = sum(1 for _ in iter_groups(realm.get("groups") or []))
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
-    lines.append(f"checked realm {realm['realm']} ({groups} groups) against {counts}: "
-                 f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
+    lines.append(
+        f"checked realm {realm['realm']} ({groups} groups) against {counts}: "
+        f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--realm-file", default=str(Path(__file__).resolve().parents[2] / "keycloak-realm" / "primehub-realm.json"),
-                    help="realm export (default: keycloak-realm/primehub-realm.json)")
+    ap.add_argument(
+        "--realm-file",
+        default=str(Path(__file__).resolve().parents[2] / "keycloak-realm" / "primehub-realm.json"),
+        help="realm export (default: keycloak-realm/primehub-realm.json)",
+    )
     ap.add_argument("--role-prefix", default="", help="the hub's keycloak.rolePrefix, if set")
     ap.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     ap.add_argument("paths", nargs="+", help="YAML files or folders with InstanceType/Image/Dataset resources")

@@ -4,6 +4,7 @@ users with known passwords (one a realm admin) and a known client secret.
 
     demo_realm.py OUT.json
 """
+
 from __future__ import annotations
 
 import sys

@@ -5,6 +5,7 @@ shared volume is called) belong to the hub's package `primehub_hub` and are impo
 check_catalog.py reports exactly what the hub will do. Pure functions only (no network), unit-tested
 in tests/unit/test_realm_tools.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,10 +44,10 @@ KIND_OF_PREFIX = GRANT_KINDS
 
 @dataclass(frozen=True)
 class Grant:
-    kind: str        # InstanceType, Image or Dataset
-    name: str        # the resource's metadata.name
-    writable: bool   # ds:rw:<name>
-    role: str        # the realm role, as written
+    kind: str  # InstanceType, Image or Dataset
+    name: str  # the resource's metadata.name
+    writable: bool  # ds:rw:<name>
+    role: str  # the realm role, as written
 
 
 def parse_grant(role: str, prefix: str = "") -> Grant | None:
@@ -61,8 +62,8 @@ def parse_grant(role: str, prefix: str = "") -> Grant | None:
 def looks_like_grant(role: str, prefix: str = "") -> bool:
     """A role shaped like a grant (`it:`, `img:`, `ds:` after the prefix) that the hub ignores."""
     lead = f"{prefix}:" if prefix else ""
-    head = role[len(lead):].partition(":")[0] if role.startswith(lead) else ""
-    return head in KIND_OF_PREFIX and ":" in role[len(lead):] and parse_grant(role, prefix) is None
+    head = role[len(lead) :].partition(":")[0] if role.startswith(lead) else ""
+    return head in KIND_OF_PREFIX and ":" in role[len(lead) :] and parse_grant(role, prefix) is None
 
 
 def grant_role(kind: str, name: str, writable: bool = False, prefix: str = "") -> str:
@@ -136,8 +137,13 @@ def first(values) -> str | None:
 USED_GROUP_ATTRIBUTES = {"displayName", *QUOTA_ATTRIBUTES, ATTR_ENABLED, ATTR_CAPACITY, ATTR_LAUNCH_GROUP_ONLY}
 # Written by PrimeHub's console for features this hub does not have. Not typos, so not reported.
 PRIMEHUB_GROUP_ATTRIBUTES = {
-    "user-volume-capacity", "home-symlink", "enabled-deployment", "max-deploy",
-    "job-default-active-deadline-seconds", "admins", "deploymentsUsage",
+    "user-volume-capacity",
+    "home-symlink",
+    "enabled-deployment",
+    "max-deploy",
+    "job-default-active-deadline-seconds",
+    "admins",
+    "deploymentsUsage",
 }
 PRIMEHUB_GROUP_ATTRIBUTE_PREFIXES = ("mlflow-",)
 _BOOL = {"true", "false"}
@@ -158,7 +164,7 @@ def check_quota_value(key: str, value: str) -> tuple[str, str] | None:
     if key in QUOTA_ATTRIBUTES:
         prefix = PROJECT_QUOTA_PREFIX if key.startswith(PROJECT_QUOTA_PREFIX) else USER_QUOTA_PREFIX
         if parse_quota({key: v}, prefix).errors:
-            return "error", _QUOTA_HELP[key[len(prefix):]].format(key=key, value=value)
+            return "error", _QUOTA_HELP[key[len(prefix) :]].format(key=key, value=value)
         if key.endswith("-memory") and v.replace(".", "", 1).isdigit():
             # Read as bytes, like PrimeHub did: a quota of a few bytes is never what was meant.
             return "warning", f"{key} {value!r} has no unit, so it means {v} bytes; write it with one, such as {v}G"
@@ -197,6 +203,7 @@ def is_volume_capacity(value: str) -> bool:
 
 def _close(word: str, choices) -> str | None:
     import difflib
+
     hits = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.75)
     return hits[0] if hits else None
 
@@ -230,8 +237,9 @@ def check_group_attributes(group: str, attributes: dict) -> list[tuple[str, str]
     if group == EVERYONE:
         quota_keys = sorted(k for k in attributes if "quota" in k)
         if quota_keys:
-            out.append(("warning", f"{', '.join(quota_keys)} on {EVERYONE} do nothing: "
-                                   f"{EVERYONE} is never a launch group"))
+            out.append(
+                ("warning", f"{', '.join(quota_keys)} on {EVERYONE} do nothing: {EVERYONE} is never a launch group")
+            )
     return out
 
 

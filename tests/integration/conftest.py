@@ -7,6 +7,7 @@ KeycloakContainer and the Helm chart with its images (tests/integration/backends
 
 A server that cannot start fails the tests that need it, with its log; nothing is skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,6 +29,7 @@ BACKEND = os.environ.get("E2E_BACKEND", "local")
 def _log_dir() -> Path:
     if BACKEND == "local":
         from localstack import common
+
         return common.LOG_DIR
     return REPO / "test-artifacts" / "logs"
 
@@ -50,6 +52,7 @@ class _Started:
 
     def run(self, names: list[str], fn):
         from localstack import common
+
         before = {n for n in names if common.pid_of(n)}
         try:
             fn()
@@ -59,6 +62,7 @@ class _Started:
 
     def stop_all(self):
         from localstack import common
+
         for n in reversed(self.names):
             common.stop(n, grace=20)
 
@@ -69,6 +73,7 @@ def _started():
     yield s
     if BACKEND == "kind":
         from backends import kind
+
         kind.teardown()
     elif os.environ.get("PRIMEHUB_KEEP_STACK") != "1":
         s.stop_all()
@@ -77,6 +82,7 @@ def _started():
 def _kind(part: str, *args):
     """One part of the kind backend; a part that cannot start fails the tests that need it."""
     from backends import kind
+
     try:
         return getattr(kind, part)(*args)
     except (kind.BackendError, RuntimeError, OSError, subprocess.CalledProcessError) as e:
@@ -90,6 +96,7 @@ def _kind_logs_on_failure(request):
     rep = getattr(request.node, "rep_call", None)
     if BACKEND == "kind" and rep is not None and rep.failed and "cluster" in request.fixturenames:
         from backends import kind
+
         kind.save_logs(request.getfixturevalue("cluster"))
 
 
@@ -97,7 +104,9 @@ def _kind_logs_on_failure(request):
 def cluster(_started) -> Cluster:
     if BACKEND == "kind":
         return _kind("cluster")
-    from localstack import cluster as lc, nodes
+    from localstack import cluster as lc
+    from localstack import nodes
+
     _started.run(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"], lc.up)
     _started.run(["node-agent"], nodes.start)
     _started.run([], lc.apply_catalog)
@@ -107,9 +116,14 @@ def cluster(_started) -> Cluster:
         common.stop("kube-apiserver")
         lc.start_apiserver()
 
-    return Cluster(kubeconfig=str(lc.KUBECONFIG), namespace=lc.NAMESPACE, api_url=lc.API_URL,
-                   kubectl_bin=str(lc.bin_path("kubectl")), log_dir=common.LOG_DIR,
-                   restart_apiserver=restart_apiserver)
+    return Cluster(
+        kubeconfig=str(lc.KUBECONFIG),
+        namespace=lc.NAMESPACE,
+        api_url=lc.API_URL,
+        kubectl_bin=str(lc.bin_path("kubectl")),
+        log_dir=common.LOG_DIR,
+        restart_apiserver=restart_apiserver,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -117,17 +131,27 @@ def keycloak(_started) -> Keycloak:
     if BACKEND == "kind":
         return _kind("keycloak")
     from localstack import keycloak as lk
+
     _started.run(["keycloak"], lk.start)
-    return Keycloak(url=lk.URL, browser_url=f"http://localhost:{lk.PORT}", admin_user=lk.ADMIN_USER,
-                    admin_password=lk.ADMIN_PASSWORD, realm=lk.REALM, realm_file=lk.REALM_FILE,
-                    stop=lk.stop, start=lk.start)
+    return Keycloak(
+        url=lk.URL,
+        browser_url=f"http://localhost:{lk.PORT}",
+        admin_user=lk.ADMIN_USER,
+        admin_password=lk.ADMIN_PASSWORD,
+        realm=lk.REALM,
+        realm_file=lk.REALM_FILE,
+        stop=lk.stop,
+        start=lk.start,
+    )
 
 
 @pytest.fixture(scope="session")
 def hub(_started, cluster, keycloak) -> Hub:
     if BACKEND == "kind":
         return _kind("hub", cluster, keycloak)
-    from localstack import common, hub as lh
+    from localstack import common
+    from localstack import hub as lh
+
     _started.run(["hub"], lh.start)
 
     def restart():
@@ -140,14 +164,24 @@ def hub(_started, cluster, keycloak) -> Hub:
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
+
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).exists():
         pytest.fail(f"{chromium} is missing: run `make tools` (installs Debian's chromium)", pytrace=False)
     with sync_playwright() as p:
         b = p.chromium.launch(
-            executable_path=chromium, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+            executable_path=chromium,
+            headless=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield b
         b.close()
@@ -157,6 +191,7 @@ def browser():
 def helm_bin() -> str:
     """The helm built by `make tools` (or $HELM)."""
     from localstack import common
+
     path = str(common.helm_path())
     if not Path(path).exists():
         pytest.fail(f"{path} is missing: run `make tools`", pytrace=False)

@@ -1,4 +1,5 @@
 """Handles the tests use for the servers of the stack, whatever backend started them."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,16 @@ class Cluster:
     # Which node plays which part of the demo catalog (the local stack has one of each).
     nodes: dict = field(default_factory=lambda: {"cpu": "cpu-node", "gpu": "gpu-node"})
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args],
-                              text=True, capture_output=True, input=input, timeout=timeout)
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args],
+            text=True,
+            capture_output=True,
+            input=input,
+            timeout=timeout,
+        )
         if check and proc.returncode:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -63,8 +71,15 @@ class Keycloak:
 
     def admin(self):
         from keycloak import KeycloakAdmin
-        adm = KeycloakAdmin(server_url=self.url + "/", username=self.admin_user, password=self.admin_password,
-                            realm_name="master", user_realm_name="master", verify=True)
+
+        adm = KeycloakAdmin(
+            server_url=self.url + "/",
+            username=self.admin_user,
+            password=self.admin_password,
+            realm_name="master",
+            user_realm_name="master",
+            verify=True,
+        )
         adm.change_current_realm(self.realm)
         return adm
 
@@ -74,15 +89,27 @@ class Keycloak:
             return json.loads(r.read())
 
     def password_token(self, username: str, password: str) -> dict:
-        return self._post(f"/realms/{self.realm}/protocol/openid-connect/token", {
-            "grant_type": "password", "client_id": self.client_id, "client_secret": self.client_secret,
-            "username": username, "password": password, "scope": "openid",
-        })
+        return self._post(
+            f"/realms/{self.realm}/protocol/openid-connect/token",
+            {
+                "grant_type": "password",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "username": username,
+                "password": password,
+                "scope": "openid",
+            },
+        )
 
     def service_token(self) -> dict:
-        return self._post(f"/realms/{self.realm}/protocol/openid-connect/token", {
-            "grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret,
-        })
+        return self._post(
+            f"/realms/{self.realm}/protocol/openid-connect/token",
+            {
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            },
+        )
 
 
 @dataclass
@@ -95,9 +122,12 @@ class Hub:
 
     def api(self, method: str, path: str, body=None, token: str | None = None):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method,
-                                     headers={"Authorization": f"token {token or self.api_token}",
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.api_url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {token or self.api_token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 text = r.read().decode()

@@ -2,6 +2,7 @@
 catalog as written and refuses each broken resource naming the field; Keycloak imports the realm,
 the hub's service account can read what the hub needs and nothing more, and apply_realm.py is
 idempotent."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,14 @@ def catalog(cluster):
     """The CRDs and the demo catalog, applied here (idempotent) so that this module does not
     depend on what the cluster fixture already did."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in sorted(CRDS.glob("*.yaml"))])
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/instancetypes.primehub.io", "crd/images.primehub.io", "crd/datasets.primehub.io")
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/instancetypes.primehub.io",
+        "crd/images.primehub.io",
+        "crd/datasets.primehub.io",
+    )
     if cluster.kubectl("get", "namespace", cluster.namespace, check=False).returncode:
         cluster.kubectl("create", "namespace", cluster.namespace)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-n", cluster.namespace, "-f", str(EXAMPLES))
@@ -54,11 +61,15 @@ def catalog(cluster):
 
 # --- CRDs and the catalog ------------------------------------------------------------------------
 
+
 def test_crds_are_established_with_their_names(catalog):
     crds = json.loads(catalog.kubectl("get", "crd", "-o", "json").stdout)["items"]
     by_name = {c["metadata"]["name"]: c for c in crds}
-    for plural, kind, short in (("instancetypes", "InstanceType", "it"), ("images", "Image", "img"),
-                                ("datasets", "Dataset", "dset")):
+    for plural, kind, short in (
+        ("instancetypes", "InstanceType", "it"),
+        ("images", "Image", "img"),
+        ("datasets", "Dataset", "dset"),
+    ):
         crd = by_name[f"{plural}.primehub.io"]
         conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
         assert conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True", conditions
@@ -75,8 +86,9 @@ def test_every_example_is_stored_as_written(catalog):
     assert docs
     for doc in docs:
         name = doc["metadata"]["name"]
-        stored = api.get_namespaced_custom_object("primehub.io", "v1alpha1", catalog.namespace,
-                                                  PLURAL[doc["kind"]], name)
+        stored = api.get_namespaced_custom_object(
+            "primehub.io", "v1alpha1", catalog.namespace, PLURAL[doc["kind"]], name
+        )
         assert stored["spec"] == doc["spec"], f"{doc['kind']} {name} was changed by the API server"
         for key, value in (doc["metadata"].get("annotations") or {}).items():
             assert stored["metadata"]["annotations"][key] == value
@@ -91,8 +103,9 @@ def test_the_demo_catalog_has_the_names_other_parts_use(catalog):
 
     assert {"cpu-small", "cpu-large", "gpu-small", "gpu-huge", "amd-gpu"} <= names("instancetypes")
     assert {"base-notebook", "datascience-notebook", "pytorch-gpu", "private-notebook"} <= names("images")
-    assert {"public-data", "team-data", "training-set", "archive", "notebooks-repo", "ml-private",
-            "scratch"} <= names("datasets")
+    assert {"public-data", "team-data", "training-set", "archive", "notebooks-repo", "ml-private", "scratch"} <= names(
+        "datasets"
+    )
     out = catalog.kubectl("get", "primehub", "-n", catalog.namespace).stdout
     assert "instancetype.primehub.io/gpu-huge" in out and "dataset.primehub.io/scratch" in out
 
@@ -110,25 +123,50 @@ def test_invalid_resource_is_refused_naming_the_field(catalog, path):
 
 def test_primehub_flat_instance_types_still_load(catalog):
     """An InstanceType as PrimeHub wrote it (flat 'limits.cpu' keys) is accepted and kept."""
-    doc = {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "primehub-flat-form"},
-           "spec": {"displayName": "cpu-1", "limits.cpu": 1, "limits.memory": "1G", "limits.nvidia.com/gpu": 0,
-                    "requests.cpu": 0.5, "requests.memory": "1G"}}
-    out = catalog.kubectl("create", "--dry-run=server", "-o", "json", "-n", catalog.namespace, "-f", "-",
-                          input=json.dumps(doc))
+    doc = {
+        "apiVersion": "primehub.io/v1alpha1",
+        "kind": "InstanceType",
+        "metadata": {"name": "primehub-flat-form"},
+        "spec": {
+            "displayName": "cpu-1",
+            "limits.cpu": 1,
+            "limits.memory": "1G",
+            "limits.nvidia.com/gpu": 0,
+            "requests.cpu": 0.5,
+            "requests.memory": "1G",
+        },
+    }
+    out = catalog.kubectl(
+        "create", "--dry-run=server", "-o", "json", "-n", catalog.namespace, "-f", "-", input=json.dumps(doc)
+    )
     assert json.loads(out.stdout)["spec"] == doc["spec"]
 
 
 def test_memory_is_compared_as_a_quantity_not_as_text(catalog):
     def instance_type(limit, request):
-        return json.dumps({"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType",
-                           "metadata": {"name": "memory-compare"},
-                           "spec": {"limits": {"cpu": 1, "memory": limit}, "requests": {"memory": request}}})
+        return json.dumps(
+            {
+                "apiVersion": "primehub.io/v1alpha1",
+                "kind": "InstanceType",
+                "metadata": {"name": "memory-compare"},
+                "spec": {"limits": {"cpu": 1, "memory": limit}, "requests": {"memory": request}},
+            }
+        )
 
-    ok = catalog.kubectl("create", "--dry-run=server", "-n", catalog.namespace, "-f", "-",
-                         input=instance_type("1Gi", "1000M"), check=False)
+    ok = catalog.kubectl(
+        "create",
+        "--dry-run=server",
+        "-n",
+        catalog.namespace,
+        "-f",
+        "-",
+        input=instance_type("1Gi", "1000M"),
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr  # "1000M" > "1Gi" as text, smaller as bytes
-    refused = catalog.kubectl("create", "--dry-run=server", "-n", catalog.namespace, "-f", "-",
-                              input=instance_type("900M", "1G"), check=False)
+    refused = catalog.kubectl(
+        "create", "--dry-run=server", "-n", catalog.namespace, "-f", "-", input=instance_type("900M", "1G"), check=False
+    )
     assert refused.returncode != 0 and "spec.requests.memory" in refused.stderr
 
 
@@ -147,28 +185,42 @@ def test_a_primehub_export_is_accepted_unchanged_and_the_hub_offers_it(catalog):
     docs = [d for d in yaml.safe_load_all(PRIMEHUB_EXPORT.read_text()) if d]
     api = kubernetes.client.CustomObjectsApi(catalog.api())
     try:
-        catalog.kubectl("apply", "--server-side", "--force-conflicts", "-n", catalog.namespace,
-                        "-f", str(PRIMEHUB_EXPORT))
+        catalog.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-n", catalog.namespace, "-f", str(PRIMEHUB_EXPORT)
+        )
         stored = []
         for doc in docs:
-            obj = api.get_namespaced_custom_object("primehub.io", "v1alpha1", catalog.namespace,
-                                                   PLURAL[doc["kind"]], doc["metadata"]["name"])
+            obj = api.get_namespaced_custom_object(
+                "primehub.io", "v1alpha1", catalog.namespace, PLURAL[doc["kind"]], doc["metadata"]["name"]
+            )
             assert obj["spec"] == doc["spec"], f"{doc['kind']} {doc['metadata']['name']} was changed"
             if "status" in doc:
                 assert obj.get("status") == doc["status"], f"status of {doc['metadata']['name']} was pruned"
             stored.append(obj)
         parsed = Catalog.from_objects(stored)
-        roles = ["it:ph-cpu-1", "it:ph-gpu-amd", "it:ph-gpu-intel", "img:ph-base", "img:ph-custom-building",
-                 "ds:ph-mnist", "ds:ph-env"]
+        roles = [
+            "it:ph-cpu-1",
+            "it:ph-gpu-amd",
+            "it:ph-gpu-intel",
+            "img:ph-base",
+            "img:ph-custom-building",
+            "ds:ph-mnist",
+            "ds:ph-env",
+        ]
         user = UserInfo("migrated", groups=[Group("data-science", realm_roles=roles), Group(EVERYONE)])
         offer = group_offer(user, user.groups[0], parsed)
-        assert [o.resource.name for o in offer.instance_types] == ["ph-gpu-amd", "ph-cpu-1", "ph-gpu-intel"]  # by display name
+        assert [o.resource.name for o in offer.instance_types] == [
+            "ph-gpu-amd",
+            "ph-cpu-1",
+            "ph-gpu-intel",
+        ]  # by display name
         assert parsed.instance_types["ph-gpu-intel"].gpu_resource_name == "gpu.intel.com/i915"
         assert [o.resource.name for o in offer.images] == ["ph-base"]  # the one still building is not offered
         assert sorted(m.dataset.name for m in offer.datasets) == ["ph-env", "ph-mnist"]
     finally:
-        catalog.kubectl("delete", "-n", catalog.namespace, "--ignore-not-found", "-f", str(PRIMEHUB_EXPORT),
-                        check=False)
+        catalog.kubectl(
+            "delete", "-n", catalog.namespace, "--ignore-not-found", "-f", str(PRIMEHUB_EXPORT), check=False
+        )
 
 
 def test_the_rules_that_catch_real_mistakes_still_refuse(catalog):
@@ -177,17 +229,22 @@ def test_the_rules_that_catch_real_mistakes_still_refuse(catalog):
     bad = [
         {"kind": "Image", "metadata": {"name": "empty-url"}, "spec": {"type": "both", "url": ""}},
         {"kind": "Dataset", "metadata": {"name": "git-empty-url"}, "spec": {"type": "git", "url": ""}},
-        {"kind": "InstanceType", "metadata": {"name": "flat-gpu-no-name"},
-         "spec": {"limits.cpu": 1, "limits.memory": "1G", "limits.gpu": 1}},
+        {
+            "kind": "InstanceType",
+            "metadata": {"name": "flat-gpu-no-name"},
+            "spec": {"limits.cpu": 1, "limits.memory": "1G", "limits.gpu": 1},
+        },
     ]
     for doc in bad:
         doc["apiVersion"] = "primehub.io/v1alpha1"
-        proc = catalog.kubectl("create", "--dry-run=server", "-n", catalog.namespace, "-f", "-",
-                               input=json.dumps(doc), check=False)
+        proc = catalog.kubectl(
+            "create", "--dry-run=server", "-n", catalog.namespace, "-f", "-", input=json.dumps(doc), check=False
+        )
         assert proc.returncode != 0 and "is invalid" in proc.stderr, (doc["metadata"]["name"], proc.stderr)
 
 
 # --- the realm -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def realm_file(keycloak) -> dict:
@@ -218,6 +275,7 @@ def test_realm_is_imported(keycloak, realm_file):
 
 def _claims(jwt: str) -> dict:
     import base64
+
     payload = jwt.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
@@ -246,8 +304,12 @@ class _Admin:
 
     def call(self, method: str, path: str, body=None, query: dict | None = None):
         url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=15) as r:
                 text = r.read().decode()
@@ -297,7 +359,9 @@ def test_service_account_reads_users_groups_attributes_and_role_mappings(service
     assert status == 200
     realm_management = mappings["clientMappings"]["realm-management"]
     assert "realm-admin" in {r["name"] for r in realm_management["mappings"]}
-    status, composite = sa.call("GET", f"/users/{dana[0]['id']}/role-mappings/clients/{realm_management['id']}/composite")
+    status, composite = sa.call(
+        "GET", f"/users/{dana[0]['id']}/role-mappings/clients/{realm_management['id']}/composite"
+    )
     assert status == 200 and "manage-users" in {r["name"] for r in composite}
 
 
@@ -313,8 +377,7 @@ def test_service_account_cannot_create_users_or_change_roles(service_account):
         ("POST", "/users", {"username": "mallory", "enabled": True}),
         ("POST", f"/users/{carol}/role-mappings/realm", gpu_huge),
         ("POST", f"/groups/{everyone}/role-mappings/realm", gpu_huge),
-        ("DELETE", f"/groups/{everyone}/role-mappings/realm",
-         [r for r in roles if r["name"] == "it:cpu-small"]),
+        ("DELETE", f"/groups/{everyone}/role-mappings/realm", [r for r in roles if r["name"] == "it:cpu-small"]),
         ("PUT", f"/groups/{everyone}", {"name": "everyone", "attributes": {"quota-gpu": ["99"]}}),
         ("POST", "/roles", {"name": "it:sneaky"}),
     ]
@@ -326,9 +389,22 @@ def test_service_account_cannot_create_users_or_change_roles(service_account):
 def _apply_realm(keycloak) -> subprocess.CompletedProcess:
     env = {**os.environ, "KEYCLOAK_ADMIN_PASSWORD": keycloak.admin_password}
     return subprocess.run(
-        [sys.executable, str(REALM_TOOLS / "apply_realm.py"), "--server", keycloak.url,
-         "--admin-user", keycloak.admin_user, "--realm-file", str(keycloak.realm_file), "--with-users"],
-        text=True, capture_output=True, env=env, timeout=120)
+        [
+            sys.executable,
+            str(REALM_TOOLS / "apply_realm.py"),
+            "--server",
+            keycloak.url,
+            "--admin-user",
+            keycloak.admin_user,
+            "--realm-file",
+            str(keycloak.realm_file),
+            "--with-users",
+        ],
+        text=True,
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_apply_realm_twice_changes_nothing_the_second_time(keycloak):
@@ -347,8 +423,10 @@ def test_apply_realm_restores_what_was_removed(keycloak):
     admin.delete_group_realm_roles(tiny["id"], cpu_large)
     out = _apply_realm(keycloak)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ['group /tiny: set attribute quota-cpu to "0.5" (was "9")',
-                                       "group /tiny: grant realm role it:cpu-large"]
+    assert out.stdout.splitlines() == [
+        'group /tiny: set attribute quota-cpu to "0.5" (was "9")',
+        "group /tiny: grant realm role it:cpu-large",
+    ]
     assert admin.get_group_by_path("/tiny")["attributes"]["quota-cpu"] == ["0.5"]
     assert _apply_realm(keycloak).stdout.strip() == "no changes"
 
@@ -357,15 +435,30 @@ def test_check_catalog_on_the_live_realm_and_cluster(catalog, keycloak, tmp_path
     """The consistency check on what the servers hold: the demo's ghost grant is reported."""
     admin = keycloak.admin()
     export = admin.connection.raw_post(
-        f"admin/realms/{keycloak.realm}/partial-export", data="",
-        exportGroupsAndRoles="true", exportClients="false").json()
+        f"admin/realms/{keycloak.realm}/partial-export", data="", exportGroupsAndRoles="true", exportClients="false"
+    ).json()
     (tmp_path / "realm.json").write_text(json.dumps(export))
-    live = catalog.kubectl("get", "instancetypes.primehub.io,images.primehub.io,datasets.primehub.io",
-                           "-n", catalog.namespace, "-o", "yaml").stdout
+    live = catalog.kubectl(
+        "get",
+        "instancetypes.primehub.io,images.primehub.io,datasets.primehub.io",
+        "-n",
+        catalog.namespace,
+        "-o",
+        "yaml",
+    ).stdout
     (tmp_path / "catalog.yaml").write_text(live)
-    proc = subprocess.run([sys.executable, str(REALM_TOOLS / "check_catalog.py"), "--realm-file",
-                           str(tmp_path / "realm.json"), str(tmp_path / "catalog.yaml")],
-                          text=True, capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REALM_TOOLS / "check_catalog.py"),
+            "--realm-file",
+            str(tmp_path / "realm.json"),
+            str(tmp_path / "catalog.yaml"),
+        ],
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "grants it:ghost-type, but there is no InstanceType 'ghost-type'" in proc.stdout
     assert "0 errors" in proc.stdout

@@ -10,6 +10,7 @@ The chart's pods are pinned to a node that does not exist: the node agent of the
 pod commands as host processes, and a proxy or hub of this release must not compete for the ports
 of the stack's own hub. Whether the hub really spawns with this ServiceAccount is tested elsewhere.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,9 @@ class Helm:
         self.cluster = cluster
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.bin, f"--kubeconfig={self.cluster.kubeconfig}", *args],
-                              text=True, capture_output=True, timeout=300)
+        proc = subprocess.run(
+            [self.bin, f"--kubeconfig={self.cluster.kubeconfig}", *args], text=True, capture_output=True, timeout=300
+        )
         if check and proc.returncode:
             raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -65,8 +67,11 @@ def namespace(cluster):
     ns = f"chart-test-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
     # Pods are admitted only once the namespace's default ServiceAccount exists.
-    cluster.wait(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", ns, check=False).returncode == 0,
-                 60, f"the default ServiceAccount of {ns}")
+    cluster.wait(
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", ns, check=False).returncode == 0,
+        60,
+        f"the default ServiceAccount of {ns}",
+    )
     yield ns
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -95,14 +100,30 @@ def _sa_client(cluster, token: str) -> kubernetes.client.ApiClient:
 
 # --- server-side validation ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
 def test_every_rendered_object_is_accepted_by_the_api_server(cluster, helm, namespace, example):
     extra = ["--set", "scheduling.podPriority.enabled=true"] if example == "minimal.yaml" else []
-    out = helm("template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds",
-               "-f", str(CHART / "examples" / example), *extra).stdout
+    out = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--include-crds",
+        "-f",
+        str(CHART / "examples" / example),
+        *extra,
+    ).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
-    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "ConfigMap", "Role", "RoleBinding",
-                                         "CustomResourceDefinition"}
+    assert {d["kind"] for d in docs} >= {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "Role",
+        "RoleBinding",
+        "CustomResourceDefinition",
+    }
     proc = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=out, check=False)
     assert proc.returncode == 0, f"the API server refused objects of {example}:\n{proc.stderr}"
     assert proc.stdout.count("(server dry run)") == len(docs), proc.stdout
@@ -110,21 +131,47 @@ def test_every_rendered_object_is_accepted_by_the_api_server(cluster, helm, name
 
 # --- install, permissions, upgrade -----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def installed(cluster, helm, namespace):
-    proc = helm("install", RELEASE, str(CHART), "--namespace", namespace,
-                "--set", "keycloak.url=http://127.0.0.1:8180", "--set", "keycloak.clientSecret=chart-test-secret",
-                "--set", "primehub.publicUrl=http://127.0.0.1:18000", "--set", "proxy.service.type=ClusterIP",
-                *_pinned_nowhere())
+    proc = helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set",
+        "keycloak.url=http://127.0.0.1:8180",
+        "--set",
+        "keycloak.clientSecret=chart-test-secret",
+        "--set",
+        "primehub.publicUrl=http://127.0.0.1:18000",
+        "--set",
+        "proxy.service.type=ClusterIP",
+        *_pinned_nowhere(),
+    )
     yield proc.stdout
     helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "120s", check=False)
 
 
 def test_a_second_release_in_the_same_namespace_is_refused(cluster, helm, namespace, installed):
-    proc = helm("install", "second-hub", str(CHART), "--namespace", namespace,
-                "--set", "keycloak.url=http://127.0.0.1:8180", "--set", "keycloak.clientSecret=chart-test-secret",
-                "--set", "primehub.publicUrl=http://127.0.0.1:18001", "--set", "proxy.service.type=ClusterIP",
-                *_pinned_nowhere(), check=False)
+    proc = helm(
+        "install",
+        "second-hub",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set",
+        "keycloak.url=http://127.0.0.1:8180",
+        "--set",
+        "keycloak.clientSecret=chart-test-secret",
+        "--set",
+        "primehub.publicUrl=http://127.0.0.1:18001",
+        "--set",
+        "proxy.service.type=ClusterIP",
+        *_pinned_nowhere(),
+        check=False,
+    )
     assert proc.returncode != 0, "a second hub was installed next to the first"
     assert f"already has the hub of release {RELEASE}" in proc.stderr, proc.stderr
     assert helm("status", "second-hub", "--namespace", namespace, check=False).returncode != 0
@@ -132,16 +179,38 @@ def test_a_second_release_in_the_same_namespace_is_refused(cluster, helm, namesp
 
 def test_install_creates_the_objects(cluster, namespace, installed):
     assert "http://127.0.0.1:18000/hub/oauth_callback" in installed, "NOTES must name the redirect URI"
-    got = json.loads(cluster.kubectl(
-        "get", "deployments,services,configmaps,secrets,serviceaccounts,roles,rolebindings,"
-        "persistentvolumeclaims,networkpolicies", "-n", namespace,
-        "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout)["items"]
+    got = json.loads(
+        cluster.kubectl(
+            "get",
+            "deployments,services,configmaps,secrets,serviceaccounts,roles,rolebindings,"
+            "persistentvolumeclaims,networkpolicies",
+            "-n",
+            namespace,
+            "-l",
+            f"app.kubernetes.io/instance={RELEASE}",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
     names = {(o["kind"], o["metadata"]["name"]) for o in got}
-    for wanted in [("Deployment", "hub"), ("Deployment", "proxy"), ("Service", "hub"), ("Service", "proxy-api"),
-                   ("Service", "proxy-public"), ("ConfigMap", "hub-config"), ("Secret", "hub"),
-                   ("Secret", "hub-keycloak"), ("Secret", "hub-extra-config"), ("ServiceAccount", "hub"),
-                   ("Role", "hub"), ("RoleBinding", "hub"), ("PersistentVolumeClaim", "hub-db-dir"),
-                   ("NetworkPolicy", "hub"), ("NetworkPolicy", "proxy"), ("NetworkPolicy", "singleuser")]:
+    for wanted in [
+        ("Deployment", "hub"),
+        ("Deployment", "proxy"),
+        ("Service", "hub"),
+        ("Service", "proxy-api"),
+        ("Service", "proxy-public"),
+        ("ConfigMap", "hub-config"),
+        ("Secret", "hub"),
+        ("Secret", "hub-keycloak"),
+        ("Secret", "hub-extra-config"),
+        ("ServiceAccount", "hub"),
+        ("Role", "hub"),
+        ("RoleBinding", "hub"),
+        ("PersistentVolumeClaim", "hub-db-dir"),
+        ("NetworkPolicy", "hub"),
+        ("NetworkPolicy", "proxy"),
+        ("NetworkPolicy", "singleuser"),
+    ]:
         assert wanted in names, f"{wanted} was not created"
     role = next(o for o in got if o["kind"] == "Role")
     assert all("*" not in r[f] for r in role["rules"] for f in ("apiGroups", "resources", "verbs"))
@@ -156,8 +225,9 @@ def test_install_creates_the_objects(cluster, namespace, installed):
 
 
 def _can_i(cluster, namespace: str, verb: str, resource: str, ns: str) -> bool:
-    proc = cluster.kubectl("auth", "can-i", verb, resource, "-n", ns,
-                           f"--as=system:serviceaccount:{namespace}:hub", check=False)
+    proc = cluster.kubectl(
+        "auth", "can-i", verb, resource, "-n", ns, f"--as=system:serviceaccount:{namespace}:hub", check=False
+    )
     return proc.stdout.strip() == "yes"
 
 
@@ -182,16 +252,27 @@ def test_service_account_token_against_the_api_server(cluster, namespace, instal
     api = _sa_client(cluster, token)
     core = kubernetes.client.CoreV1Api(api)
     name = f"sa-probe-{uuid.uuid4().hex[:6]}"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-           "spec": {"nodeSelector": {NOWHERE: "true"}, "automountServiceAccountToken": False,
-                    "containers": [{"name": "main", "image": "local/none", "command": ["sleep", "1"]}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeSelector": {NOWHERE: "true"},
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "main", "image": "local/none", "command": ["sleep", "1"]}],
+        },
+    }
     core.create_namespaced_pod(namespace, pod)
     assert core.read_namespaced_pod(name, namespace).metadata.name == name
     assert name in [p.metadata.name for p in core.list_namespaced_pod(namespace).items]
     core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
-           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     core.create_namespaced_persistent_volume_claim(namespace, pvc)
     assert core.read_namespaced_persistent_volume_claim(name, namespace).spec.resources.requests["storage"] == "1Gi"
     core.delete_namespaced_persistent_volume_claim(name, namespace)
@@ -202,12 +283,15 @@ def test_service_account_token_against_the_api_server(cluster, namespace, instal
         assert listed["items"] == [], plural
     core.list_namespaced_event(namespace)
 
-    for call, what in [(lambda: core.list_namespaced_secret(cluster.namespace), f"secrets of {cluster.namespace}"),
-                       (lambda: core.read_namespaced_secret("hub", namespace), "its own namespace's secrets"),
-                       (lambda: core.list_namespaced_pod(cluster.namespace), f"pods of {cluster.namespace}"),
-                       (lambda: custom.list_namespaced_custom_object("primehub.io", "v1alpha1", cluster.namespace,
-                                                                     "instancetypes"),
-                        f"the catalog of {cluster.namespace}")]:
+    for call, what in [
+        (lambda: core.list_namespaced_secret(cluster.namespace), f"secrets of {cluster.namespace}"),
+        (lambda: core.read_namespaced_secret("hub", namespace), "its own namespace's secrets"),
+        (lambda: core.list_namespaced_pod(cluster.namespace), f"pods of {cluster.namespace}"),
+        (
+            lambda: custom.list_namespaced_custom_object("primehub.io", "v1alpha1", cluster.namespace, "instancetypes"),
+            f"the catalog of {cluster.namespace}",
+        ),
+    ]:
         with pytest.raises(kubernetes.client.ApiException) as refused:
             call()
         assert refused.value.status == 403, what
@@ -216,10 +300,24 @@ def test_service_account_token_against_the_api_server(cluster, namespace, instal
 def test_upgrade_keeps_the_generated_secrets(cluster, helm, namespace, installed):
     before = _secret(cluster, namespace, "hub")
     assert set(before) == {"cookie-secret", "crypt-key", "proxy-token"}
-    helm("upgrade", RELEASE, str(CHART), "--namespace", namespace,
-         "--set", "keycloak.url=http://127.0.0.1:8180", "--set", "keycloak.clientSecret=chart-test-secret-2",
-         "--set", "primehub.publicUrl=http://127.0.0.1:18000", "--set", "proxy.service.type=ClusterIP",
-         "--set", "cull.timeout=7200", *_pinned_nowhere())
+    helm(
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set",
+        "keycloak.url=http://127.0.0.1:8180",
+        "--set",
+        "keycloak.clientSecret=chart-test-secret-2",
+        "--set",
+        "primehub.publicUrl=http://127.0.0.1:18000",
+        "--set",
+        "proxy.service.type=ClusterIP",
+        "--set",
+        "cull.timeout=7200",
+        *_pinned_nowhere(),
+    )
     assert _secret(cluster, namespace, "hub") == before
     # What was meant to change did.
     assert _secret(cluster, namespace, "hub-keycloak") == {"client-secret": "chart-test-secret-2"}
@@ -243,16 +341,33 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
 
     # The catalog and the demo dataset claims, as an operator would apply them (the hub may only read them).
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(REPO / "crds" / "examples"))
-    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f",
-                    str(REPO / "scripts" / "localstack" / "demo-dataset-volumes.yaml"))
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "-n",
+        namespace,
+        "-f",
+        str(REPO / "scripts" / "localstack" / "demo-dataset-volumes.yaml"),
+    )
     token = cluster.kubectl("create", "token", "hub", "-n", namespace, "--duration=30m").stdout.strip()
     kubeconfig = tmp_path / "hub-sa.kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "local", "cluster": {"server": lc.API_URL, "certificate-authority": str(lc.PKI / "ca.crt")}}],
-        "users": [{"name": "hub", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "hub", "namespace": namespace}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {"server": lc.API_URL, "certificate-authority": str(lc.PKI / "ca.crt")},
+                    }
+                ],
+                "users": [{"name": "hub", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "hub", "namespace": namespace}}],
+            }
+        )
+    )
     extra = tmp_path / "extra-config"
     extra.mkdir()
     shutil.copy(REPO / "scripts" / "localstack" / "hub-extra-config" / "10-local-stack.py", extra)
@@ -272,19 +387,27 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     env = {**lh.env(settings), "KUBECONFIG": str(kubeconfig)}
     name = "hub-chart-sa"
     common.start(name, lh.argv(), env=env, cwd=home)
-    hub = Hub(url="http://127.0.0.1:8200", api_url="http://127.0.0.1:8281/hub/api", api_token=lh.admin_token(),
-              log_dir=common.LOG_DIR)
+    hub = Hub(
+        url="http://127.0.0.1:8200",
+        api_url="http://127.0.0.1:8281/hub/api",
+        api_token=lh.admin_token(),
+        log_dir=common.LOG_DIR,
+    )
     try:
         common.wait_for(lambda: common.http_ok(hub.api_url + "/"), 60, "the hub with the chart's token", name)
         assert hub.api("POST", "/users/bob")[0] in (201, 409)
-        status, body = hub.api("POST", "/users/bob/server",
-                               {"group": "gpu-lab", "instance_type": "cpu-small", "image": "base-notebook"})
+        status, body = hub.api(
+            "POST", "/users/bob/server", {"group": "gpu-lab", "instance_type": "cpu-small", "image": "base-notebook"}
+        )
         assert status in (201, 202), body
         wait_ready(hub, "bob")
         pod = json.loads(cluster.kubectl("get", "pod", "jupyter-bob", "-n", namespace, "-o", "json").stdout)
         assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"] == "cpu-node"
         assert hub.api("DELETE", "/users/bob/server")[0] in (202, 204)
-        cluster.wait(lambda: cluster.kubectl("get", "pod", "jupyter-bob", "-n", namespace, check=False).returncode != 0,
-                     60, "bob's pod removed by the hub")
+        cluster.wait(
+            lambda: cluster.kubectl("get", "pod", "jupyter-bob", "-n", namespace, check=False).returncode != 0,
+            60,
+            "bob's pod removed by the hub",
+        )
     finally:
         common.stop(name)

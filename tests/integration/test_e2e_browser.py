@@ -1,5 +1,6 @@
 """A data scientist's day in a real browser (headless Chromium driven by Playwright) against the real
 hub, Keycloak and Kubernetes of the local stack: login, the options form, spawn and use, logout."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser import choose_and_start, keycloak_login, login, new_page, screenshot
-from userflows import GiB, container_env, quantities, mounts, pod_of, stop_server, volumes
+from userflows import GiB, container_env, mounts, pod_of, quantities, stop_server, volumes
 
 pytestmark = pytest.mark.e2e
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -69,7 +69,11 @@ def test_options_form_shows_exactly_the_users_choices(page, hub, keycloak, clust
 
     ds = page.locator("[data-group=data-science]")
     assert _options(ds.locator("select.primehub-instance-type")) == {"cpu-large": True, "cpu-small": True}
-    assert set(_options(ds.locator("select.primehub-image"))) == {"base-notebook", "datascience-notebook", "private-notebook"}
+    assert set(_options(ds.locator("select.primehub-image"))) == {
+        "base-notebook",
+        "datascience-notebook",
+        "private-notebook",
+    }
     ds_text = ds.inner_text()
     for expected in ("Team data", "read-write", "/datasets/training-set", "/project/data-science"):
         assert expected in ds_text
@@ -82,7 +86,9 @@ def test_options_form_shows_exactly_the_users_choices(page, hub, keycloak, clust
     page.check("input[name=group][value=ml-team]")
     ml = page.locator("[data-group=ml-team]")
     its = _options(ml.locator("select.primehub-instance-type"))
-    assert its == {"cpu-small": True, "gpu-small": True, "gpu-huge": False}, "ghost-type has no resource; gpu-huge is over quota"
+    assert its == {"cpu-small": True, "gpu-small": True, "gpu-huge": False}, (
+        "ghost-type has no resource; gpu-huge is over quota"
+    )
     huge = ml.locator("option[value=gpu-huge]").inner_text()
     assert "unavailable" in huge and "GPU" in huge
     ml.locator("select.primehub-instance-type").select_option("cpu-small")

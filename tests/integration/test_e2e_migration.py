@@ -5,6 +5,7 @@ agent runs a pod's command as a local process (no volumes, no images), so these 
 spec the hub created through the Kubernetes API and the pages the browser shows; the ones that need a
 real container say so and why.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser import login, new_page
 from userflows import container_env, mounts, pod_of, spawn, stop_server, wait_ready
 
@@ -49,6 +49,7 @@ def _hub_log(hub) -> str:
 
 # --- a dataset whose volume is missing is left out, with a notice --------------------------------
 
+
 @pytest.fixture
 def team_data_without_volume(cluster):
     """Dataset team-data (pv, granted to data-science) pointed at a PVC that does not exist."""
@@ -57,20 +58,30 @@ def team_data_without_volume(cluster):
     patch = json.dumps({"spec": {"volumeName": "volume-that-was-never-made"}})
     cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge", "-p", patch)
     yield "dataset-volume-that-was-never-made"
-    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge",
-                    "-p", json.dumps({"spec": {"volumeName": original}}))
+    cluster.kubectl(
+        "patch",
+        "dataset",
+        "team-data",
+        "-n",
+        cluster.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"volumeName": original}}),
+    )
 
 
-def test_a_dataset_whose_volume_is_missing_is_left_out_and_the_server_starts(hub, cluster, clean,
-                                                                             team_data_without_volume):
+def test_a_dataset_whose_volume_is_missing_is_left_out_and_the_server_starts(
+    hub, cluster, clean, team_data_without_volume
+):
     """The spawn succeeds without /datasets/team-data (PrimeHub's admission webhook dropped it too);
     the pod carries the notice the start page showed, and the hub log names the dataset and the PVC."""
     clean("alice")
     claim = team_data_without_volume
     # the hub's catalog watch delivers the patch in milliseconds; give it a second before spawning
     time.sleep(1)
-    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small",
-                                        "image": "base-notebook"})
+    status, body = spawn(
+        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
+    )
     assert status in (201, 202), body
     wait_ready(hub, "alice")
     pod = pod_of(cluster, "alice")
@@ -84,6 +95,7 @@ def test_a_dataset_whose_volume_is_missing_is_left_out_and_the_server_starts(hub
 
 
 # --- the form: descriptions, order, PrimeHub's default, the user's own variables ------------------
+
 
 def test_the_form_describes_the_choices_sorted_by_display_name_with_primehubs_default(page, hub, keycloak, cluster):
     """Instance types and images are listed by display name (case-insensitive) with the first usable
@@ -102,8 +114,9 @@ def test_the_form_describes_the_choices_sorted_by_display_name_with_primehubs_de
     assert "Good for notebooks" in ml.locator(".primehub-description").first.inner_text()
 
 
-def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace_the_hubs(page, hub, keycloak,
-                                                                                          cluster, clean):
+def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace_the_hubs(
+    page, hub, keycloak, cluster, clean
+):
     clean("alice")
     login(page, hub, keycloak, "alice")
     page.goto(f"{hub.url}/hub/spawn")
@@ -129,29 +142,53 @@ def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace
 
 # --- Cancel while starting ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def team_data_never_bound(cluster):
     """team-data pointed at a PVC that never binds (no such storage class): a launch of data-science
     then stays Pending, which the scheduler reports as temporary, so the start waits."""
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-             "metadata": {"name": "dataset-never-bound", "namespace": cluster.namespace},
-             "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "no-such-class",
-                      "resources": {"requests": {"storage": "1Gi"}}}}
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "dataset-never-bound", "namespace": cluster.namespace},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "no-such-class",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(claim))
-    original = json.loads(cluster.kubectl("get", "dataset", "team-data", "-n", cluster.namespace,
-                                          "-o", "json").stdout)["spec"]["volumeName"]
-    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge",
-                    "-p", json.dumps({"spec": {"volumeName": "never-bound"}}))
+    original = json.loads(cluster.kubectl("get", "dataset", "team-data", "-n", cluster.namespace, "-o", "json").stdout)[
+        "spec"
+    ]["volumeName"]
+    cluster.kubectl(
+        "patch",
+        "dataset",
+        "team-data",
+        "-n",
+        cluster.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"volumeName": "never-bound"}}),
+    )
     time.sleep(1)  # the hub's catalog watch delivers the patch in milliseconds
     yield
-    cluster.kubectl("patch", "dataset", "team-data", "-n", cluster.namespace, "--type=merge",
-                    "-p", json.dumps({"spec": {"volumeName": original}}))
-    cluster.kubectl("delete", "pvc", "dataset-never-bound", "-n", cluster.namespace, "--ignore-not-found",
-                    "--wait=false")
+    cluster.kubectl(
+        "patch",
+        "dataset",
+        "team-data",
+        "-n",
+        cluster.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"volumeName": original}}),
+    )
+    cluster.kubectl(
+        "delete", "pvc", "dataset-never-bound", "-n", cluster.namespace, "--ignore-not-found", "--wait=false"
+    )
 
 
-def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, cluster, clean,
-                                                           team_data_never_bound):
+def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, cluster, clean, team_data_never_bound):
     """While the server is starting, the start page offers Cancel (JupyterHub 6's own Stop button where
     it exists); it ends the start, removes the pod and brings the user back to the home page."""
     from browser import choose_and_start
@@ -164,22 +201,27 @@ def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, 
     ours = page.locator("#primehub-cancel-start").count() == 1
     page.click("#primehub-cancel-start, #stop-server-btn")
     cluster.wait(lambda: pod_of(cluster, "alice") is None, 60, "alice's pod removed after Cancel")
-    cluster.wait(lambda: not (hub.api("GET", "/users/alice")[1] or {}).get("servers"), 60,
-                 "alice's server no longer pending")
+    cluster.wait(
+        lambda: not (hub.api("GET", "/users/alice")[1] or {}).get("servers"), 60, "alice's server no longer pending"
+    )
     if ours:  # (JupyterHub 6's own button decides itself where to go)
         page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
 
 
 # --- scopeRequired --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def hub_with_scope_required(hub, tmp_path):
     """The hub restarted with keycloak.scopeRequired img:pytorch-gpu (held by ml-team and gpu-lab
     members through their groups), then restarted as before."""
     if BACKEND != "local":
-        pytest.skip("needs the local backend: the test restarts the hub with a changed settings document, "
-                    "which on the kind backend would take a helm upgrade of the release")
+        pytest.skip(
+            "needs the local backend: the test restarts the hub with a changed settings document, "
+            "which on the kind backend would take a helm upgrade of the release"
+        )
     from localstack import hub as lh
+
     document = lh.settings()
     document["keycloak"]["scopeRequired"] = "img:pytorch-gpu"
     lh.stop()
@@ -197,6 +239,7 @@ def test_scope_required_keeps_out_users_without_the_role(browser, keycloak, hub_
     try:
         refused.goto(f"{hub.url}/hub/")
         from browser import keycloak_login
+
         keycloak_login(refused, "dana", "dana-pw")
         refused.wait_for_url(f"{hub.url}/hub/**")
         body = refused.inner_text("body")
@@ -213,12 +256,15 @@ def test_scope_required_keeps_out_users_without_the_role(browser, keycloak, hub_
 
 # --- /dev/shm, sudo off by default, writable mounts owned by the notebook user ---------------------
 
+
 def test_the_pod_has_a_memory_backed_dev_shm_as_large_as_its_memory_limit(hub, cluster, clean):
     """PyTorch data loaders with workers need more than Kubernetes' 64 MiB /dev/shm: the hub mounts a
     memory-backed volume sized to the instance type's memory limit (cpu-small: 1G). Sudo stays off
     by default, and the writable mounts are listed for docker-stacks' start script to hand over."""
     clean("alice")
-    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    status, body = spawn(
+        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
+    )
     assert status in (201, 202), body
     wait_ready(hub, "alice")
     pod = pod_of(cluster, "alice")
@@ -233,25 +279,33 @@ def test_the_pod_has_a_memory_backed_dev_shm_as_large_as_its_memory_limit(hub, c
 def test_dev_shm_inside_the_container_has_that_size(hub, cluster, clean):
     """What the process sees: df of /dev/shm inside the running container."""
     if BACKEND != "kind":
-        pytest.skip("needs the kind backend: the local node agent runs no containers, so there is no /dev/shm "
-                    "of the pod to measure; the pod spec is checked on every backend by the test above")
+        pytest.skip(
+            "needs the kind backend: the local node agent runs no containers, so there is no /dev/shm "
+            "of the pod to measure; the pod spec is checked on every backend by the test above"
+        )
     clean("alice")
-    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    status, body = spawn(
+        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
+    )
     assert status in (201, 202), body
     wait_ready(hub, "alice", timeout=600)
-    out = cluster.kubectl("exec", "-n", cluster.namespace, "jupyter-alice", "--", "df", "-B1", "--output=size",
-                          "/dev/shm").stdout.split()
+    out = cluster.kubectl(
+        "exec", "-n", cluster.namespace, "jupyter-alice", "--", "df", "-B1", "--output=size", "/dev/shm"
+    ).stdout.split()
     assert int(out[-1]) > 512 * 1024**2, f"/dev/shm is still Kubernetes' 64 MiB: {out}"
 
 
 # --- ~/datasets, ~/<group>, git datasets at /datasets/<name> ---------------------------------------
+
 
 def test_the_pod_links_datasets_and_the_group_volume_into_the_home_folder(hub, cluster, clean):
     """PrimeHub's links, made when the server starts and never over a user's own file: ~/datasets and
     ~/data-science; the git dataset's checkout linked at /datasets/notebooks-repo inside a writable
     /datasets of the pod."""
     clean("alice")
-    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    status, body = spawn(
+        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
+    )
     assert status in (201, 202), body
     wait_ready(hub, "alice")
     pod = pod_of(cluster, "alice")
@@ -268,15 +322,21 @@ def test_the_pod_links_datasets_and_the_group_volume_into_the_home_folder(hub, c
 
 def test_the_links_exist_inside_the_container(hub, cluster, clean):
     if BACKEND != "kind":
-        pytest.skip("needs the kind backend: the local node agent runs no containers and mounts no volumes, "
-                    "so there is no home folder of the pod to look into; the pod spec is checked above")
+        pytest.skip(
+            "needs the kind backend: the local node agent runs no containers and mounts no volumes, "
+            "so there is no home folder of the pod to look into; the pod spec is checked above"
+        )
     clean("alice")
-    status, body = spawn(hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    status, body = spawn(
+        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
+    )
     assert status in (201, 202), body
     wait_ready(hub, "alice", timeout=600)
 
     def sh(command):
-        return cluster.kubectl("exec", "-n", cluster.namespace, "jupyter-alice", "--", "sh", "-c", command).stdout.strip()
+        return cluster.kubectl(
+            "exec", "-n", cluster.namespace, "jupyter-alice", "--", "sh", "-c", command
+        ).stdout.strip()
 
     cluster.wait(lambda: sh('readlink "$HOME/datasets" || true') == "/datasets", 60, "~/datasets")
     assert sh('readlink "$HOME/data-science"') == "/project/data-science"
@@ -284,6 +344,7 @@ def test_the_links_exist_inside_the_container(hub, cluster, clean):
 
 
 # --- the start wrapper and Safe Mode ---------------------------------------------------------------
+
 
 def test_safe_mode_from_the_form_starts_without_hooks_and_moves_the_home_volume(page, hub, keycloak, cluster, clean):
     """The form's Safe Mode box: the server starts through the start wrapper with PRIMEHUB_SAFE_MODE

@@ -1,5 +1,6 @@
 """Offboarding on the real stack: a user disabled in Keycloak while logged in, with a running server
 and an API token, loses all three (the hub's offboarding check runs every 30 s), and cannot spawn."""
+
 from __future__ import annotations
 
 import re
@@ -34,11 +35,18 @@ def _make_keycloak_user(keycloak) -> str:
     old = adm.get_user_id(USER)
     if old:
         adm.delete_user(old)
-    uid = adm.create_user({
-        "username": USER, "enabled": True, "email": f"{USER}@example.com", "emailVerified": True,
-        "firstName": "Olive", "lastName": "Offboard", "requiredActions": [],
-        "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
-    })
+    uid = adm.create_user(
+        {
+            "username": USER,
+            "enabled": True,
+            "email": f"{USER}@example.com",
+            "emailVerified": True,
+            "firstName": "Olive",
+            "lastName": "Offboard",
+            "requiredActions": [],
+            "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+        }
+    )
     group = adm.get_group_by_path("/data-science")
     adm.group_user_add(uid, group["id"])
     return uid
@@ -62,8 +70,11 @@ def test_a_user_disabled_in_keycloak_loses_api_tokens_server_and_spawns(browser,
 
         adm.update_user(uid, {"enabled": False})
 
-        cluster.wait(lambda: hub.api("GET", f"/users/{USER}", token=token)[0] in (401, 403), BOUND,
-                     "the disabled user's API token refused")
+        cluster.wait(
+            lambda: hub.api("GET", f"/users/{USER}", token=token)[0] in (401, 403),
+            BOUND,
+            "the disabled user's API token refused",
+        )
         cluster.wait(lambda: _status(server_url, token) != 200, BOUND, "the disabled user's server no longer serving")
         cluster.wait(lambda: pod_of(cluster, USER) is None, BOUND, "the disabled user's server stopped")
 

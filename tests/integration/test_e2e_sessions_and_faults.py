@@ -1,5 +1,6 @@
 """Sessions over time and servers that go away: token refresh, revoked Keycloak sessions, Keycloak
 down, an API server restart and a hub restart while users' servers run."""
+
 from __future__ import annotations
 
 import base64
@@ -9,7 +10,6 @@ import time
 import urllib.request
 
 import pytest
-
 from browser import choose_and_start, login, new_page
 from userflows import message_of, pod_of, spawn, stop_server, wait_ready
 
@@ -29,7 +29,9 @@ def _auth_state(hub, user: str) -> dict:
 
 
 def _server_answers(hub, user: str) -> bool:
-    req = urllib.request.Request(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {hub.api_token}"})
+    req = urllib.request.Request(
+        f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {hub.api_token}"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status == 200
@@ -54,7 +56,9 @@ def test_expiring_access_token_is_refreshed_before_a_spawn(browser, hub, keycloa
         after = _auth_state(hub, "bob")
         assert after["access_token"] != before["access_token"]
         assert _claims(after["access_token"])["exp"] > _claims(before["access_token"])["exp"]
-        assert _claims(after["access_token"])["sid"] == _claims(before["access_token"])["sid"], "same Keycloak session, renewed"
+        assert _claims(after["access_token"])["sid"] == _claims(before["access_token"])["sid"], (
+            "same Keycloak session, renewed"
+        )
     finally:
         adm.update_client(cid, {"attributes": attrs})
         page.context.close()
@@ -96,7 +100,9 @@ def test_keycloak_down_gives_readable_errors_and_the_hub_keeps_serving(browser, 
         assert fresh.url.startswith(hub.url), "a new login stays on the hub's readable page"
         assert "Keycloak" in fresh.inner_text("body")
         fresh.context.close()
-        status, resp = spawn(hub, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"})
+        status, resp = spawn(
+            hub, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"}
+        )
         assert status == 503 and "Keycloak" in message_of(resp), (status, resp)
         assert pod_of(cluster, "erin") is None
         assert hub.api("GET", "/")[0] == 200
@@ -122,8 +128,11 @@ def test_api_server_restart_and_hub_restart_are_survived(hub, cluster):
         cluster.restart_apiserver()
         assert _server_answers(hub, "alice")
         # The hub's watches reconnect: the server is still known and still stoppable afterwards.
-        cluster.wait(lambda: hub.api("GET", "/users/alice")[1]["servers"].get("", {}).get("ready"), 30,
-                     "alice's server still ready after the API server restart")
+        cluster.wait(
+            lambda: hub.api("GET", "/users/alice")[1]["servers"].get("", {}).get("ready"),
+            30,
+            "alice's server still ready after the API server restart",
+        )
 
         hub.restart()
         assert _server_answers(hub, "alice"), "the server survives a hub restart"

@@ -1,15 +1,25 @@
 """What the hub decides at spawn time, seen through its REST API and the browser: the pod's spec for
 GPU launches, fast failure when nothing can fit, quotas (also under concurrency), and forged input."""
+
 from __future__ import annotations
 
 import concurrent.futures
 import re
 
 import pytest
-
 from browser import choose_and_start, login, new_page
-from userflows import (container_env, ensure_user, message_of, pod_of, pods_of_group, primehub_label, quantities, spawn,
-                       stop_server, wait_ready)
+from userflows import (
+    container_env,
+    ensure_user,
+    message_of,
+    pod_of,
+    pods_of_group,
+    primehub_label,
+    quantities,
+    spawn,
+    stop_server,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +60,9 @@ def test_gpu_launch_gets_the_gpu_node_image_and_tolerations(hub, cluster, clean)
 
 def test_private_image_brings_its_pull_secret(hub, cluster, clean):
     clean("bob")
-    status, body = spawn(hub, "bob", {"group": "data-science", "instance_type": "cpu-small", "image": "private-notebook"})
+    status, body = spawn(
+        hub, "bob", {"group": "data-science", "instance_type": "cpu-small", "image": "private-notebook"}
+    )
     assert status in (201, 202), message_of(body)
     wait_ready(hub, "bob")
     pod = pod_of(cluster, "bob")
@@ -112,7 +124,8 @@ def test_concurrent_launches_never_overrun_the_group_quota(hub, cluster, clean):
     assert all(400 <= s < 500 and "quota" in m.lower() for _, s, m in refused), refused
     wait_ready(hub, accepted[0])
     assert [p["metadata"]["labels"]["primehub.io/user"] for p in pods_of_group(cluster, "data-science")] == [
-        primehub_label(u) for u in accepted]
+        primehub_label(u) for u in accepted
+    ]
 
 
 FORGED = [
@@ -120,14 +133,29 @@ FORGED = [
     ({"group": "data-science", "instance_type": "gpu-small", "image": "base-notebook"}, 403, "gpu-small"),
     ({"group": "data-science", "instance_type": "cpu-small", "image": "pytorch-gpu"}, 403, "pytorch-gpu"),
     ({"group": "data-science", "instance_type": "no-such-type", "image": "base-notebook"}, 403, "no-such-type"),
-    ({"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook", "env": {"BAD NAME": "x"}}, 400, "env"),
+    (
+        {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook", "env": {"BAD NAME": "x"}},
+        400,
+        "env",
+    ),
     ({"group": "data-science", "instance_type": "x" * 5000, "image": "base-notebook"}, 400, "instance_type"),
     ({"group": ["data-science", "ml-team"], "instance_type": "cpu-small", "image": "base-notebook"}, 400, "group"),
 ]
 
 
-@pytest.mark.parametrize("options,code,named", FORGED, ids=[
-    "other-group", "type-of-other-group", "ungranted-image", "unknown-type", "env-field", "oversized", "two-groups"])
+@pytest.mark.parametrize(
+    "options,code,named",
+    FORGED,
+    ids=[
+        "other-group",
+        "type-of-other-group",
+        "ungranted-image",
+        "unknown-type",
+        "env-field",
+        "oversized",
+        "two-groups",
+    ],
+)
 def test_forged_api_spawns_are_refused_and_create_nothing(hub, cluster, clean, options, code, named):
     clean("bob")
     status, body = spawn(hub, "bob", options)
@@ -147,7 +175,14 @@ def test_forged_form_posts_are_refused(browser, hub, keycloak, cluster, clean):
         action = page.locator("form#spawn_form").get_attribute("action")
         for form, expect in [
             ({"group": "ml-team", "instance_type@ml-team": "gpu-small", "image@ml-team": "pytorch-gpu"}, "ml-team"),
-            ({"group": "data-science", "instance_type@data-science": "gpu-huge", "image@data-science": "base-notebook"}, "gpu-huge"),
+            (
+                {
+                    "group": "data-science",
+                    "instance_type@data-science": "gpu-huge",
+                    "image@data-science": "base-notebook",
+                },
+                "gpu-huge",
+            ),
         ]:
             resp = page.request.post(f"{hub.url}{action}", form=form, max_redirects=0)
             assert 400 <= resp.status < 500, resp.status

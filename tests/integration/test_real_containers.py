@@ -6,6 +6,7 @@ On the local backend the node agent runs each server as a local process: it moun
 no limit and has no network namespaces, so none of this can be observed there; the local suite checks
 the pod specs that ask for it instead (test_e2e_browser.py, test_chart.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,11 @@ from userflows import message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("E2E_BACKEND", "local") != "kind",
-                       reason="needs real containers (E2E_BACKEND=kind): the local node agent runs servers "
-                              "as processes, without mounts, limits or network namespaces"),
+    pytest.mark.skipif(
+        os.environ.get("E2E_BACKEND", "local") != "kind",
+        reason="needs real containers (E2E_BACKEND=kind): the local node agent runs servers "
+        "as processes, without mounts, limits or network namespaces",
+    ),
 ]
 CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 
@@ -66,8 +69,13 @@ print(json.dumps(out))
 
 
 def test_volumes_are_mounted_at_their_paths_with_their_read_only_flags(cluster, alice):
-    folders = ["/home/jovyan", "/project/data-science", "/datasets/team-data", "/datasets/training-set",
-               "/datasets/notebooks-repo"]
+    folders = [
+        "/home/jovyan",
+        "/project/data-science",
+        "/datasets/team-data",
+        "/datasets/training-set",
+        "/datasets/notebooks-repo",
+    ]
     r = _py(cluster, alice, _WRITE_PROBE % json.dumps(folders))
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
@@ -83,14 +91,14 @@ def test_volumes_are_mounted_at_their_paths_with_their_read_only_flags(cluster, 
 
 
 def test_a_file_in_the_home_folder_survives_a_stop_and_a_start(hub, cluster):
-    pod = _start(hub, cluster, "erin", {"group": "empty-quota", "instance_type": "cpu-small",
-                                        "image": "base-notebook"})
+    pod = _start(hub, cluster, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"})
     try:
         r = _exec(cluster, pod, "sh", "-c", "echo kept-across-restarts > /home/jovyan/notes.txt")
         assert r.returncode == 0, r.stderr
         stop_server(hub, cluster, "erin")
-        pod = _start(hub, cluster, "erin", {"group": "empty-quota", "instance_type": "cpu-small",
-                                            "image": "base-notebook"})
+        pod = _start(
+            hub, cluster, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"}
+        )
         r = _exec(cluster, pod, "cat", "/home/jovyan/notes.txt")
         assert r.stdout.strip() == "kept-across-restarts", (r.stdout, r.stderr)
     finally:
@@ -105,13 +113,24 @@ def test_memory_past_the_instance_types_limit_is_killed(cluster, alice):
     assert _py(cluster, alice, "print('alive')").stdout.strip() == "alive", "the server itself keeps running"
 
 
-@pytest.mark.parametrize("deployment,program", [
-    ("hub", ["python3", "-c", "import os; print(os.getuid())"]),
-    ("proxy", ["node", "-e", "console.log(process.getuid())"]),
-])
+@pytest.mark.parametrize(
+    "deployment,program",
+    [
+        ("hub", ["python3", "-c", "import os; print(os.getuid())"]),
+        ("proxy", ["node", "-e", "console.log(process.getuid())"]),
+    ],
+)
 def test_hub_and_proxy_run_as_non_root_on_read_only_root_filesystems(cluster, hub, deployment, program):
-    pod = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-l", f"app.kubernetes.io/component={deployment}",
-                          "-o", "jsonpath={.items[0].metadata.name}").stdout
+    pod = cluster.kubectl(
+        "get",
+        "pods",
+        "-n",
+        cluster.namespace,
+        "-l",
+        f"app.kubernetes.io/component={deployment}",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ).stdout
     assert pod, f"no {deployment} pod"
     uid = _exec(cluster, pod, *program)
     assert uid.returncode == 0 and uid.stdout.strip() not in ("", "0"), (uid.stdout, uid.stderr)
@@ -158,13 +177,38 @@ def metadata_endpoint(cluster):
     node as it would in a cloud."""
     from backends import kind
     from images.cache import docker
+
     docker("rm", "-f", METADATA_STANDIN, check=False)
-    docker("run", "-d", "--name", METADATA_STANDIN, "--network", "kind", "--entrypoint", "python3",
-           pod_image(cluster), "-m", "http.server", "8775")
-    target = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                    METADATA_STANDIN).stdout.strip()
-    rule = ["PREROUTING", "-d", f"{METADATA}/32", "-p", "tcp", "--dport", "80",
-            "-j", "DNAT", "--to-destination", f"{target}:8775"]
+    docker(
+        "run",
+        "-d",
+        "--name",
+        METADATA_STANDIN,
+        "--network",
+        "kind",
+        "--entrypoint",
+        "python3",
+        pod_image(cluster),
+        "-m",
+        "http.server",
+        "8775",
+    )
+    target = docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", METADATA_STANDIN
+    ).stdout.strip()
+    rule = [
+        "PREROUTING",
+        "-d",
+        f"{METADATA}/32",
+        "-p",
+        "tcp",
+        "--dport",
+        "80",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        f"{target}:8775",
+    ]
     docker("exec", kind.NODE, "iptables", "-t", "nat", "-I", *rule)
     yield
     docker("exec", kind.NODE, "iptables", "-t", "nat", "-D", *rule, check=False)
@@ -176,8 +220,19 @@ def bystander(cluster):
     """A pod in a namespace without NetworkPolicies: what works without the policies."""
     ns = "netpol-control"
     cluster.kubectl("create", "namespace", ns, check=False)
-    cluster.kubectl("run", "bystander", "-n", ns, f"--image={pod_image(cluster)}", "--image-pull-policy=Never",
-                    "--restart=Never", "--command", "--", "sleep", "600")
+    cluster.kubectl(
+        "run",
+        "bystander",
+        "-n",
+        ns,
+        f"--image={pod_image(cluster)}",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sleep",
+        "600",
+    )
     cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/bystander", "--timeout=120s", timeout=150)
     yield "bystander", ns
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
@@ -186,11 +241,13 @@ def bystander(cluster):
 def pod_image(cluster) -> str:
     """The demo notebook image (already on the node): it has Python for the probes."""
     from images import build
+
     return build.singleuser_tags()[0]
 
 
 def test_network_policies_let_a_server_reach_the_hub_and_nothing_it_must_not(
-        hub, cluster, alice, metadata_endpoint, bystander):
+    hub, cluster, alice, metadata_endpoint, bystander
+):
     _start(hub, cluster, "bob")
     try:
         bob_ip = pod_of(cluster, "bob")["status"]["podIP"]
@@ -202,15 +259,35 @@ def test_network_policies_let_a_server_reach_the_hub_and_nothing_it_must_not(
 
         # The same destinations from where the policies allow them (or from where no policy applies):
         # each of them does answer, so the blocks above are the policies' doing.
-        proxy_pod = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-l",
-                                    "app.kubernetes.io/component=proxy", "-o",
-                                    "jsonpath={.items[0].metadata.name}").stdout
-        reach = _exec(cluster, proxy_pod, "node", "-e",
-                      f"require('net').connect(8888, '{bob_ip}', () => {{ console.log('open'); process.exit(0) }})"
-                      ".on('error', e => { console.log(e.code); process.exit(1) })")
+        proxy_pod = cluster.kubectl(
+            "get",
+            "pods",
+            "-n",
+            cluster.namespace,
+            "-l",
+            "app.kubernetes.io/component=proxy",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ).stdout
+        reach = _exec(
+            cluster,
+            proxy_pod,
+            "node",
+            "-e",
+            f"require('net').connect(8888, '{bob_ip}', () => {{ console.log('open'); process.exit(0) }})"
+            ".on('error', e => { console.log(e.code); process.exit(1) })",
+        )
         assert reach.stdout.strip() == "open", "the proxy reaches bob's server"
-        hub_pod = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-l", "app.kubernetes.io/component=hub",
-                                  "-o", "jsonpath={.items[0].metadata.name}").stdout
+        hub_pod = cluster.kubectl(
+            "get",
+            "pods",
+            "-n",
+            cluster.namespace,
+            "-l",
+            "app.kubernetes.io/component=hub",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ).stdout
         assert _connect(cluster, hub_pod, [("proxy-api", 8001)])["proxy-api:8001"] == "open"
         name, ns = bystander
         assert _connect(cluster, name, [(METADATA, 80)], namespace=ns)[f"{METADATA}:80"] == "open"
@@ -226,10 +303,13 @@ def test_the_hub_image_holds_exactly_the_pinned_hub_packages(cluster):
     from images.cache import docker
 
     from images import build
+
     tag = build.chart_images()["hub"]
     frozen = docker("run", "--rm", "--entrypoint", "pip", tag, "freeze").stdout
     installed = {m[0].lower().replace("_", "-"): m[1] for m in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", frozen, re.M)}
     pinned = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (Path(build.REPO) / "requirements-hub.txt").read_text(), re.M)
     assert pinned, "requirements-hub.txt pins nothing"
     for name, version in pinned:
-        assert installed.get(name.lower().replace("_", "-")) == version, f"{name}: image has {installed.get(name.lower())}"
+        assert installed.get(name.lower().replace("_", "-")) == version, (
+            f"{name}: image has {installed.get(name.lower())}"
+        )

@@ -1,4 +1,5 @@
 """What the end-to-end tests do to the hub and the cluster, shared by the e2e test files."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,14 @@ def pod_of(cluster, user: str) -> dict | None:
 def primehub_label(name: str) -> str:
     """The pods' primehub.io/user and primehub.io/group value, as PrimeHub escaped names."""
     import escapism
+
     return "escaped-" + escapism.escape(name, safe=set("abcdefghijklmnopqrstuvwxyz0123456789"), escape_char="-").lower()
 
 
 def pods_of_group(cluster, group: str) -> list[dict]:
-    out = cluster.kubectl("get", "pods", "-n", cluster.namespace, "-o", "json", "-l",
-                          f"primehub.io/group={primehub_label(group)}")
+    out = cluster.kubectl(
+        "get", "pods", "-n", cluster.namespace, "-o", "json", "-l", f"primehub.io/group={primehub_label(group)}"
+    )
     return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
 
 
@@ -32,7 +35,11 @@ def stop_server(hub, cluster, user: str) -> None:
     if hub.api("GET", f"/users/{user}")[0] != 404:
         status, body = hub.api("DELETE", f"/users/{user}/server")
         assert status in (202, 204, 400, 404), f"stopping {user}: {status} {body}"
-        cluster.wait(lambda: not (hub.api("GET", f"/users/{user}")[1] or {}).get("servers"), 60, f"{user}'s server gone from the hub")
+        cluster.wait(
+            lambda: not (hub.api("GET", f"/users/{user}")[1] or {}).get("servers"),
+            60,
+            f"{user}'s server gone from the hub",
+        )
     if pod_of(cluster, user) is not None:
         # A pod this hub does not run was left by a hub with another database: `make test` and
         # `make test-next` (JupyterHub 6 migrates its database) keep one each.

@@ -5,6 +5,7 @@ example, secrets never land in a ConfigMap, the hub's Role is least-privilege, e
 down, the repository's hub-config/ is what the hub runs, a typo in values fails, and the settings the
 chart hands the hub really configure JupyterHub the way the NetworkPolicies assume.
 """
+
 from __future__ import annotations
 
 import base64
@@ -94,6 +95,7 @@ def minimal(rendered) -> list[dict]:
 
 # --- lint and render --------------------------------------------------------------------------------
 
+
 def test_helm_lint_passes_with_defaults_and_every_example():
     # Defaults alone lint (helm reports the missing Keycloak URL as INFO, not as a failure).
     helm("lint", str(CHART))
@@ -104,9 +106,17 @@ def test_helm_lint_passes_with_defaults_and_every_example():
 def test_every_example_renders_the_core_objects(rendered):
     for name, docs in rendered.items():
         kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-        for wanted in [("Deployment", "hub"), ("Service", "hub"), ("Deployment", "proxy"),
-                       ("Service", "proxy-api"), ("Service", "proxy-public"), ("ConfigMap", "hub-config"),
-                       ("ServiceAccount", "hub"), ("Role", "hub"), ("RoleBinding", "hub")]:
+        for wanted in [
+            ("Deployment", "hub"),
+            ("Service", "hub"),
+            ("Deployment", "proxy"),
+            ("Service", "proxy-api"),
+            ("Service", "proxy-public"),
+            ("ConfigMap", "hub-config"),
+            ("ServiceAccount", "hub"),
+            ("Role", "hub"),
+            ("RoleBinding", "hub"),
+        ]:
             assert wanted in kinds, f"{name}: {wanted} not rendered"
         assert one(docs, "Service", "proxy-api")["spec"]["type"] == "ClusterIP"
         for d in docs:
@@ -118,16 +128,34 @@ def test_missing_keycloak_settings_fail_with_the_fix():
     assert proc.returncode != 0 and "keycloak.url is required" in proc.stderr, proc.stderr
     proc = helm("template", "hub", str(CHART), "--set", "keycloak.url=https://id.example.com", check=False)
     assert proc.returncode != 0 and "keycloak.existingSecret" in proc.stderr, proc.stderr
-    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
-                "--set", "hub.db.type=postgres", check=False)
+    proc = helm(
+        "template",
+        "hub",
+        str(CHART),
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "hub.db.type=postgres",
+        check=False,
+    )
     assert proc.returncode != 0 and "hub.db.url is required" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("setting", ["hub.typo=1", "typo=1", "keycloak.clientSecrte=x", "cull.timout=5",
-                                     "singleuser.storage.capcity=1Gi", "hub.db.type=sqlite"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "hub.typo=1",
+        "typo=1",
+        "keycloak.clientSecrte=x",
+        "cull.timout=5",
+        "singleuser.storage.capcity=1Gi",
+        "hub.db.type=sqlite",
+    ],
+)
 def test_schema_rejects_unknown_keys_and_bad_values(setting):
-    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"), "--set", setting,
-                check=False)
+    proc = helm(
+        "template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"), "--set", setting, check=False
+    )
     assert proc.returncode != 0, f"--set {setting} was accepted"
     assert "schema" in proc.stderr.lower(), proc.stderr
 
@@ -144,13 +172,20 @@ def test_crds_come_from_the_repository():
 
 # --- secrets ----------------------------------------------------------------------------------------
 
+
 def test_secrets_never_appear_in_a_configmap(rendered):
     for name, docs in rendered.items():
         values = yaml.safe_load((CHART / "examples" / name).read_text())
-        secrets = {v for s in by_kind(docs, "Secret") if s["metadata"]["name"] != "hub-extra-config"
-                   for v in secret_data(s).values()}
-        for explicit in (values.get("keycloak", {}).get("clientSecret"),
-                         values.get("hub", {}).get("db", {}).get("password")):
+        secrets = {
+            v
+            for s in by_kind(docs, "Secret")
+            if s["metadata"]["name"] != "hub-extra-config"
+            for v in secret_data(s).values()
+        }
+        for explicit in (
+            values.get("keycloak", {}).get("clientSecret"),
+            values.get("hub", {}).get("db", {}).get("password"),
+        ):
             if explicit:
                 secrets.add(explicit)
         configmaps = json.dumps(by_kind(docs, "ConfigMap"))
@@ -168,8 +203,12 @@ def test_secret_env_comes_from_secret_key_refs_that_exist(rendered):
         secrets = {s["metadata"]["name"]: secret_data(s) for s in by_kind(docs, "Secret")}
         values = yaml.safe_load((CHART / "examples" / name).read_text())
         existing = {values.get("hub", {}).get("existingSecret"), values.get("keycloak", {}).get("existingSecret")}
-        for var in ("PRIMEHUB_KEYCLOAK_CLIENT_SECRET", "JPY_COOKIE_SECRET", "JUPYTERHUB_CRYPT_KEY",
-                    "CONFIGPROXY_AUTH_TOKEN"):
+        for var in (
+            "PRIMEHUB_KEYCLOAK_CLIENT_SECRET",
+            "JPY_COOKIE_SECRET",
+            "JUPYTERHUB_CRYPT_KEY",
+            "CONFIGPROXY_AUTH_TOKEN",
+        ):
             ref = env[var]["valueFrom"]["secretKeyRef"]
             if ref["name"] in existing:
                 continue
@@ -189,8 +228,9 @@ def test_generated_secrets_are_32_random_bytes_in_hex(minimal):
 
 def test_explicit_secrets_are_used_and_existing_secret_replaces_the_chart_secret(rendered):
     key = "ab" * 32
-    docs = render("-f", str(CHART / "examples/minimal.yaml"), "--set", f"hub.cookieSecret={key}",
-                  "--set", "proxy.secretToken=tok")
+    docs = render(
+        "-f", str(CHART / "examples/minimal.yaml"), "--set", f"hub.cookieSecret={key}", "--set", "proxy.secretToken=tok"
+    )
     data = secret_data(one(docs, "Secret", "hub"))
     assert data["cookie-secret"] == key and data["proxy-token"] == "tok"
     docs = rendered["existing-secret.yaml"]
@@ -198,13 +238,24 @@ def test_explicit_secrets_are_used_and_existing_secret_replaces_the_chart_secret
     env = env_of(container(docs, "hub", "hub"))
     assert env["JPY_COOKIE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "hub-secrets", "key": "cookie-secret"}
     assert env["PRIMEHUB_KEYCLOAK_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
-        "name": "keycloak-jupyterhub", "key": "secret"}
-    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/existing-secret.yaml"),
-                "--set", "hub.cookieSecret=" + key, check=False)
+        "name": "keycloak-jupyterhub",
+        "key": "secret",
+    }
+    proc = helm(
+        "template",
+        "hub",
+        str(CHART),
+        "-f",
+        str(CHART / "examples/existing-secret.yaml"),
+        "--set",
+        "hub.cookieSecret=" + key,
+        check=False,
+    )
     assert proc.returncode != 0 and "hub.existingSecret" in proc.stderr
 
 
 # --- RBAC -------------------------------------------------------------------------------------------
+
 
 def test_role_is_namespaced_least_privilege(minimal):
     assert not by_kind(minimal, "ClusterRole") and not by_kind(minimal, "ClusterRoleBinding")
@@ -226,6 +277,7 @@ def test_role_is_namespaced_least_privilege(minimal):
 
 
 # --- pods -------------------------------------------------------------------------------------------
+
 
 def test_every_pod_is_locked_down(rendered):
     for name, docs in rendered.items():
@@ -272,14 +324,19 @@ def test_hub_config_files_of_the_repository_are_in_the_configmap(minimal):
     source = CHART / "files" / "hub-config"
     assert source.is_symlink() and os.readlink(source) == "../../hub-config"
     hub_config = CHART_REPO / "hub-config"
-    files = sorted(p for p in (hub_config / "primehub_hub").rglob("*")
-                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    files = sorted(
+        p
+        for p in (hub_config / "primehub_hub").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
     assert (hub_config / "jupyterhub_config.py").is_file(), "hub-config/jupyterhub_config.py is missing"
     assert [p for p in files if p.suffix == ".py"], "hub-config/primehub_hub/ has no Python files"
     data = one(minimal, "ConfigMap", "hub-config")["data"]
     assert data["jupyterhub_config.py"] == (hub_config / "jupyterhub_config.py").read_text()
     spec = one(minimal, "Deployment", "hub")["spec"]["template"]["spec"]
-    items = {i["key"]: i["path"] for i in next(v for v in spec["volumes"] if v["name"] == "config")["configMap"]["items"]}
+    items = {
+        i["key"]: i["path"] for i in next(v for v in spec["volumes"] if v["name"] == "config")["configMap"]["items"]
+    }
     assert items["jupyterhub_config.py"] == "jupyterhub_config.py"
     for path in files:
         rel = path.relative_to(hub_config).as_posix()
@@ -300,8 +357,12 @@ def test_packaged_chart_is_self_contained(tmp_path, minimal):
 def test_copied_chart_folder_resolves_the_relative_symlinks(tmp_path, minimal):
     """A fresh clone has the same relative links: copy the three folders and render from there."""
     for name in ("chart", "hub-config", "crds"):
-        shutil.copytree(CHART_REPO / name, tmp_path / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        shutil.copytree(
+            CHART_REPO / name,
+            tmp_path / name,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+        )
     docs = render("-f", str(tmp_path / "chart/examples/minimal.yaml"), chart=tmp_path / "chart")
     assert one(docs, "ConfigMap", "hub-config")["data"] == one(minimal, "ConfigMap", "hub-config")["data"]
 
@@ -343,11 +404,13 @@ def test_database_types(rendered, minimal):
 
 # --- network ----------------------------------------------------------------------------------------
 
+
 def test_network_policies(minimal, rendered):
     su = one(minimal, "NetworkPolicy", "singleuser")["spec"]
     # Reachable only from pods the chart labels as proxy or hub.
     assert [r["from"] for r in su["ingress"]] == [
-        [{"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-singleuser": "true"}}}]]
+        [{"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-singleuser": "true"}}}]
+    ]
     for deployment in ("hub", "proxy"):
         labels = one(minimal, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
         assert labels["hub.jupyter.org/network-access-singleuser"] == "true"
@@ -355,11 +418,17 @@ def test_network_policies(minimal, rendered):
     assert '"port": 53' in egress and '"port": 443' in egress and "169.254.169.254/32" in egress
     hub_np = one(minimal, "NetworkPolicy", "hub")["spec"]
     assert hub_np["ingress"][0]["from"] == [
-        {"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}}}]
+        {"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}}}
+    ]
     # Keycloak peers narrow the Keycloak rule; both its addresses' ports are open.
     es = one(rendered["existing-secret.yaml"], "NetworkPolicy", "hub")["spec"]["egress"]
-    kc = [r for r in es if r.get("to") and "namespaceSelector" in r["to"][0]
-          and r["to"][0]["namespaceSelector"]["matchLabels"].get("kubernetes.io/metadata.name") == "keycloak"]
+    kc = [
+        r
+        for r in es
+        if r.get("to")
+        and "namespaceSelector" in r["to"][0]
+        and r["to"][0]["namespaceSelector"]["matchLabels"].get("kubernetes.io/metadata.name") == "keycloak"
+    ]
     assert kc and sorted(p["port"] for p in kc[0]["ports"]) == [443, 8080]
     assert not by_kind(rendered["local-stack.yaml"], "NetworkPolicy")
 
@@ -384,11 +453,25 @@ def egress_rules():
     plain-http Keycloak (the port the metadata server listens on) and every egress switch turned on."""
     variants = {name: render("-f", str(p)) for p in EXAMPLES for name in [p.name]}
     variants["plain-http-keycloak, every switch on"] = render(
-        "-f", str(CHART / "examples/minimal.yaml"), "--set", "keycloak.url=http://id.example.com",
-        "--set", "keycloak.internalUrl=http://keycloak.keycloak.svc",
-        *[arg for component in ("hub", "proxy.chp", "singleuser") for switch in (
-            "dnsPortsCloudMetadataServer", "dnsPortsKubeSystemNamespace", "dnsPortsPrivateIPs", "nonPrivateIPs",
-            "privateIPs") for arg in ("--set", f"{component}.networkPolicy.egressAllowRules.{switch}=true")])
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "keycloak.url=http://id.example.com",
+        "--set",
+        "keycloak.internalUrl=http://keycloak.keycloak.svc",
+        *[
+            arg
+            for component in ("hub", "proxy.chp", "singleuser")
+            for switch in (
+                "dnsPortsCloudMetadataServer",
+                "dnsPortsKubeSystemNamespace",
+                "dnsPortsPrivateIPs",
+                "nonPrivateIPs",
+                "privateIPs",
+            )
+            for arg in ("--set", f"{component}.networkPolicy.egressAllowRules.{switch}=true")
+        ],
+    )
     for where, docs in variants.items():
         for policy in by_kind(docs, "NetworkPolicy"):
             for rule in policy["spec"].get("egress") or []:
@@ -407,7 +490,8 @@ def test_no_egress_rule_opens_a_port_to_every_address_and_user_pods_never_reach_
             if name == "singleuser" and reaches(peer, METADATA):
                 # GKE's Cloud DNS answers on the metadata address: its DNS ports, nothing else
                 assert sorted(rule.get("ports") or [], key=str) == sorted(DNS_ONLY, key=str), (
-                    f"{where}: user pods reach 169.254.169.254 through {rule}")
+                    f"{where}: user pods reach 169.254.169.254 through {rule}"
+                )
     assert checked > 20
 
 
@@ -421,8 +505,16 @@ def test_the_keycloak_rule_without_peers_is_public_addresses_only(minimal):
 
 
 def test_user_pods_may_never_be_given_the_metadata_server():
-    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
-                "--set", "singleuser.networkPolicy.egressAllowRules.cloudMetadataServer=true", check=False)
+    proc = helm(
+        "template",
+        "hub",
+        str(CHART),
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "singleuser.networkPolicy.egressAllowRules.cloudMetadataServer=true",
+        check=False,
+    )
     assert proc.returncode != 0 and "169.254.169.254" in proc.stderr, proc.stderr
 
 
@@ -437,6 +529,7 @@ def test_ingress_routes_the_base_url_to_proxy_public(rendered):
 
 
 # --- what the hub does with the chart's settings ------------------------------------------------------
+
 
 def chart_settings(docs: list[dict]) -> dict:
     return json.loads(secret_data(one(docs, "Secret", "hub-extra-config"))["settings.json"])
@@ -480,9 +573,20 @@ def test_chart_config_sets_up_jupyterhub(minimal):
 
 
 def test_chart_config_follows_values():
-    docs = render("-f", str(CHART / "examples/minimal.yaml"), "--set", "cull.enabled=false",
-                  "--set", "singleuser.defaultUrl=/lab", "--set", "singleuser.extraEnv.FOO=bar",
-                  "--set", "hub.baseUrl=/jh", "--set", "singleuser.storage.dynamic.storageClass=fast")
+    docs = render(
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "cull.enabled=false",
+        "--set",
+        "singleuser.defaultUrl=/lab",
+        "--set",
+        "singleuser.extraEnv.FOO=bar",
+        "--set",
+        "hub.baseUrl=/jh",
+        "--set",
+        "singleuser.storage.dynamic.storageClass=fast",
+    )
     c = apply_chart_config(docs)
     assert c.JupyterHub.base_url == "/jh/"
     assert c.Spawner.default_url == "/lab"
@@ -511,29 +615,54 @@ def test_the_local_stack_writes_the_document_the_chart_renders(rendered):
 def test_hub_config_passes_any_traitlet_through(tmp_path):
     """As zero-to-jupyterhub's hub.config: an operator sets a trait from values, without Python."""
     values = tmp_path / "config.yaml"
-    values.write_text(yaml.safe_dump({"hub": {"config": {
-        "PrimeHubSpawner": {"explicit_zero_requests": True},
-        "KubeSpawner": {"start_timeout": 77},  # wins over singleuser.startTimeout
-    }}}))
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "hub": {
+                    "config": {
+                        "PrimeHubSpawner": {"explicit_zero_requests": True},
+                        "KubeSpawner": {"start_timeout": 77},  # wins over singleuser.startTimeout
+                    }
+                }
+            }
+        )
+    )
     docs = render("-f", str(CHART / "examples/minimal.yaml"), "-f", str(values))
     c = apply_chart_config(docs)
     assert c.PrimeHubSpawner.explicit_zero_requests is True
     assert c.KubeSpawner.start_timeout == 77
-    proc = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
-                "--set", "hub.config.PrimeHubSpawner=oops", check=False)
+    proc = helm(
+        "template",
+        "hub",
+        str(CHART),
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "hub.config.PrimeHubSpawner=oops",
+        check=False,
+    )
     assert proc.returncode != 0 and "schema" in proc.stderr.lower()
 
 
 def test_extra_config_and_files_go_to_secrets(tmp_path):
     values = tmp_path / "extra.yaml"
-    values.write_text(yaml.safe_dump({
-        "hub": {
-            "extraConfig": {"zz-last": "c.JupyterHub.admin_users = {'marker-7f3a'}\n"},
-            "extraFiles": {"settings": {"mountPath": "/etc/x/settings.json", "data": {"a": 1}},
-                           "note": {"mountPath": "/etc/x/note.txt", "stringData": "hello", "mode": 0o600}},
-            "extraEnv": {"PLAIN": "1", "FROM_SECRET": {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}},
-        },
-    }))
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "hub": {
+                    "extraConfig": {"zz-last": "c.JupyterHub.admin_users = {'marker-7f3a'}\n"},
+                    "extraFiles": {
+                        "settings": {"mountPath": "/etc/x/settings.json", "data": {"a": 1}},
+                        "note": {"mountPath": "/etc/x/note.txt", "stringData": "hello", "mode": 0o600},
+                    },
+                    "extraEnv": {
+                        "PLAIN": "1",
+                        "FROM_SECRET": {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                    },
+                },
+            }
+        )
+    )
     docs = render("-f", str(CHART / "examples/minimal.yaml"), "-f", str(values))
     extra = secret_data(one(docs, "Secret", "hub-extra-config"))
     assert extra["50-zz-last.py"] == "c.JupyterHub.admin_users = {'marker-7f3a'}\n"
@@ -549,6 +678,7 @@ def test_extra_config_and_files_go_to_secrets(tmp_path):
 
 
 # --- the hub as it would start in the pod -----------------------------------------------------------
+
 
 def materialize_hub(docs: list[dict], root: Path) -> tuple[Path, dict[str, str]]:
     """Lay out the hub container's mounts under `root` from the rendered objects, and its env.
@@ -624,19 +754,29 @@ print(json.dumps(out, default=repr))
 def load_hub_config(docs: list[dict], root: Path) -> dict:
     entry, env = materialize_hub(docs, root)
     env = {**env, "PATH": os.environ.get("PATH", ""), "HOME": str(root)}
-    proc = subprocess.run([sys.executable, "-c", _LOAD_HUB_CONFIG, str(entry)], env=env, cwd=root,
-                          text=True, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_HUB_CONFIG, str(entry)],
+        env=env,
+        cwd=root,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, f"the hub's configuration does not load:\n{proc.stderr}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_the_hub_configuration_loads_as_in_the_pod(tmp_path, rendered):
     values = tmp_path / "extra.yaml"
-    values.write_text(yaml.safe_dump({
-        "hub": {"extraConfig": {"override": "c.KubeSpawner.start_timeout = 42\n"}},
-        "singleuser": {"storage": {"homeMountPath": "/home/user"}},
-        "primehub": {"schedulingFailureGrace": 3},
-    }))
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "hub": {"extraConfig": {"override": "c.KubeSpawner.start_timeout = 42\n"}},
+                "singleuser": {"storage": {"homeMountPath": "/home/user"}},
+                "primehub": {"schedulingFailureGrace": 3},
+            }
+        )
+    )
     docs = render("-f", str(CHART / "examples/minimal.yaml"), "-f", str(values))
     cfg = load_hub_config(docs, tmp_path / "pod")
     # The package the hub imports is the one from the ConfigMap, not an installed copy.
@@ -656,8 +796,9 @@ def test_the_hub_configuration_loads_as_in_the_pod(tmp_path, rendered):
     # hub.extraConfig runs last and wins.
     assert cfg["KubeSpawner.start_timeout"] == 42
     services = cfg["JupyterHub.services"]
-    assert [s["name"] for s in services.get("extend", services if isinstance(services, list) else [])] == \
-        ["jupyterhub-idle-culler"], services
+    assert [s["name"] for s in services.get("extend", services if isinstance(services, list) else [])] == [
+        "jupyterhub-idle-culler"
+    ], services
     # Without a home volume the chart leaves volumes alone.
     docs = render("-f", str(CHART / "examples/minimal.yaml"), "--set", "singleuser.storage.type=none")
     cfg = load_hub_config(docs, tmp_path / "pod-nohome")
@@ -665,6 +806,7 @@ def test_the_hub_configuration_loads_as_in_the_pod(tmp_path, rendered):
 
 
 # --- documentation ----------------------------------------------------------------------------------
+
 
 def test_every_schema_key_is_described_and_closed():
     schema = json.loads((CHART / "values.schema.json").read_text())
@@ -676,21 +818,25 @@ def test_every_schema_key_is_described_and_closed():
         for key, sub in node.get("properties", {}).items():
             assert sub.get("description"), f"{path}.{key} has no description"
             walk(sub, f"{path}.{key}")
+
     walk(schema, "")
 
 
 def test_values_schema_json_is_generated_from_the_yaml():
     """values.schema.yaml is what people edit; Helm reads the JSON generated from it."""
-    proc = subprocess.run([sys.executable, str(CHART / "tools/values_schema.py"), "--check"],
-                          text=True, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, str(CHART / "tools/values_schema.py"), "--check"], text=True, capture_output=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert yaml.safe_load((CHART / "values.schema.yaml").read_text()) == json.loads(
-        (CHART / "values.schema.json").read_text())
+        (CHART / "values.schema.json").read_text()
+    )
 
 
 def test_readme_values_table_is_up_to_date():
-    proc = subprocess.run([sys.executable, str(CHART / "tools/values_table.py"), "--check"],
-                          text=True, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, str(CHART / "tools/values_table.py"), "--check"], text=True, capture_output=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -702,7 +848,8 @@ def test_notes_tell_how_to_reach_the_hub_and_what_to_register_in_keycloak(tmp_pa
     chart = tmp_path / "chart"
     shutil.copy(chart / "templates/NOTES.txt", chart / "files/NOTES.txt")
     (chart / "templates/zz-notes.yaml").write_text(
-        'kind: Notes\nmetadata: {name: notes}\ntext: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n')
+        'kind: Notes\nmetadata: {name: notes}\ntext: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n'
+    )
 
     def notes(example: str, *args: str) -> str:
         docs = render("-f", str(chart / "examples" / example), *args, chart=chart)
@@ -720,30 +867,59 @@ def test_notes_tell_how_to_reach_the_hub_and_what_to_register_in_keycloak(tmp_pa
 def test_primehub_migration_values_reach_the_hub():
     """The settings for moving from PrimeHub (docs/migrating-from-primehub.md) as the chart passes them
     on, and zero-to-jupyterhub's own /dev/shm recipe accepted as it is written for z2jh."""
-    docs = render("-f", str(CHART / "examples/minimal.yaml"),
-                  "--set", "keycloak.scopeRequired=notebook-users", "--set", "keycloak.logout=legacy",
-                  "--set", "primehub.grantSudo=true", "--set", "primehub.shmSize=2Gi",
-                  "--set", "primehub.startScriptsConfigMap=start-scripts",
-                  "--set-json", 'singleuser.storage.extraVolumes=[{"name":"shm-volume","emptyDir":{"medium":"Memory"}}]',
-                  "--set-json", 'singleuser.storage.extraVolumeMounts=[{"name":"shm-volume","mountPath":"/dev/shm"}]')
+    docs = render(
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "keycloak.scopeRequired=notebook-users",
+        "--set",
+        "keycloak.logout=legacy",
+        "--set",
+        "primehub.grantSudo=true",
+        "--set",
+        "primehub.shmSize=2Gi",
+        "--set",
+        "primehub.startScriptsConfigMap=start-scripts",
+        "--set-json",
+        'singleuser.storage.extraVolumes=[{"name":"shm-volume","emptyDir":{"medium":"Memory"}}]',
+        "--set-json",
+        'singleuser.storage.extraVolumeMounts=[{"name":"shm-volume","mountPath":"/dev/shm"}]',
+    )
     from primehub_hub.settings import Settings
 
     document = chart_settings(docs)
     Settings.from_document(document, env={})  # every key known to the hub
     assert document["keycloak"]["scopeRequired"] == "notebook-users" and document["keycloak"]["logout"] == "legacy"
     ph = document["primehub"]
-    assert (ph["grantSudo"], ph["shmSize"], ph["startScriptsConfigMap"], ph["startWrapper"]) == (True, "2Gi", "start-scripts", True)
+    assert (ph["grantSudo"], ph["shmSize"], ph["startScriptsConfigMap"], ph["startWrapper"]) == (
+        True,
+        "2Gi",
+        "start-scripts",
+        True,
+    )
     su = document["singleuser"]
     assert su["startTimeout"] == 1200 and su["kernelCullTimeout"] == 3600
     assert su["storage"]["homePvcNaming"] == "primehub"
     assert su["storage"]["extraVolumeMounts"] == [{"name": "shm-volume", "mountPath": "/dev/shm"}]
-    refused = helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"),
-                   "--set", "primehub.homePvcNaming=legacy", check=False)
+    refused = helm(
+        "template",
+        "hub",
+        str(CHART),
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        "--set",
+        "primehub.homePvcNaming=legacy",
+        check=False,
+    )
     assert refused.returncode != 0 and "homePvcNaming" in refused.stderr
+
+
 def test_the_dataset_host_path_allow_list_reaches_the_hub(rendered):
     """primehub.datasetHostPaths goes into the settings document, and from there to the spawner."""
     assert chart_settings(rendered["local-stack.yaml"])["primehub"]["datasetHostPaths"] == ["/srv/datasets/"]
-    assert apply_chart_config(rendered["local-stack.yaml"]).PrimeHubSpawner.dataset_host_path_prefixes == ["/srv/datasets/"]
+    assert apply_chart_config(rendered["local-stack.yaml"]).PrimeHubSpawner.dataset_host_path_prefixes == [
+        "/srv/datasets/"
+    ]
     # by default no hostPath dataset is mounted
     assert chart_settings(rendered["minimal.yaml"])["primehub"]["datasetHostPaths"] == []
     assert apply_chart_config(rendered["minimal.yaml"]).PrimeHubSpawner.dataset_host_path_prefixes == []

@@ -27,7 +27,9 @@ class FakeAdmin:
         self.asked.append((username, user_id, fresh))
         self.admin_asked.append(need_admin)
         if self.down:
-            raise KeycloakUnavailable("The hub cannot reach Keycloak to read your groups and permissions (cannot connect).")
+            raise KeycloakUnavailable(
+                "The hub cannot reach Keycloak to read your groups and permissions (cannot connect)."
+            )
         return user(username)
 
 
@@ -273,7 +275,9 @@ def logout_handler(authenticator, current_user, kc=""):
         record.custom += 1
 
     handler.__dict__.update(
-        application=SimpleNamespace(settings={"authenticator": authenticator, "hub": SimpleNamespace(base_url="/hub/")}),
+        application=SimpleNamespace(
+            settings={"authenticator": authenticator, "hub": SimpleNamespace(base_url="/hub/")}
+        ),
         _jupyterhub_user=current_user,
         request=SimpleNamespace(protocol="http", host="127.0.0.1:8000"),
         get_argument=lambda name, default=None: kc if name == "kc" else default,
@@ -397,6 +401,8 @@ async def test_keycloak_requests_do_not_queue_behind_tornados_ten_shared_connect
         assert authenticator.keycloak_admin.http_client is client
     finally:
         client.close()
+
+
 class ForeignIssuerKeycloak(PinlessKeycloak):
     """Tokens name an issuer that is neither configured address (a forged or unpinned hostname)."""
 

@@ -55,7 +55,12 @@ def test_explain_json_for_a_user_in_two_groups(capsys):
 
 @pytest.mark.parametrize(
     "name, admin, groups",
-    [("root", True, ["analysts"]), ("olga", True, ["ops", "vision"]), ("nobody", False, []), ("ivan", False, ["interns"])],
+    [
+        ("root", True, ["analysts"]),
+        ("olga", True, ["ops", "vision"]),
+        ("nobody", False, []),
+        ("ivan", False, ["interns"]),
+    ],
 )
 def test_explain_admin_and_launch_groups(capsys, name, admin, groups):
     report = explain(capsys, name)
@@ -101,13 +106,17 @@ def test_pod_is_what_the_spawner_builds(capsys, monkeypatch, tmp_path):
     # the scenario's hostPath dataset lives under /data/, which the hub must allow
     (tmp_path / "settings.json").write_text('{"namespace": "primehub", "primehub": {"datasetHostPaths": ["/data/"]}}')
     monkeypatch.setenv("PRIMEHUB_SETTINGS", str(tmp_path / "settings.json"))
-    code, manifest, err = pod(capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch")
+    code, manifest, err = pod(
+        capsys, "--user", "ana", "--group", "vision", "--instance-type", "gpu-one", "--image", "torch"
+    )
     assert code == 0, err
     assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["primehub.io/group"] == "escaped-vision"
     container = manifest["spec"]["containers"][0]
     assert container["image"] == "example/torch:cuda"
     assert container["resources"]["limits"] == {"cpu": 4.0, "memory": 16 * 1024**3, "nvidia.com/gpu": 1}
-    assert container["args"][:2] == ["sh", "-c"] and container["args"][4] == "jupyterhub-singleuser"  # the start wrapper, then the hub config's command
+    assert (
+        container["args"][:2] == ["sh", "-c"] and container["args"][4] == "jupyterhub-singleuser"
+    )  # the start wrapper, then the hub config's command
     assert "--MappingKernelManager.cull_idle_timeout=3600" in container["args"]  # idle kernels are culled
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["TZ"] == "Asia/Taipei" and env["GROUP_NAME"] == "vision"
@@ -115,13 +124,17 @@ def test_pod_is_what_the_spawner_builds(capsys, monkeypatch, tmp_path):
     assert mounts["/home/jovyan"]["name"] == "home"  # from jupyterhub_config.py
     assert mounts["/datasets/reports"]["readOnly"] is True
     assert manifest["spec"]["nodeSelector"] == {"accelerator": "nvidia"}
-    assert {"name": "project-vision", "persistentVolumeClaim": {"claimName": "project-vision"}} in manifest["spec"]["volumes"]
+    assert {"name": "project-vision", "persistentVolumeClaim": {"claimName": "project-vision"}} in manifest["spec"][
+        "volumes"
+    ]
     # camelCase API field names, as kubectl shows them
     assert "volumeMounts" in container and "imagePullSecrets" in manifest["spec"]
 
 
 def test_pod_without_the_hub_config_uses_kubespawner_defaults(capsys):
-    code, manifest, _ = pod(capsys, "--user", "root", "--group", "analysts", "--instance-type", "small", "--image", "lab", "--no-config")
+    code, manifest, _ = pod(
+        capsys, "--user", "root", "--group", "analysts", "--instance-type", "small", "--image", "lab", "--no-config"
+    )
     assert code == 0
     spec = manifest["spec"]
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
@@ -139,7 +152,10 @@ def test_pod_without_the_hub_config_uses_kubespawner_defaults(capsys):
         (["--user", "ana", "--group", "vision", "--instance-type", "gpu-two", "--image", "torch"], "GPU quota"),
         (["--user", "ivan", "--group", "interns", "--instance-type", "small", "--image", "base"], "CPU quota"),
         (["--user", "ana", "--group", "interns", "--instance-type", "small", "--image", "base"], "not a member"),
-        (["--user", "bea", "--group", "broken_vol", "--instance-type", "medium", "--image", "base"], "shared-volume-capacity"),
+        (
+            ["--user", "bea", "--group", "broken_vol", "--instance-type", "medium", "--image", "base"],
+            "shared-volume-capacity",
+        ),
     ],
 )
 def test_pod_refusals_exit_1_with_the_users_message(capsys, args, words):
@@ -150,7 +166,11 @@ def test_pod_refusals_exit_1_with_the_users_message(capsys, args, words):
 def test_the_installed_console_script(tmp_path):
     script = Path(sys.executable).parent / "primehub-profiles"
     proc = subprocess.run(
-        [str(script), "explain", "--user", "ana", *INPUTS, "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        [str(script), "explain", "--user", "ana", *INPUTS, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert [g["name"] for g in json.loads(proc.stdout)["groups"]] == ["analysts", "vision"]
@@ -165,7 +185,9 @@ def test_settings_document_defaults_and_mistakes(tmp_path):
         {"keycloak": {"url": "http://localhost:8180/"}, "singleuser": {"cmd": "start.sh"}},
         env={"PRIMEHUB_KEYCLOAK_CLIENT_SECRET": "s"},
     )
-    assert settings.keycloak_url == "http://localhost:8180" and settings.keycloak_internal_url == "http://localhost:8180"
+    assert (
+        settings.keycloak_url == "http://localhost:8180" and settings.keycloak_internal_url == "http://localhost:8180"
+    )
     assert settings.namespace == "default" and settings.realm == "primehub" and settings.client_id == "jupyterhub"
     assert settings.client_secret == "s" and settings.document["singleuser"]["cmd"] == ["start.sh"]
     assert settings.document["singleuser"]["storage"]["homeVolume"] is True  # defaults fill what is not given
@@ -262,7 +284,9 @@ def test_the_config_works_from_a_copied_folder_without_installing(tmp_path):
         "print(primehub_hub.__file__)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == str(target / "primehub_hub" / "__init__.py")
 

@@ -98,7 +98,12 @@ def test_offers_are_the_union_of_group_and_everyone_restricted_to_existing_resou
     assert sorted(names(offered_instance_types(ana, analysts, scenario_catalog))) == ["medium", "small"]
     assert sorted(names(offered_images(ana, analysts, scenario_catalog))) == ["base", "lab"]
     vision = group_of(ana, "vision")
-    assert sorted(names(offered_instance_types(ana, vision, scenario_catalog))) == ["amd-one", "gpu-one", "gpu-two", "small"]
+    assert sorted(names(offered_instance_types(ana, vision, scenario_catalog))) == [
+        "amd-one",
+        "gpu-one",
+        "gpu-two",
+        "small",
+    ]
     assert sorted(names(offered_images(ana, vision, scenario_catalog))) == ["base", "cuda", "torch"]
 
 
@@ -120,7 +125,15 @@ def test_an_offer_granted_by_group_and_everyone_appears_once_with_both_sources()
 
 def test_the_invalid_instance_type_is_not_in_the_catalog(scenario_catalog):
     assert "broken-it" not in scenario_catalog.instance_types
-    assert set(scenario_catalog.instance_types) == {"small", "medium", "large", "gpu-one", "gpu-two", "amd-one", "no-grant"}
+    assert set(scenario_catalog.instance_types) == {
+        "small",
+        "medium",
+        "large",
+        "gpu-one",
+        "gpu-two",
+        "amd-one",
+        "no-grant",
+    }
 
 
 # --- datasets ------------------------------------------------------------------------------------

@@ -33,7 +33,14 @@ class FakeKeycloak:
             "cora": {"id": "u-cora", "username": "cora"},
         }
         self.memberships = {
-            "u-ana": [{"id": "g-a", "name": "analysts", "path": "/analysts", "attributes": {"displayName": ["Analysts"], "quota-cpu": ["2"]}}],
+            "u-ana": [
+                {
+                    "id": "g-a",
+                    "name": "analysts",
+                    "path": "/analysts",
+                    "attributes": {"displayName": ["Analysts"], "quota-cpu": ["2"]},
+                }
+            ],
             "u-root": [],
             "u-gwen": [{"id": "g-admins", "name": "admins", "path": "/admins", "attributes": {}}],
             "u-cora": [],
@@ -41,10 +48,26 @@ class FakeKeycloak:
         self.group_mappings = {
             "g-a": {"realmMappings": [{"name": "it:medium"}, {"name": "ds:rw:reports"}]},
             "g-e": {"realmMappings": [{"name": "it:small"}]},
-            "g-admins": {"clientMappings": {"realm-management": {"id": "rm-uuid", "client": "realm-management", "mappings": [{"name": "realm-admin"}]}}},
+            "g-admins": {
+                "clientMappings": {
+                    "realm-management": {
+                        "id": "rm-uuid",
+                        "client": "realm-management",
+                        "mappings": [{"name": "realm-admin"}],
+                    }
+                }
+            },
         }
         self.user_mappings = {
-            "u-root": {"clientMappings": {"realm-management": {"id": "rm-uuid", "client": "realm-management", "mappings": [{"name": "realm-admin"}]}}},
+            "u-root": {
+                "clientMappings": {
+                    "realm-management": {
+                        "id": "rm-uuid",
+                        "client": "realm-management",
+                        "mappings": [{"name": "realm-admin"}],
+                    }
+                }
+            },
         }
         self.composites = {"u-cora": [{"name": "realm-admin"}, {"name": "view-users"}]}
 
@@ -201,14 +224,26 @@ def full_representations(fake, groups=50):
     """Keycloak's full group representations carry role names: the realm the hub really sees."""
     fake.users["many"] = {"id": "u-many", "username": "many"}
     fake.memberships["u-many"] = [
-        {"id": f"g-{i}", "name": f"team-{i:02d}", "path": f"/team-{i:02d}", "attributes": {},
-         "realmRoles": [f"it:type-{i}", f"ds:data-{i}"], "clientRoles": {}}
+        {
+            "id": f"g-{i}",
+            "name": f"team-{i:02d}",
+            "path": f"/team-{i:02d}",
+            "attributes": {},
+            "realmRoles": [f"it:type-{i}", f"ds:data-{i}"],
+            "clientRoles": {},
+        }
         for i in range(groups)
     ]
-    fake.memberships["u-gwen"] = [{
-        "id": "g-admins", "name": "admins", "path": "/admins", "attributes": {},
-        "realmRoles": [], "clientRoles": {"realm-management": ["realm-admin"]},
-    }]
+    fake.memberships["u-gwen"] = [
+        {
+            "id": "g-admins",
+            "name": "admins",
+            "path": "/admins",
+            "attributes": {},
+            "realmRoles": [],
+            "clientRoles": {"realm-management": ["realm-admin"]},
+        }
+    ]
 
 
 def admin_calls(fake):
@@ -251,7 +286,9 @@ async def test_concurrent_cold_lookups_share_their_requests():
     fake = FakeKeycloak()
     full_representations(fake)
     client = admin_client(fake)
-    infos = await asyncio.gather(*(client.load_user_info(name, need_admin=False) for name in ["many", "ana", "many", "root", "many"]))
+    infos = await asyncio.gather(
+        *(client.load_user_info(name, need_admin=False) for name in ["many", "ana", "many", "root", "many"])
+    )
     assert infos[0] is infos[2] is infos[4]
     assert fake.calls.count(("GET", f"{ADMIN}/group-by-path/everyone")) == 1
     assert fake.calls.count(("GET", f"{ADMIN}/users/u-many/groups")) == 1

@@ -63,7 +63,10 @@ def test_forged_or_malformed_options_are_refused_with_4xx(options, error, words)
 
 
 def test_form_lists_and_the_profile_alias_are_accepted():
-    assert normalize_options({"profile": ["vision"], "image": ["torch"]}, strict=True) == {"group": "vision", "image": "torch"}
+    assert normalize_options({"profile": ["vision"], "image": ["torch"]}, strict=True) == {
+        "group": "vision",
+        "image": "torch",
+    }
 
 
 def test_nothing_chosen_picks_the_first_usable_choices():

@@ -74,7 +74,13 @@ def test_the_schemas_allow_the_empty_strings_primehub_writes():
     dataset = crd_schema("Dataset")["properties"]["spec"]["properties"]
     import re
 
-    for field in (image["pullSecret"], image["url"], image["urlForGpu"], image["imageSpec"]["properties"]["pullSecret"], dataset["url"]):
+    for field in (
+        image["pullSecret"],
+        image["url"],
+        image["urlForGpu"],
+        image["imageSpec"]["properties"]["pullSecret"],
+        dataset["url"],
+    ):
         assert "minLength" not in field and re.search(field["pattern"], ""), field
     # enableUploadServer is "true" (console) or true (other tools): the schema keeps either
     assert dataset["enableUploadServer"].get("x-kubernetes-preserve-unknown-fields") is True
@@ -153,7 +159,10 @@ def test_a_primehub_job_in_the_same_group_counts_towards_the_quota():
     from primehub_hub.quotas import GiB, primehub_label, usage_from_pods
 
     job_pod = {  # a PrimeHub job's pod: labelled by PrimeHub's controller, not by this hub
-        "metadata": {"name": "job-123", "labels": {"primehub.io/group": "escaped-data-2dscience", "primehub.io/user": "escaped-bob"}},
+        "metadata": {
+            "name": "job-123",
+            "labels": {"primehub.io/group": "escaped-data-2dscience", "primehub.io/user": "escaped-bob"},
+        },
         "spec": {"containers": [{"resources": {"limits": {"cpu": "2", "memory": "4Gi"}}}]},
         "status": {"phase": "Running"},
     }
@@ -208,8 +217,14 @@ def test_home_capacity_from_the_users_attribute_else_the_one_default(attributes,
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("offline_kube")
 async def test_a_migrated_user_gets_the_primehub_home_and_its_capacity():
-    info = UserInfo("john.doe", attributes={"volumeCapacity": "50"}, groups=[Group("data-science", realm_roles=["it:small", "img:base"])])
-    spawner = make_spawner("john.doe", info=info, options_explicit=True, storage_pvc_ensure=True, storage_capacity="20Gi")
+    info = UserInfo(
+        "john.doe",
+        attributes={"volumeCapacity": "50"},
+        groups=[Group("data-science", realm_roles=["it:small", "img:base"])],
+    )
+    spawner = make_spawner(
+        "john.doe", info=info, options_explicit=True, storage_pvc_ensure=True, storage_capacity="20Gi"
+    )
     spawner.user_options = {"group": "data-science"}
     await spawner.load_user_options()
     assert spawner.pvc_name == "claim-john-2edoe" and spawner.storage_capacity == "50Gi"
@@ -275,7 +290,9 @@ def test_a_dataset_with_a_missing_claim_is_left_out_with_a_notice_and_the_rest_s
     after = leave_out_datasets(plan, {"sales": "dataset-sales-vol"})
     assert "dataset-sales" not in [v["name"] for v in after.volumes]
     assert "/datasets/sales" not in [m["mountPath"] for m in after.volume_mounts]
-    assert [m.dataset.name for m in after.datasets] == [m.dataset.name for m in plan.datasets if m.dataset.name != "sales"]
+    assert [m.dataset.name for m in after.datasets] == [
+        m.dataset.name for m in plan.datasets if m.dataset.name != "sales"
+    ]
     assert len(after.volumes) == len(plan.volumes) - 1
     (notice,) = after.notices
     assert "'sales'" in notice.lower() or "Sales" in notice
@@ -305,7 +322,10 @@ async def test_an_existing_claim_keeps_the_dataset():
     spawner = make_spawner("ana", options_explicit=True, primehub_claims={"dataset-sales-vol", "dataset-team-wide"})
     spawner.user_options = {"group": "analysts"}
     await spawner.load_user_options()
-    assert "/datasets/sales" in [m["mountPath"] for m in (spawner.volume_mounts.values() if isinstance(spawner.volume_mounts, dict) else spawner.volume_mounts)]
+    assert "/datasets/sales" in [
+        m["mountPath"]
+        for m in (spawner.volume_mounts.values() if isinstance(spawner.volume_mounts, dict) else spawner.volume_mounts)
+    ]
     assert spawner.plan.notices == []
 
 
@@ -314,13 +334,25 @@ async def test_an_existing_claim_keeps_the_dataset():
 
 def _catalog_with_labels():
     def it(name, label, description="", cpu=1):
-        return {"kind": "InstanceType", "metadata": {"name": name}, "spec": {"displayName": label, "description": description, "limits.cpu": cpu, "limits.memory": "1G"}}
+        return {
+            "kind": "InstanceType",
+            "metadata": {"name": name},
+            "spec": {"displayName": label, "description": description, "limits.cpu": cpu, "limits.memory": "1G"},
+        }
 
     def img(name, label, description=""):
-        return {"kind": "Image", "metadata": {"name": name}, "spec": {"displayName": label, "description": description, "url": f"example/{name}"}}
+        return {
+            "kind": "Image",
+            "metadata": {"name": name},
+            "spec": {"displayName": label, "description": description, "url": f"example/{name}"},
+        }
 
     return Catalog.from_objects(
-        [it("a-big", "zeta (big)", "Eight cores", cpu=8), it("b-small", "Alpha", "One core <b>fast</b>"), it("c-mid", "beta")]
+        [
+            it("a-big", "zeta (big)", "Eight cores", cpu=8),
+            it("b-small", "Alpha", "One core <b>fast</b>"),
+            it("c-mid", "beta"),
+        ]
         + [img("x-lab", "Lab", "JupyterLab & friends"), img("y-base", "base")]
     )
 
@@ -361,7 +393,10 @@ def test_the_default_skips_what_the_quota_does_not_allow():
     from primehub_hub.plan import plan_launch
 
     catalog = _catalog_with_labels()
-    info = UserInfo("u", groups=[Group("team", attributes={"quota-cpu": "0.5"}, realm_roles=["it:a-big", "it:b-small", "img:y-base"])])
+    info = UserInfo(
+        "u",
+        groups=[Group("team", attributes={"quota-cpu": "0.5"}, realm_roles=["it:a-big", "it:b-small", "img:y-base"])],
+    )
     with pytest.raises(Exception, match="quota"):
         plan_launch(info, catalog, {"group": "team"}, strict=False)
     info.groups[0].attributes["quota-cpu"] = "2"
@@ -372,7 +407,10 @@ def test_the_default_skips_what_the_quota_does_not_allow():
     "text, env",
     [
         ("", {}),
-        ("MLFLOW_TRACKING_URI=http://mlflow:5000\n\n# a comment\nEMPTY=", {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "EMPTY": ""}),
+        (
+            "MLFLOW_TRACKING_URI=http://mlflow:5000\n\n# a comment\nEMPTY=",
+            {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "EMPTY": ""},
+        ),
         ("A=x=y\r\nB= spaced ", {"A": "x=y", "B": " spaced "}),
     ],
 )
@@ -409,7 +447,9 @@ def test_a_user_variable_cannot_replace_a_dataset_variable_of_the_launch():
 
     with pytest.raises(BadRequest, match="HANDBOOK_URL is set by the hub for this launch"):
         plan_launch(user("ana"), catalog(), {"group": "analysts", "env": "HANDBOOK_URL=mine"}, strict=True)
-    lenient = plan_launch(user("ana"), catalog(), {"group": "analysts", "env": {"HANDBOOK_URL": "mine", "OWN": "1"}}, strict=False)
+    lenient = plan_launch(
+        user("ana"), catalog(), {"group": "analysts", "env": {"HANDBOOK_URL": "mine", "OWN": "1"}}, strict=False
+    )
     assert lenient.env["HANDBOOK_URL"] != "mine" and lenient.user_env == {"OWN": "1"}
 
 
@@ -475,14 +515,18 @@ def _pending_page(cancel_button, server=""):
 
     base = "{% block message %}<p>starting</p>{% endblock message %}{% block script %}<script>base</script>{% endblock script %}"
     env = Environment(
-        loader=ChoiceLoader([
-            FileSystemLoader(str(REPO / "hub-config" / "primehub_hub" / "hub_templates")),
-            PrefixLoader({"templates": DictLoader({"spawn_pending.html": base})}),
-        ]),
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(str(REPO / "hub-config" / "primehub_hub" / "hub_templates")),
+                PrefixLoader({"templates": DictLoader({"spawn_pending.html": base})}),
+            ]
+        ),
         autoescape=True,
     )
     return env.get_template("spawn_pending.html").render(
-        primehub_cancel_button=cancel_button, user=SimpleNamespace(name="o'brien</script>"), spawner=SimpleNamespace(name=server)
+        primehub_cancel_button=cancel_button,
+        user=SimpleNamespace(name="o'brien</script>"),
+        spawner=SimpleNamespace(name=server),
     )
 
 
@@ -490,7 +534,7 @@ def test_the_start_page_has_a_cancel_button_that_stops_the_pending_start():
     html = _pending_page(True)
     assert "<p>starting</p>" in html and "<script>base</script>" in html  # JupyterHub's page, extended
     assert 'id="primehub-cancel-start"' in html and "api.stop_server(user" in html
-    assert "</script>\"" not in html and "o\\u0027brien\\u003c/script\\u003e" in html  # the name cannot end the script
+    assert '</script>"' not in html and "o\\u0027brien\\u003c/script\\u003e" in html  # the name cannot end the script
     assert "primehub-cancel-start" not in _pending_page(False)
 
 
@@ -509,19 +553,28 @@ def _auth_model(realm_roles=(), userinfo_roles=None):
     oauth_user = {"preferred_username": "ann"}
     if userinfo_roles is not None:
         oauth_user["roles"] = list(userinfo_roles)
-    return {"name": "ann", "admin": False, "auth_state": {"access_token": _jwt({"realm_access": {"roles": list(realm_roles)}}), "oauth_user": oauth_user}}
+    return {
+        "name": "ann",
+        "admin": False,
+        "auth_state": {"access_token": _jwt({"realm_access": {"roles": list(realm_roles)}}), "oauth_user": oauth_user},
+    }
 
 
 def _authenticator(**kwargs):
     from primehub_hub.auth import PrimeHubAuthenticator
 
-    return PrimeHubAuthenticator(keycloak_url="https://id.example.com", client_id="jupyterhub", client_secret="s", **kwargs)
+    return PrimeHubAuthenticator(
+        keycloak_url="https://id.example.com", client_id="jupyterhub", client_secret="s", **kwargs
+    )
 
 
 def test_login_roles_come_from_the_token_and_primehubs_roles_claim():
     from primehub_hub.auth import login_roles
 
-    assert login_roles(_auth_model(["offline_access", "notebook-users"])["auth_state"]) == {"offline_access", "notebook-users"}
+    assert login_roles(_auth_model(["offline_access", "notebook-users"])["auth_state"]) == {
+        "offline_access",
+        "notebook-users",
+    }
     assert "lab" in login_roles(_auth_model([], ["lab"])["auth_state"])
     assert login_roles({"access_token": "not-a-jwt"}) == set()
 
@@ -540,7 +593,10 @@ async def test_scope_required_lets_in_only_holders_of_the_role():
 
 
 def test_scope_required_is_a_setting():
-    assert _configured({"keycloak": {"scopeRequired": "notebook-users"}}).PrimeHubAuthenticator.scope_required == "notebook-users"
+    assert (
+        _configured({"keycloak": {"scopeRequired": "notebook-users"}}).PrimeHubAuthenticator.scope_required
+        == "notebook-users"
+    )
     assert _configured({}).PrimeHubAuthenticator.scope_required == ""
 
 
@@ -558,7 +614,11 @@ def test_legacy_logout_sends_redirect_uri_only():
     query = parse_qs(urlparse(end_session_url(_authenticator(), "id-tok", RETURN, "legacy")).query)
     assert query == {"redirect_uri": [RETURN]}
     query = parse_qs(urlparse(end_session_url(_authenticator(), "id-tok", RETURN, "oidc")).query)
-    assert query["post_logout_redirect_uri"] == [RETURN] and query["id_token_hint"] == ["id-tok"] and "redirect_uri" not in query
+    assert (
+        query["post_logout_redirect_uri"] == [RETURN]
+        and query["id_token_hint"] == ["id-tok"]
+        and "redirect_uri" not in query
+    )
 
 
 @pytest.mark.parametrize(
@@ -592,8 +652,11 @@ async def test_auto_asks_keycloak_once_and_a_setting_asks_nothing():
     old = _authenticator(keycloak_internal_url="http://kc:8080")
     old.http_client = Client(302, RETURN)
     assert await old.logout_style(RETURN) == "legacy" and await old.logout_style(RETURN) == "legacy"
-    (url, follow), = old.http_client.calls
-    assert url.startswith("http://kc:8080/realms/primehub/protocol/openid-connect/logout?redirect_uri=") and follow is False
+    ((url, follow),) = old.http_client.calls
+    assert (
+        url.startswith("http://kc:8080/realms/primehub/protocol/openid-connect/logout?redirect_uri=")
+        and follow is False
+    )
     fixed = _authenticator(keycloak_logout_style="legacy")
     fixed.http_client = Client(400)
     assert await fixed.logout_style(RETURN) == "legacy" and fixed.http_client.calls == []
@@ -618,7 +681,11 @@ async def _pod_dict(spawner):
 def _it(annotations=None, memory="8G"):
     from primehub_hub.resources import parse_instance_type
 
-    obj = {"kind": "InstanceType", "metadata": {"name": "t", "annotations": annotations or {}}, "spec": {"limits.cpu": 2, "limits.memory": memory}}
+    obj = {
+        "kind": "InstanceType",
+        "metadata": {"name": "t", "annotations": annotations or {}},
+        "spec": {"limits.cpu": 2, "limits.memory": memory},
+    }
     return parse_instance_type(obj)
 
 
@@ -687,18 +754,31 @@ async def test_without_sudo_the_server_starts_as_the_configured_user():
 
 
 def test_zero_to_jupyterhubs_extra_volumes_are_added_to_every_pod():
-    c = _configured({"singleuser": {"storage": {
-        "extraVolumes": [{"name": "shm-volume", "emptyDir": {"medium": "Memory"}}],
-        "extraVolumeMounts": [{"name": "shm-volume", "mountPath": "/dev/shm"}],
-    }}})
+    c = _configured(
+        {
+            "singleuser": {
+                "storage": {
+                    "extraVolumes": [{"name": "shm-volume", "emptyDir": {"medium": "Memory"}}],
+                    "extraVolumeMounts": [{"name": "shm-volume", "mountPath": "/dev/shm"}],
+                }
+            }
+        }
+    )
     assert set(c.KubeSpawner.volumes) == {"home", "z2jh-shm-volume"}
     assert c.KubeSpawner.volume_mounts["z2jh-shm-volume"]["mountPath"] == "/dev/shm"
 
 
 def test_the_habits_are_settings():
-    c = _configured({"primehub": {"shmSize": "2Gi", "grantSudo": True, "startWrapper": False, "startScriptsConfigMap": "s"}})
+    c = _configured(
+        {"primehub": {"shmSize": "2Gi", "grantSudo": True, "startWrapper": False, "startScriptsConfigMap": "s"}}
+    )
     spawner = c.PrimeHubSpawner
-    assert (spawner.shm_size, spawner.grant_sudo, spawner.start_wrapper, spawner.start_scripts_configmap) == ("2Gi", True, False, "s")
+    assert (spawner.shm_size, spawner.grant_sudo, spawner.start_wrapper, spawner.start_scripts_configmap) == (
+        "2Gi",
+        True,
+        False,
+        "s",
+    )
 
 
 # --- 6. ~/datasets, ~/<group>, git datasets' content directly at /datasets/<name> ------------------
@@ -724,7 +804,9 @@ def test_links_are_made_in_the_home_folder_and_never_replace_a_users_file(tmp_pa
     home = tmp_path / "home"
     home.mkdir()
     (home / "team").write_text("my own notes")  # a user's file where a link would go
-    _run_links(tmp_path, [(str(datasets), "~/datasets"), (str(group), "~/team"), (str(tmp_path / "absent"), "~/absent")])
+    _run_links(
+        tmp_path, [(str(datasets), "~/datasets"), (str(group), "~/team"), (str(tmp_path / "absent"), "~/absent")]
+    )
     assert (home / "datasets").is_symlink() and (home / "datasets" / "mnist").is_dir()
     assert not (home / "team").is_symlink() and (home / "team").read_text() == "my own notes"
     assert not (home / "absent").exists() and not (home / "absent").is_symlink()
@@ -743,7 +825,9 @@ def test_git_datasets_link_their_checkout_to_the_mount_path():
     from primehub_hub.datasets import dataset_pieces
     from primehub_hub.resources import parse_dataset
 
-    ds = parse_dataset({"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}})
+    ds = parse_dataset(
+        {"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}}
+    )
     pieces = dataset_pieces(ds, writable=False, git_sync_host_root="/home/dataset/")
     assert pieces.volumes == [{"name": "dataset-repo", "hostPath": {"path": "/home/dataset/repo", "type": "Directory"}}]
     assert pieces.volume_mounts == [{"name": "dataset-repo", "mountPath": "/gitsync/repo", "readOnly": True}]
@@ -755,14 +839,24 @@ def test_a_launch_with_a_git_dataset_gets_a_writable_dataset_folder_and_the_home
     from primehub_hub.plan import plan_launch
     from primehub_hub.singleuser import home_links
 
-    catalog = Catalog.from_objects([
-        {"kind": "InstanceType", "metadata": {"name": "s"}, "spec": {"limits.cpu": 1, "limits.memory": "1G"}},
-        {"kind": "Image", "metadata": {"name": "i"}, "spec": {"url": "x/y"}},
-        {"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}},
-        {"kind": "Dataset", "metadata": {"name": "mnist"}, "spec": {"type": "pv", "volumeName": "mnist"}},
-    ])
-    info = UserInfo("u", groups=[Group("team_a", realm_roles=["it:s", "img:i", "ds:repo", "ds:mnist"],
-                                       attributes={"enabled-shared-volume": "true", "shared-volume-capacity": "1"})])
+    catalog = Catalog.from_objects(
+        [
+            {"kind": "InstanceType", "metadata": {"name": "s"}, "spec": {"limits.cpu": 1, "limits.memory": "1G"}},
+            {"kind": "Image", "metadata": {"name": "i"}, "spec": {"url": "x/y"}},
+            {"kind": "Dataset", "metadata": {"name": "repo"}, "spec": {"type": "git", "url": "https://x/y.git"}},
+            {"kind": "Dataset", "metadata": {"name": "mnist"}, "spec": {"type": "pv", "volumeName": "mnist"}},
+        ]
+    )
+    info = UserInfo(
+        "u",
+        groups=[
+            Group(
+                "team_a",
+                realm_roles=["it:s", "img:i", "ds:repo", "ds:mnist"],
+                attributes={"enabled-shared-volume": "true", "shared-volume-capacity": "1"},
+            )
+        ],
+    )
     plan = plan_launch(info, catalog, {"group": "team_a"})
     root = [m for m in plan.volume_mounts if m["mountPath"] == "/datasets"]
     assert len(root) == 1 and {"name": root[0]["name"], "emptyDir": {}} in plan.volumes
@@ -856,7 +950,12 @@ def test_explain_shows_dev_shm_per_instance_type():
     (team,) = report["groups"]
     assert {i["name"]: i["shmSize"] for i in team["instanceTypes"]}["a-big"] == "1Gi"
     assert "/dev/shm" in render_text(report)
-    assert explain_user(_labelled_user(), _catalog_with_labels(), shm_setting="")["groups"][0]["instanceTypes"][0]["shmSize"] is None
+    assert (
+        explain_user(_labelled_user(), _catalog_with_labels(), shm_setting="")["groups"][0]["instanceTypes"][0][
+            "shmSize"
+        ]
+        is None
+    )
 
 
 def test_a_git_checkout_not_synced_yet_is_linked_anyway(tmp_path):

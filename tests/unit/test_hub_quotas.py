@@ -79,7 +79,11 @@ def test_malformed_quota_fails_closed_and_says_which_attribute():
 def test_the_message_names_resource_quota_and_request():
     quota = parse_quota({"quota-cpu": "4", "quota-memory": "8G"})
     problems = quota_problems(
-        Amount(cpu=2, memory=4 * GiB), quota, Amount(cpu=3), whose="your quota in group 'ML'", what="instance type 'Big'"
+        Amount(cpu=2, memory=4 * GiB),
+        quota,
+        Amount(cpu=3),
+        whose="your quota in group 'ML'",
+        what="instance type 'Big'",
     )
     assert problems == [
         "not enough CPU quota: instance type 'Big' needs 2 CPU, 3 CPU already in use, and your quota in group 'ML' is 4 CPU"

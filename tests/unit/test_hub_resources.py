@@ -31,7 +31,9 @@ def test_instance_type_defaults():
 
 
 def test_flat_and_nested_spellings_mean_the_same():
-    flat = it({"limits.cpu": 2, "limits.memory": "4G", "limits.nvidia.com/gpu": 1, "requests.cpu": 1, "requests.memory": "2G"})
+    flat = it(
+        {"limits.cpu": 2, "limits.memory": "4G", "limits.nvidia.com/gpu": 1, "requests.cpu": 1, "requests.memory": "2G"}
+    )
     nested = it({"limits": {"cpu": 2, "memory": "4G", "nvidia.com/gpu": "1"}, "requests": {"cpu": 1, "memory": "2G"}})
     assert flat == nested
     assert flat.gpu_resource_name == "nvidia.com/gpu" and flat.memory_limit == 4 * GiB
@@ -159,7 +161,11 @@ async def test_the_watched_catalog_is_parsed_once_per_change_and_restarted_when_
     first = await watcher.catalog()
     assert list(first.instance_types) == ["small"] and first.instance_types["small"].cpu_limit == 1
     assert await watcher.catalog() is first  # nothing changed: no re-parse, no API call
-    watcher.reflectors["InstanceType"].resources["ns/small"] = {**small, "metadata": {**small["metadata"], "resourceVersion": "2"}, "spec": {"limits.cpu": 2}}
+    watcher.reflectors["InstanceType"].resources["ns/small"] = {
+        **small,
+        "metadata": {**small["metadata"], "resourceVersion": "2"},
+        "spec": {"limits.cpu": 2},
+    }
     assert (await watcher.catalog()).instance_types["small"].cpu_limit == 2
 
     restarts = []
@@ -263,7 +269,10 @@ async def test_catalog_is_kept_until_a_watch_event_or_relist_changes_a_resource(
     assert counting.reads == 0
 
     # a watch event: the version moves and the next call sees the change
-    it.resources["ns/big"] = {"metadata": {"name": "big", "namespace": "ns", "resourceVersion": "2"}, "spec": {"limits.cpu": 8}}
+    it.resources["ns/big"] = {
+        "metadata": {"name": "big", "namespace": "ns", "resourceVersion": "2"},
+        "spec": {"limits.cpu": 8},
+    }
     assert watcher.version() != version
     second = await watcher.catalog()
     assert second is not first and list(second.instance_types) == ["big", "small"]

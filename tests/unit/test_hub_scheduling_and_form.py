@@ -24,9 +24,21 @@ from primehub_hub.scheduling import (
 @pytest.mark.parametrize(
     "message, words",
     [
-        ("0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.", ["not enough free GPUs (nvidia.com/gpu) (2 nodes)"]),
-        ("0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {nvidia.com/gpu: present}.", ["not enough free CPU (1 node)", "taint the instance type does not tolerate (nvidia.com/gpu: present) (1 node)"]),
-        ("0/2 nodes are available: 1 Insufficient memory, 1 node(s) didn't match Pod's node affinity/selector.", ["not enough free memory", "no node matches the instance type's node selector"]),
+        (
+            "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.",
+            ["not enough free GPUs (nvidia.com/gpu) (2 nodes)"],
+        ),
+        (
+            "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {nvidia.com/gpu: present}.",
+            [
+                "not enough free CPU (1 node)",
+                "taint the instance type does not tolerate (nvidia.com/gpu: present) (1 node)",
+            ],
+        ),
+        (
+            "0/2 nodes are available: 1 Insufficient memory, 1 node(s) didn't match Pod's node affinity/selector.",
+            ["not enough free memory", "no node matches the instance type's node selector"],
+        ),
         ("0/3 nodes are available: 3 node(s) had taint {dedicated: x}, that the pod didn't tolerate.", ["taint"]),
     ],
 )
@@ -64,10 +76,18 @@ def test_a_claim_the_spawner_just_made_is_not_final_when_the_scheduler_has_not_s
 
 
 def test_pod_condition_and_events():
-    pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "m"}]}}
+    pod = {
+        "status": {
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "m"}]
+        }
+    }
     assert pod_unschedulable_message(pod) == "m" and not pod_is_scheduled(pod)
     assert pod_is_scheduled({"spec": {"nodeName": "n"}})
-    events = [{"reason": "Scheduled"}, {"reason": "FailedScheduling", "message": "a"}, {"reason": "FailedScheduling", "message": "b"}]
+    events = [
+        {"reason": "Scheduled"},
+        {"reason": "FailedScheduling", "message": "a"},
+        {"reason": "FailedScheduling", "message": "b"},
+    ]
     assert failed_scheduling_message(events) == "b"
     assert not scale_up_triggered(events) and scale_up_triggered(events + [{"reason": "TriggeredScaleUp"}])
 
@@ -96,7 +116,14 @@ def test_form_offers_groups_types_images_and_disables_with_reasons():
     assert vision_types["gpu-one"].reason == ""
     # the pre-selected type has a GPU, so the GPU-only image is usable
     assert by_name(groups["vision"].images)["cuda"].reason == ""
-    assert [d["name"] for d in groups["analysts"].datasets] == ["confidential", "handbook", "notebooks", "reports", "sales", "team-wide"]
+    assert [d["name"] for d in groups["analysts"].datasets] == [
+        "confidential",
+        "handbook",
+        "notebooks",
+        "reports",
+        "sales",
+        "team-wide",
+    ]
 
 
 def test_form_shows_current_usage_and_disables_types_over_quota_with_it():
@@ -106,7 +133,13 @@ def test_form_shows_current_usage_and_disables_types_over_quota_with_it():
     assert "1 CPU already in use" in types["medium"].reason
     assert types["small"].reason == "" and types["small"].selected
     row = model["analysts"].quota_rows[0]
-    assert (row.resource, row.user_quota, row.user_used, row.group_quota, row.group_used) == ("CPU", "2 CPU", "1 CPU", "3 CPU", "1.5 CPU")
+    assert (row.resource, row.user_quota, row.user_used, row.group_quota, row.group_used) == (
+        "CPU",
+        "2 CPU",
+        "1 CPU",
+        "3 CPU",
+        "1.5 CPU",
+    )
 
 
 def test_remembered_choices_are_preselected_when_still_granted():

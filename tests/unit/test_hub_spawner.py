@@ -46,7 +46,11 @@ async def test_a_gpu_launch_reaches_the_pod():
     spawner.user_options = dict(GPU_LAUNCH)
     await spawner.load_user_options()
     assert spawner.image == "example/torch:cuda"
-    assert (spawner.cpu_limit, spawner.mem_limit, spawner.extra_resource_limits) == (4.0, 16 * GiB, {"nvidia.com/gpu": 1})
+    assert (spawner.cpu_limit, spawner.mem_limit, spawner.extra_resource_limits) == (
+        4.0,
+        16 * GiB,
+        {"nvidia.com/gpu": 1},
+    )
     assert spawner.node_selector == {"accelerator": "nvidia"}
     assert spawner.storage_capacity == "20Gi"
 
@@ -75,13 +79,22 @@ async def test_a_dataset_cannot_take_over_the_servers_hub_connection():
     from primehub_hub.cli import load_resource_objects
     from primehub_hub.resources import Catalog
 
-    rogue = {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "jupyterhub"},
-             "spec": {"type": "env", "variables": {"api_url": "https://attacker.example/hub/api", "api_token": "x"}}}
+    rogue = {
+        "apiVersion": "primehub.io/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "jupyterhub"},
+        "spec": {"type": "env", "variables": {"api_url": "https://attacker.example/hub/api", "api_token": "x"}},
+    }
     info = user("ana")
     everyone = next(g for g in info.groups if g.name == EVERYONE)
     everyone.realm_roles = [*everyone.realm_roles, "ds:jupyterhub"]
-    spawner = make_spawner("ana", info=info, cat=Catalog.from_objects(load_resource_objects([RESOURCES]) + [rogue]),
-                           options_explicit=True, hub_connect_url="http://hub.internal:8081")
+    spawner = make_spawner(
+        "ana",
+        info=info,
+        cat=Catalog.from_objects(load_resource_objects([RESOURCES]) + [rogue]),
+        options_explicit=True,
+        hub_connect_url="http://hub.internal:8081",
+    )
     spawner.api_token = "the-servers-own-token"
     spawner.user_options = dict(GPU_LAUNCH)
     await spawner.load_user_options()
@@ -164,7 +177,11 @@ async def test_a_valid_form_submission_becomes_clean_user_options():
         "instance_type@analysts": ["medium"],
     }
     assert await spawner.run_options_from_form(formdata) == GPU_LAUNCH
-    assert await spawner.options_from_query({"group": ["analysts"]}) == {"group": "analysts", "instance_type": "medium", "image": "base"}
+    assert await spawner.options_from_query({"group": ["analysts"]}) == {
+        "group": "analysts",
+        "instance_type": "medium",
+        "image": "base",
+    }
 
 
 def request_handler(method="POST", body=b"", query=None):
@@ -226,7 +243,9 @@ async def test_options_in_jupyterhub_6s_body_schema_are_checked_strictly():
     spawner = make_spawner("ana")
     spawner.handler = request_handler(body=b'{"user_options": {"group": "interns"}}')
     # what JupyterHub hands the spawner: the inner object (6) or the whole body (5)
-    spawner.user_options = {"group": "interns"} if JUPYTERHUB_VERSION >= (6,) else {"user_options": {"group": "interns"}}
+    spawner.user_options = (
+        {"group": "interns"} if JUPYTERHUB_VERSION >= (6,) else {"user_options": {"group": "interns"}}
+    )
     with pytest.raises((Refused, BadRequest)) as info:
         await spawner.load_user_options()
     assert info.value.status_code in (400, 403) and spawner.plan is None
@@ -272,7 +291,9 @@ async def test_an_admin_starting_a_server_for_another_user_gets_the_owners_entit
         namespace=NAMESPACE,
     )
     admin = FakeHubUser(name="root", id=1, url="/user/root/")
-    spawner.handler = SimpleNamespace(current_user=admin, request=SimpleNamespace(method="GET", body=b"", query_arguments={}))
+    spawner.handler = SimpleNamespace(
+        current_user=admin, request=SimpleNamespace(method="GET", body=b"", query_arguments={})
+    )
     html = await spawner.get_options_form()
     assert "You are starting a server for ana" in html
     assert 'value="vision"' in html  # root is not in vision; ana is
@@ -293,7 +314,10 @@ async def test_the_form_for_a_user_without_groups_is_the_no_group_refusal():
 @pytest.mark.asyncio
 async def test_the_form_shows_usage_from_the_users_pods():
     running = {
-        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"}},
+        "metadata": {
+            "name": "jupyter-ana--other",
+            "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"},
+        },
         "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
         "status": {"phase": "Running"},
     }
@@ -346,7 +370,10 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
 
     # usage changed: shown at once
     running = {
-        "metadata": {"name": "jupyter-ana--other", "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"}},
+        "metadata": {
+            "name": "jupyter-ana--other",
+            "labels": {"primehub.io/group": "escaped-analysts", "primehub.io/user": "escaped-ana"},
+        },
         "spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": str(GiB)}}}]},
         "status": {"phase": "Running"},
     }
@@ -356,7 +383,9 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
 
     # the catalog changed (the watcher hands out a new Catalog): the page follows it
     cat = spawner.primehub_catalog
-    spawner.primehub_catalog = dataclasses.replace(cat, instance_types={k: v for k, v in cat.instance_types.items() if k != "small"})
+    spawner.primehub_catalog = dataclasses.replace(
+        cat, instance_types={k: v for k, v in cat.instance_types.items() if k != "small"}
+    )
     before = await spawner.get_options_form()
     assert 'value="small"' not in before
     assert len(renders) == 4
@@ -480,7 +509,9 @@ async def test_a_project_volume_of_another_group_with_the_same_volume_name_is_no
 # --- fast failure ---------------------------------------------------------------------------------------
 
 
-def unschedulable_pod(message="0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector."):
+def unschedulable_pod(
+    message="0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector.",
+):
     return {
         "metadata": {"name": "jupyter-ana", "namespace": NAMESPACE},
         "spec": {},
@@ -528,7 +559,15 @@ async def test_waiting_continues_while_a_volume_is_prepared_or_a_node_is_being_a
         spawner = await planned_spawner()
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
-    events = {"e": {"involvedObject": {"name": "jupyter-ana"}, "reason": "TriggeredScaleUp", "metadata": {"uid": "e"}, "lastTimestamp": "t", "eventTime": None}}
+    events = {
+        "e": {
+            "involvedObject": {"name": "jupyter-ana"},
+            "reason": "TriggeredScaleUp",
+            "metadata": {"uid": "e"},
+            "lastTimestamp": "t",
+            "eventTime": None,
+        }
+    }
     with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": unschedulable_pod()}, events=events):
         spawner = await planned_spawner()
         with pytest.raises(asyncio.TimeoutError):
@@ -570,14 +609,18 @@ async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_pollin
         await asyncio.sleep(0)
     # an event about another pod does not end this spawn
     events.resources[f"{NAMESPACE}/other.1"] = {
-        "involvedObject": {"name": "jupyter-bob"}, "reason": "FailedScheduling", "metadata": {"uid": "o1"},
+        "involvedObject": {"name": "jupyter-bob"},
+        "reason": "FailedScheduling",
+        "metadata": {"uid": "o1"},
         "message": "0/2 nodes are available: 2 Insufficient cpu.",
     }
     for _ in range(5):
         await asyncio.sleep(0)
     assert not watching.done()
     events.resources[f"{NAMESPACE}/jupyter-ana.1"] = {
-        "involvedObject": {"name": "jupyter-ana"}, "reason": "FailedScheduling", "metadata": {"uid": "a1"},
+        "involvedObject": {"name": "jupyter-ana"},
+        "reason": "FailedScheduling",
+        "metadata": {"uid": "a1"},
         "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector.",
     }
     failure = await asyncio.wait_for(watching, 30)
@@ -653,8 +696,12 @@ async def test_gpu_quota_counts_the_gpu_resource_instance_types_declare(resource
     from primehub_hub.cli import load_resource_objects
     from primehub_hub.resources import Catalog
 
-    sliced = {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "slice"},
-              "spec": {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, "gpuResourceName": resource}}
+    sliced = {
+        "apiVersion": "primehub.io/v1alpha1",
+        "kind": "InstanceType",
+        "metadata": {"name": "slice"},
+        "spec": {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, "gpuResourceName": resource},
+    }
     cat = Catalog.from_objects(load_resource_objects([RESOURCES]) + [sliced])
     pool = Group("pool", attributes={"quota-gpu": "1"}, realm_roles=["it:slice", "img:base"], id="g-pool")
     info = UserInfo("solo", groups=[pool, Group(EVERYONE)])
@@ -694,8 +741,9 @@ async def test_counting_a_groups_pods_under_the_lock_gives_up_in_time():
             await asyncio.sleep(3600)
 
     api = HangingApi()
-    spawner = make_spawner("u0", info=pool_user("u0", **{"project-quota-cpu": "3"}), options_explicit=True,
-                           k8s_api_request_timeout=1)
+    spawner = make_spawner(
+        "u0", info=pool_user("u0", **{"project-quota-cpu": "3"}), options_explicit=True, k8s_api_request_timeout=1
+    )
     spawner.api = api
     spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
     await spawner.load_user_options()

@@ -30,10 +30,24 @@ def test_env_dataset_names_and_dropped_invalid_names(caplog):
 
 @pytest.mark.parametrize(
     "name, key",
-    [("jupyterhub", "api_url"), ("jupyterhub", "api-token"), ("jupyterhub", "oauth_scopes"), ("jpy", "api_token"),
-     ("ld", "preload"), ("ld", "library_path"), ("python", "startup"), ("bash", "env"), ("node", "options"),
-     ("nb", "user"), ("mem", "limit"), ("cpu", "guarantee"), ("nvidia", "visible_devices"), ("jupyter", "config_dir"),
-     ("group", "name"), ("instance", "type")],
+    [
+        ("jupyterhub", "api_url"),
+        ("jupyterhub", "api-token"),
+        ("jupyterhub", "oauth_scopes"),
+        ("jpy", "api_token"),
+        ("ld", "preload"),
+        ("ld", "library_path"),
+        ("python", "startup"),
+        ("bash", "env"),
+        ("node", "options"),
+        ("nb", "user"),
+        ("mem", "limit"),
+        ("cpu", "guarantee"),
+        ("nvidia", "visible_devices"),
+        ("jupyter", "config_dir"),
+        ("group", "name"),
+        ("instance", "type"),
+    ],
 )
 def test_env_datasets_cannot_set_the_hubs_or_the_runtimes_variables(caplog, name, key):
     dataset = ds(name, {"type": "env", "variables": {key: "https://attacker.example"}})
@@ -48,7 +62,9 @@ def test_env_datasets_cannot_set_the_hubs_or_the_runtimes_variables(caplog, name
 def test_pv_dataset_uses_claim_dataset_volume_name_read_only_unless_writable():
     dataset = ds("team", {"type": "pv", "volumeName": "team-data"})
     pieces = dataset_pieces(dataset, writable=False)
-    assert pieces.volumes == [{"name": "dataset-team", "persistentVolumeClaim": {"claimName": "dataset-team-data", "readOnly": True}}]
+    assert pieces.volumes == [
+        {"name": "dataset-team", "persistentVolumeClaim": {"claimName": "dataset-team-data", "readOnly": True}}
+    ]
     assert pieces.volume_mounts == [{"name": "dataset-team", "mountPath": "/datasets/team", "readOnly": True}]
     writable = dataset_pieces(dataset, writable=True)
     assert writable.volume_mounts[0]["readOnly"] is False
@@ -74,7 +90,11 @@ def test_git_is_read_only_from_the_git_sync_host_path_even_if_granted_rw():
 
 def test_mount_root_and_home_symlink():
     pieces = dataset_pieces(
-        ds("scratch", {"type": "hostPath", "hostPath": {"path": "/s"}}, {"dataset.primehub.io/mountRoot": "/mnt/", "dataset.primehub.io/homeSymlink": "true"}),
+        ds(
+            "scratch",
+            {"type": "hostPath", "hostPath": {"path": "/s"}},
+            {"dataset.primehub.io/mountRoot": "/mnt/", "dataset.primehub.io/homeSymlink": "true"},
+        ),
         writable=False,
     )
     assert pieces.volume_mounts[0]["mountPath"] == "/mnt/scratch"
@@ -97,9 +117,11 @@ def test_shared_volume_naming_and_mount():
     assert volume.mount_path == "/project/data-science"
     assert volume.capacity == "10Gi"
     assert volume.launch_group_only is True
-    assert shared_volume(group("g", **{"enabled-shared-volume": "true", "shared-volume-capacity": "2"})).capacity == "2Gi"
+    assert (
+        shared_volume(group("g", **{"enabled-shared-volume": "true", "shared-volume-capacity": "2"})).capacity == "2Gi"
+    )
     assert shared_volume(group("g", **{"enabled-shared-volume": "false"})) is None
-    assert project_name("ML Team!") .startswith("ml-team")
+    assert project_name("ML Team!").startswith("ml-team")
 
 
 def test_shared_volume_enabled_without_capacity_is_a_configuration_error():
@@ -159,8 +181,18 @@ def mounted(dataset, **settings):
     return datasets_pieces([SimpleNamespace(dataset=dataset, writable=False)], **settings)
 
 
-@pytest.mark.parametrize("path", ["/", "/var/run/containerd/containerd.sock", "/var/lib/kubelet", "/srv/datasets/../../etc",
-                                  "/srv/datasets-other/x", "/srv/datasets/./x", "srv/datasets/x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/var/run/containerd/containerd.sock",
+        "/var/lib/kubelet",
+        "/srv/datasets/../../etc",
+        "/srv/datasets-other/x",
+        "/srv/datasets/./x",
+        "srv/datasets/x",
+    ],
+)
 def test_host_paths_outside_the_allow_list_are_left_out_naming_the_dataset(caplog, path):
     with caplog.at_level(logging.WARNING):
         pieces = mounted(host_dataset(path), host_path_prefixes=ALLOWED)
@@ -170,10 +202,13 @@ def test_host_paths_outside_the_allow_list_are_left_out_naming_the_dataset(caplo
 
 def test_allowed_host_paths_are_mounted_as_directories_and_nothing_is_allowed_by_default():
     pieces = mounted(host_dataset("/srv/datasets/train"), host_path_prefixes=ALLOWED)
-    assert pieces.volumes == [{"name": "dataset-node", "hostPath": {"path": "/srv/datasets/train", "type": "Directory"}}]
+    assert pieces.volumes == [
+        {"name": "dataset-node", "hostPath": {"path": "/srv/datasets/train", "type": "Directory"}}
+    ]
     assert mounted(host_dataset("/srv/datasets/train")).volumes == []
     assert dataset_refusal(host_dataset("/srv/datasets/train")) == (
-        "host path '/srv/datasets/train' is not under an allowed host path (none are allowed)")
+        "host path '/srv/datasets/train' is not under an allowed host path (none are allowed)"
+    )
 
 
 @pytest.mark.parametrize("root", ["/opt/conda/", "/home/jovyan/", "/usr/", "/datasets/../opt/", "/", "/project/"])
@@ -185,7 +220,9 @@ def test_mount_roots_outside_the_safe_places_are_refused(root):
 
 def test_git_sync_roots_are_the_configured_one_or_under_the_allow_list():
     def git(root):
-        return ds("repo", {"type": "git", "url": "https://x"}, {"dataset.primehub.io/gitSyncHostRoot": root} if root else None)
+        return ds(
+            "repo", {"type": "git", "url": "https://x"}, {"dataset.primehub.io/gitSyncHostRoot": root} if root else None
+        )
 
     assert dataset_refusal(git(None)) is None
     assert dataset_refusal(git("/var/gitsync/"), git_sync_host_root="/var/gitsync") is None
@@ -214,7 +251,9 @@ def test_two_groups_mapping_to_one_project_volume_are_refused_naming_both():
     shared = {"enabled-shared-volume": "true", "shared-volume-capacity": "1G", "launch-group-only": "false"}
     upper = Group("ML_Team", attributes=shared, id="g-1", path="/ML_Team")
     lower = Group("ml-team", attributes=shared, id="g-2", path="/ml-team")
-    with pytest.raises(ConfigurationError, match="'ml-team' and 'ML_Team' both map to the project volume project-ml-team"):
+    with pytest.raises(
+        ConfigurationError, match="'ml-team' and 'ML_Team' both map to the project volume project-ml-team"
+    ):
         shared_volumes_for_launch(upper, [upper, lower])
 
 
@@ -225,7 +264,9 @@ def test_a_git_datasets_folder_is_mounted_only_under_gitsync_or_an_allowed_mount
     assert dataset_refusal(plain) is None  # /gitsync/, the default
     moved = ds("repo", {"type": "git", "url": "https://x/y.git"}, {"dataset.primehub.io/gitSyncRoot": "/mnt/git/"})
     assert dataset_refusal(moved) is None
-    over_conda = ds("repo", {"type": "git", "url": "https://x/y.git"}, {"dataset.primehub.io/gitSyncRoot": "/opt/conda/"})
+    over_conda = ds(
+        "repo", {"type": "git", "url": "https://x/y.git"}, {"dataset.primehub.io/gitSyncRoot": "/opt/conda/"}
+    )
     assert "git-sync root '/opt/conda/'" in dataset_refusal(over_conda)
     assert datasets_pieces([DatasetMount(over_conda, False, ("g",))]).volumes == []
 
@@ -234,7 +275,14 @@ def test_dataset_and_user_variables_share_one_reserved_list():
     """One list (datasets.py) for both: what a dataset may not set, a user may not set either."""
     from primehub_hub.userenv import reserved_reason
 
-    for name in ("GRANT_SUDO", "LD_PRELOAD", "JUPYTER_CONFIG_DIR", "CONDA_PREFIX", "KUBERNETES_SERVICE_HOST", "BASH_ENV"):
+    for name in (
+        "GRANT_SUDO",
+        "LD_PRELOAD",
+        "JUPYTER_CONFIG_DIR",
+        "CONDA_PREFIX",
+        "KUBERNETES_SERVICE_HOST",
+        "BASH_ENV",
+    ):
         assert reserved_reason(name), name
     env = dataset_env(ds("grant", {"type": "env", "variables": {"sudo": "yes", "token": "t"}}))
     assert env == {"GRANT_TOKEN": "t"}

@@ -1,4 +1,5 @@
 """Which Python environment the local stack's hub runs from (`make test-next` sets .venv-next)."""
+
 from pathlib import Path
 
 from localstack import hub

@@ -1,6 +1,7 @@
 """The realm tools' rules (scripts/realm) and the shape of the files they work on: the realm export,
 the CRDs and the demo catalog. No servers: tests/integration/test_catalog_and_realm.py runs the same
 files against real ones."""
+
 from __future__ import annotations
 
 import json
@@ -40,25 +41,34 @@ def _levels(findings) -> list[tuple[str, str]]:
 
 # --- realmlib ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("role, prefix, expected", [
-    ("it:cpu-small", "", ("InstanceType", "cpu-small", False)),
-    ("img:base-notebook", "", ("Image", "base-notebook", False)),
-    ("ds:team-data", "", ("Dataset", "team-data", False)),
-    ("ds:rw:team-data", "", ("Dataset", "team-data", True)),
-    ("acme:it:cpu-small", "acme", ("InstanceType", "cpu-small", False)),
-    ("acme:ds:rw:x", "acme", ("Dataset", "x", True)),
-])
+
+@pytest.mark.parametrize(
+    "role, prefix, expected",
+    [
+        ("it:cpu-small", "", ("InstanceType", "cpu-small", False)),
+        ("img:base-notebook", "", ("Image", "base-notebook", False)),
+        ("ds:team-data", "", ("Dataset", "team-data", False)),
+        ("ds:rw:team-data", "", ("Dataset", "team-data", True)),
+        ("acme:it:cpu-small", "acme", ("InstanceType", "cpu-small", False)),
+        ("acme:ds:rw:x", "acme", ("Dataset", "x", True)),
+    ],
+)
 def test_parse_grant(role, prefix, expected):
     g = rl.parse_grant(role, prefix)
     assert (g.kind, g.name, g.writable) == expected and g.role == role
 
 
-@pytest.mark.parametrize("role, prefix", [
-    ("offline_access", ""), ("default-roles-primehub", ""), ("uma_authorization", ""),
-    ("it:cpu-small", "acme"),      # with a prefix, unprefixed roles are not grants
-    ("other:it:cpu-small", "acme"),
-    ("gpu:x", ""),
-])
+@pytest.mark.parametrize(
+    "role, prefix",
+    [
+        ("offline_access", ""),
+        ("default-roles-primehub", ""),
+        ("uma_authorization", ""),
+        ("it:cpu-small", "acme"),  # with a prefix, unprefixed roles are not grants
+        ("other:it:cpu-small", "acme"),
+        ("gpu:x", ""),
+    ],
+)
 def test_roles_that_are_not_grants(role, prefix):
     assert rl.parse_grant(role, prefix) is None
 
@@ -71,26 +81,54 @@ def test_grant_role_is_the_inverse_of_parse_grant():
             assert (g.kind, g.name, g.writable) == (kind, "x", kind == "Dataset")
 
 
-@pytest.mark.parametrize("value, size", [
-    ("8G", 8 * 1024**3), ("512M", 512 * 1024**2), ("4Gi", 4 * 1024**3), ("1.5G", int(1.5 * 1024**3)),
-    ("8g", 8 * 1024**3), ("8GB", 8 * 1024**3), ("1k", 1024),
-    ("1073741824", 1073741824), ("8X", None), ("G", None), ("-1G", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "value, size",
+    [
+        ("8G", 8 * 1024**3),
+        ("512M", 512 * 1024**2),
+        ("4Gi", 4 * 1024**3),
+        ("1.5G", int(1.5 * 1024**3)),
+        ("8g", 8 * 1024**3),
+        ("8GB", 8 * 1024**3),
+        ("1k", 1024),
+        ("1073741824", 1073741824),
+        ("8X", None),
+        ("G", None),
+        ("-1G", None),
+        ("", None),
+    ],
+)
 def test_parse_memory_reads_g_as_gib(value, size):
     assert rl.parse_memory(value) == size
 
 
-@pytest.mark.parametrize("key, value, ok", [
-    ("quota-cpu", "4", True), ("quota-cpu", "0.5", True), ("quota-cpu", "0", True),
-    ("quota-cpu", "-1", False), ("quota-cpu", "four", False), ("quota-cpu", "500m", True),
-    ("quota-gpu", "1", True), ("quota-gpu", "1.5", False), ("project-quota-gpu", "two", False),
-    ("quota-memory", "8G", True), ("project-quota-memory", "12Gi", True), ("quota-memory", "8GB", True), ("quota-memory", "8g", True), ("quota-memory", "8X", False),
-    ("quota-memory", "8", False),  # no unit: 8 bytes
-    ("shared-volume-capacity", "1G", True), ("shared-volume-capacity", "10", True),  # GiB, as the hub reads it
-    ("shared-volume-capacity", "big", False),
-    ("enabled-shared-volume", "true", True), ("enabled-shared-volume", "yes", False),
-    ("launch-group-only", "false", True), ("launch-group-only", "1", False),
-])
+@pytest.mark.parametrize(
+    "key, value, ok",
+    [
+        ("quota-cpu", "4", True),
+        ("quota-cpu", "0.5", True),
+        ("quota-cpu", "0", True),
+        ("quota-cpu", "-1", False),
+        ("quota-cpu", "four", False),
+        ("quota-cpu", "500m", True),
+        ("quota-gpu", "1", True),
+        ("quota-gpu", "1.5", False),
+        ("project-quota-gpu", "two", False),
+        ("quota-memory", "8G", True),
+        ("project-quota-memory", "12Gi", True),
+        ("quota-memory", "8GB", True),
+        ("quota-memory", "8g", True),
+        ("quota-memory", "8X", False),
+        ("quota-memory", "8", False),  # no unit: 8 bytes
+        ("shared-volume-capacity", "1G", True),
+        ("shared-volume-capacity", "10", True),  # GiB, as the hub reads it
+        ("shared-volume-capacity", "big", False),
+        ("enabled-shared-volume", "true", True),
+        ("enabled-shared-volume", "yes", False),
+        ("launch-group-only", "false", True),
+        ("launch-group-only", "1", False),
+    ],
+)
 def test_check_quota_value(key, value, ok):
     problem = rl.check_quota_value(key, value)
     assert (problem is None) == ok, problem
@@ -101,21 +139,26 @@ def test_check_quota_value(key, value, ok):
 
 
 def test_group_attributes_unknown_primehub_and_typos():
-    found = rl.check_group_attributes("g", {
-        "quota_cpu": ["2"],                 # a typo of quota-cpu
-        "colour": ["blue"],                 # unknown, nothing close
-        "mlflow-tracking-uri": ["http://x"],  # PrimeHub's, not this hub's: quiet
-        "admins": ["alice"], "user-volume-capacity": ["20G"],
-        "displayName": ["G"],
-    })
+    found = rl.check_group_attributes(
+        "g",
+        {
+            "quota_cpu": ["2"],  # a typo of quota-cpu
+            "colour": ["blue"],  # unknown, nothing close
+            "mlflow-tracking-uri": ["http://x"],  # PrimeHub's, not this hub's: quiet
+            "admins": ["alice"],
+            "user-volume-capacity": ["20G"],
+            "displayName": ["G"],
+        },
+    )
     assert ("warning", "unknown attribute 'quota_cpu' (did you mean 'quota-cpu'?)") in found
     assert ("warning", "unknown attribute 'colour'") in found
     assert len(found) == 2
 
 
 def test_group_attributes_errors_and_warnings():
-    found = rl.check_group_attributes("g", {"quota-cpu": ["lots"], "quota-gpu": ["1", "2"],
-                                            "enabled-shared-volume": ["true"]})
+    found = rl.check_group_attributes(
+        "g", {"quota-cpu": ["lots"], "quota-gpu": ["1", "2"], "enabled-shared-volume": ["true"]}
+    )
     levels = sorted(level for level, _ in found)
     assert levels == ["error", "error", "warning"]
     assert any("shared-volume-capacity is missing" in m for _, m in found)
@@ -127,8 +170,10 @@ def test_quota_on_everyone_is_pointless():
     assert found == [("warning", "quota-cpu on everyone do nothing: everyone is never a launch group")]
 
 
-@pytest.mark.parametrize("value, ok", [("5", True), ("2.5", True), ("5G", True), ("512Mi", True),
-                                       ("five", False), ("-5", False), ("", False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [("5", True), ("2.5", True), ("5G", True), ("512Mi", True), ("five", False), ("-5", False), ("", False)],
+)
 def test_volume_capacity(value, ok):
     assert rl.is_volume_capacity(value) == ok
 
@@ -146,9 +191,12 @@ def test_iter_groups_walks_sub_groups():
 
 # --- check_catalog -------------------------------------------------------------------------------
 
+
 def test_grant_without_resource_and_resource_without_grant():
-    grants = {"ml-team": [rl.parse_grant("it:gpu-small"), rl.parse_grant("it:ghost-type")],
-              "everyone": [rl.parse_grant("ds:public-data")]}
+    grants = {
+        "ml-team": [rl.parse_grant("it:gpu-small"), rl.parse_grant("it:ghost-type")],
+        "everyone": [rl.parse_grant("ds:public-data")],
+    }
     found = cc.check_grants(grants, _catalog(InstanceType=["gpu-small", "amd-gpu"], Dataset=["public-data"]))
     assert _levels(found) == [("warning", "group ml-team"), ("warning", "InstanceType amd-gpu")]
     assert "ghost-type" in found[0].message and "ignored" in found[0].message
@@ -163,36 +211,58 @@ def test_a_writable_grant_counts_as_a_grant_and_mixed_grants_are_reported():
 
 def test_grant_with_empty_name_is_an_error():
     assert rl.parse_grant("it:") is None  # the hub ignores it...
-    realm = {"realm": "r", "groups": [{"name": "g", "path": "/g", "realmRoles": ["it:", "ds:rw:a:b", "it:ok", "other:x"]}]}
+    realm = {
+        "realm": "r",
+        "groups": [{"name": "g", "path": "/g", "realmRoles": ["it:", "ds:rw:a:b", "it:ok", "other:x"]}],
+    }
     found = cc.check_ignored_grants(realm)  # ...and check_catalog says so
     assert _levels(found) == [("error", "group g"), ("error", "group g")]
     assert "'it:'" in found[0].message and "'ds:rw:a:b'" in found[1].message
 
 
 def test_roles_mapped_but_not_defined():
-    realm = {"realm": "r", "roles": {"realm": [{"name": "it:a"}]},
-             "groups": [{"name": "g", "path": "/g", "realmRoles": ["it:a", "it:b", "default-roles-r"]}],
-             "users": [{"username": "u", "realmRoles": ["offline_access", "img:nope"]}]}
+    realm = {
+        "realm": "r",
+        "roles": {"realm": [{"name": "it:a"}]},
+        "groups": [{"name": "g", "path": "/g", "realmRoles": ["it:a", "it:b", "default-roles-r"]}],
+        "users": [{"username": "u", "realmRoles": ["offline_access", "img:nope"]}],
+    }
     found = cc.check_roles_defined(realm)
     assert _levels(found) == [("error", "group g"), ("error", "user u")]
     assert "'it:b'" in found[0].message and "'img:nope'" in found[1].message
 
 
 def test_users_in_unknown_groups_direct_grants_and_bad_volume_capacity():
-    realm = {"realm": "r", "groups": [{"name": "everyone", "path": "/everyone"}],
-             "users": [{"username": "u", "groups": ["/everyone", "/ghosts"], "realmRoles": ["it:x"],
-                        "attributes": {"volume-capacity": ["five"]}},
-                       {"username": "service-account-x", "serviceAccountClientId": "x", "groups": ["/nope"]}]}
+    realm = {
+        "realm": "r",
+        "groups": [{"name": "everyone", "path": "/everyone"}],
+        "users": [
+            {
+                "username": "u",
+                "groups": ["/everyone", "/ghosts"],
+                "realmRoles": ["it:x"],
+                "attributes": {"volume-capacity": ["five"]},
+            },
+            {"username": "service-account-x", "serviceAccountClientId": "x", "groups": ["/nope"]},
+        ],
+    }
     found = cc.check_users(realm)
     assert sorted(f.level for f in found) == ["error", "error", "warning"]
     assert all(f.subject == "user u" for f in found)
 
 
 def test_group_names_and_shared_volume_names():
-    realm = {"realm": "r", "groups": [
-        {"name": "team one", "path": "/team one",
-         "attributes": {"enabled-shared-volume": ["true"], "shared-volume-capacity": ["1G"]}},
-        {"name": "a", "path": "/a", "subGroups": [{"name": "team one", "path": "/a/team one"}]}]}
+    realm = {
+        "realm": "r",
+        "groups": [
+            {
+                "name": "team one",
+                "path": "/team one",
+                "attributes": {"enabled-shared-volume": ["true"], "shared-volume-capacity": ["1G"]},
+            },
+            {"name": "a", "path": "/a", "subGroups": [{"name": "team one", "path": "/a/team one"}]},
+        ],
+    }
     found = cc.check_groups(realm)
     messages = [f.message for f in found]
     assert not any("PVC" in m for m in messages)  # the hub slugs such a name into a valid one
@@ -201,23 +271,32 @@ def test_group_names_and_shared_volume_names():
 
 
 def test_launch_groups_whose_instance_types_all_exceed_the_quota():
-    realm = {"realm": "r", "groups": [
-        {"name": "everyone", "path": "/everyone", "realmRoles": ["it:small"]},
-        {"name": "tiny", "path": "/tiny", "attributes": {"quota-cpu": ["0.5"]}, "realmRoles": ["it:big"]},
-        {"name": "fine", "path": "/fine", "attributes": {"quota-cpu": ["1"], "quota-memory": ["1G"]}},
-        {"name": "no-gpu", "path": "/no-gpu", "attributes": {"quota-gpu": ["0"]}, "realmRoles": ["it:gpu"]},
-    ]}
-    catalog = _catalog(InstanceType=[("small", {"limits": {"cpu": 1, "memory": "1G"}}),
-                                     ("big", {"limits": {"cpu": 4, "memory": "8G"}}),
-                                     ("gpu", {"limits": {"cpu": 1, "memory": "1G", "nvidia.com/gpu": 1}})])
+    realm = {
+        "realm": "r",
+        "groups": [
+            {"name": "everyone", "path": "/everyone", "realmRoles": ["it:small"]},
+            {"name": "tiny", "path": "/tiny", "attributes": {"quota-cpu": ["0.5"]}, "realmRoles": ["it:big"]},
+            {"name": "fine", "path": "/fine", "attributes": {"quota-cpu": ["1"], "quota-memory": ["1G"]}},
+            {"name": "no-gpu", "path": "/no-gpu", "attributes": {"quota-gpu": ["0"]}, "realmRoles": ["it:gpu"]},
+        ],
+    }
+    catalog = _catalog(
+        InstanceType=[
+            ("small", {"limits": {"cpu": 1, "memory": "1G"}}),
+            ("big", {"limits": {"cpu": 4, "memory": "8G"}}),
+            ("gpu", {"limits": {"cpu": 1, "memory": "1G", "nvidia.com/gpu": 1}}),
+        ]
+    )
     found = cc.check_launchable(realm, catalog)
     assert [f.subject for f in found] == ["group tiny"]
     assert "big, small" in found[0].message and "quota-cpu 0.5" in found[0].message
 
 
 def test_primehub_flat_instance_types_count_for_the_quota_check():
-    realm = {"realm": "r", "groups": [{"name": "g", "path": "/g", "attributes": {"quota-memory": ["1G"]},
-                                       "realmRoles": ["it:flat"]}]}
+    realm = {
+        "realm": "r",
+        "groups": [{"name": "g", "path": "/g", "attributes": {"quota-memory": ["1G"]}, "realmRoles": ["it:flat"]}],
+    }
     catalog = _catalog(InstanceType=[("flat", {"limits.cpu": 1, "limits.memory": "2G"})])
     assert [f.subject for f in cc.check_launchable(realm, catalog)] == ["group g"]
 
@@ -230,23 +309,41 @@ def test_group_offering_no_instance_type():
 
 def test_annotations_the_schema_cannot_check():
     catalog = _catalog()
-    catalog["Dataset"]["d"] = {"metadata": {"name": "d", "annotations": {
-        "dataset.primehub.io/launchGroupOnly": "yes", "dataset.primehub.io/mountRoot": "mnt/"}}}
+    catalog["Dataset"]["d"] = {
+        "metadata": {
+            "name": "d",
+            "annotations": {"dataset.primehub.io/launchGroupOnly": "yes", "dataset.primehub.io/mountRoot": "mnt/"},
+        }
+    }
     found = cc.check_resources(catalog)
     assert sorted(f.level for f in found) == ["error", "warning"]
 
 
 def test_load_catalog_reads_lists_and_only_the_folder_itself(tmp_path):
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump_all([
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": {"name": "i"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ignored"}},
-    ]))
-    (tmp_path / "live.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "d"}},
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": {"name": "i"}}]}))
+    (tmp_path / "a.yaml").write_text(
+        yaml.safe_dump_all(
+            [
+                {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": {"name": "i"}},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ignored"}},
+            ]
+        )
+    )
+    (tmp_path / "live.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {"apiVersion": "primehub.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "d"}},
+                    {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": {"name": "i"}},
+                ],
+            }
+        )
+    )
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "x.yaml").write_text(yaml.safe_dump(
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "nested"}}))
+    (tmp_path / "sub" / "x.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "nested"}})
+    )
     catalog, findings = cc.load_catalog([str(tmp_path)])
     assert set(catalog["Image"]) == {"i"} and set(catalog["Dataset"]) == {"d"} and not catalog["InstanceType"]
     assert [f.message for f in findings] == [f"defined twice; {tmp_path / 'live.yaml'} wins"]
@@ -290,6 +387,7 @@ def test_broken_realm_file_is_exit_status_2(tmp_path, capsys):
 
 # --- apply_realm planning ------------------------------------------------------------------------
 
+
 def test_realm_settings_changes_only_plain_values():
     desired = {"realm": "r", "id": "x", "accessTokenLifespan": 300, "enabled": True, "groups": [], "smtp": {}}
     payload, lines = ar.realm_settings_changes(desired, {"accessTokenLifespan": 60, "enabled": True})
@@ -299,10 +397,15 @@ def test_realm_settings_changes_only_plain_values():
 
 
 def test_profile_changes_add_missing_attributes_and_keep_existing_ones():
-    current = {"attributes": [{"name": "username"}, {"name": "timezone", "validations": {"length": {"max": 10}}}],
-               "groups": [{"name": "user-metadata"}]}
-    desired = {"attributes": [{"name": "timezone"}, {"name": "volume-capacity"}],
-               "groups": [{"name": "primehub"}], "unmanagedAttributePolicy": "ADMIN_VIEW"}
+    current = {
+        "attributes": [{"name": "username"}, {"name": "timezone", "validations": {"length": {"max": 10}}}],
+        "groups": [{"name": "user-metadata"}],
+    }
+    desired = {
+        "attributes": [{"name": "timezone"}, {"name": "volume-capacity"}],
+        "groups": [{"name": "primehub"}],
+        "unmanagedAttributePolicy": "ADMIN_VIEW",
+    }
     new, lines = ar.profile_changes(desired, current)
     assert [a["name"] for a in new["attributes"]] == ["username", "timezone", "volume-capacity"]
     assert new["attributes"][1]["validations"] == {"length": {"max": 10}}  # an admin's choice stays
@@ -313,8 +416,9 @@ def test_profile_changes_add_missing_attributes_and_keep_existing_ones():
 
 
 def test_profile_changes_keep_a_policy_the_admin_set():
-    new, lines = ar.profile_changes({"unmanagedAttributePolicy": "ADMIN_VIEW"},
-                                    {"attributes": [], "unmanagedAttributePolicy": "ENABLED"})
+    new, lines = ar.profile_changes(
+        {"unmanagedAttributePolicy": "ADMIN_VIEW"}, {"attributes": [], "unmanagedAttributePolicy": "ENABLED"}
+    )
     assert (new, lines) == (None, [])
 
 
@@ -324,12 +428,16 @@ def test_role_changes():
     create, update = ar.role_changes(desired, current)
     assert create == [({"name": "it:b", "description": "B"}, "create realm role it:b")]
     assert update == [("it:a", {"name": "it:a", "id": "1", "description": "A"}, "realm role it:a: set description")]
-    assert ar.role_changes(desired, [{"name": "it:a", "description": "A"}, {"name": "it:b", "description": "B"}]) == ([], [])
+    assert ar.role_changes(desired, [{"name": "it:a", "description": "A"}, {"name": "it:b", "description": "B"}]) == (
+        [],
+        [],
+    )
 
 
 def test_attribute_changes_merge_and_keep_other_keys():
-    merged, lines = ar.attribute_changes("group /g", {"quota-cpu": ["4"], "displayName": ["G"]},
-                                         {"quota-cpu": ["2"], "mlflow-ui-url": ["http://x"]})
+    merged, lines = ar.attribute_changes(
+        "group /g", {"quota-cpu": ["4"], "displayName": ["G"]}, {"quota-cpu": ["2"], "mlflow-ui-url": ["http://x"]}
+    )
     assert merged == {"quota-cpu": ["4"], "displayName": ["G"], "mlflow-ui-url": ["http://x"]}
     assert lines == ['group /g: set attribute quota-cpu to "4" (was "2")', 'group /g: set attribute displayName to "G"']
     assert ar.attribute_changes("g", {"a": ["1"]}, {"a": ["1"], "b": ["2"]})[1] == []
@@ -366,11 +474,19 @@ def test_client_changes_report_each_field(client):
 
 def test_apply_realm_never_weakens_a_stricter_client_on_the_server():
     demo = next(c for c in rl.demo_realm()["clients"] if c["clientId"] == "jupyterhub")
-    server = {**json.loads(json.dumps(demo)), "directAccessGrantsEnabled": False, "implicitFlowEnabled": False,
-              "redirectUris": ["https://hub.example.com/hub/oauth_callback"], "webOrigins": ["https://hub.example.com"],
-              "baseUrl": "https://hub.example.com/hub/"}
-    server["attributes"] = {**server["attributes"], "access.token.lifespan": "120",
-                            "post.logout.redirect.uris": "https://hub.example.com/*"}
+    server = {
+        **json.loads(json.dumps(demo)),
+        "directAccessGrantsEnabled": False,
+        "implicitFlowEnabled": False,
+        "redirectUris": ["https://hub.example.com/hub/oauth_callback"],
+        "webOrigins": ["https://hub.example.com"],
+        "baseUrl": "https://hub.example.com/hub/",
+    }
+    server["attributes"] = {
+        **server["attributes"],
+        "access.token.lifespan": "120",
+        "post.logout.redirect.uris": "https://hub.example.com/*",
+    }
     kept = []
     new, lines = ar.client_changes(demo, server, kept=kept)
     assert lines == []
@@ -393,23 +509,44 @@ def test_hub_urls_replace_the_local_addresses(client):
 
 
 def test_mapper_changes():
-    desired = [{"name": "groups", "protocolMapper": "oidc-group-membership-mapper",
-                "config": {"claim.name": "groups", "full.path": "false"}},
-               {"name": "email", "protocolMapper": "oidc-usermodel-attribute-mapper", "config": {}}]
-    current = [{"id": "1", "name": "groups", "protocolMapper": "oidc-group-membership-mapper",
-                "config": {"claim.name": "groups", "full.path": "true", "extra": "kept"}}]
+    desired = [
+        {
+            "name": "groups",
+            "protocolMapper": "oidc-group-membership-mapper",
+            "config": {"claim.name": "groups", "full.path": "false"},
+        },
+        {"name": "email", "protocolMapper": "oidc-usermodel-attribute-mapper", "config": {}},
+    ]
+    current = [
+        {
+            "id": "1",
+            "name": "groups",
+            "protocolMapper": "oidc-group-membership-mapper",
+            "config": {"claim.name": "groups", "full.path": "true", "extra": "kept"},
+        }
+    ]
     add, update = ar.mapper_changes(desired, current)
     assert add == [(desired[1], "add protocol mapper email")]
-    assert update == [({"id": "1", "name": "groups", "protocolMapper": "oidc-group-membership-mapper",
-                        "config": {"claim.name": "groups", "full.path": "false", "extra": "kept"}},
-                       "update protocol mapper groups (full.path)")]
-    assert ar.mapper_changes(desired, [dict(current[0], config={**current[0]["config"], "full.path": "false"}),
-                                       {"id": "2", **desired[1]}]) == ([], [])
+    assert update == [
+        (
+            {
+                "id": "1",
+                "name": "groups",
+                "protocolMapper": "oidc-group-membership-mapper",
+                "config": {"claim.name": "groups", "full.path": "false", "extra": "kept"},
+            },
+            "update protocol mapper groups (full.path)",
+        )
+    ]
+    assert ar.mapper_changes(
+        desired, [dict(current[0], config={**current[0]["config"], "full.path": "false"}), {"id": "2", **desired[1]}]
+    ) == ([], [])
 
 
 def test_user_field_changes():
-    payload, lines = ar.user_field_changes({"username": "u", "email": "u@x", "enabled": True, "credentials": []},
-                                           {"email": "old@x", "enabled": True})
+    payload, lines = ar.user_field_changes(
+        {"username": "u", "email": "u@x", "enabled": True, "credentials": []}, {"email": "old@x", "enabled": True}
+    )
     assert payload == {"email": "u@x"} and lines == ['user u: set email to "u@x"']
 
 
@@ -423,6 +560,7 @@ def test_service_account_and_profile_come_from_the_export(realm):
 
 # --- the realm export ----------------------------------------------------------------------------
 
+
 def _group(realm, name):
     return next(g for g in realm["groups"] if g["name"] == name)
 
@@ -431,12 +569,18 @@ def test_realm_client_is_the_hubs(client, realm):
     assert realm["realm"] == "primehub" and realm["accessTokenLifespan"] == 300
     # what an operator imports: no secret (Keycloak makes one), no password grant
     assert "secret" not in client and not client["publicClient"]
-    assert client["standardFlowEnabled"] and not client["directAccessGrantsEnabled"] and client["serviceAccountsEnabled"]
+    assert (
+        client["standardFlowEnabled"] and not client["directAccessGrantsEnabled"] and client["serviceAccountsEnabled"]
+    )
     assert client["attributes"]["pkce.code.challenge.method"] == "S256"
-    assert set(client["redirectUris"]) == {"http://127.0.0.1:8000/hub/oauth_callback",
-                                           "http://localhost:8000/hub/oauth_callback"}
-    assert set(client["attributes"]["post.logout.redirect.uris"].split("##")) == {"http://127.0.0.1:8000/*",
-                                                                                  "http://localhost:8000/*"}
+    assert set(client["redirectUris"]) == {
+        "http://127.0.0.1:8000/hub/oauth_callback",
+        "http://localhost:8000/hub/oauth_callback",
+    }
+    assert set(client["attributes"]["post.logout.redirect.uris"].split("##")) == {
+        "http://127.0.0.1:8000/*",
+        "http://localhost:8000/*",
+    }
     mappers = {m["name"]: m for m in client["protocolMappers"]}
     assert mappers["groups"]["config"]["full.path"] == "false"
     assert mappers["groups"]["config"]["claim.name"] == "groups"
@@ -457,10 +601,22 @@ def test_realm_groups_and_grants(realm):
     grants = cc.group_grants(realm)
     names = {g: {x.role for x in gs} for g, gs in grants.items()}
     assert names["everyone"] == {"it:cpu-small", "img:base-notebook", "ds:public-data", "ds:notebooks-repo"}
-    assert names["data-science"] == {"it:cpu-large", "img:datascience-notebook", "img:private-notebook",
-                                     "ds:rw:team-data", "ds:training-set"}
-    assert names["ml-team"] == {"it:gpu-small", "it:gpu-huge", "img:pytorch-gpu", "ds:ml-private", "ds:archive",
-                                "ds:team-data", "it:ghost-type"}
+    assert names["data-science"] == {
+        "it:cpu-large",
+        "img:datascience-notebook",
+        "img:private-notebook",
+        "ds:rw:team-data",
+        "ds:training-set",
+    }
+    assert names["ml-team"] == {
+        "it:gpu-small",
+        "it:gpu-huge",
+        "img:pytorch-gpu",
+        "ds:ml-private",
+        "ds:archive",
+        "ds:team-data",
+        "it:ghost-type",
+    }
     assert names["tiny"] == {"it:cpu-large"} and names["empty-quota"] == set()
     assert _group(realm, "tiny")["attributes"]["quota-cpu"] == ["0.5"]
     assert _group(realm, "data-science")["attributes"]["enabled-shared-volume"] == ["true"]
@@ -492,8 +648,13 @@ def test_realm_demo_users():
     realm = rl.demo_realm()
     users = {u["username"]: u for u in realm["users"] if not u.get("serviceAccountClientId")}
     assert set(users) == {"alice", "bob", "carol", "dana", "erin"}
-    expected_groups = {"alice": {"data-science", "ml-team"}, "bob": {"data-science", "gpu-lab"}, "carol": set(),
-                       "dana": {"data-science"}, "erin": {"tiny", "empty-quota"}}
+    expected_groups = {
+        "alice": {"data-science", "ml-team"},
+        "bob": {"data-science", "gpu-lab"},
+        "carol": set(),
+        "dana": {"data-science"},
+        "erin": {"tiny", "empty-quota"},
+    }
     for name, u in users.items():
         assert set(u["groups"]) == {"/everyone"} | {f"/{g}" for g in expected_groups[name]}
         assert u["credentials"] == [{"type": "password", "value": f"{name}-pw", "temporary": False}]
@@ -507,11 +668,13 @@ def test_realm_demo_users():
 
 def test_realm_export_has_no_findings_that_are_errors(realm):
     realm = rl.demo_realm()
-    assert [f for f in cc.check_roles_defined(realm) + cc.check_groups(realm) + cc.check_users(realm)
-            if f.level == "error"] == []
+    assert [
+        f for f in cc.check_roles_defined(realm) + cc.check_groups(realm) + cc.check_users(realm) if f.level == "error"
+    ] == []
 
 
 # --- CRDs and the demo catalog -------------------------------------------------------------------
+
 
 def _yaml_docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -556,7 +719,9 @@ def test_every_example_field_is_declared_by_its_crd():
     assert len(docs) == 16
     for doc in docs:
         assert "namespace" not in doc["metadata"], doc["metadata"]["name"]
-        assert _undeclared(doc["spec"], schemas[doc["kind"]]["properties"]["spec"], "spec") == [], doc["metadata"]["name"]
+        assert _undeclared(doc["spec"], schemas[doc["kind"]]["properties"]["spec"], "spec") == [], doc["metadata"][
+            "name"
+        ]
 
 
 def test_each_invalid_resource_says_which_field_and_why():
@@ -581,6 +746,7 @@ class _FakeKeycloak:
 
     def get_realm(self, name):
         from keycloak.exceptions import KeycloakGetError
+
         if name not in self.realms:
             raise KeycloakGetError(error_message="Realm not found.", response_code=404)
         return dict(self.realms[name])
@@ -612,8 +778,10 @@ def test_an_existing_realms_settings_are_left_alone_unless_asked(capsys):
     assert _run(fake, export) == ["no changes"]
     assert fake.calls == []
     assert "left alone (accessTokenLifespan, sslRequired)" in capsys.readouterr().err
-    assert _run(fake, export, realm_settings=True) == ["realm r: set accessTokenLifespan to 300 (was 60)",
-                                                      'realm r: set sslRequired to "external" (was "all")']
+    assert _run(fake, export, realm_settings=True) == [
+        "realm r: set accessTokenLifespan to 300 (was 60)",
+        'realm r: set sslRequired to "external" (was "all")',
+    ]
     assert _run(fake, export) == ["no changes"]
 
 
@@ -621,13 +789,16 @@ def test_a_new_realm_gets_the_files_settings_and_a_dry_run_changes_nothing():
     export = {"realm": "r", "accessTokenLifespan": 300}
     fake = _FakeKeycloak({})
     assert _run(fake, export, dry_run=True) == [
-        "would create realm r", "(a dry run stops here: everything else in r would be created too)"]
+        "would create realm r",
+        "(a dry run stops here: everything else in r would be created too)",
+    ]
     assert fake.calls == []
     assert _run(fake, export) == ["create realm r", "realm r: set accessTokenLifespan to 300 (was null)"]
     assert _run(fake, export) == ["no changes"]
 
 
 # --- the realm tools and the hub read a realm alike ------------------------------------------------
+
 
 def test_check_catalog_and_the_hub_read_the_same_realm_the_same_way():
     """check_catalog's verdicts and the hub's (through `primehub-profiles explain`) on one realm:
@@ -650,13 +821,26 @@ def test_check_catalog_and_the_hub_read_the_same_realm_the_same_way():
         "users": [{"username": "alice", "enabled": True, "groups": [f"/{n}" for n in attributes]}],
     }
     docs = [
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "InstanceType", "metadata": {"name": "small"},
-         "spec": {"limits.cpu": 0.5, "limits.memory": "1G"}},
-        {"apiVersion": "primehub.io/v1alpha1", "kind": "Image", "metadata": {"name": "base"},
-         "spec": {"url": "jupyter/base-notebook", "type": "both"}},
+        {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "InstanceType",
+            "metadata": {"name": "small"},
+            "spec": {"limits.cpu": 0.5, "limits.memory": "1G"},
+        },
+        {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "Image",
+            "metadata": {"name": "base"},
+            "spec": {"url": "jupyter/base-notebook", "type": "both"},
+        },
     ]
-    tool = cc.check_all(realm, {k: {d["metadata"]["name"]: d for d in docs if d["kind"] == k} for k in cc.CATALOG_KINDS})
-    hub = {g["name"]: g for g in explain_user(user_info_from_realm_export(realm, "alice"), Catalog.from_objects(docs))["groups"]}
+    tool = cc.check_all(
+        realm, {k: {d["metadata"]["name"]: d for d in docs if d["kind"] == k} for k in cc.CATALOG_KINDS}
+    )
+    hub = {
+        g["name"]: g
+        for g in explain_user(user_info_from_realm_export(realm, "alice"), Catalog.from_objects(docs))["groups"]
+    }
 
     assert [f for f in tool if f.level == "error"] == []
     assert all(not g["quotaErrors"] for g in hub.values())

@@ -32,32 +32,100 @@ SIGNATURES = [
     # KubeSpawner
     (KubeSpawner, "start", "(self)", False, "spawn_scheduling.py start: wraps _start with the scheduling watch"),
     (KubeSpawner, "_start", "(self)", True, "spawn_scheduling.py _start_watched"),
-    (KubeSpawner, "_make_create_pod_request", "(self, pod, request_timeout)", True, "spawn_quota.py: quota check under the group lock"),
-    (KubeSpawner, "_make_create_pvc_request", "(self, pvc, request_timeout)", True, "spawn_quota.py _ensure_shared_volumes"),
+    (
+        KubeSpawner,
+        "_make_create_pod_request",
+        "(self, pod, request_timeout)",
+        True,
+        "spawn_quota.py: quota check under the group lock",
+    ),
+    (
+        KubeSpawner,
+        "_make_create_pvc_request",
+        "(self, pvc, request_timeout)",
+        True,
+        "spawn_quota.py _ensure_shared_volumes",
+    ),
     (KubeSpawner, "_start_watching_pods", "(self, replace=False)", True, "spawn_quota.py _active_pods"),
-    (KubeSpawner, "_start_reflector",
-     "(self, kind: str, reflector_class: Type[kubespawner.reflector.ResourceReflector], replace: bool = False, **kwargs)",
-     True, "spawner.py _start_reflector: the pod and event reflectors made notifying (watch.py)"),
-    (ResourceReflector, "_list_and_update", "(self, resource_version=None)", True, "watch.py: a relist reports what changed"),
+    (
+        KubeSpawner,
+        "_start_reflector",
+        "(self, kind: str, reflector_class: Type[kubespawner.reflector.ResourceReflector], replace: bool = False, **kwargs)",
+        True,
+        "spawner.py _start_reflector: the pod and event reflectors made notifying (watch.py)",
+    ),
+    (
+        ResourceReflector,
+        "_list_and_update",
+        "(self, resource_version=None)",
+        True,
+        "watch.py: a relist reports what changed",
+    ),
     (KubeSpawner, "load_user_options", "(self)", True, "spawner.py: the launch plan, called by _start"),
     (KubeSpawner, "get_env", "(self)", False, "spawner.py get_env"),
     (KubeSpawner, "stop", "(self, now=False)", True, "spawn_scheduling.py _remove_pod_after_failure"),
-    (objects, "make_pvc", "(name, storage_class, access_modes, selector, storage, labels=None, annotations=None)", False,
-     "spawn_quota.py _ensure_shared_volumes"),
+    (
+        objects,
+        "make_pvc",
+        "(name, storage_class, access_modes, selector, storage, labels=None, annotations=None)",
+        False,
+        "spawn_quota.py _ensure_shared_volumes",
+    ),
     (slugs, "safe_slug", "(name, is_valid=is_valid_default, max_length=None)", False, "quotas.py label_value"),
     (slugs, "is_valid_label", "(s)", False, "quotas.py label_value"),
-    (slugs, "escape_slug", "(name)", False, "quotas.py primehub_label, volumes.py home_claim_name: PrimeHub's escaping"),
+    (
+        slugs,
+        "escape_slug",
+        "(name)",
+        False,
+        "quotas.py primehub_label, volumes.py home_claim_name: PrimeHub's escaping",
+    ),
     # OAuthenticator
-    (OAuthenticator, "_token_to_auth_model", "(self, token_info)", True, "refresh.py _renewed_login: a refreshed token -> auth model"),
+    (
+        OAuthenticator,
+        "_token_to_auth_model",
+        "(self, token_info)",
+        True,
+        "refresh.py _renewed_login: a refreshed token -> auth model",
+    ),
     (OAuthenticator, "token_to_user", "(self, token_info)", True, "refresh.py IssuerFallback.token_to_user"),
     (OAuthenticator, "get_token_info", "(self, handler, params)", True, "refresh.py refreshed_token_info"),
-    (OAuthenticator, "httpfetch", "(self, url, label='fetching', parse_json=True, raise_error=True, **kwargs)", True,
-     "auth.py httpfetch (overridden: unreachable Keycloak); refresh.py IssuerFallback"),
-    (OAuthenticator, "build_refresh_token_request_params", "(self, refresh_token)", False, "refresh.py refreshed_token_info"),
-    (OAuthenticator, "build_token_info_request_headers", "(self)", False, "refresh.py IssuerFallback.refresh_at_issuer"),
-    (OAuthenticator, "build_userdata_request_headers", "(self, access_token, token_type)", False, "refresh.py IssuerFallback.token_to_user"),
+    (
+        OAuthenticator,
+        "httpfetch",
+        "(self, url, label='fetching', parse_json=True, raise_error=True, **kwargs)",
+        True,
+        "auth.py httpfetch (overridden: unreachable Keycloak); refresh.py IssuerFallback",
+    ),
+    (
+        OAuthenticator,
+        "build_refresh_token_request_params",
+        "(self, refresh_token)",
+        False,
+        "refresh.py refreshed_token_info",
+    ),
+    (
+        OAuthenticator,
+        "build_token_info_request_headers",
+        "(self)",
+        False,
+        "refresh.py IssuerFallback.refresh_at_issuer",
+    ),
+    (
+        OAuthenticator,
+        "build_userdata_request_headers",
+        "(self, access_token, token_type)",
+        False,
+        "refresh.py IssuerFallback.token_to_user",
+    ),
     (OAuthenticator, "get_callback_url", "(self, handler=None)", False, "auth.py get_callback_url"),
-    (OAuthenticator, "refresh_user", "(self, user, handler=None, **kwargs)", True, "auth.py refresh_user: hands the request to refresh_user_hook"),
+    (
+        OAuthenticator,
+        "refresh_user",
+        "(self, user, handler=None, **kwargs)",
+        True,
+        "auth.py refresh_user: hands the request to refresh_user_hook",
+    ),
     (OAuthenticator, "update_auth_model", "(self, auth_model)", True, "auth.py update_auth_model"),
     (OAuthLoginHandler, "get", "(self)", False, "auth.py PrimeHubLoginHandler.get"),
 ]
@@ -97,11 +165,23 @@ def test_upstream_method_is_still_what_primehub_hub_overrides_or_calls(owner, na
 # Private attributes, not methods: the upstream code that sets or reads each must still do so.
 ATTRIBUTES = [
     (BaseHandler.get_current_user, "self._jupyterhub_user", "refresh.py _acting_for_other tells whose request it is"),
-    (LogoutHandler.get, "self._jupyterhub_user = None", "logout.py handle_logout still sees the user: upstream clears it only after"),
-    (KubeSpawner.progress, "self._start_future", "spawn_scheduling.py start sets it, so the progress page follows the watched start"),
+    (
+        LogoutHandler.get,
+        "self._jupyterhub_user = None",
+        "logout.py handle_logout still sees the user: upstream clears it only after",
+    ),
+    (
+        KubeSpawner.progress,
+        "self._start_future",
+        "spawn_scheduling.py start sets it, so the progress page follows the watched start",
+    ),
     (KubeSpawner._start, "self.load_user_options()", "spawner.py load_user_options decides the launch"),
     (KubeSpawner._start, "self._make_create_pod_request", "spawn_quota.py checks quotas where the pod is created"),
-    (ResourceReflector._watch_and_update, "self.resources[ref_key] = resource", "watch.py: each watch event is a write to the dict"),
+    (
+        ResourceReflector._watch_and_update,
+        "self.resources[ref_key] = resource",
+        "watch.py: each watch event is a write to the dict",
+    ),
     (ResourceReflector._watch_and_update, "self.resources.pop(ref_key, None)", "watch.py: a deletion is a pop"),
     (ResourceReflector._list_and_update, "self.resources = {", "watch.py wraps the relisted dict"),
     (KubeSpawner._start_watching_pods, "self._start_reflector(", "spawner.py makes the pod reflector notifying"),
@@ -109,9 +189,7 @@ ATTRIBUTES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "where,needle,used_by", ATTRIBUTES, ids=[f"{w.__qualname__}:{n}" for w, n, _ in ATTRIBUTES]
-)
+@pytest.mark.parametrize("where,needle,used_by", ATTRIBUTES, ids=[f"{w.__qualname__}:{n}" for w, n, _ in ATTRIBUTES])
 def test_upstream_private_attribute_is_still_used_the_same_way(where, needle, used_by):
     assert needle in inspect.getsource(where), f"{where.__qualname__} no longer uses {needle}; {used_by}"
 
@@ -126,12 +204,16 @@ def test_the_hooks_are_the_ones_oauthenticator_documents():
     from primehub_hub.auth import PrimeHubAuthenticator
 
     authenticator = PrimeHubAuthenticator()
-    for hook, params in (("refresh_user_hook", ["authenticator", "user", "auth_state"]),
-                         ("modify_auth_state_hook", ["authenticator", "auth_state"])):
+    for hook, params in (
+        ("refresh_user_hook", ["authenticator", "user", "auth_state"]),
+        ("modify_auth_state_hook", ["authenticator", "auth_state"]),
+    ):
         assert hook in OAuthenticator.class_trait_names(config=True), f"oauthenticator has no {hook} any more"
         assert list(inspect.signature(getattr(authenticator, hook)).parameters) == params
     # LogoutHandler.get calls handle_logout before it forgets the user, then render_logout_page
     source = inspect.getsource(LogoutHandler.get)
-    assert source.index("handle_logout()") < source.index("self._jupyterhub_user = None") < source.index(
-        "render_logout_page()"
+    assert (
+        source.index("handle_logout()")
+        < source.index("self._jupyterhub_user = None")
+        < source.index("render_logout_page()")
     )

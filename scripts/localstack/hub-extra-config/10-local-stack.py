@@ -12,8 +12,16 @@ c.JupyterHub.services = [
 c.JupyterHub.load_roles = [
     {
         "name": "local-admin",
-        "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "read:users", "tokens",
-                   "list:users", "read:servers"],
+        "scopes": [
+            "admin:users",
+            "admin:servers",
+            "admin:auth_state",
+            "access:servers",
+            "read:users",
+            "tokens",
+            "list:users",
+            "read:servers",
+        ],
         "services": ["local-admin"],
     },
 ]

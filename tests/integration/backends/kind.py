@@ -12,6 +12,7 @@ images touches a GPU). It sees this machine's 2 cores, so the cluster's own pods
 node image's kubeadm patches, CoreDNS patched below, the hub and proxy through chart values) and the
 notebooks keep the chart's defaults: the largest demo instance type requests both cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,11 @@ def _prepare_environment() -> None:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     # Its ports are published on loopback only; testcontainers would otherwise try the network's gateway.
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
-    missing = [t for t in [images.NODE, *images.chart_images().values(), *images.singleuser_tags()]
-               if image_cache.label_of(t) is None]
+    missing = [
+        t
+        for t in [images.NODE, *images.chart_images().values(), *images.singleuser_tags()]
+        if image_cache.label_of(t) is None
+    ]
     if missing:
         raise BackendError(f"images missing from the Docker engine: {', '.join(missing)}; run `make images`")
 
@@ -91,11 +95,17 @@ nodes:
 
 def _kubectl_runner(kc):
     def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
-        r = subprocess.run([str(kc.kubectl_path), f"--kubeconfig={kc.kubeconfig_path}", *args],
-                           capture_output=True, text=True, input=input, timeout=300)
+        r = subprocess.run(
+            [str(kc.kubectl_path), f"--kubeconfig={kc.kubeconfig_path}", *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=300,
+        )
         if check and r.returncode:
             raise BackendError(f"kubectl {' '.join(args[:3])} failed: {r.stderr[-2000:]}")
         return r
+
     return run
 
 
@@ -104,9 +114,13 @@ def cluster() -> Cluster:
 
     _prepare_environment()
     V = common.V
-    kc = KindCluster(NAME, image=images.NODE, kubeconfig=STATE / "kubeconfig",
-                     kind_path=common.tool("kind", V["KIND_VERSION"], "kind"),
-                     kubectl_path=common.tool("k8s", V["K8S_VERSION"], "kubectl"))
+    kc = KindCluster(
+        NAME,
+        image=images.NODE,
+        kubeconfig=STATE / "kubeconfig",
+        kind_path=common.tool("kind", V["KIND_VERSION"], "kind"),
+        kubectl_path=common.tool("k8s", V["K8S_VERSION"], "kubectl"),
+    )
     STATE.mkdir(parents=True, exist_ok=True)
     common.step(f"kind cluster {NAME} (node image {images.NODE})")
     stale = image_cache.docker("inspect", "-f", "{{.State.Running}}", NODE, check=False)
@@ -124,20 +138,44 @@ def cluster() -> Cluster:
     run("create", "namespace", NAMESPACE, check=False)
     local_cluster.apply_catalog(run=run)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    return Cluster(kubeconfig=str(kc.kubeconfig_path), namespace=NAMESPACE, api_url="",
-                   kubectl_bin=str(kc.kubectl_path), log_dir=LOG_DIR,
-                   restart_apiserver=lambda: _restart_apiserver(run, NODE),
-                   nodes={"cpu": NODE, "gpu": NODE})
+    return Cluster(
+        kubeconfig=str(kc.kubeconfig_path),
+        namespace=NAMESPACE,
+        api_url="",
+        kubectl_bin=str(kc.kubectl_path),
+        log_dir=LOG_DIR,
+        restart_apiserver=lambda: _restart_apiserver(run, NODE),
+        nodes={"cpu": NODE, "gpu": NODE},
+    )
 
 
 def _shape_nodes(run) -> None:
     """The node as the local stack's gpu-node too; CoreDNS asks for no CPU, so both cores stay for notebooks."""
     # An extended resource the scheduler counts, as a device plugin would advertise it.
-    run("patch", "node", NODE, "--subresource=status", "--type=json",
-        "-p", '[{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "2"}]')
-    run("-n", "kube-system", "patch", "deployment", "coredns", "--type=json", "-p", json.dumps([
-        {"op": "replace", "path": "/spec/replicas", "value": 1},
-        {"op": "replace", "path": "/spec/template/spec/containers/0/resources/requests/cpu", "value": "0"}]))
+    run(
+        "patch",
+        "node",
+        NODE,
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        '[{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "2"}]',
+    )
+    run(
+        "-n",
+        "kube-system",
+        "patch",
+        "deployment",
+        "coredns",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {"op": "replace", "path": "/spec/replicas", "value": 1},
+                {"op": "replace", "path": "/spec/template/spec/containers/0/resources/requests/cpu", "value": "0"},
+            ]
+        ),
+    )
 
 
 def _load_images(kc) -> None:
@@ -145,8 +183,9 @@ def _load_images(kc) -> None:
     chart = images.chart_images()
     for tags in ([chart["hub"], chart["proxy"]], images.singleuser_tags()):
         common.step(f"kind load docker-image {' '.join(tags)}")
-        r = subprocess.run([str(kc.kind_path), "load", "docker-image", "--name", NAME, *tags],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [str(kc.kind_path), "load", "docker-image", "--name", NAME, *tags], capture_output=True, text=True
+        )
         if r.returncode:
             raise BackendError(f"kind load docker-image {' '.join(tags)} failed: {r.stderr[-2000:]}")
 
@@ -154,8 +193,11 @@ def _load_images(kc) -> None:
 def _restart_apiserver(run, node: str) -> None:
     """Stop the API server's container; kubelet starts it again as it would after a crash."""
     image_cache.docker("exec", node, "sh", "-c", "crictl stop $(crictl ps -q --name kube-apiserver)")
-    common.wait_for(lambda: run("get", "--raw", "/readyz", check=False).returncode == 0, 120,
-                    "the kind API server after its restart")
+    common.wait_for(
+        lambda: run("get", "--raw", "/readyz", check=False).returncode == 0,
+        120,
+        "the kind API server after its restart",
+    )
 
 
 def keycloak() -> Keycloak:
@@ -165,9 +207,12 @@ def keycloak() -> Keycloak:
     image_cache.docker("rm", "-f", KEYCLOAK_CONTAINER, check=False)
     # The importable realm plus the demo overlay (users, client secret), as the local stack imports it.
     realm = local_keycloak.demo_realm_file()
-    kc = KeycloakContainer(images.chart_images()["keycloak"], username="admin", password="admin",
-                           cmd=f"start-dev --hostname=http://localhost:{KEYCLOAK_PORT} "
-                               "--hostname-backchannel-dynamic=true")
+    kc = KeycloakContainer(
+        images.chart_images()["keycloak"],
+        username="admin",
+        password="admin",
+        cmd=f"start-dev --hostname=http://localhost:{KEYCLOAK_PORT} --hostname-backchannel-dynamic=true",
+    )
     kc.with_name(KEYCLOAK_CONTAINER)
     # On kind's Docker network, so pods reach it by name; published on loopback only.
     kc.with_kwargs(network="kind")
@@ -189,8 +234,16 @@ def keycloak() -> Keycloak:
         image_cache.docker("start", KEYCLOAK_CONTAINER)
         common.wait_for(ready, 180, "the Keycloak container after its restart")
 
-    return Keycloak(url=url, browser_url=f"http://localhost:{KEYCLOAK_PORT}", admin_user="admin",
-                    admin_password="admin", realm="primehub", realm_file=realm, stop=stop, start=start)
+    return Keycloak(
+        url=url,
+        browser_url=f"http://localhost:{KEYCLOAK_PORT}",
+        admin_user="admin",
+        admin_password="admin",
+        realm="primehub",
+        realm_file=realm,
+        stop=stop,
+        start=start,
+    )
 
 
 def _admin_token() -> str:
@@ -205,26 +258,49 @@ def _admin_token() -> str:
 def hub_values() -> dict:
     """The chart's values for the kind backend: the addresses above and a test admin service."""
     token = _admin_token()
-    roles = [{"name": "local-admin", "services": ["local-admin"],
-              "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "read:users",
-                         "tokens", "list:users", "read:servers"]}]
-    keycloak_ip = image_cache.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                                     KEYCLOAK_CONTAINER).stdout.strip()
+    roles = [
+        {
+            "name": "local-admin",
+            "services": ["local-admin"],
+            "scopes": [
+                "admin:users",
+                "admin:servers",
+                "admin:auth_state",
+                "access:servers",
+                "read:users",
+                "tokens",
+                "list:users",
+                "read:servers",
+            ],
+        }
+    ]
+    keycloak_ip = image_cache.docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", KEYCLOAK_CONTAINER
+    ).stdout.strip()
     return {
-        "keycloak": {"url": f"http://localhost:{KEYCLOAK_PORT}", "internalUrl": f"http://{KEYCLOAK_CONTAINER}:8080",
-                     "clientSecret": CLIENT_SECRET,
-                     # Keycloak runs outside the cluster at a private address: name it, as an operator would.
-                     "networkPolicyPeers": [{"ipBlock": {"cidr": f"{keycloak_ip}/32"}}]},
+        "keycloak": {
+            "url": f"http://localhost:{KEYCLOAK_PORT}",
+            "internalUrl": f"http://{KEYCLOAK_CONTAINER}:8080",
+            "clientSecret": CLIENT_SECRET,
+            # Keycloak runs outside the cluster at a private address: name it, as an operator would.
+            "networkPolicyPeers": [{"ipBlock": {"cidr": f"{keycloak_ip}/32"}}],
+        },
         # The demo catalog's hostPath datasets live under /srv/datasets on the nodes.
         "primehub": {"publicUrl": f"http://127.0.0.1:{HUB_PORT}", "datasetHostPaths": ["/srv/datasets/"]},
-        "proxy": {"service": {"type": "NodePort", "nodePorts": {"http": HUB_NODE_PORT}},
-                  "chp": {"resources": NO_CPU_REQUEST}},
+        "proxy": {
+            "service": {"type": "NodePort", "nodePorts": {"http": HUB_NODE_PORT}},
+            "chp": {"resources": NO_CPU_REQUEST},
+        },
         "hub": {
             "resources": NO_CPU_REQUEST,
-            "extraConfig": {"kind-backend": "\n".join([
-                f"c.JupyterHub.services = [{{'name': 'local-admin', 'api_token': {token!r}}}]",
-                f"c.JupyterHub.load_roles = {roles!r}",
-            ])},
+            "extraConfig": {
+                "kind-backend": "\n".join(
+                    [
+                        f"c.JupyterHub.services = [{{'name': 'local-admin', 'api_token': {token!r}}}]",
+                        f"c.JupyterHub.load_roles = {roles!r}",
+                    ]
+                )
+            },
         },
     }
 
@@ -235,9 +311,24 @@ def hub(cluster: Cluster, keycloak: Keycloak) -> Hub:
     values.write_text(json.dumps(hub_values()))
     helm = str(common.helm_path())
     common.step("helm install of chart/ into the kind cluster")
-    r = subprocess.run([helm, "upgrade", "--install", "primehub", str(REPO / "chart"), "-n", NAMESPACE,
-                        f"--kubeconfig={kc.kubeconfig_path}", "-f", str(values), "--wait", "--timeout=5m"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            helm,
+            "upgrade",
+            "--install",
+            "primehub",
+            str(REPO / "chart"),
+            "-n",
+            NAMESPACE,
+            f"--kubeconfig={kc.kubeconfig_path}",
+            "-f",
+            str(values),
+            "--wait",
+            "--timeout=5m",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         raise BackendError(f"helm install failed: {r.stderr[-3000:]}\n{_pod_summary(cluster)}")
     url = f"http://127.0.0.1:{HUB_PORT}"
