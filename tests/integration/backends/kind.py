@@ -58,8 +58,10 @@ def _prepare_environment() -> None:
     os.environ["PATH"] = f"{REPO / 'scripts' / 'images' / 'bin'}:{os.environ['PATH']}"
     # testcontainers' reaper image cannot be pulled here; the session removes what it started.
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-    # Its ports are published on loopback only; testcontainers would otherwise try the network's gateway.
+    # Containers publish their ports on this machine's loopback; testcontainers, seeing /.dockerenv
+    # (this sandbox is itself a container), would otherwise try the Docker network's gateway.
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
     missing = [
         t
         for t in [images.NODE, *images.chart_images().values(), *images.singleuser_tags()]
