@@ -11,6 +11,10 @@ accelerator=nvidia-tesla and advertises 2 NVIDIA GPUs as an extended resource (n
 images touches a GPU). It sees this machine's 2 cores, so the cluster's own pods request no CPU (the
 node image's kubeadm patches, CoreDNS patched below, the hub and proxy through chart values) and the
 notebooks keep the chart's defaults: the largest demo instance type requests both cores.
+
+The demo catalog's node folders are made on the node as an operator (or PrimeHub's git-sync) would:
+the hostPath datasets' folders and the git datasets' checkouts. No NFS server runs here, so the demo
+`archive` dataset (NFS) is served from a node folder instead; everything else is the demo catalog as is.
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ def cluster() -> Cluster:
         run("-n", ns, "rollout", "status", f"deployment/{deployment}", "--timeout=180s")
     run("create", "namespace", NAMESPACE, check=False)
     local_cluster.apply_catalog(run=run)
+    _prepare_dataset_folders(run)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     return Cluster(
         kubeconfig=str(kc.kubeconfig_path),
@@ -178,6 +183,26 @@ def _shape_nodes(run) -> None:
             ]
         ),
     )
+
+
+def _prepare_dataset_folders(run) -> None:
+    import yaml
+
+    from primehub_hub.datasets import DEFAULT_GIT_SYNC_HOST_ROOT
+
+    docs = yaml.safe_load_all((REPO / "crds" / "examples" / "datasets.yaml").read_text())
+    folders = []
+    for d in (d for d in docs if d and d.get("kind") == "Dataset"):
+        spec = d["spec"]
+        if spec.get("type") == "hostPath":
+            folders.append(spec["hostPath"]["path"])
+        elif spec.get("type") == "git":
+            folders.append(DEFAULT_GIT_SYNC_HOST_ROOT + d["metadata"]["name"])
+    run("-n", NAMESPACE, "patch", "dataset", "archive", "--type=merge", "-p", json.dumps(
+        {"spec": {"type": "hostPath", "nfs": None, "hostPath": {"path": "/srv/datasets/archive"}}}))
+    folders.append("/srv/datasets/archive")
+    script = "; ".join(f"mkdir -p {f} && echo demo > {f}/README" for f in folders)
+    image_cache.docker("exec", NODE, "sh", "-c", script)
 
 
 def _load_images(kc) -> None:
