@@ -198,8 +198,16 @@ def _prepare_dataset_folders(run) -> None:
             folders.append(spec["hostPath"]["path"])
         elif spec.get("type") == "git":
             folders.append(DEFAULT_GIT_SYNC_HOST_ROOT + d["metadata"]["name"])
-    run("-n", NAMESPACE, "patch", "dataset", "archive", "--type=merge", "-p", json.dumps(
-        {"spec": {"type": "hostPath", "nfs": None, "hostPath": {"path": "/srv/datasets/archive"}}}))
+    run(
+        "-n",
+        NAMESPACE,
+        "patch",
+        "dataset",
+        "archive",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"type": "hostPath", "nfs": None, "hostPath": {"path": "/srv/datasets/archive"}}}),
+    )
     folders.append("/srv/datasets/archive")
     script = "; ".join(f"mkdir -p {f} && echo demo > {f}/README" for f in folders)
     image_cache.docker("exec", NODE, "sh", "-c", script)
