@@ -91,18 +91,16 @@ def test_volumes_are_mounted_at_their_paths_with_their_read_only_flags(cluster, 
 
 
 def test_a_file_in_the_home_folder_survives_a_stop_and_a_start(hub, cluster):
-    pod = _start(hub, cluster, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"})
+    pod = _start(hub, cluster, "bob")
     try:
         r = _exec(cluster, pod, "sh", "-c", "echo kept-across-restarts > /home/jovyan/notes.txt")
         assert r.returncode == 0, r.stderr
-        stop_server(hub, cluster, "erin")
-        pod = _start(
-            hub, cluster, "erin", {"group": "empty-quota", "instance_type": "cpu-small", "image": "base-notebook"}
-        )
+        stop_server(hub, cluster, "bob")
+        pod = _start(hub, cluster, "bob")
         r = _exec(cluster, pod, "cat", "/home/jovyan/notes.txt")
         assert r.stdout.strip() == "kept-across-restarts", (r.stdout, r.stderr)
     finally:
-        stop_server(hub, cluster, "erin")
+        stop_server(hub, cluster, "bob")
 
 
 def test_memory_past_the_instance_types_limit_is_killed(cluster, alice):

@@ -197,7 +197,9 @@ def _prepare_dataset_folders(run) -> None:
         if spec.get("type") == "hostPath":
             folders.append(spec["hostPath"]["path"])
         elif spec.get("type") == "git":
-            folders.append(DEFAULT_GIT_SYNC_HOST_ROOT + d["metadata"]["name"])
+            # git-sync's layout: the checkout at <host root>/<name>/<name>.
+            name = d["metadata"]["name"]
+            folders.append(f"{DEFAULT_GIT_SYNC_HOST_ROOT}{name}/{name}")
     run(
         "-n",
         NAMESPACE,
