@@ -124,7 +124,9 @@ def test_every_rendered_object_is_accepted_by_the_api_server(cluster, helm, name
         "RoleBinding",
         "CustomResourceDefinition",
     }
-    proc = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=out, check=False)
+    proc = cluster.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-n", namespace, "-f", "-", input=out, check=False
+    )
     assert proc.returncode == 0, f"the API server refused objects of {example}:\n{proc.stderr}"
     assert proc.stdout.count("(server dry run)") == len(docs), proc.stdout
 
