@@ -114,13 +114,18 @@ def test_the_form_describes_the_choices_sorted_by_display_name_with_primehubs_de
     assert "Good for notebooks" in ml.locator(".primehub-description").first.inner_text()
 
 
+def _open_env_editor(page):
+    if page.locator("details.primehub-env").get_attribute("open") is None:
+        page.locator("details.primehub-env summary").click()
+
+
 def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace_the_hubs(
     page, hub, keycloak, cluster, clean
 ):
     clean("alice")
     login(page, hub, keycloak, "alice")
     page.goto(f"{hub.url}/hub/spawn")
-    page.locator("details.primehub-env summary").click()
+    _open_env_editor(page)
     page.fill("textarea[name=env]", "MY_SETTING=42\nJUPYTERHUB_API_TOKEN=stolen")
     page.check("input[name=group][value=data-science]")
     page.locator("[data-group=data-science] select.primehub-instance-type").select_option("cpu-small")
@@ -130,6 +135,7 @@ def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace
     assert "JUPYTERHUB_API_TOKEN is set by the hub" in page.inner_text("body")
     assert pod_of(cluster, "alice") is None, "a refused launch creates no pod"
 
+    _open_env_editor(page)  # the refusal's page is a fresh form
     page.fill("textarea[name=env]", "MY_SETTING=42")
     page.click("button:has-text('Start'), input[type=submit]")
     wait_ready(hub, "alice")
