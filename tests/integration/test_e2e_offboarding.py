@@ -19,10 +19,15 @@ CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "ba
 BOUND = 30 + 30
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect (to the login page) is the answer, not something to follow
+
+
 def _status(url: str, token: str) -> int:
     req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.build_opener(_NoRedirect).open(req, timeout=10) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
