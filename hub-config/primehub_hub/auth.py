@@ -18,7 +18,7 @@ and userinfo requests, auth_state and managed groups. This class adds:
 import time
 
 import jwt
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import maybe_future, url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
@@ -254,8 +254,9 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
 
         return groups
 
-    async def check_allowed(self, username, auth_model):
-        """The scopeRequired gate first, then oauthenticator's own rules."""
+    async def check_blocked_users(self, username, auth_model):
+        """The scopeRequired gate, then oauthenticator's own block list. Here and not in check_allowed:
+        JupyterHub skips check_allowed when allow_all is on, which it is (Keycloak is the gate)."""
         if self.scope_required and auth_model is not None:
             if self.scope_required not in login_roles(auth_model.get("auth_state")):
                 self.log.warning("Login of %s refused: the realm role %s is required", username, self.scope_required)
@@ -263,7 +264,7 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
                     f"Your account ({username}) may not use this hub: it needs the role '{self.scope_required}'. "
                     "Please ask your administrator."
                 )
-        return await super().check_allowed(username, auth_model)
+        return await maybe_future(super().check_blocked_users(username, auth_model))
 
     def get_handlers(self, app):
         # called once, by the running hub: the place where the authenticator gets to see its users

@@ -246,7 +246,9 @@ def test_scope_required_keeps_out_users_without_the_role(browser, keycloak, hub_
         refused.goto(f"{hub.url}/hub/")
         from browser import keycloak_login
 
-        keycloak_login(refused, "dana", "dana-pw")
+        # erin holds no img:pytorch-gpu (dana, an admin, would pass: oauthenticator lets admins in
+        # before any allow rule, so the gate is for users, as PrimeHub's was).
+        keycloak_login(refused, "erin", "erin-pw")
         refused.wait_for_url(f"{hub.url}/hub/**")
         body = refused.inner_text("body")
         assert "needs the role 'img:pytorch-gpu'" in body and "Traceback" not in body

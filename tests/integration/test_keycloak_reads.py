@@ -6,6 +6,7 @@ still recognised when it is asked for."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from tornado.httpclient import AsyncHTTPClient
 
@@ -33,7 +34,9 @@ def _load(keycloak, steps):
         finally:
             client.close()
 
-    return asyncio.run(run())
+    # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def test_a_user_never_seen_costs_two_requests_and_reads_the_grants_of_the_role_mappings(keycloak):
