@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import jwt
 from tornado import web
 from tornado.httpclient import HTTPClientError
+from traitlets import Bool
 from traitlets.config import LoggingConfigurable
 
 from .entitlements import is_everyone
@@ -83,6 +84,10 @@ def issuer_to_use(authenticator, token):
             browser,
         )
         raise web.HTTPError(403, "The login service issued a token for an address this hub does not trust.")
+    if not authenticator.issuer_fallback:
+        # A pinned Keycloak (the supported setup) answers at the internal address for tokens of the
+        # browser address: a refusal there is the session's end, not a reason to go elsewhere.
+        return None
     if not getattr(authenticator, "_warned_issuer", False):
         authenticator._warned_issuer = True
         authenticator.log.warning(
@@ -235,7 +240,15 @@ async def refresh_user_hook(authenticator, user, auth_state):
 
 class IssuerFallback(LoggingConfigurable):
     """Tokens issued for the browser address sent back there (`issuer_to_use`, which refuses any
-    other issuer). A mixin of PrimeHubAuthenticator."""
+    other issuer), for a Keycloak whose hostname is not pinned. A mixin of PrimeHubAuthenticator."""
+
+    issuer_fallback = Bool(
+        False,
+        config=True,
+        help="Send tokens that Keycloak refuses at the internal address back to the browser address that "
+        "issued them: only for a Keycloak whose hostname is not pinned. Off, a refusal ends the session "
+        "(a revoked or disabled login), and the hub never needs to reach the browser address.",
+    )
 
     async def token_to_user(self, token_info):
         try:

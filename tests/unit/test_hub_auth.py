@@ -375,8 +375,21 @@ class PinlessKeycloak(FakeOIDC):
 
 
 @pytest.mark.asyncio
+async def test_a_refusal_at_the_internal_address_ends_the_session_unless_the_fallback_is_asked_for():
+    # A pinned Keycloak refuses a revoked session's token at the internal address; the hub must not
+    # go on to the browser address (which it may not even reach, as in a cluster): the login is over.
+    authenticator, _ = make_authenticator()
+    oidc = PinlessKeycloak(authenticator)
+    authenticator.fetch = oidc.fetch
+    with pytest.raises(HTTPClientError):
+        await authenticator.authenticate(callback_handler("ana"))
+    assert not any(BROWSER in call for call in oidc.calls)
+
+
+@pytest.mark.asyncio
 async def test_tokens_issued_for_the_browser_address_are_sent_back_there(caplog):
     authenticator, _ = make_authenticator()
+    authenticator.issuer_fallback = True  # a Keycloak without a pinned hostname
     oidc = PinlessKeycloak(authenticator)
     authenticator.fetch = oidc.fetch
     model = await authenticator.authenticate(callback_handler("ana"))
