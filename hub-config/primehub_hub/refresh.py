@@ -140,6 +140,10 @@ def _require_login(handler):
     request goes to Keycloak instead of waiting for the next refresh check."""
     if handler is not None and hasattr(handler, "clear_login_cookie"):
         handler.clear_login_cookie()
+        # JupyterHub 6's refresh_auth reads this flag after a refused refresh, but sets it only on
+        # token-authenticated requests: a cookie login (a browser spawn) would end in a 500.
+        if not hasattr(handler, "_token_authenticated"):
+            handler._token_authenticated = False
     return False
 
 
