@@ -270,6 +270,9 @@ def keycloak() -> Keycloak:
     def start() -> None:
         image_cache.docker("start", KEYCLOAK_CONTAINER)
         common.wait_for(ready, 180, "the Keycloak container after its restart")
+        # Back means back for the cluster too: while the container was stopped, Docker's DNS forgot
+        # its name and CoreDNS cached that answer (a Keycloak behind a Service keeps its name).
+        common.wait_for(_reachable_from_the_hub, 120, "Keycloak's name from inside the cluster again")
 
     return Keycloak(
         url=url,
@@ -281,6 +284,30 @@ def keycloak() -> Keycloak:
         stop=stop,
         start=start,
     )
+
+
+def _reachable_from_the_hub() -> bool:
+    kc = _state.get("kind")
+    if kc is None:
+        return True
+    probe = f"import socket; socket.create_connection(({KEYCLOAK_CONTAINER!r}, 8080), 3)"
+    r = subprocess.run(
+        [
+            str(kc.kubectl_path),
+            f"--kubeconfig={kc.kubeconfig_path}",
+            "exec",
+            "-n",
+            NAMESPACE,
+            "deployment/hub",
+            "--",
+            "python3",
+            "-c",
+            probe,
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    return r.returncode == 0
 
 
 def _admin_token() -> str:
