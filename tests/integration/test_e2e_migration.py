@@ -354,12 +354,6 @@ def test_the_links_exist_inside_the_container(hub, cluster, clean):
 # --- the start wrapper and Safe Mode ---------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    BACKEND == "local",
-    reason="a known bug of the local backend, not yet found: in one of five fresh-clone runs the Safe Mode "
-    "server started (it reported activity) but the hub never saw its pod ready; it passes on kind's "
-    "real kubelet every time, where it runs (make test-kind)",
-)
 def test_safe_mode_from_the_form_starts_without_hooks_and_moves_the_home_volume(page, hub, keycloak, cluster, clean):
     """The form's Safe Mode box: the server starts through the start wrapper with PRIMEHUB_SAFE_MODE
     and the home volume at ~/user; the next ordinary launch is not in Safe Mode again. (On the local
