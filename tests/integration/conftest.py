@@ -34,6 +34,16 @@ def _log_dir() -> Path:
     return REPO / "test-artifacts" / "logs"
 
 
+def pytest_collection_modifyitems(config, items):
+    # A test made for one backend is left out on the other here, before any server is started, with
+    # its written reason. Nothing else skips: a server that cannot start fails the tests needing it.
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        if marker is not None and marker.args[0] != BACKEND:
+            reason = marker.kwargs["reason"]
+            item.add_marker(pytest.mark.skip(reason=f"runs on E2E_BACKEND={marker.args[0]} only: {reason}"))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     # Every failing test says where the servers' logs are.

@@ -221,11 +221,6 @@ def test_cancel_on_the_start_page_stops_a_start_that_waits(page, hub, keycloak, 
 def hub_with_scope_required(hub, tmp_path):
     """The hub restarted with keycloak.scopeRequired img:pytorch-gpu (held by ml-team and gpu-lab
     members through their groups), then restarted as before."""
-    if BACKEND != "local":
-        pytest.skip(
-            "needs the local backend: the test restarts the hub with a changed settings document, "
-            "which on the kind backend would take a helm upgrade of the release"
-        )
     from localstack import hub as lh
 
     document = lh.settings()
@@ -239,6 +234,11 @@ def hub_with_scope_required(hub, tmp_path):
         lh.start()
 
 
+@pytest.mark.backend(
+    "local",
+    reason="the test restarts the hub with a changed settings document, which on the kind backend would "
+    "take a helm upgrade of the release",
+)
 def test_scope_required_keeps_out_users_without_the_role(browser, keycloak, hub_with_scope_required):
     hub = hub_with_scope_required
     refused = new_page(browser)
@@ -284,13 +284,13 @@ def test_the_pod_has_a_memory_backed_dev_shm_as_large_as_its_memory_limit(hub, c
     assert set(env["CHOWN_EXTRA"].split(",")) == {"/datasets/team-data", "/project/data-science"}
 
 
+@pytest.mark.backend(
+    "kind",
+    reason="the local node agent runs no containers, so there is no /dev/shm of the pod to measure; "
+    "the pod spec is checked on every backend by the test above",
+)
 def test_dev_shm_inside_the_container_has_that_size(hub, cluster, clean):
     """What the process sees: df of /dev/shm inside the running container."""
-    if BACKEND != "kind":
-        pytest.skip(
-            "needs the kind backend: the local node agent runs no containers, so there is no /dev/shm "
-            "of the pod to measure; the pod spec is checked on every backend by the test above"
-        )
     clean("alice")
     status, body = spawn(
         hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
@@ -328,12 +328,12 @@ def test_the_pod_links_datasets_and_the_group_volume_into_the_home_folder(hub, c
     assert root["emptyDir"] == {}
 
 
+@pytest.mark.backend(
+    "kind",
+    reason="the local node agent runs no containers and mounts no volumes, so there is no home folder "
+    "of the pod to look into; the pod spec is checked above",
+)
 def test_the_links_exist_inside_the_container(hub, cluster, clean):
-    if BACKEND != "kind":
-        pytest.skip(
-            "needs the kind backend: the local node agent runs no containers and mounts no volumes, "
-            "so there is no home folder of the pod to look into; the pod spec is checked above"
-        )
     clean("alice")
     status, body = spawn(
         hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}

@@ -10,17 +10,16 @@ the pod specs that ask for it instead (test_e2e_browser.py, test_chart.py).
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from userflows import message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("E2E_BACKEND", "local") != "kind",
-        reason="needs real containers (E2E_BACKEND=kind): the local node agent runs servers "
-        "as processes, without mounts, limits or network namespaces",
+    pytest.mark.backend(
+        "kind",
+        reason="needs real containers: the local node agent runs servers as processes, "
+        "without mounts, limits or network namespaces",
     ),
 ]
 CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}

@@ -23,20 +23,19 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 from stack import Cluster, Hub, Keycloak
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "scripts"))
+from images import build as images
+from images import cache as image_cache
+from localstack import cluster as local_cluster
+from localstack import common, dockerd
+from localstack import keycloak as local_keycloak
 
-from images import build as images  # noqa: E402
-from images import cache as image_cache  # noqa: E402
-from localstack import cluster as local_cluster  # noqa: E402
-from localstack import common, dockerd  # noqa: E402
-from localstack import keycloak as local_keycloak  # noqa: E402
+REPO = Path(__file__).resolve().parents[3]
+
 
 NAME = "primehub-e2e"
 NAMESPACE = "primehub"
