@@ -53,6 +53,12 @@ def label_value(name):
     return primehub_label(name)
 
 
+def labelled_for(label, name):
+    """True when a label value names `name`: PrimeHub's spelling, or the plain slug this project's
+    previous release wrote (its project volumes carry no owner annotation yet)."""
+    return label in (label_value(name), safe_slug(name, is_valid=is_valid_label, max_length=63))
+
+
 # Group attributes: per user within the group, and for the group as a whole.
 USER_QUOTA_PREFIX = "quota-"
 PROJECT_QUOTA_PREFIX = "project-quota-"

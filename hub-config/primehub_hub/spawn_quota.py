@@ -23,6 +23,7 @@ from .errors import CatalogUnavailable, ConfigurationError, QuotaExceeded
 from .quotas import (
     LABEL_GROUP,
     label_value,
+    labelled_for,
     launch_quota_problems,
     project_quota,
     quota_locks,
@@ -122,7 +123,7 @@ class GroupQuotaGuard(LoggingConfigurable):
         metadata = pvc.metadata
         owner = (metadata.annotations or {}).get(ANNOTATION_GROUP_KEY)
         label = (metadata.labels or {}).get(LABEL_GROUP)
-        if (owner and owner != shared.group_key) or (not owner and label and label != label_value(shared.group)):
+        if (owner and owner != shared.group_key) or (not owner and label and not labelled_for(label, shared.group)):
             self.log.error(
                 "Project volume %s belongs to another group than %s (%s)",
                 shared.claim_name,

@@ -159,3 +159,13 @@ def test_usage_counts_declared_gpu_resources_too():
     mig["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/mig-1g.5gb"] = "2"
     assert usage_from_pods([mig], "g", "ana")[1].gpu == 0  # the naming rule alone misses it
     assert usage_from_pods([mig], "g", "ana", gpu_resources={"nvidia.com/mig-1g.5gb"})[1].gpu == 2
+
+
+def test_a_project_volume_of_the_previous_release_still_belongs_to_its_group():
+    # Its volumes carry the plain slug as group label and no owner annotation; PrimeHub's carry the
+    # escaped form. Both name the group; another group's label does not.
+    from primehub_hub.quotas import label_value, labelled_for
+
+    assert labelled_for("data-science", "data-science")
+    assert labelled_for(label_value("data-science"), "data-science")
+    assert not labelled_for("ml-team", "data-science")
