@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from test_chart_render import CHART, CHART_REPO, apply_chart_config, render
+from test_chart_render import CHART, CHART_REPO, apply_chart_config, by_kind, one, render
 
 MINIMAL = str(CHART / "examples/minimal.yaml")
 
@@ -45,3 +45,25 @@ def test_the_pinned_culler_takes_the_url_option():
         [sys.executable, "-m", "jupyterhub_idle_culler", "--help"], text=True, capture_output=True, timeout=60
     )
     assert re.search(r"^\s+--url\s", proc.stdout + proc.stderr, re.M), proc.stdout + proc.stderr
+
+
+# --- the hub database's volume ------------------------------------------------------------------------
+
+
+def test_helm_never_deletes_the_hub_database_volume():
+    # An upgrade to another hub.db.type stops rendering the PVC; without "keep" Helm deletes it
+    # (and with a Delete reclaim policy the database). Helm reads the annotation on uninstall too.
+    pvc = one(render("-f", MINIMAL), "PersistentVolumeClaim", "hub-db-dir")
+    assert pvc["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    # Helm's ownership label stays on the kept PVC, which is what lets a later release adopt it.
+    assert pvc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    given = render("-f", MINIMAL, "--set-json", 'hub.db.pvc.annotations={"backup.example.com/schedule":"daily"}')
+    assert one(given, "PersistentVolumeClaim", "hub-db-dir")["metadata"]["annotations"] == {
+        "backup.example.com/schedule": "daily",
+        "helm.sh/resource-policy": "keep",
+    }
+    # An operator who wants Helm's default back says so explicitly.
+    opted_out = render("-f", MINIMAL, "--set-json", 'hub.db.pvc.annotations={"helm.sh/resource-policy":"delete"}')
+    pvc = one(opted_out, "PersistentVolumeClaim", "hub-db-dir")
+    assert pvc["metadata"]["annotations"] == {"helm.sh/resource-policy": "delete"}
+    assert not by_kind(render("-f", MINIMAL, "--set", "hub.db.type=sqlite-memory"), "PersistentVolumeClaim")
