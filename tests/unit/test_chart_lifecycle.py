@@ -208,3 +208,30 @@ async def test_the_hook_script_names_the_pods_that_would_not_go():
     left = await script.stop_user_servers(api, "ns", "sel", timeout=0, interval=0, log=lambda _: None)
     assert left == ["jupyter-old", "jupyter-stuck"]
     assert sorted(api.deleted) == ["jupyter-alice", "jupyter-stuck"], "a terminating pod is not deleted again"
+
+
+# --- a small cluster ----------------------------------------------------------------------------------
+
+SMALL = CHART / "examples/small-cluster.yaml"
+
+
+def _cpu(quantity) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def test_the_small_cluster_example_passes_the_schema_and_leaves_a_core_for_a_notebook():
+    helm("lint", "--strict", str(CHART), "-f", str(SMALL), "--namespace", NAMESPACE)
+    docs = render("-f", str(SMALL))
+    requests = {}
+    for d in docs:
+        if d["kind"] == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                requests[(d["metadata"]["name"], c["name"])] = c["resources"]["requests"]
+    assert set(requests) == {("hub", "hub"), ("proxy", "chp")}
+    # A 2-core node with a kubeadm control plane, CoreDNS and a network plugin (about 950m of
+    # requests) keeps a whole core for a notebook whose instance type has no requests.
+    assert sum(_cpu(r["cpu"]) for r in requests.values()) + 0.95 + 1 <= 2, requests
+    defaults = render("-f", MINIMAL)
+    default_cpu = sum(_cpu(container(defaults, d, c)["resources"]["requests"]["cpu"]) for d, c in requests)
+    assert default_cpu + 0.95 + 1 > 2, "the defaults alone would fit: the example has no reason to exist"
