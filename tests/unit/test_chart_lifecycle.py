@@ -235,3 +235,25 @@ def test_the_small_cluster_example_passes_the_schema_and_leaves_a_core_for_a_not
     defaults = render("-f", MINIMAL)
     default_cpu = sum(_cpu(container(defaults, d, c)["resources"]["requests"]["cpu"]) for d, c in requests)
     assert default_cpu + 0.95 + 1 > 2, "the defaults alone would fit: the example has no reason to exist"
+
+
+def test_the_instance_type_the_small_cluster_example_shows_is_valid_and_overcommits():
+    from primehub_hub.resources import instance_type_override, parse_instance_type
+
+    lines = SMALL.read_text().splitlines()
+    start = lines.index("#   apiVersion: primehub.io/v1alpha1")
+    text = "\n".join(line[4:] for line in lines[start:] if line.startswith("#   "))
+    shown = yaml.safe_load(text)
+    assert shown["kind"] == "InstanceType" and shown["apiVersion"] == "primehub.io/v1alpha1"
+    crd = yaml.safe_load((CHART / "crds/instancetypes.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    types = {"number": (int, float), "string": str}
+    for part in ("limits", "requests"):
+        for key, value in shown["spec"][part].items():
+            declared = schema[part]["properties"][key]
+            assert isinstance(value, types[declared["type"]]), f"spec.{part}.{key}: the CRD wants {declared['type']}"
+            if "pattern" in declared:
+                assert re.fullmatch(declared["pattern"].strip("^$"), value), f"spec.{part}.{key}"
+    override = instance_type_override(parse_instance_type(shown))
+    assert (override["cpu_guarantee"], override["cpu_limit"]) == (0.25, 1.0)
+    assert override["mem_guarantee"] < override["mem_limit"]
