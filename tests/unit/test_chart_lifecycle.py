@@ -51,6 +51,29 @@ def test_the_culler_reaches_the_hub_over_loopback_not_through_the_service(base_u
     assert urls == [f"--url={api_url}"], command
 
 
+@pytest.mark.parametrize(
+    ("hub", "api_url"),
+    [
+        # JupyterHub's own defaults (hub_ip 127.0.0.1, hub_port 8081)
+        ({"hubBindUrl": None, "baseUrl": None}, "http://127.0.0.1:8081/hub/api"),
+        ({"hubBindUrl": "http://[::]:8081", "baseUrl": "/"}, "http://[::1]:8081/hub/api"),
+        ({"hubBindUrl": "http://10.1.2.3:9000", "baseUrl": "/x/y/"}, "http://10.1.2.3:9000/x/y/hub/api"),
+    ],
+)
+def test_the_culler_url_follows_where_the_hub_listens(hub, api_url):
+    from primehub_hub.settings import local_hub_api_url
+
+    assert local_hub_api_url(hub) == api_url
+
+
+def test_the_local_stack_culler_reaches_its_hub_on_loopback_too():
+    from localstack import hub as local_hub
+    from primehub_hub.settings import Settings, local_hub_api_url
+
+    hub = Settings.from_document(local_hub.settings(), env={}).document["hub"]
+    assert local_hub_api_url(hub) == "http://127.0.0.1:8081/hub/api"
+
+
 def test_the_pinned_culler_takes_the_url_option():
     # requirements-hub.txt pins jupyterhub-idle-culler (the default cull.enabled needs it); its
     # command line must know --url, or the hub's managed service would exit at start.
