@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 SETTINGS_ENV = "PRIMEHUB_SETTINGS"
 CLIENT_SECRET_ENV = "PRIMEHUB_KEYCLOAK_CLIENT_SECRET"
@@ -320,19 +321,41 @@ def _apply_primehub(c, ph):
     c.PrimeHubSpawner.dataset_host_path_prefixes = ph["datasetHostPaths"]
 
 
-def _apply_cull(c, cull):
+def local_hub_api_url(hub):
+    """The hub's API as a process in the hub's own pod reaches it: over loopback, never the Service.
+
+    JupyterHub hands managed services JUPYTERHUB_API_URL built from hub_connect_url, which in a
+    cluster is the `hub` Service: it routes only to a Ready pod, and the services start before the
+    hub pod is Ready, so the culler's first pass failed on every start. The hub's port is listening
+    by then (JupyterHub binds it before starting its services), so loopback always answers.
+    """
+    bind = urlparse(hub["hubBindUrl"] or "http://127.0.0.1:8081")  # JupyterHub's hub_ip/hub_port defaults
+    host = bind.hostname or ""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = bind.port or (443 if bind.scheme == "https" else 80)
+    base = "/" + (hub["baseUrl"] or "").strip("/")
+    return f"{bind.scheme}://{host}:{port}{base.rstrip('/')}/hub/api"
+
+
+def _apply_cull(c, cull, hub):
     if not cull.get("enabled"):
         return
 
     def flag(key):
         return str(bool(cull[key])).lower()
 
-    # A hub-managed service starts and stops with the hub and gets its API token and
-    # JUPYTERHUB_API_URL (base URL included) from the hub itself.
+    # A hub-managed service starts and stops with the hub and gets its API token from the hub
+    # itself; the API address is given here (local_hub_api_url says why).
     command = [
         sys.executable,
         "-m",
         "jupyterhub_idle_culler",
+        f"--url={local_hub_api_url(hub)}",
         f"--timeout={cull['timeout']}",
         f"--cull-every={cull['every']}",
         f"--concurrency={cull['concurrency']}",
@@ -369,5 +392,5 @@ def apply_settings(c, settings):
     _apply_hub(c, doc["hub"], doc["proxy"])
     _apply_singleuser(c, settings, doc["singleuser"])
     _apply_primehub(c, doc["primehub"])
-    _apply_cull(c, doc["cull"])
+    _apply_cull(c, doc["cull"], doc["hub"])
     _apply_passthrough(c, doc["config"])
