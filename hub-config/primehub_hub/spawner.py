@@ -55,6 +55,8 @@ PLAN_TRAITS = (
     "storage_capacity",
     "uid",
     "allow_privilege_escalation",
+    "pod_security_context",
+    "container_security_context",
     "cmd",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")

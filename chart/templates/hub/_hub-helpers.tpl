@@ -53,6 +53,8 @@ singleuser.extraEnv and hub.config may carry credentials.
     "uid" $v.singleuser.uid
     "fsGid" $v.singleuser.fsGid
     "allowPrivilegeEscalation" $v.singleuser.allowPrivilegeEscalation
+    "podSecurityContext" ($v.singleuser.podSecurityContext | default dict)
+    "containerSecurityContext" ($v.singleuser.containerSecurityContext | default dict)
     "commonLabels" $commonLabels
     "extraLabels" $v.singleuser.extraLabels
     "extraEnv" $v.singleuser.extraEnv
