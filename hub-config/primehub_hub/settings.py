@@ -88,6 +88,9 @@ DEFAULTS = {
         "sharedVolumeStorageClass": "",
         "sharedVolumeAccessModes": None,
         "gitSyncHostRoot": "",
+        # a git-sync fills gitSyncHostRoot on every node (the chart's gitSync.enabled or gitSync.external);
+        # without one, git datasets are left out with a notice instead of mounting empty folders
+        "gitSyncOnNodes": False,
         # PrimeHub's habits in the user's pod (spawn_habits.py)
         "shmSize": "limit",
         "grantSudo": False,
@@ -345,6 +348,7 @@ def _apply_primehub(c, ph):
         c.PrimeHubSpawner.shared_volume_storage_class = ph["sharedVolumeStorageClass"]
     if ph["gitSyncHostRoot"]:
         c.PrimeHubSpawner.git_sync_host_root = ph["gitSyncHostRoot"]
+    c.PrimeHubSpawner.git_sync_on_nodes = bool(ph["gitSyncOnNodes"])
     # /dev/shm, sudo, the start wrapper and the operator's start scripts (spawn_habits.py)
     c.PrimeHubSpawner.shm_size = ph["shmSize"] or ""
     c.PrimeHubSpawner.grant_sudo = bool(ph["grantSudo"])

@@ -72,6 +72,7 @@ singleuser.extraEnv and hub.config may carry credentials.
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
     "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
+    "gitSyncOnNodes" (or $v.gitSync.enabled $v.gitSync.external)
     "shmSize" $v.primehub.shmSize
     "grantSudo" $v.primehub.grantSudo
     "startWrapper" $v.primehub.startWrapper
