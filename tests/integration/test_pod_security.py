@@ -111,7 +111,10 @@ def dry_run(cluster, namespace: str, pod: dict) -> str:
 
 
 def test_a_launch_without_node_folders_passes_restricted(cluster, levels):
-    pod = user_pod(levels["restricted"], GRANTS)
+    """The chart's defaults: no hostPath allowed, no git-sync, so the demo's git dataset (granted to
+    everyone) is left out with a notice instead of being mounted from the node."""
+    pod = user_pod(levels["restricted"], GRANTS + ["ds:notebooks-repo"])
+    assert "not mounted" in pod["metadata"]["annotations"]["hub.primehub.io/notices"]
     volumes = {next(k for k in v if k != "name") for v in pod["spec"]["volumes"]}
     assert volumes <= {"persistentVolumeClaim", "emptyDir"}, volumes  # the home, team-data, /dev/shm
     assert dry_run(cluster, levels["restricted"], pod) == ""
@@ -133,3 +136,42 @@ def test_a_node_folder_dataset_needs_a_privileged_namespace(cluster, levels, gra
         assert refusal.startswith("403") and f'violates PodSecurity "{level}:' in refusal, refusal
         assert "hostPath" in refusal, refusal
     assert dry_run(cluster, levels["privileged"], pods["privileged"]) == ""
+
+
+def test_the_git_sync_daemonset_is_accepted_where_its_node_folder_is(cluster, levels):
+    """The chart's git-sync (gitSync.enabled) writes into a node folder: its objects are valid, and its
+    pod is admitted in a privileged namespace and refused where hostPath volumes are not allowed."""
+    proc = subprocess.run(
+        [
+            str(common.helm_path()),
+            "template",
+            "hub",
+            str(CHART),
+            "--namespace",
+            levels["privileged"],
+            "-f",
+            str(CHART / "examples" / "minimal.yaml"),
+            "--set",
+            "gitSync.enabled=true",
+            "--show-only",
+            "templates/gitsync/daemonset.yaml",
+            "--show-only",
+            "templates/gitsync/rbac.yaml",
+        ],
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert {d["kind"] for d in docs} == {"DaemonSet", "ServiceAccount", "Role", "RoleBinding"}
+    applied = cluster.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-n", levels["privileged"], "-f", "-", input=proc.stdout
+    )
+    assert applied.stdout.count("(server dry run)") == len(docs), applied.stdout
+    (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    spec = dict(daemonset["spec"]["template"]["spec"], serviceAccountName="default")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "git-sync-probe"}, "spec": spec}
+    assert dry_run(cluster, levels["privileged"], pod) == ""
+    refusal = dry_run(cluster, levels["baseline"], pod)
+    assert refusal.startswith("403") and "hostPath" in refusal, refusal
