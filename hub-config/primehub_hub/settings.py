@@ -62,6 +62,12 @@ DEFAULTS = {
         # jupyter/docker-stacks images run as uid 1000 in group 100; the group owns mounted volumes
         "fsGid": 100,
         "allowPrivilegeEscalation": None,
+        # Kubernetes' PodSecurityContext and SecurityContext of the user's pod and container, in API field
+        # names; KubeSpawner lays them over uid, fsGid and allowPrivilegeEscalation key by key (and a
+        # container's runAsUser wins over the pod's). The chart's defaults pass Pod Security Admission
+        # restricted; primehub.grantSudo takes their non-root settings out (spawn_habits.py).
+        "podSecurityContext": {},
+        "containerSecurityContext": {},
         "commonLabels": {},
         "extraLabels": {},
         "extraEnv": {},
@@ -83,6 +89,9 @@ DEFAULTS = {
         "sharedVolumeStorageClass": "",
         "sharedVolumeAccessModes": None,
         "gitSyncHostRoot": "",
+        # a git-sync fills gitSyncHostRoot on every node (the chart's gitSync.enabled or gitSync.external);
+        # without one, git datasets are left out with a notice instead of mounting empty folders
+        "gitSyncOnNodes": False,
         # PrimeHub's habits in the user's pod (spawn_habits.py)
         "shmSize": "limit",
         "grantSudo": False,
@@ -100,6 +109,18 @@ class SettingsError(ValueError):
     pass
 
 
+# Objects taken whole, not key by key: a security context given replaces the default one.
+_FREE_FORM = (
+    "config",
+    "commonLabels",
+    "extraLabels",
+    "extraEnv",
+    "cull",
+    "podSecurityContext",
+    "containerSecurityContext",
+)
+
+
 def _merge(defaults, given, where=""):
     """`given` over `defaults`, key by key; a key the defaults do not know is refused (a typo)."""
     if not isinstance(given, dict):
@@ -108,7 +129,7 @@ def _merge(defaults, given, where=""):
     for key, value in given.items():
         if key not in defaults:
             raise SettingsError(f"unknown setting {where}.{key}".replace(" .", " "))
-        if isinstance(defaults[key], dict) and key not in ("config", "commonLabels", "extraLabels", "extraEnv", "cull"):
+        if isinstance(defaults[key], dict) and key not in _FREE_FORM:
             out[key] = _merge(defaults[key], value or {}, f"{where}.{key}")
         else:
             out[key] = value
@@ -118,6 +139,15 @@ def _merge(defaults, given, where=""):
 def _host_paths(value):
     if not isinstance(value, list) or not all(isinstance(p, str) and p.startswith("/") for p in value):
         raise SettingsError("primehub.datasetHostPaths must be a list of absolute paths")
+    return value
+
+
+def _security_context(value, where):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or any("_" in key for key in value):
+        # KubeSpawner refuses snake_case keys only when the first pod is made; say it at start-up
+        raise SettingsError(f"{where} must be an object in Kubernetes' field names (runAsUser, not run_as_user)")
     return value
 
 
@@ -144,6 +174,8 @@ class Settings:
         merged = _merge(DEFAULTS, document or {})
         merged["singleuser"]["cmd"] = _command(merged["singleuser"]["cmd"])
         merged["primehub"]["datasetHostPaths"] = _host_paths(merged["primehub"]["datasetHostPaths"])
+        for key in ("podSecurityContext", "containerSecurityContext"):
+            merged["singleuser"][key] = _security_context(merged["singleuser"][key], f"singleuser.{key}")
         if not isinstance(merged["config"], dict) or not all(isinstance(v, dict) for v in merged["config"].values()):
             raise SettingsError("config must map class names to {trait: value} objects")
         # a secret file or `kubectl create secret --from-file` often ends in a newline
@@ -284,6 +316,10 @@ def _apply_singleuser(c, s, su):
     _set(c.KubeSpawner, "uid", su["uid"])
     _set(c.KubeSpawner, "fs_gid", su["fsGid"])
     _set(c.KubeSpawner, "allow_privilege_escalation", su["allowPrivilegeEscalation"])
+    if su["podSecurityContext"]:
+        c.KubeSpawner.pod_security_context = su["podSecurityContext"]
+    if su["containerSecurityContext"]:
+        c.KubeSpawner.container_security_context = su["containerSecurityContext"]
     # update() merges into KubeSpawner's default labels instead of replacing them: the chart's
     # NetworkPolicies select user pods by these labels.
     if su["commonLabels"]:
@@ -313,6 +349,7 @@ def _apply_primehub(c, ph):
         c.PrimeHubSpawner.shared_volume_storage_class = ph["sharedVolumeStorageClass"]
     if ph["gitSyncHostRoot"]:
         c.PrimeHubSpawner.git_sync_host_root = ph["gitSyncHostRoot"]
+    c.PrimeHubSpawner.git_sync_on_nodes = bool(ph["gitSyncOnNodes"])
     # /dev/shm, sudo, the start wrapper and the operator's start scripts (spawn_habits.py)
     c.PrimeHubSpawner.shm_size = ph["shmSize"] or ""
     c.PrimeHubSpawner.grant_sudo = bool(ph["grantSudo"])
