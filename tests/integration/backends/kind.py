@@ -13,8 +13,8 @@ node image's kubeadm patches, CoreDNS patched below, the hub and proxy through c
 notebooks keep the chart's defaults: the largest demo instance type requests both cores.
 
 The demo catalog's node folders are made on the node as an operator (or PrimeHub's git-sync) would:
-the hostPath datasets' folders and the git datasets' checkouts. No NFS server runs here, so the demo
-`archive` dataset (NFS) is served from a node folder instead; everything else is the demo catalog as is.
+the hostPath datasets' folders and the git datasets' checkouts (the chart is told `gitSync.external`);
+everything else is the demo catalog as shipped.
 """
 
 from __future__ import annotations
@@ -199,17 +199,6 @@ def _prepare_dataset_folders(run) -> None:
             # git-sync's layout: the checkout at <host root>/<name>/<name>.
             name = d["metadata"]["name"]
             folders.append(f"{DEFAULT_GIT_SYNC_HOST_ROOT}{name}/{name}")
-    run(
-        "-n",
-        NAMESPACE,
-        "patch",
-        "dataset",
-        "archive",
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"type": "hostPath", "nfs": None, "hostPath": {"path": "/srv/datasets/archive"}}}),
-    )
-    folders.append("/srv/datasets/archive")
     script = "; ".join(f"mkdir -p {f} && echo demo > {f}/README" for f in folders)
     image_cache.docker("exec", NODE, "sh", "-c", script)
 
@@ -350,6 +339,8 @@ def hub_values() -> dict:
         },
         # The demo catalog's hostPath datasets live under /srv/datasets on the nodes.
         "primehub": {"publicUrl": f"http://127.0.0.1:{HUB_PORT}", "datasetHostPaths": ["/srv/datasets/"]},
+        # The git checkouts are made on the node above, as an outside git-sync would.
+        "gitSync": {"external": True},
         "proxy": {
             "service": {"type": "NodePort", "nodePorts": {"http": HUB_NODE_PORT}},
             "chp": {"resources": NO_CPU_REQUEST},
