@@ -51,7 +51,20 @@ def pytest_runtest_makereport(item, call):
         item.add_report_section(call.when, "stack logs", f"server logs are in {_log_dir()}")
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
+    if rep.failed and BACKEND == "local":
+        _dump_hub_tasks()
     return rep
+
+
+def _dump_hub_tasks() -> None:
+    """Have the local hub log its pending asyncio tasks (hub-extra-config): where a stuck spawn waits."""
+    import signal
+
+    from localstack import common
+
+    pid = common.pid_of("hub")
+    if pid:
+        os.kill(pid, signal.SIGUSR1)
 
 
 class _Started:
