@@ -3,6 +3,7 @@ re-checks, quotas under concurrency, spawning for another user, and fast failure
 
 import asyncio
 import gc
+import json
 import threading
 import time
 from types import SimpleNamespace
@@ -199,6 +200,78 @@ async def test_api_submitted_options_are_checked_strictly_before_any_pod():
         await spawner.load_user_options()
     assert info.value.status_code == 403
     assert api.pods == {} and spawner.plan is None
+
+
+async def jupyterhub_spawn_steps(spawner):
+    """What JupyterHub's User.spawn does with user_options before and at the start: its
+    apply_user_options hook, then KubeSpawner's start, which begins with load_user_options."""
+    await spawner._run_apply_user_options(spawner.user_options)
+    await spawner.load_user_options()
+
+
+@pytest.mark.asyncio
+async def test_a_normal_spawn_applies_the_options_through_jupyterhubs_hook_without_a_warning(caplog):
+    spawner = make_spawner("ana")
+    spawner.handler = request_handler(body=b"group=vision&instance_type%40vision=gpu-one&image%40vision=torch")
+    spawner.user_options = dict(GPU_LAUNCH)
+    decided = []
+    original = spawner.decide_launch
+
+    async def counted(options):
+        decided.append(dict(options))
+        return await original(options)
+
+    spawner.decide_launch = counted
+    with caplog.at_level("DEBUG"):
+        await jupyterhub_spawn_steps(spawner)
+    assert "unhandled user_options" not in caplog.text.lower()
+    assert spawner.image == "example/torch:cuda" and spawner.extra_resource_limits == {"nvidia.com/gpu": 1}
+    assert decided == [GPU_LAUNCH]  # decided once, by the hook; the start applies no second time
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"group": "interns"},  # not a member
+        {"group": "vision", "instance_type": "medium"},  # not granted under vision
+        {"group": "vision", "instance_type": "small", "image": "cuda"},  # GPU image without GPUs
+    ],
+)
+async def test_forged_api_options_are_still_refused_by_the_hook_before_any_pod(options):
+    api = FakeCoreApi()
+    spawner = make_spawner("ana")
+    spawner.api = api
+    spawner.handler = request_handler(body=json.dumps(options).encode())
+    spawner.user_options = dict(options)
+    with pytest.raises(Refused) as info:
+        await spawner._run_apply_user_options(spawner.user_options)
+    assert info.value.status_code == 403 and info.value.jupyterhub_message
+    assert api.pods == {} and spawner.plan is None
+
+
+@pytest.mark.asyncio
+async def test_with_an_operators_own_apply_hook_the_start_still_checks_the_options():
+    applied = []
+    spawner = make_spawner("ana", apply_user_options=lambda spawner, options: applied.append(options))
+    spawner.handler = request_handler(body=b'{"group": "interns"}')
+    spawner.user_options = {"group": "interns"}
+    await spawner._run_apply_user_options(spawner.user_options)
+    assert applied == [{"group": "interns"}]
+    with pytest.raises(Refused, match="not a member of group 'interns'"):
+        await spawner.load_user_options()
+    assert spawner.plan is None
+
+
+@pytest.mark.asyncio
+async def test_options_changed_after_the_hook_are_decided_again_at_the_start():
+    # e.g. a pre_spawn_hook that rewrites user_options between JupyterHub's hook and the start
+    spawner = make_spawner("ana", options_explicit=True)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner._run_apply_user_options(spawner.user_options)
+    spawner.user_options = {"group": "interns"}
+    with pytest.raises(Refused):
+        await spawner.load_user_options()
 
 
 @pytest.mark.asyncio
