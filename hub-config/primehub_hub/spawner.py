@@ -12,8 +12,9 @@ What it adds to KubeSpawner, and where:
 - quota enforcement under a per-group lock held until the pod exists, and the group volumes
   (`GroupQuotaGuard`, spawn_quota.py);
 - fast failure: while the pod is pending, the scheduler's verdict is watched, and an
-  unschedulable pod fails the spawn in about a second with the reason in words
-  (`FastSchedulingFailure`, spawn_scheduling.py).
+  unschedulable pod fails the spawn in about a second with the reason in words; so does a volume
+  kubelet cannot mount, naming the dataset, project volume or home folder
+  (`FastSchedulingFailure`, spawn_scheduling.py; the rules in scheduling.py and mounts.py).
 """
 
 import asyncio
