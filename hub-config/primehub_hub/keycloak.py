@@ -303,6 +303,13 @@ class KeycloakAdmin(AdminStatus):
         """{"realmMappings": [...], "clientMappings": {client: {"id", "mappings": [...]}}} of a group."""
         return await self.get(f"/groups/{_seg(group_id)}/role-mappings") or {}
 
+    async def group_by_id(self, group_id):
+        """A group's representation, None when the realm has no group of that id."""
+        try:
+            return await self.get(f"/groups/{_seg(group_id)}", quiet=True)
+        except KeycloakNotFound:
+            return None
+
     async def group_by_path(self, path):
         try:
             return await self.get("/group-by-path/" + "/".join(_seg(p) for p in path.strip("/").split("/")))

@@ -123,14 +123,46 @@ class GroupQuotaGuard(LoggingConfigurable):
         metadata = pvc.metadata
         owner = (metadata.annotations or {}).get(ANNOTATION_GROUP_KEY)
         label = (metadata.labels or {}).get(LABEL_GROUP)
-        if (owner and owner != shared.group_key) or (not owner and label and not labelled_for(label, shared.group)):
-            self.log.error(
-                "Project volume %s belongs to another group than %s (%s)",
+        same_name = not label or labelled_for(label, shared.group)
+        if owner == shared.group_key or (not owner and same_name):
+            return
+        other = await self._owner_group(owner) if owner else {}
+        if other is None and same_name:
+            # The recorded owner is gone from the realm and a group of the same name asks: restoring
+            # or re-importing a realm gives every group a new id, and its members keep their files.
+            self.log.warning(
+                "Project volume %s was owned by group id %s, which Keycloak no longer has; "
+                "group %s (id %s) of the same name takes it over",
                 shared.claim_name,
+                owner,
                 shared.group,
-                owner or label,
+                shared.group_key,
             )
-            raise volume_clash(shared, "another group")
+            await self.api.patch_namespaced_persistent_volume_claim(
+                shared.claim_name,
+                self.namespace,
+                {"metadata": {"annotations": {ANNOTATION_GROUP_KEY: shared.group_key}}},
+            )
+            return
+        other_name = (other or {}).get("path", "").lstrip("/") or label or "a group that no longer exists"
+        if other_name == shared.group:
+            other_name += " (another group of that name)"
+        self.log.error(
+            "Project volume %s belongs to another group than %s (%s, id %s)",
+            shared.claim_name,
+            shared.group,
+            other_name,
+            owner,
+        )
+        raise volume_clash(shared, other_name)
+
+    async def _owner_group(self, group_id):
+        """The Keycloak group recorded as a volume's owner: None when the realm no longer has it,
+        {} when there is no Keycloak to ask (the recorded owner then stands)."""
+        admin = getattr(self.authenticator, "keycloak_admin", None)
+        if admin is None:
+            return {}
+        return await admin.group_by_id(group_id)
 
     async def _ensure_shared_volumes(self, plan):
         for shared in plan.shared_volumes:

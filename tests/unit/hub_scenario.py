@@ -142,6 +142,12 @@ class FakeCoreApi:
             raise ApiException(status=404, reason="NotFound")
         return self.pvcs[name]
 
+    async def patch_namespaced_persistent_volume_claim(self, name, namespace, body, **_):
+        pvc = await self.read_namespaced_persistent_volume_claim(name, namespace)
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        pvc.metadata.annotations = {**(pvc.metadata.annotations or {}), **annotations}
+        return pvc
+
 
 class FakeReflector:
     """Stands in for KubeSpawner's shared pod/event reflectors."""

@@ -265,8 +265,8 @@ def test_role_is_namespaced_least_privilege(minimal):
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
     assert not any(r.startswith("secrets") for _, r in granted), "the hub must not read Secrets"
-    assert granted[("", "pods")] >= {"get", "list", "watch", "create", "delete"}
-    assert granted[("", "persistentvolumeclaims")] >= {"get", "list", "watch", "create"}
+    assert granted[("", "pods")] == {"get", "list", "watch", "create", "delete"}
+    assert granted[("", "persistentvolumeclaims")] == {"get", "list", "watch", "create", "delete", "patch"}
     assert granted[("", "events")] == {"get", "list", "watch"}
     for crd in ("instancetypes", "images", "datasets"):
         assert granted[("primehub.io", crd)] == {"get", "list", "watch"}

@@ -25,6 +25,7 @@ from primehub_hub.errors import (
     SchedulingFailed,
 )
 from primehub_hub.quotas import GiB
+from primehub_hub.volumes import ANNOTATION_GROUP_KEY
 
 pytestmark = pytest.mark.usefixtures("offline_kube")
 
@@ -578,6 +579,62 @@ async def test_a_project_volume_of_another_group_with_the_same_volume_name_is_no
     with pytest.raises(ConfigurationError, match="both map to the project volume project-analysts"):
         await intruder._make_create_pod_request(await intruder.get_pod_manifest(), 5)
     assert list(api.pods) == ["jupyter-ana"]
+
+
+class RealmGroups:
+    """The one Keycloak read the owner check makes: a group by id, None when the realm lacks it."""
+
+    def __init__(self, **groups):
+        self.groups = groups
+        self.asked = []
+
+    async def group_by_id(self, group_id):
+        self.asked.append(group_id)
+        return self.groups.get(group_id)
+
+
+async def _launch_analysts(api, username, group_id, realm):
+    info = user(username)
+    for g in info.groups:
+        if g.name == "analysts":
+            g.id = group_id
+    spawner = make_spawner(username, info=info, options_explicit=True)
+    spawner.api = api
+    spawner.authenticator = SimpleNamespace(keycloak_admin=realm)
+    spawner.user_options = {"group": "analysts", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    return spawner, await spawner.get_pod_manifest()
+
+
+@pytest.mark.asyncio
+async def test_a_re_imported_realm_keeps_its_groups_project_volumes():
+    # The realm was restored from its export: group analysts has a new id and the old id is gone.
+    api = FakeCoreApi()
+    first, pod = await _launch_analysts(api, "ana", "g-before", RealmGroups())
+    assert await first._make_create_pod_request(pod, 5) is True
+    del api.pods[pod.metadata.name]
+    realm = RealmGroups()
+    again, pod = await _launch_analysts(api, "ana", "g-after", realm)
+    assert await again._make_create_pod_request(pod, 5) is True
+    assert realm.asked == ["g-before"]
+    assert api.pvcs["project-analysts"].metadata.annotations[ANNOTATION_GROUP_KEY] == "g-after"
+
+
+@pytest.mark.asyncio
+async def test_a_project_volume_whose_owner_still_exists_is_refused_naming_that_group():
+    api = FakeCoreApi()
+    first, pod = await _launch_analysts(api, "ana", "g-before", RealmGroups())
+    assert await first._make_create_pod_request(pod, 5) is True
+    del api.pods[pod.metadata.name]
+    # A second group that shares the name (a subgroup /research/analysts) while the first one lives on.
+    realm = RealmGroups(**{"g-before": {"id": "g-before", "path": "/analysts"}})
+    other, pod = await _launch_analysts(api, "bea", "g-sub", realm)
+    with pytest.raises(
+        ConfigurationError, match=r"Groups 'analysts' and 'analysts \(another group of that name\)' both map"
+    ):
+        await other._make_create_pod_request(pod, 5)
+    assert not api.pods
+    assert api.pvcs["project-analysts"].metadata.annotations[ANNOTATION_GROUP_KEY] == "g-before"
 
 
 # --- fast failure ---------------------------------------------------------------------------------------
