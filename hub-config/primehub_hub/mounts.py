@@ -132,14 +132,15 @@ def _why(failure, origin):
     """The cause in words, with kubelet's own detail where it helps an administrator."""
     lowered = failure.detail.lower()
     if "type check failed" in lowered or (origin and origin.kind in ("hostPath", "git") and "no such file" in lowered):
-        path = re.search(r"(/\S+?) is not a", failure.detail)
+        path = re.search(r"(/\S+?)(?: is not a|: no such file)", failure.detail)
         where = f" {path.group(1)}" if path else ""
         return f"its folder{where} does not exist on the node the server was placed on"
     if "connection timed out" in lowered:
         return "its storage server did not answer"
     output = _NFS_OUTPUT.search(failure.detail)
     if "exit status 32" in lowered and output:
-        return f"the storage server refused it ({output.group('output').strip().splitlines()[0]})"
+        # e.g. "mount.nfs: access denied by server", or no NFS client on the node ("wrong fs type")
+        return f"the node could not mount it ({output.group('output').strip().splitlines()[0]})"
     if "timed out waiting for the condition" in lowered or "context deadline exceeded" in lowered:
         return "it was still not ready after kubelet's wait"
     first_line = failure.detail.splitlines()[0] if failure.detail else "no reason given"

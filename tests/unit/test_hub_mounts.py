@@ -116,7 +116,7 @@ def test_an_nfs_server_that_does_not_answer_is_said_in_words():
     assert text.startswith("Dataset 'Archive' could not be mounted: its storage server did not answer.")
     assert "/var/lib/kubelet" not in text  # the node's paths are for administrators, not in the sentence
     denied = describe_mount_failure(mount_failure([event(NFS_DENIED)], ORIGINS), ORIGINS)
-    assert "refused it (mount.nfs: access denied by server" in denied
+    assert "the node could not mount it (mount.nfs: access denied by server" in denied
 
 
 def test_the_volume_kubelet_gave_up_on_is_named_from_the_unmounted_list():
@@ -144,5 +144,7 @@ def test_an_attach_failure_is_read_like_a_mount_failure():
 
 def test_no_such_file_is_final_for_a_node_folder_only():
     message = 'MountVolume.SetUp failed for volume "{}" : lstat /srv/datasets/raw: no such file or directory'
-    assert mount_failure([event(message.format("dataset-raw"))], ORIGINS).final
+    failure = mount_failure([event(message.format("dataset-raw"))], ORIGINS)
+    assert failure.final
+    assert "its folder /srv/datasets/raw does not exist" in describe_mount_failure(failure, ORIGINS)
     assert mount_failure([event(message.format("project-ml-team"))], ORIGINS) is None
