@@ -42,6 +42,10 @@ GIT_FOLDER_NOT_YET = (
     'MountVolume.SetUp failed for volume "dataset-notebooks" : hostPath type check failed: '
     "/home/dataset/notebooks is not a directory"
 )
+# kubelet's cache of the namespace's ConfigMaps is not filled yet right after the pod is created
+NOT_REGISTERED_YET = (
+    'MountVolume.SetUp failed for volume "kube-api-access-7x2kq" : object "primehub"/"kube-root-ca.crt" not registered'
+)
 KUBELET_GAVE_UP = (
     "Unable to attach or mount volumes: unmounted volumes=[dataset-archive], unattached volumes=[dataset-archive "
     "home kube-api-access-7x2kq], failed to process volumes=[]: context deadline exceeded"
@@ -72,7 +76,7 @@ def test_a_missing_node_folder_or_a_failed_nfs_mount_is_final_at_the_first_repor
     assert failure is not None and failure.final and failure.volume == volume
 
 
-@pytest.mark.parametrize("message", [CONFIGMAP_MISSING, GIT_FOLDER_NOT_YET, KUBELET_GAVE_UP])
+@pytest.mark.parametrize("message", [CONFIGMAP_MISSING, GIT_FOLDER_NOT_YET, NOT_REGISTERED_YET, KUBELET_GAVE_UP])
 def test_failures_that_often_resolve_by_themselves_are_waited_for(message):
     assert mount_failure([event(message)], ORIGINS, grace=20) is None
     # kubelet retried for 8 s and then stopped reporting it: it resolved, the spawn goes on
