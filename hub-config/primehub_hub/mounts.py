@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from .datasets import volume_name
+
 MOUNT_EVENT_REASONS = ("FailedMount", "FailedAttachVolume")
 
 _FOR_VOLUME = re.compile(
@@ -51,6 +53,27 @@ class MountFailure:
     detail: str
     final: bool
     repeated_for: float  # seconds between the event's first and last report
+
+
+_DATASET_KINDS = {"hostPath": "hostPath", "nfs": "nfs", "pv": "pvc", "git": "git"}
+
+
+def volume_origins(plan, volumes=(), home_claims=()):
+    """{pod volume name: VolumeOrigin} of a launch: its datasets, its group volumes and the home
+    volume (the configured volume whose claim is one of `home_claims`)."""
+    origins = {}
+    for volume in volumes or []:
+        if (volume.get("persistentVolumeClaim") or {}).get("claimName") in home_claims:
+            origins[volume.get("name")] = VolumeOrigin("Your home folder", "pvc")
+    if plan is not None:
+        for mount in plan.datasets:
+            dataset = mount.dataset
+            origins[volume_name("dataset", dataset.name)] = VolumeOrigin(
+                f"Dataset '{dataset.label}'", _DATASET_KINDS.get(dataset.type, "")
+            )
+        for shared in plan.shared_volumes:
+            origins[shared.claim_name] = VolumeOrigin(f"The project volume of group '{shared.group}'", "pvc")
+    return origins
 
 
 def _timestamp(text):

@@ -21,9 +21,8 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
-from .datasets import volume_name
 from .errors import MountFailed, SchedulingFailed
-from .mounts import VolumeOrigin, describe_mount_failure, mount_failure
+from .mounts import describe_mount_failure, mount_failure, volume_origins
 from .scheduling import (
     describe,
     failed_scheduling_message,
@@ -156,22 +155,8 @@ class FastSchedulingFailure(LoggingConfigurable):
 
     def _volume_origins(self):
         """{pod volume name: VolumeOrigin}: what each volume of this launch is to the user."""
-        origins = {}
         volumes = self.volumes.values() if isinstance(self.volumes, dict) else self.volumes or []
-        for volume in volumes:
-            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-            if claim in ("{pvc_name}", self.pvc_name):
-                origins[volume.get("name")] = VolumeOrigin("Your home folder", "pvc")
-        if self.plan is not None:
-            kinds = {"hostPath": "hostPath", "nfs": "nfs", "pv": "pvc", "git": "git"}
-            for mount in self.plan.datasets:
-                dataset = mount.dataset
-                origins[volume_name("dataset", dataset.name)] = VolumeOrigin(
-                    f"Dataset '{dataset.label}'", kinds.get(dataset.type, "")
-                )
-            for shared in self.plan.shared_volumes:
-                origins[shared.claim_name] = VolumeOrigin(f"The project volume of group '{shared.group}'", "pvc")
-        return origins
+        return volume_origins(self.plan, volumes, home_claims=("{pvc_name}", self.pvc_name))
 
     async def _persistent_volume_origins(self, pod, origins):
         """{PersistentVolume name: VolumeOrigin} for the pod's claims that are bound (one read per claim)."""

@@ -4,13 +4,16 @@ sentence the user reads. Messages are written as kubelet 1.34 writes them
 
 import pytest
 
+from hub_scenario import catalog, user
 from primehub_hub.mounts import (
     VolumeOrigin,
     describe_mount_failure,
     mount_failure,
     read_mount_failure,
     repeated_for,
+    volume_origins,
 )
+from primehub_hub.plan import plan_launch
 
 ORIGINS = {
     "dataset-raw": VolumeOrigin("Dataset 'Raw images'", "hostPath"),
@@ -152,3 +155,21 @@ def test_no_such_file_is_final_for_a_node_folder_only():
     assert failure.final
     assert "its folder /srv/datasets/raw does not exist" in describe_mount_failure(failure, ORIGINS)
     assert mount_failure([event(message.format("project-ml-team"))], ORIGINS) is None
+
+
+def test_the_volumes_of_a_launch_are_named_by_what_they_are_to_the_user():
+    plan = plan_launch(
+        user("ana"),
+        catalog(),
+        {"group": "vision", "instance_type": "gpu-one", "image": "torch"},
+        strict=True,
+        host_path_prefixes=["/data/"],
+    )
+    home = {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+    scratch = {"name": "scratch", "emptyDir": {}}
+    origins = volume_origins(plan, [home, scratch], home_claims=("{pvc_name}", "claim-ana"))
+    assert origins["home"] == VolumeOrigin("Your home folder", "pvc")
+    assert origins["dataset-reports"] == VolumeOrigin("Dataset 'reports'", "hostPath")
+    assert origins["dataset-notebooks"].kind == "git"
+    assert origins["project-vision"] == VolumeOrigin("The project volume of group 'vision'", "pvc")
+    assert "scratch" not in origins
