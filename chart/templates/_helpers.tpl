@@ -22,6 +22,7 @@ when two releases must share a namespace.
 {{- define "primehub.proxy.fullname" -}}{{ include "primehub.prefix" . }}proxy{{- end }}
 {{- define "primehub.proxy.apiName" -}}{{ include "primehub.prefix" . }}proxy-api{{- end }}
 {{- define "primehub.proxy.publicName" -}}{{ include "primehub.prefix" . }}proxy-public{{- end }}
+{{- define "primehub.gitSync.fullname" -}}{{ include "primehub.prefix" . }}git-sync{{- end }}
 {{- define "primehub.singleuser.fullname" -}}{{ include "primehub.prefix" . }}singleuser{{- end }}
 
 {{- /* PriorityClasses are cluster-scoped: the namespace keeps two releases of the same name apart. */}}

@@ -178,6 +178,7 @@ async def _explain(args):
         home_default=doc["singleuser"]["storage"]["capacity"],
         home_naming=doc["singleuser"]["storage"]["homePvcNaming"],
         shm_setting=doc["primehub"]["shmSize"],
+        git_sync_on_nodes=doc["primehub"]["gitSyncOnNodes"],
     )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -180,6 +180,21 @@ def dataset_refusal(
     return None
 
 
+NO_GIT_SYNC = "git datasets need a git-sync on the nodes, and this hub has none"
+
+
+def dataset_unavailable(dataset, *, git_sync_on_nodes=True):
+    """Why a granted dataset cannot be mounted on this hub (said to the user), or None.
+
+    A git dataset is a folder of the node that a git-sync fills. The hub cannot look into nodes'
+    folders, so it relies on the operator's word (`git_sync_on_nodes`): without a git-sync the
+    folder is missing (the pod never starts) or empty and root-owned (the user sees nothing).
+    """
+    if dataset.type == "git" and not git_sync_on_nodes:
+        return NO_GIT_SYNC
+    return None
+
+
 def dataset_pieces(dataset, writable, *, git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT, log=None):
     """What mounting `dataset` adds to the pod."""
     pieces = PodPieces()

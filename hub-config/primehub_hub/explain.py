@@ -92,6 +92,7 @@ def _dataset_decisions(user, offer, catalog, prefix):
     """Why each dataset of the catalog or of a grant is mounted under this group, or not."""
     mounted = {m.dataset.name: m.granted_by for m in offer.datasets}
     skipped = {s.dataset.name: s.reason for s in offer.skipped_datasets}
+    skipped.update({m.dataset.name: reason for m, reason in offer.unavailable_datasets})
     sources = grant_sources(launch_groups(user) + [everyone_group(user)], prefix, lambda g: g.dataset_access)
     rows = []
     for name in sorted(set(catalog.datasets) | set(sources)):
@@ -121,8 +122,8 @@ def _group_decisions(user, group, offer, catalog, prefix):
     )
 
 
-def _group_report(user, group, catalog, prefix, shm_setting="limit"):
-    offer = group_offer(user, group, catalog, prefix)
+def _group_report(user, group, catalog, prefix, shm_setting="limit", git_sync_on_nodes=True):
+    offer = group_offer(user, group, catalog, prefix, git_sync_on_nodes=git_sync_on_nodes)
     return {
         "name": group.name,
         "displayName": group.label,
@@ -153,13 +154,17 @@ def explain_home(user, *, default_capacity="1Gi", naming="primehub"):
     }
 
 
-def explain_user(user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub", shm_setting="limit"):
+def explain_user(
+    user, catalog, prefix="", *, home_default="1Gi", home_naming="primehub", shm_setting="limit", git_sync_on_nodes=True
+):
     return {
         "user": user.username,
         "admin": bool(user.is_admin),
         "everyone": everyone_group(user) is not None,
         "home": explain_home(user, default_capacity=home_default, naming=home_naming),
-        "groups": [_group_report(user, group, catalog, prefix, shm_setting) for group in launch_groups(user)],
+        "groups": [
+            _group_report(user, group, catalog, prefix, shm_setting, git_sync_on_nodes) for group in launch_groups(user)
+        ],
     }
 
 

@@ -74,6 +74,7 @@ class FormGroup:
     instance_types: list = field(default_factory=list)
     images: list = field(default_factory=list)
     datasets: list = field(default_factory=list)
+    unavailable_datasets: list = field(default_factory=list)
     shared_volumes: list = field(default_factory=list)
 
 
@@ -103,7 +104,7 @@ def _quota_rows(offer, user_usage, group_usage):
     ]
 
 
-def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
+def build_form(user, catalog, *, prefix="", remembered=None, usage=None, git_sync_on_nodes=True):
     """The form model. `usage` maps group name -> (user usage, group usage); missing = none.
 
     Remembered choices are pre-selected only where still offered and usable; others are
@@ -117,7 +118,9 @@ def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
     datasets = UserDatasets(user, catalog, prefix)
     model = []
     for group in groups:
-        offer = group_offer(user, group, catalog, prefix, datasets=datasets, with_skipped=False)
+        offer = group_offer(
+            user, group, catalog, prefix, datasets=datasets, with_skipped=False, git_sync_on_nodes=git_sync_on_nodes
+        )
         user_usage, group_usage = usage.get(group.name, (ZERO, ZERO))
         entry = FormGroup(name=group.name, label=group.label, reason=offer.volume_error)
         entry.quota_rows = _quota_rows(offer, user_usage, group_usage)
@@ -157,6 +160,10 @@ def build_form(user, catalog, *, prefix="", remembered=None, usage=None):
                 "access": "read-write" if m.writable else "read-only",
             }
             for m in offer.datasets
+        ]
+        entry.unavailable_datasets = [
+            {"label": m.dataset.label, "type": m.dataset.type, "reason": reason}
+            for m, reason in offer.unavailable_datasets
         ]
         entry.shared_volumes = [{"path": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes]
         model.append(entry)

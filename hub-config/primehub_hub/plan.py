@@ -13,7 +13,14 @@ a choice that is no longer granted is dropped quietly and replaced by the first 
 import re
 from dataclasses import dataclass, field, replace
 
-from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS, dataset_claims, datasets_pieces, volume_name
+from .datasets import (
+    DEFAULT_GIT_SYNC_HOST_ROOT,
+    DEFAULT_MOUNT_ROOTS,
+    dataset_claims,
+    dataset_unavailable,
+    datasets_pieces,
+    volume_name,
+)
 from .entitlements import (
     UserDatasets,
     find_launch_group,
@@ -136,6 +143,8 @@ class GroupOffer:
     images: list = field(default_factory=list)  # entitlements.Offer
     datasets: list = field(default_factory=list)  # entitlements.DatasetMount
     skipped_datasets: list = field(default_factory=list)
+    # (entitlements.DatasetMount, reason): granted, but this hub cannot mount them (the user is told)
+    unavailable_datasets: list = field(default_factory=list)
     user_quota: object = None
     project_quota: object = None
     shared_volumes: list = field(default_factory=list)
@@ -174,17 +183,26 @@ class GroupOffer:
         return choices
 
 
-def group_offer(user, group, catalog, prefix="", datasets=None, with_skipped=True):
+def group_offer(user, group, catalog, prefix="", datasets=None, with_skipped=True, git_sync_on_nodes=True):
     """What launching under `group` offers. `datasets` (a UserDatasets of this user, catalog
-    and prefix) lets a caller deciding several groups share the per-user work."""
+    and prefix) lets a caller deciding several groups share the per-user work.
+    `git_sync_on_nodes`: whether a git-sync fills git datasets' node folders (else they are unavailable)."""
     datasets = datasets or UserDatasets(user, catalog, prefix)
-    mounted, skipped = datasets.decisions(group, with_skipped=with_skipped)
+    granted, skipped = datasets.decisions(group, with_skipped=with_skipped)
+    mounted, unavailable = [], []
+    for mount in granted:
+        reason = dataset_unavailable(mount.dataset, git_sync_on_nodes=git_sync_on_nodes)
+        if reason:
+            unavailable.append((mount, reason))
+        else:
+            mounted.append(mount)
     offer = GroupOffer(
         group=group,
         instance_types=offered_instance_types(user, group, catalog, prefix, datasets.everyone),
         images=offered_images(user, group, catalog, prefix, datasets.everyone),
         datasets=mounted,
         skipped_datasets=skipped,
+        unavailable_datasets=unavailable,
         user_quota=user_quota(group),
         project_quota=project_quota(group),
     )
@@ -231,6 +249,13 @@ class LaunchPlan:
 def missing_dataset_notice(dataset, claim):
     return (
         f"Dataset '{dataset.label}' is not mounted: its volume ({claim}) does not exist. "
+        "The server starts without it; please tell your administrator."
+    )
+
+
+def unavailable_dataset_notice(dataset, reason):
+    return (
+        f"Dataset '{dataset.label}' is not mounted: {reason}. "
         "The server starts without it; please tell your administrator."
     )
 
@@ -348,16 +373,18 @@ def plan_launch(
     git_sync_host_root=DEFAULT_GIT_SYNC_HOST_ROOT,
     host_path_prefixes=(),
     mount_roots=DEFAULT_MOUNT_ROOTS,
+    git_sync_on_nodes=True,
     log=None,
 ):
     """Decide the launch, or raise a PrimeHubError with the sentence the user should read.
 
     `host_path_prefixes`: the node folders hostPath datasets may mount (none by default);
-    `mount_roots`: where in the container datasets may be mounted.
+    `mount_roots`: where in the container datasets may be mounted; `git_sync_on_nodes`: whether
+    git datasets can be mounted (else they are left out with a notice).
     """
     dropped = []
     group, options = _choose_group(user, normalize_options(raw_options, strict=strict), strict=strict, dropped=dropped)
-    offer = group_offer(user, group, catalog, prefix, with_skipped=False)
+    offer = group_offer(user, group, catalog, prefix, with_skipped=False, git_sync_on_nodes=git_sync_on_nodes)
     if offer.volume_error:
         raise ConfigurationError(offer.volume_error)
     where = f"in group '{group.label}'"
@@ -404,4 +431,5 @@ def plan_launch(
         dropped=dropped,
         user_env=user_env,
         safe_mode=bool(options.get("safe_mode")),
+        notices=[unavailable_dataset_notice(m.dataset, reason) for m, reason in offer.unavailable_datasets],
     )

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 SETTINGS_ENV = "PRIMEHUB_SETTINGS"
 CLIENT_SECRET_ENV = "PRIMEHUB_KEYCLOAK_CLIENT_SECRET"
@@ -61,6 +62,12 @@ DEFAULTS = {
         # jupyter/docker-stacks images run as uid 1000 in group 100; the group owns mounted volumes
         "fsGid": 100,
         "allowPrivilegeEscalation": None,
+        # Kubernetes' PodSecurityContext and SecurityContext of the user's pod and container, in API field
+        # names; KubeSpawner lays them over uid, fsGid and allowPrivilegeEscalation key by key (and a
+        # container's runAsUser wins over the pod's). The chart's defaults pass Pod Security Admission
+        # restricted; primehub.grantSudo takes their non-root settings out (spawn_habits.py).
+        "podSecurityContext": {},
+        "containerSecurityContext": {},
         "commonLabels": {},
         "extraLabels": {},
         "extraEnv": {},
@@ -83,6 +90,9 @@ DEFAULTS = {
         "sharedVolumeStorageClass": "",
         "sharedVolumeAccessModes": None,
         "gitSyncHostRoot": "",
+        # a git-sync fills gitSyncHostRoot on every node (the chart's gitSync.enabled or gitSync.external);
+        # without one, git datasets are left out with a notice instead of mounting empty folders
+        "gitSyncOnNodes": False,
         # PrimeHub's habits in the user's pod (spawn_habits.py)
         "shmSize": "limit",
         "grantSudo": False,
@@ -100,6 +110,18 @@ class SettingsError(ValueError):
     pass
 
 
+# Objects taken whole, not key by key: a security context given replaces the default one.
+_FREE_FORM = (
+    "config",
+    "commonLabels",
+    "extraLabels",
+    "extraEnv",
+    "cull",
+    "podSecurityContext",
+    "containerSecurityContext",
+)
+
+
 def _merge(defaults, given, where=""):
     """`given` over `defaults`, key by key; a key the defaults do not know is refused (a typo)."""
     if not isinstance(given, dict):
@@ -108,7 +130,7 @@ def _merge(defaults, given, where=""):
     for key, value in given.items():
         if key not in defaults:
             raise SettingsError(f"unknown setting {where}.{key}".replace(" .", " "))
-        if isinstance(defaults[key], dict) and key not in ("config", "commonLabels", "extraLabels", "extraEnv", "cull"):
+        if isinstance(defaults[key], dict) and key not in _FREE_FORM:
             out[key] = _merge(defaults[key], value or {}, f"{where}.{key}")
         else:
             out[key] = value
@@ -118,6 +140,15 @@ def _merge(defaults, given, where=""):
 def _host_paths(value):
     if not isinstance(value, list) or not all(isinstance(p, str) and p.startswith("/") for p in value):
         raise SettingsError("primehub.datasetHostPaths must be a list of absolute paths")
+    return value
+
+
+def _security_context(value, where):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or any("_" in key for key in value):
+        # KubeSpawner refuses snake_case keys only when the first pod is made; say it at start-up
+        raise SettingsError(f"{where} must be an object in Kubernetes' field names (runAsUser, not run_as_user)")
     return value
 
 
@@ -144,6 +175,8 @@ class Settings:
         merged = _merge(DEFAULTS, document or {})
         merged["singleuser"]["cmd"] = _command(merged["singleuser"]["cmd"])
         merged["primehub"]["datasetHostPaths"] = _host_paths(merged["primehub"]["datasetHostPaths"])
+        for key in ("podSecurityContext", "containerSecurityContext"):
+            merged["singleuser"][key] = _security_context(merged["singleuser"][key], f"singleuser.{key}")
         if not isinstance(merged["config"], dict) or not all(isinstance(v, dict) for v in merged["config"].values()):
             raise SettingsError("config must map class names to {trait: value} objects")
         # a secret file or `kubectl create secret --from-file` often ends in a newline
@@ -284,6 +317,10 @@ def _apply_singleuser(c, s, su):
     _set(c.KubeSpawner, "uid", su["uid"])
     _set(c.KubeSpawner, "fs_gid", su["fsGid"])
     _set(c.KubeSpawner, "allow_privilege_escalation", su["allowPrivilegeEscalation"])
+    if su["podSecurityContext"]:
+        c.KubeSpawner.pod_security_context = su["podSecurityContext"]
+    if su["containerSecurityContext"]:
+        c.KubeSpawner.container_security_context = su["containerSecurityContext"]
     # update() merges into KubeSpawner's default labels instead of replacing them: the chart's
     # NetworkPolicies select user pods by these labels.
     if su["commonLabels"]:
@@ -315,6 +352,7 @@ def _apply_primehub(c, ph):
         c.PrimeHubSpawner.shared_volume_storage_class = ph["sharedVolumeStorageClass"]
     if ph["gitSyncHostRoot"]:
         c.PrimeHubSpawner.git_sync_host_root = ph["gitSyncHostRoot"]
+    c.PrimeHubSpawner.git_sync_on_nodes = bool(ph["gitSyncOnNodes"])
     # /dev/shm, sudo, the start wrapper and the operator's start scripts (spawn_habits.py)
     c.PrimeHubSpawner.shm_size = ph["shmSize"] or ""
     c.PrimeHubSpawner.grant_sudo = bool(ph["grantSudo"])
@@ -323,19 +361,41 @@ def _apply_primehub(c, ph):
     c.PrimeHubSpawner.dataset_host_path_prefixes = ph["datasetHostPaths"]
 
 
-def _apply_cull(c, cull):
+def local_hub_api_url(hub):
+    """The hub's API as a process in the hub's own pod reaches it: over loopback, never the Service.
+
+    JupyterHub hands managed services JUPYTERHUB_API_URL built from hub_connect_url, which in a
+    cluster is the `hub` Service: it routes only to a Ready pod, and the services start before the
+    hub pod is Ready, so the culler's first pass failed on every start. The hub's port is listening
+    by then (JupyterHub binds it before starting its services), so loopback always answers.
+    """
+    bind = urlparse(hub["hubBindUrl"] or "http://127.0.0.1:8081")  # JupyterHub's hub_ip/hub_port defaults
+    host = bind.hostname or ""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = bind.port or (443 if bind.scheme == "https" else 80)
+    base = "/" + (hub["baseUrl"] or "").strip("/")
+    return f"{bind.scheme}://{host}:{port}{base.rstrip('/')}/hub/api"
+
+
+def _apply_cull(c, cull, hub):
     if not cull.get("enabled"):
         return
 
     def flag(key):
         return str(bool(cull[key])).lower()
 
-    # A hub-managed service starts and stops with the hub and gets its API token and
-    # JUPYTERHUB_API_URL (base URL included) from the hub itself.
+    # A hub-managed service starts and stops with the hub and gets its API token from the hub
+    # itself; the API address is given here (local_hub_api_url says why).
     command = [
         sys.executable,
         "-m",
         "jupyterhub_idle_culler",
+        f"--url={local_hub_api_url(hub)}",
         f"--timeout={cull['timeout']}",
         f"--cull-every={cull['every']}",
         f"--concurrency={cull['concurrency']}",
@@ -372,5 +432,5 @@ def apply_settings(c, settings):
     _apply_hub(c, doc["hub"], doc["proxy"])
     _apply_singleuser(c, settings, doc["singleuser"])
     _apply_primehub(c, doc["primehub"])
-    _apply_cull(c, doc["cull"])
+    _apply_cull(c, doc["cull"], doc["hub"])
     _apply_passthrough(c, doc["config"])

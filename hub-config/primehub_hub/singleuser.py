@@ -89,12 +89,38 @@ def chown_extra(plan):
     return ",".join(paths)
 
 
-def sudo_overrides(grant_sudo):
+# What a container must not have to start as root: the restricted level's settings the chart
+# defaults to (runAsNonRoot, a non-zero user, no privilege escalation, every capability dropped).
+_NON_ROOT_KEYS = ("runAsNonRoot", "runAsUser", "runAsGroup")
+
+
+def sudo_overrides(grant_sudo, pod_context=None, container_context=None):
     """KubeSpawner trait values and env for docker-stacks' GRANT_SUDO: the container must start as
-    root (its start script then drops to the notebook user) and sudo needs privilege escalation."""
+    root (its start script then drops to the notebook user), and sudo needs privilege escalation
+    and the runtime's default capabilities (changing users, owning files).
+
+    The security contexts win over `uid` and `allow_privilege_escalation` in KubeSpawner, so the
+    non-root settings are taken out of them here; seccomp, fsGroup and the rest stay. Such a pod
+    passes Pod Security Admission `baseline`, never `restricted`.
+    """
     if not grant_sudo:
         return {}, {}
-    return {"uid": 0, "allow_privilege_escalation": True}, {"GRANT_SUDO": "yes"}
+    if callable(pod_context) or callable(container_context):
+        # an operator's own function decides the contexts (KubeSpawner allows it); it must allow root
+        return {"uid": 0, "allow_privilege_escalation": True}, {"GRANT_SUDO": "yes"}
+    pod = {k: v for k, v in (pod_context or {}).items() if k not in _NON_ROOT_KEYS}
+    container = {k: v for k, v in (container_context or {}).items() if k not in _NON_ROOT_KEYS}
+    container.update({"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": True})
+    capabilities = {k: v for k, v in (container.pop("capabilities", None) or {}).items() if k != "drop"}
+    if capabilities:
+        container["capabilities"] = capabilities
+    traits = {
+        "uid": 0,
+        "allow_privilege_escalation": True,
+        "pod_security_context": pod,
+        "container_security_context": container,
+    }
+    return traits, {"GRANT_SUDO": "yes"}
 
 
 # --- links made when the server starts --------------------------------------------------------------

@@ -157,7 +157,7 @@ class PrimeHubHabits(LoggingConfigurable):
             self.volume_mounts = self._safe_mode_mounts(self.volume_mounts)
         if self.start_wrapper:
             self.cmd = wrapped_command(list(self.cmd or ["jupyterhub-singleuser"]))
-        sudo_traits, env = sudo_overrides(self.grant_sudo)
+        sudo_traits, env = sudo_overrides(self.grant_sudo, self.pod_security_context, self.container_security_context)
         for name, value in sudo_traits.items():
             setattr(self, name, value)
         if plan.notices:

@@ -58,6 +58,8 @@ PLAN_TRAITS = (
     "storage_capacity",
     "uid",
     "allow_privilege_escalation",
+    "pod_security_context",
+    "container_security_context",
     "cmd",
 )
 _APPEND_TRAITS = ("tolerations", "image_pull_secrets")
@@ -118,6 +120,15 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         DEFAULT_GIT_SYNC_HOST_ROOT,
         config=True,
         help="Host folder where git-sync keeps git datasets (one subfolder per dataset); overridable per dataset by annotation.",
+    )
+    git_sync_on_nodes = Bool(
+        False,
+        config=True,
+        help=(
+            "Whether a git-sync fills git_sync_host_root on every node (the chart's gitSync.enabled or gitSync.external). "
+            "The hub cannot see nodes' folders: without this, git datasets are left out of launches with a notice "
+            "rather than mounted as missing or empty folders."
+        ),
     )
     dataset_host_path_prefixes = List(
         Unicode(),
@@ -218,6 +229,7 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
             git_sync_host_root=self.git_sync_host_root,
             host_path_prefixes=self.dataset_host_path_prefixes,
             mount_roots=self.dataset_mount_roots,
+            git_sync_on_nodes=self.git_sync_on_nodes,
             log=self.log,
         )
 
@@ -250,7 +262,14 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
 
     def _render_form_html(self, user, catalog, usage, remembered, note):
         with collection_paused():
-            model = build_form(user, catalog, prefix=self.role_prefix, remembered=remembered, usage=usage)
+            model = build_form(
+                user,
+                catalog,
+                prefix=self.role_prefix,
+                remembered=remembered,
+                usage=usage,
+                git_sync_on_nodes=self.git_sync_on_nodes,
+            )
             html = render_form(model, admin_note=note, user_env=env_text(remembered.get("env")))
             del model  # freed here, while collection is still paused
         return html

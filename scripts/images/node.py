@@ -65,10 +65,10 @@ def components() -> dict[str, str]:
         plan.append((tags, short, binaries[short], short == "kube-proxy"))
     plan.append(
         (
-            [f"primehub.local/kube-network-policies:{V['NETPOL_VERSION']}"],
-            "netpol",
-            common.tool("kube-network-policies", V["NETPOL_VERSION"], "netpol"),
-            False,
+            [f"primehub.local/kube-router:{V['KUBE_ROUTER_VERSION']}"],
+            "kube-router",
+            common.tool("kube-router", V["KUBE_ROUTER_VERSION"], "kube-router"),
+            True,
         )
     )
     plan.append(
@@ -94,7 +94,7 @@ def _component(tags: list[str], name: str, binary: Path, debian: bool) -> str:
     if debian:
         shutil.copy(common.REPO_ROOT / "images" / "components" / "Dockerfile.debian", ctx / "Dockerfile")
     else:
-        # CoreDNS, pause and the policy enforcer are started by path, the others by name (kubeadm's
+        # CoreDNS and pause are started by path, the others by name (kubeadm's
         # manifests give only the command name), so both work.
         (ctx / "Dockerfile").write_text(
             "FROM scratch\nCOPY bin/ /usr/local/bin/\n"
@@ -117,7 +117,7 @@ def _node_context() -> Path:
     shutil.copytree(src / "node-files", ctx / "node-files")
     for manifest in (ctx / "node-files" / "kind" / "manifests").glob("*.yaml"):
         text = manifest.read_text().replace("PRIMEHUB_LOCAL_PATH_VERSION", V["LOCAL_PATH_VERSION"])
-        manifest.write_text(text.replace("PRIMEHUB_NETPOL_VERSION", V["NETPOL_VERSION"]))
+        manifest.write_text(text.replace("PRIMEHUB_KUBE_ROUTER_VERSION", V["KUBE_ROUTER_VERSION"]))
     (ctx / "node-files" / "kind" / "version").write_text(V["K8S_VERSION"] + "\n")
     (ctx / "bin").mkdir()
     for name in ("kubelet", "kubeadm", "kubectl"):

@@ -75,8 +75,9 @@ def settings(**changes) -> dict:
             "cmd": ["jupyterhub-singleuser", "--allow-root"],
             "storage": {"capacity": "1Gi"},
         },
-        # the demo catalog's hostPath datasets (crds/examples/datasets.yaml)
-        "primehub": {"datasetHostPaths": ["/srv/datasets/"]},
+        # the demo catalog's hostPath datasets (crds/examples/datasets.yaml); the node agent mounts
+        # nothing, so its git dataset is offered as a git-sync would serve it, to show its layout
+        "primehub": {"datasetHostPaths": ["/srv/datasets/"], "gitSyncOnNodes": True},
         "config": {"JupyterHub": {"last_activity_interval": 60}},
     }
     document.update(changes)

@@ -25,7 +25,8 @@ go_tool() {
 go_tool kind "sigs.k8s.io/kind@$KIND_VERSION" "$CACHE_DIR/kind/$KIND_VERSION"
 go_tool crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" "$CACHE_DIR/crictl/$CRICTL_VERSION"
 go_tool coredns "github.com/coredns/coredns@$COREDNS_VERSION" "$CACHE_DIR/coredns/$COREDNS_VERSION"
-go_tool netpol "sigs.k8s.io/kube-network-policies/cmd@$NETPOL_VERSION" "$CACHE_DIR/kube-network-policies/$NETPOL_VERSION"
+go_tool kube-router "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" \
+  "$CACHE_DIR/kube-router/$KUBE_ROUTER_VERSION"
 go_tool local-path-provisioner "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION" \
   "$CACHE_DIR/local-path-provisioner/$LOCAL_PATH_VERSION"
 

@@ -137,8 +137,10 @@ def test_hub_and_proxy_run_as_non_root_on_read_only_root_filesystems(cluster, hu
 
 # Tries a TCP connection and says what the notebook would see: the policy agent drops packets, so a
 # blocked destination times out (a closed port would be refused at once).
+# A policy enforcer drops (a timeout) or rejects (kube-router answers with ICMP unreachable, read
+# as refused): both are "blocked"; the test shows each destination answering from an allowed place.
 _CONNECT = """
-import json, socket, sys
+import errno, json, socket, sys
 out = {}
 for host, port in json.loads(sys.argv[1]):
     s = socket.socket()
@@ -149,6 +151,9 @@ for host, port in json.loads(sys.argv[1]):
     except socket.timeout:
         out[f"{host}:{port}"] = "blocked"
     except OSError as e:
+        if e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+            out[f"{host}:{port}"] = "blocked"
+            continue
         out[f"{host}:{port}"] = e.strerror or str(e)
     finally:
         s.close()

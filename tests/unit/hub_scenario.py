@@ -61,6 +61,7 @@ def make_spawner(username, *, info=None, cat=None, **kwargs):
     kwargs.setdefault("primehub_pods", [])
     kwargs.setdefault("cmd", ["jupyterhub-singleuser"])
     kwargs.setdefault("dataset_host_path_prefixes", ["/data/"])  # the scenario's hostPath dataset
+    kwargs.setdefault("git_sync_on_nodes", True)  # the scenario's git dataset
     return PrimeHubSpawner(
         _mock=True,
         user=owner(username),

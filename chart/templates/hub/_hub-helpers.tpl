@@ -53,6 +53,8 @@ singleuser.extraEnv and hub.config may carry credentials.
     "uid" $v.singleuser.uid
     "fsGid" $v.singleuser.fsGid
     "allowPrivilegeEscalation" $v.singleuser.allowPrivilegeEscalation
+    "podSecurityContext" ($v.singleuser.podSecurityContext | default dict)
+    "containerSecurityContext" ($v.singleuser.containerSecurityContext | default dict)
     "commonLabels" $commonLabels
     "extraLabels" $v.singleuser.extraLabels
     "extraEnv" $v.singleuser.extraEnv
@@ -71,6 +73,7 @@ singleuser.extraEnv and hub.config may carry credentials.
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
     "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
+    "gitSyncOnNodes" (or $v.gitSync.enabled $v.gitSync.external)
     "shmSize" $v.primehub.shmSize
     "grantSudo" $v.primehub.grantSudo
     "startWrapper" $v.primehub.startWrapper
