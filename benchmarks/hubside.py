@@ -333,9 +333,20 @@ def spawner_classes():
             with timed("options_from_form"):
                 return await super()._primehub_options_from_form(formdata)
 
-        async def load_user_options(self):
+        async def apply_primehub_options(self, user_options):
+            # JupyterHub's apply_user_options hook runs just before start(): our pre-spawn work begins
+            # here (the first mark wins), so the window still covers the plan
+            rec = CURRENT.get()
+            if rec is not None:
+                rec["spawn_user"] = self.user.name
+            mark("start")
+            return await super().apply_primehub_options(user_options)
+
+        async def decide_launch(self, user_options):
+            # the plan and overrides, made by JupyterHub's apply_user_options hook (or load_user_options);
+            # kept under the name the report and the KubeSpawner baseline use
             with timed("load_user_options"):
-                return await super().load_user_options()
+                return await super().decide_launch(user_options)
 
         async def load_primehub_user(self):
             with timed("load_primehub_user"):

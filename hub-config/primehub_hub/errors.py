@@ -101,3 +101,11 @@ class SchedulingFailed(SpawnRefusal):
 
     status = 503
     spawn_reason = "unschedulable"
+
+
+class MountFailed(SpawnRefusal):
+    """Kubernetes placed the server but cannot mount one of its volumes (a missing node folder, an
+    NFS server that does not answer)."""
+
+    status = 503
+    spawn_reason = "mount-failed"

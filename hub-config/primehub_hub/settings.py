@@ -86,6 +86,7 @@ DEFAULTS = {
     },
     "primehub": {
         "schedulingFailureGrace": None,
+        "mountFailureGrace": None,
         "sharedVolumeStorageClass": "",
         "sharedVolumeAccessModes": None,
         "gitSyncHostRoot": "",
@@ -344,6 +345,8 @@ def _apply_singleuser(c, s, su):
 def _apply_primehub(c, ph):
     if ph["schedulingFailureGrace"] is not None:
         c.PrimeHubSpawner.scheduling_failure_grace = float(ph["schedulingFailureGrace"])
+    if ph["mountFailureGrace"] is not None:
+        c.PrimeHubSpawner.mount_failure_grace = float(ph["mountFailureGrace"])
     _set(c.PrimeHubSpawner, "shared_volume_access_modes", ph["sharedVolumeAccessModes"])
     if ph["sharedVolumeStorageClass"]:
         c.PrimeHubSpawner.shared_volume_storage_class = ph["sharedVolumeStorageClass"]

@@ -83,7 +83,10 @@ class PrimeHubHabits(LoggingConfigurable):
     )
 
     def start(self):
-        self.plan = None  # decided afresh by load_user_options; progress() waits for it
+        if getattr(self, "_applied_options", None) is None:
+            # decided afresh by load_user_options; progress() waits for it. A plan the
+            # apply_user_options hook made just before this start is kept.
+            self.plan = None
         return super().start()
 
     # --- before the plan is applied ------------------------------------------------------------

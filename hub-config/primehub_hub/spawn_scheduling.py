@@ -1,4 +1,4 @@
-"""Fast failure: a pod the scheduler cannot place fails the spawn in about a second.
+"""Fast failure: a pod the scheduler cannot place, or whose volumes cannot be mounted, fails the spawn early.
 
 A mixin of PrimeHubSpawner (spawner.py). `start` runs KubeSpawner's start beside a watch of the
 pending pod: once the pod exists, the scheduler's verdict (the pod's Unschedulable condition or a
@@ -6,16 +6,23 @@ FailedScheduling event) is read whenever the pod or one of its events changes (t
 reflectors are made notifying, watch.py; `scheduling_poll_interval` is only a safety net), and a
 final verdict that lasts `scheduling_failure_grace` seconds (and is not waiting for a cluster
 scale-up) cancels the start, removes the pod and fails the spawn with the reason in words.
+
+Once the pod is on a node, kubelet's FailedMount / FailedAttachVolume events are read the same
+way (mounts.py): a final mount failure, or one kubelet repeats over `mount_failure_grace`
+seconds, ends the spawn naming the dataset, project volume or home folder it concerns. Only the
+pod is removed; the home volume and every other claim stay.
 """
 
 import asyncio
 import time
 from functools import partial
 
+from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
-from .errors import SchedulingFailed
+from .errors import MountFailed, SchedulingFailed
+from .mounts import describe_mount_failure, mount_failure, volume_origins
 from .scheduling import (
     describe,
     failed_scheduling_message,
@@ -35,6 +42,15 @@ class FastSchedulingFailure(LoggingConfigurable):
         help=(
             "Seconds an 'unschedulable' verdict must persist before the spawn fails. 0 fails at once; "
             "raise it on clusters whose autoscaler adds nodes."
+        ),
+    )
+    mount_failure_grace = Float(
+        20.0,
+        config=True,
+        help=(
+            "Seconds over which kubelet must report the same volume mount failure again before the spawn "
+            "fails, for failures that often resolve by themselves (a ConfigMap or claim not there yet, a disk "
+            "still attaching). Final ones (a missing node folder, a failed NFS mount) fail at once."
         ),
     )
     scheduling_poll_interval = Float(
@@ -73,7 +89,7 @@ class FastSchedulingFailure(LoggingConfigurable):
             done, _ = await asyncio.wait({start_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
             if watch_task in done and not start_task.done():
                 failure = None if watch_task.cancelled() else watch_task.exception() or watch_task.result()
-                if isinstance(failure, SchedulingFailed):
+                if isinstance(failure, (SchedulingFailed, MountFailed)):
                     start_task.cancel()
                     await asyncio.gather(start_task, return_exceptions=True)
                     await self._remove_pod_after_failure()
@@ -88,26 +104,77 @@ class FastSchedulingFailure(LoggingConfigurable):
             await asyncio.gather(start_task, watch_task, return_exceptions=True)
 
     async def _remove_pod_after_failure(self):
+        # stop() deletes the pod only: the home volume and the other claims stay for the next start
         try:
             await self.stop(now=True)
         except Exception:
-            self.log.exception("Could not remove unschedulable pod %s", self.pod_name)
+            self.log.exception("Could not remove pod %s after its failed start", self.pod_name)
+
+    def _current_pod(self):
+        reflector = self.pod_reflector
+        return reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
 
     def _scheduling_failure(self):
-        """A SchedulingFailed for the current pod when the scheduler says it cannot run, else None."""
-        reflector = self.pod_reflector
-        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+        """(SchedulingFailed, grace) when the scheduler says the current pod cannot run, else (None, 0)."""
+        pod = self._current_pod()
         if pod is None or pod_is_scheduled(pod):
-            return None, False
+            return None, 0.0
         events = self.events
         message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
         if not message:
-            return None, False
+            return None, 0.0
         verdict = read_verdict(message, own_claims=self._own_claims())
         if not verdict.final or scale_up_triggered(events):
-            return None, False
+            return None, 0.0
         instance_type = self.plan.instance_type if self.plan else None
-        return SchedulingFailed(describe(verdict, instance_type)), True
+        return SchedulingFailed(describe(verdict, instance_type)), self.scheduling_failure_grace
+
+    async def _mount_failure(self):
+        """A MountFailed when kubelet cannot mount one of the placed pod's volumes, else None.
+
+        The grace for failures that may resolve is read from the events themselves (mounts.py).
+        """
+        pod = self._current_pod()
+        if (
+            pod is None
+            or not pod_is_scheduled(pod)
+            or ((pod.get("status") or {}).get("phase") or "Pending") != "Pending"
+        ):
+            return None
+        uid = (pod.get("metadata") or {}).get("uid")
+        # events of an earlier pod of the same name are not this one's
+        events = [e for e in self.events if not uid or (e.get("involvedObject") or {}).get("uid") in (None, uid)]
+        origins = self._volume_origins()
+        failure = mount_failure(events, origins, grace=self.mount_failure_grace)
+        if failure is None:
+            return None
+        if failure.volume and failure.volume not in origins:
+            # kubelet names a claim's volume by its PersistentVolume: find which claim is bound to it
+            origins = {**origins, **await self._persistent_volume_origins(pod, origins)}
+        return MountFailed(describe_mount_failure(failure, origins))
+
+    def _volume_origins(self):
+        """{pod volume name: VolumeOrigin}: what each volume of this launch is to the user."""
+        volumes = self.volumes.values() if isinstance(self.volumes, dict) else self.volumes or []
+        return volume_origins(self.plan, volumes, home_claims=("{pvc_name}", self.pvc_name))
+
+    async def _persistent_volume_origins(self, pod, origins):
+        """{PersistentVolume name: VolumeOrigin} for the pod's claims that are bound (one read per claim)."""
+        found = {}
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            origin = origins.get(volume.get("name"))
+            if not claim or origin is None:
+                continue
+            try:
+                pvc = await self.api.read_namespaced_persistent_volume_claim(claim, self.namespace)
+            except (ApiException, OSError, asyncio.TimeoutError) as e:
+                self.log.debug("Cannot read claim %s to name a failed mount: %r", claim, e)
+                continue
+            bound = getattr(getattr(pvc, "spec", None), "volume_name", None)
+            if bound:
+                found[bound] = origin
+        return found
 
     def _own_claims(self):
         """The claims this spawner creates before its pod: the home volume and the group volumes."""
@@ -145,18 +212,21 @@ class FastSchedulingFailure(LoggingConfigurable):
                         reflector.add_listener(listener)
                         listening[id(reflector)] = (reflector, listener)
                 changed.clear()
-                failure, seen = self._scheduling_failure() if self._pod_created else (None, False)
-                if not seen:
+                failure, grace = self._scheduling_failure() if self._pod_created else (None, 0.0)
+                if failure is None and self._pod_created:
+                    # a mount failure's grace is read from kubelet's own event times: it counts at once
+                    failure = await self._mount_failure()
+                if failure is None:
                     first_seen = None
                 else:
                     now = time.monotonic()
                     first_seen = first_seen if first_seen is not None else now
-                    if now - first_seen >= self.scheduling_failure_grace:
+                    if now - first_seen >= grace:
                         self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
                         return failure
                 wait = self.scheduling_poll_interval
                 if first_seen is not None:
-                    wait = min(wait, max(0.0, first_seen + self.scheduling_failure_grace - time.monotonic()))
+                    wait = min(wait, max(0.0, first_seen + grace - time.monotonic()))
                 try:
                     await asyncio.wait_for(changed.wait(), wait)
                 except asyncio.TimeoutError:

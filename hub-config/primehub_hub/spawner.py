@@ -3,15 +3,18 @@
 What it adds to KubeSpawner, and where:
 
 - the options form (`options_form`, form.py) and its server-side check (`options_from_form`,
-  and again in `load_user_options`, which KubeSpawner's start calls first), both from the
-  entitlements of the user who will own the server (`self.user`), never of the requester;
+  and again when the options are applied: JupyterHub's `apply_user_options` hook on every spawn,
+  from the form and the REST API alike, else `load_user_options`, which KubeSpawner's start calls
+  first), both from the entitlements of the user who will own the server (`self.user`), never of
+  the requester;
 - `apply_plan`: instance type, image, datasets, group volumes, home capacity, labels and
   environment onto KubeSpawner's traits, starting each launch from the configured baseline;
 - quota enforcement under a per-group lock held until the pod exists, and the group volumes
   (`GroupQuotaGuard`, spawn_quota.py);
 - fast failure: while the pod is pending, the scheduler's verdict is watched, and an
-  unschedulable pod fails the spawn in about a second with the reason in words
-  (`FastSchedulingFailure`, spawn_scheduling.py).
+  unschedulable pod fails the spawn in about a second with the reason in words; so does a volume
+  kubelet cannot mount, naming the dataset, project volume or home folder
+  (`FastSchedulingFailure`, spawn_scheduling.py; the rules in scheduling.py and mounts.py).
 """
 
 import asyncio
@@ -176,6 +179,7 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
         self._plan_env = {}
         self._user_env = {}
         self._pod_created = False
+        self._applied_options = None  # user_options the apply_user_options hook applied for the coming start
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
 
@@ -294,11 +298,36 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
 
     # --- applying a launch --------------------------------------------------------------------
 
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # JupyterHub (5.3+) calls this hook as hook(spawner, user_options) on every spawn, whether the
+        # options came from the form or the REST API, before pre_spawn_hook and start. Unset, it logs
+        # "Received unhandled user_options" for every spawn.
+        return type(self).apply_primehub_options
+
+    async def apply_primehub_options(self, user_options):
+        """JupyterHub's apply_user_options hook: check user_options against the owner's entitlements, apply them."""
+        self._applied_options = None
+        await self.decide_launch(user_options)
+        self._applied_options = copy.deepcopy(self.user_options)
+
     async def load_user_options(self):
-        """Called by KubeSpawner's start: decide the launch from user_options and apply it."""
+        """Called by KubeSpawner's start: the launch decided by the hook above, or decided here.
+
+        Without JupyterHub's hook (the CLI, a start from code, an operator's own apply_user_options)
+        this is where the options are checked and applied. Either way no pod is made from options
+        that were not checked.
+        """
+        applied, self._applied_options = self._applied_options, None
+        if applied is not None and applied == self.user_options and self.plan is not None:
+            return
+        await self.decide_launch(self.user_options)
+
+    async def decide_launch(self, user_options):
+        """Decide the launch from user_options (re-checked on the server) and apply it to the traits."""
         user = await self.load_primehub_user()
         catalog = await self.load_catalog()
-        plan = self._plan(user, catalog, self.user_options, strict=self._options_are_explicit())
+        plan = self._plan(user, catalog, user_options, strict=self._options_are_explicit())
         for note in plan.dropped:
             self.log.info("%s: remembered choice dropped: %s", self._log_name, note)
         plan = await self.without_missing_datasets(plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+from pathlib import Path
 
 import pytest
 from browser import choose_and_start, login, new_page
@@ -191,3 +192,22 @@ def test_forged_form_posts_are_refused(browser, hub, keycloak, cluster, clean):
         assert pod_of(cluster, "bob") is None
     finally:
         page.context.close()
+
+
+@pytest.mark.backend(
+    "local", reason="reads the hub's log as it is written; the kind backend keeps logs of failures only"
+)
+def test_a_spawn_applies_its_options_through_jupyterhubs_hook_without_the_unhandled_warning(hub, cluster, clean):
+    """The options are checked and applied in JupyterHub's apply_user_options hook: a spawn no longer logs
+    "Received unhandled user_options" (every spawn did)."""
+    clean("bob")
+    log = Path(hub.log_dir) / "hub.log"
+    start = log.stat().st_size
+    status, body = spawn(hub, "bob", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    assert status in (201, 202), message_of(body)
+    wait_ready(hub, "bob")
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        written = f.read()
+    assert "bob" in written, "the spawn is in the hub's log"
+    assert "unhandled user_options" not in written, written[-2000:]

@@ -15,6 +15,7 @@ from primehub_hub.errors import (
     CatalogUnavailable,
     ConfigurationError,
     KeycloakUnavailable,
+    MountFailed,
     NoLaunchGroup,
     QuotaExceeded,
     Refused,
@@ -30,6 +31,7 @@ REFUSALS = [
     (NoLaunchGroup, 403, "no-launch-group"),
     (ConfigurationError, 409, "misconfigured"),
     (SchedulingFailed, 503, "unschedulable"),
+    (MountFailed, 503, "mount-failed"),
 ]
 
 

@@ -3,6 +3,7 @@ re-checks, quotas under concurrency, spawning for another user, and fast failure
 
 import asyncio
 import gc
+import json
 import threading
 import time
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import (
     BadRequest,
     ConfigurationError,
+    MountFailed,
     NoLaunchGroup,
     QuotaExceeded,
     Refused,
@@ -200,6 +202,78 @@ async def test_api_submitted_options_are_checked_strictly_before_any_pod():
         await spawner.load_user_options()
     assert info.value.status_code == 403
     assert api.pods == {} and spawner.plan is None
+
+
+async def jupyterhub_spawn_steps(spawner):
+    """What JupyterHub's User.spawn does with user_options before and at the start: its
+    apply_user_options hook, then KubeSpawner's start, which begins with load_user_options."""
+    await spawner._run_apply_user_options(spawner.user_options)
+    await spawner.load_user_options()
+
+
+@pytest.mark.asyncio
+async def test_a_normal_spawn_applies_the_options_through_jupyterhubs_hook_without_a_warning(caplog):
+    spawner = make_spawner("ana")
+    spawner.handler = request_handler(body=b"group=vision&instance_type%40vision=gpu-one&image%40vision=torch")
+    spawner.user_options = dict(GPU_LAUNCH)
+    decided = []
+    original = spawner.decide_launch
+
+    async def counted(options):
+        decided.append(dict(options))
+        return await original(options)
+
+    spawner.decide_launch = counted
+    with caplog.at_level("DEBUG"):
+        await jupyterhub_spawn_steps(spawner)
+    assert "unhandled user_options" not in caplog.text.lower()
+    assert spawner.image == "example/torch:cuda" and spawner.extra_resource_limits == {"nvidia.com/gpu": 1}
+    assert decided == [GPU_LAUNCH]  # decided once, by the hook; the start applies no second time
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"group": "interns"},  # not a member
+        {"group": "vision", "instance_type": "medium"},  # not granted under vision
+        {"group": "vision", "instance_type": "small", "image": "cuda"},  # GPU image without GPUs
+    ],
+)
+async def test_forged_api_options_are_still_refused_by_the_hook_before_any_pod(options):
+    api = FakeCoreApi()
+    spawner = make_spawner("ana")
+    spawner.api = api
+    spawner.handler = request_handler(body=json.dumps(options).encode())
+    spawner.user_options = dict(options)
+    with pytest.raises(Refused) as info:
+        await spawner._run_apply_user_options(spawner.user_options)
+    assert info.value.status_code == 403 and info.value.jupyterhub_message
+    assert api.pods == {} and spawner.plan is None
+
+
+@pytest.mark.asyncio
+async def test_with_an_operators_own_apply_hook_the_start_still_checks_the_options():
+    applied = []
+    spawner = make_spawner("ana", apply_user_options=lambda spawner, options: applied.append(options))
+    spawner.handler = request_handler(body=b'{"group": "interns"}')
+    spawner.user_options = {"group": "interns"}
+    await spawner._run_apply_user_options(spawner.user_options)
+    assert applied == [{"group": "interns"}]
+    with pytest.raises(Refused, match="not a member of group 'interns'"):
+        await spawner.load_user_options()
+    assert spawner.plan is None
+
+
+@pytest.mark.asyncio
+async def test_options_changed_after_the_hook_are_decided_again_at_the_start():
+    # e.g. a pre_spawn_hook that rewrites user_options between JupyterHub's hook and the start
+    spawner = make_spawner("ana", options_explicit=True)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner._run_apply_user_options(spawner.user_options)
+    spawner.user_options = {"group": "interns"}
+    with pytest.raises(Refused):
+        await spawner.load_user_options()
 
 
 @pytest.mark.asyncio
@@ -810,3 +884,126 @@ async def test_counting_a_groups_pods_under_the_lock_gives_up_in_time():
         await asyncio.wait_for(spawner._make_create_pod_request(pod, 5), 60)
     assert api.pods == {}
     assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked()
+
+
+# --- failed volume mounts -------------------------------------------------------------------------------
+
+HOST_FOLDER_MISSING = 'MountVolume.SetUp failed for volume "dataset-reports" : hostPath type check failed: /data/reports is not a directory'
+
+
+def placed_pod(uid="pod-uid-1"):
+    """The pod on a node, its containers waiting for kubelet to mount the volumes."""
+    return {
+        "metadata": {"name": "jupyter-ana", "namespace": NAMESPACE, "uid": uid},
+        "spec": {"nodeName": "cpu-node"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+        },
+    }
+
+
+def mount_event(message, uid="pod-uid-1", count=1, first="2026-12-02T04:00:00Z", last=None, key="m1"):
+    return {
+        f"{NAMESPACE}/jupyter-ana.{key}": {
+            "involvedObject": {"kind": "Pod", "name": "jupyter-ana", "uid": uid},
+            "reason": "FailedMount",
+            "type": "Warning",
+            "message": message,
+            "count": count,
+            "firstTimestamp": first,
+            "lastTimestamp": last or first,
+            "eventTime": None,
+            "metadata": {"uid": key},
+        }
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_dataset_folder_missing_on_the_node_ends_the_spawn_naming_the_dataset(monkeypatch):
+    pods = {f"{NAMESPACE}/jupyter-ana": placed_pod()}
+    with reflectors(monkeypatch, pods=pods, events=mount_event(HOST_FOLDER_MISSING)):
+        spawner = await planned_spawner()
+        failure = await asyncio.wait_for(spawner._watch_scheduling(), 5)
+    assert isinstance(failure, MountFailed) and failure.status_code == 503
+    assert str(failure).startswith("Dataset 'reports' could not be mounted: its folder /data/reports does not exist")
+
+
+@pytest.mark.asyncio
+async def test_a_mount_failure_that_may_resolve_is_waited_for_until_kubelet_repeats_it(monkeypatch):
+    missing_config = 'MountVolume.SetUp failed for volume "primehub-start-scripts" : configmap "scripts" not found'
+    pods = {f"{NAMESPACE}/jupyter-ana": placed_pod()}
+    with reflectors(monkeypatch, pods=pods, events=mount_event(missing_config, count=3, last="2026-12-02T04:00:04Z")):
+        spawner = await planned_spawner(start_scripts_configmap="scripts")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
+    repeated = mount_event(missing_config, count=7, last="2026-12-02T04:00:32Z")
+    with reflectors(monkeypatch, pods=pods, events=repeated):
+        spawner = await planned_spawner(start_scripts_configmap="scripts")
+        failure = await asyncio.wait_for(spawner._watch_scheduling(), 5)
+    assert "Volume 'primehub-start-scripts' could not be mounted" in str(failure)
+    assert 'configmap "scripts" not found' in str(failure)
+
+
+@pytest.mark.asyncio
+async def test_mount_failures_of_an_earlier_pod_of_the_same_name_do_not_count(monkeypatch):
+    pods = {f"{NAMESPACE}/jupyter-ana": placed_pod(uid="pod-uid-2")}
+    with reflectors(monkeypatch, pods=pods, events=mount_event(HOST_FOLDER_MISSING, uid="pod-uid-1")):
+        spawner = await planned_spawner()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
+
+
+@pytest.mark.asyncio
+async def test_a_home_volume_that_cannot_be_mounted_is_named_as_the_home_folder(monkeypatch):
+    # kubelet names a claim's volume by the PersistentVolume bound to it
+    nfs_down = (
+        'MountVolume.SetUp failed for volume "pvc-4b1d" : mount failed: exit status 32\n'
+        "Mounting command: mount\nMounting arguments: -t nfs 10.0.0.9:/home /var/lib/kubelet/pods/x/volumes/"
+        "kubernetes.io~nfs/pvc-4b1d\nOutput: mount.nfs: Connection timed out\n"
+    )
+    pod = placed_pod()
+    pod["spec"]["volumes"] = [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}}]
+    api = FakeCoreApi()
+    api.pvcs["claim-ana"] = SimpleNamespace(spec=SimpleNamespace(volume_name="pvc-4b1d"))
+    with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": pod}, events=mount_event(nfs_down)):
+        spawner = await planned_spawner(
+            storage_pvc_ensure=True,
+            pvc_name_template="claim-{username}",
+            volumes={"home": {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}},
+        )
+        spawner.api = api
+        failure = await asyncio.wait_for(spawner._watch_scheduling(), 5)
+    assert str(failure).startswith("Your home folder could not be mounted: its storage server did not answer.")
+
+
+@pytest.mark.asyncio
+async def test_a_failed_mount_removes_the_pod_and_keeps_the_home_volume(monkeypatch):
+    with reflectors(monkeypatch, pods={}) as (pods, events):
+        spawner = await planned_spawner(storage_pvc_ensure=True, pvc_name_template="claim-{username}")
+        spawner._pod_created = False
+
+        class Api(FakeCoreApi):
+            async def delete_namespaced_pod(self, name, namespace, **kwargs):
+                await super().delete_namespaced_pod(name, namespace, **kwargs)
+                pods.resources.pop(f"{namespace}/{name}", None)  # what the pod watch would see
+
+        api = spawner.api = Api()
+        api.pvcs["claim-ana"] = object()
+
+        async def kube_start():
+            # KubeSpawner's _start: the launch is applied, the pod created and placed, then kubelet
+            # cannot mount a dataset
+            await spawner.load_user_options()
+            api.pods["jupyter-ana"] = placed_pod()
+            pods.resources[f"{NAMESPACE}/jupyter-ana"] = placed_pod()
+            spawner._pod_created = True
+            events.resources.update(mount_event(HOST_FOLDER_MISSING))
+            await asyncio.sleep(3600)
+
+        monkeypatch.setattr(spawner, "_start", kube_start)
+        with pytest.raises(MountFailed, match="Dataset 'reports' could not be mounted") as info:
+            await asyncio.wait_for(spawner.start(), 10)
+    assert info.value.jupyterhub_message == str(info.value)
+    assert api.deleted == ["jupyter-ana"] and api.pods == {}
+    assert list(api.pvcs) == ["claim-ana"]

@@ -16,6 +16,7 @@ import pytest
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.handlers.login import LogoutHandler
 from jupyterhub.spawner import Spawner
+from jupyterhub.user import User
 from kubespawner import KubeSpawner, objects, slugs
 from kubespawner.reflector import ResourceReflector
 from oauthenticator.oauth2 import OAuthenticator, OAuthLoginHandler
@@ -62,6 +63,13 @@ SIGNATURES = [
         "watch.py: a relist reports what changed",
     ),
     (KubeSpawner, "load_user_options", "(self)", True, "spawner.py: the launch plan, called by _start"),
+    (
+        Spawner,
+        "_run_apply_user_options",
+        "(self, user_options)",
+        True,
+        "spawner.py apply_primehub_options: called as apply_user_options(spawner, user_options)",
+    ),
     (KubeSpawner, "get_env", "(self)", False, "spawner.py get_env"),
     (KubeSpawner, "stop", "(self, now=False)", True, "spawn_scheduling.py _remove_pod_after_failure"),
     (
@@ -176,6 +184,16 @@ ATTRIBUTES = [
         "spawn_scheduling.py start sets it, so the progress page follows the watched start",
     ),
     (KubeSpawner._start, "self.load_user_options()", "spawner.py load_user_options decides the launch"),
+    (
+        User.spawn,
+        "spawner._run_apply_user_options(spawner.user_options)",
+        "spawner.py: JupyterHub's apply_user_options hook checks and applies every spawn's options",
+    ),
+    (
+        Spawner._run_apply_user_options,
+        "self.apply_user_options(self, user_options)",
+        "spawner.py apply_primehub_options takes (spawner, user_options)",
+    ),
     (KubeSpawner._start, "self._make_create_pod_request", "spawn_quota.py checks quotas where the pod is created"),
     (
         ResourceReflector._watch_and_update,

@@ -69,6 +69,7 @@ singleuser.extraEnv and hub.config may carry credentials.
       "extraVolumeMounts" $v.singleuser.storage.extraVolumeMounts))
   "primehub" (dict
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
+    "mountFailureGrace" $v.primehub.mountFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
     "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
