@@ -2,11 +2,11 @@
 
 What it adds to KubeSpawner, and where:
 
-- the options form (`options_form`, form.py) and its server-side check (`options_from_form`,
-  and again when the options are applied: JupyterHub's `apply_user_options` hook on every spawn,
-  from the form and the REST API alike, else `load_user_options`, which KubeSpawner's start calls
-  first), both from the entitlements of the user who will own the server (`self.user`), never of
-  the requester;
+- the options form (`options_form`, form.py) and its server-side check (`options_from_form`)
+  (`PrimeHubOptionsForm`, spawn_form.py), and the same check again when the options are applied
+  (JupyterHub's `apply_user_options` hook on every spawn, from the form and the REST API alike,
+  else `load_user_options`, which KubeSpawner's start calls first), all from the entitlements of
+  the user who will own the server (`self.user`), never of the requester;
 - `apply_plan`: instance type, image, datasets, group volumes, home capacity, labels and
   environment onto KubeSpawner's traits, starting each launch from the configured baseline;
 - quota enforcement under a per-group lock held until the pod exists, and the group volumes
@@ -17,7 +17,6 @@ What it adds to KubeSpawner, and where:
   (`FastSchedulingFailure`, spawn_scheduling.py; the rules in scheduling.py and mounts.py).
 """
 
-import asyncio
 import copy
 import json
 
@@ -27,14 +26,13 @@ from traitlets import Any, Bool, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
 from .errors import ConfigurationError, Refused
-from .form import build_form, collection_paused, form_options, render_form, rendered_forms
-from .plan import normalize_options, plan_launch
-from .quotas import LABEL_GROUP, LABEL_USER, label_value, project_quota, user_quota
+from .plan import plan_launch
+from .quotas import LABEL_GROUP, LABEL_USER, label_value
 from .resources import CatalogWatcher, instance_type_override
+from .spawn_form import PrimeHubOptionsForm
 from .spawn_habits import PrimeHubHabits
 from .spawn_quota import GroupQuotaGuard
 from .spawn_scheduling import FastSchedulingFailure
-from .userenv import env_text
 from .volumes import home_capacity
 from .watch import notifying
 
@@ -108,7 +106,7 @@ def _merge_named(current, additions):
     return list(current or []) + list(additions)
 
 
-class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
+class PrimeHubSpawner(PrimeHubOptionsForm, PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, KubeSpawner):
     """Spawn user servers from PrimeHub's groups, instance types, images and datasets."""
 
     role_prefix = Unicode(
@@ -233,68 +231,12 @@ class PrimeHubSpawner(PrimeHubHabits, FastSchedulingFailure, GroupQuotaGuard, Ku
             log=self.log,
         )
 
-    # --- the form ---------------------------------------------------------------------------
-
-    @default("options_form")
-    def _options_form_default(self):
-        return self._render_primehub_form
-
-    async def _render_primehub_form(self, spawner=None):
-        user = await self.load_primehub_user()
-        catalog = await self.load_catalog()
-        usage = await self._usage_for_form(user, catalog)
-        note = ""
-        current = getattr(self.handler, "current_user", None) if self.handler is not None else None
-        if current is not None and getattr(current, "name", self.user.name) != self.user.name:
-            note = f"You are starting a server for {self.user.name}: the groups, choices and quotas shown are theirs."
-        # What the form shows of the remembered options (choices and the user's own variables),
-        # normalized: part of the cache key, so a changed remembered env renders again.
-        remembered = normalize_options(self.user_options or {}, strict=False)
-        key = (self.user.name, self.name)
-        inputs = (user, catalog, usage, remembered, note, self.role_prefix)
-        html = rendered_forms.get(key, inputs)
-        if html is None:
-            # A big form (a user in hundreds of groups) takes long to render: off the event loop,
-            # so the hub keeps serving everyone else meanwhile. Inputs are immutable here.
-            html = await asyncio.to_thread(self._render_form_html, user, catalog, usage, remembered, note)
-            rendered_forms.put(key, inputs, html)
-        return html
-
-    def _render_form_html(self, user, catalog, usage, remembered, note):
-        with collection_paused():
-            model = build_form(
-                user,
-                catalog,
-                prefix=self.role_prefix,
-                remembered=remembered,
-                usage=usage,
-                git_sync_on_nodes=self.git_sync_on_nodes,
-            )
-            html = render_form(model, admin_note=note, user_env=env_text(remembered.get("env")))
-            del model  # freed here, while collection is still paused
-        return html
+    # --- the pod and event watches --------------------------------------------------------
 
     async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
         # KubeSpawner's pod and event reflectors, made to count their changes and tell listeners:
         # the form's usage is kept until a pod changes, and fast failure wakes on the event.
         return await super()._start_reflector(kind, notifying(reflector_class), replace=replace, **kwargs)
-
-    @default("options_from_form")
-    def _options_from_form_default(self):
-        return self._primehub_options_from_form
-
-    async def _primehub_options_from_form(self, formdata):
-        """Check a form submission fully before anything is started; returns clean user_options."""
-        # A refusal raised here is an HTTPError: JupyterHub (since 5.4, jupyterhub#5146) re-renders the
-        # form with its message and answers with its status.
-        user = await self.load_primehub_user()
-        catalog = await self.load_catalog()
-        plan = self._plan(user, catalog, form_options(formdata), strict=True)
-        limited = not (user_quota(plan.group).unlimited and project_quota(plan.group).unlimited)
-        if limited and (self.primehub_pods is not None or self.pod_reflector is not None):
-            # early, lock-free look; the binding check happens when the pod is created
-            self._check_quota(plan, await self._active_pods(), catalog.gpu_resources)
-        return plan.options
 
     # --- applying a launch --------------------------------------------------------------------
 

@@ -407,12 +407,12 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
     import copy
     import dataclasses
 
-    from primehub_hub import spawner as spawner_module
+    from primehub_hub import spawn_form  # where the spawner builds its form
     from primehub_hub.form import rendered_forms
 
     rendered_forms.clear()
     renders = []
-    real_build = spawner_module.build_form
+    real_build = spawn_form.build_form
 
     collecting = []
 
@@ -421,7 +421,7 @@ async def test_the_rendered_form_is_reused_until_entitlements_usage_or_catalog_c
         collecting.append(gc.isenabled())
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(spawner_module, "build_form", counting_build)
+    monkeypatch.setattr(spawn_form, "build_form", counting_build)
     spawner = make_spawner("ana")
     first = await spawner.get_options_form()
     assert await spawner.get_options_form() == first
