@@ -194,67 +194,59 @@ def render_text(report):
         out.append("No launch group: this user sees 'No group is configured for you'.")
     for group in report["groups"]:
         out.append("")
-        title = f"Group {group['name']}" + (
-            f" ({group['displayName']})" if group["displayName"] != group["name"] else ""
-        )
-        out.append(title)
-        out.append("=" * len(title))
-        out.append(f"Pod label primehub.io/group={group['groupLabel']}")
-        out.append(f"Your quota:  {_quota_text(group['quota'])}")
-        out.append(f"Group quota: {_quota_text(group['projectQuota'])}")
-        for error in group["quotaErrors"]:
-            out.append(f"Quota error: {error} (treated as 0)")
-        if group["volumeError"]:
-            out.append(f"Cannot launch: {group['volumeError']}")
-        for volume in group["sharedVolumes"]:
-            out.append(f"Shared volume: {volume['claimName']} at {volume['mountPath']} ({volume['capacity']})")
-        out.append("")
-        out.append(
-            _table(
-                ["instance type", "cpu", "memory", "gpu", "/dev/shm", "fits quota", "note"],
-                [
-                    [
-                        i["name"],
-                        format_cpu(i["cpu"]),
-                        format_memory(i["memory"]),
-                        i["gpu"],
-                        i.get("shmSize") or "64Mi (default)",
-                        "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO",
-                        i["reason"],
-                    ]
-                    for i in group["instanceTypes"]
-                ]
-                or [["(none)", "", "", "", "", "", ""]],
-            )
-        )
-        out.append("")
-        out.append(
-            _table(
-                ["image", "type", "url"],
-                [[i["name"], i["type"], i["url"]] for i in group["images"]] or [["(none)", "", ""]],
-            )
-        )
-        out.append("")
-        out.append(
-            _table(
-                ["dataset", "type", "access", "mounted at"],
-                [
-                    [
-                        d["name"],
-                        d["type"],
-                        "read-write" if d["writable"] else "read-only",
-                        d["mountPath"] or "(environment)",
-                    ]
-                    for d in group["datasets"]
-                ]
-                or [["(none)", "", "", ""]],
-            )
-        )
-        out.append("")
-        out.append(
-            _table(
-                ["kind", "name", "offered", "why"],
-                [[d["kind"], d["name"], "yes" if d["offered"] else "no", d["why"]] for d in group["decisions"]],
-            )
-        )
+        out.extend(_group_text(group))
     return "\n".join(out) + "\n"
+
+
+def _group_text(group):
+    """One launch group of the report: its labels, quotas and volumes, then a table per kind of choice."""
+    title = f"Group {group['name']}" + (f" ({group['displayName']})" if group["displayName"] != group["name"] else "")
+    out = [title, "=" * len(title)]
+    out.append(f"Pod label primehub.io/group={group['groupLabel']}")
+    out.append(f"Your quota:  {_quota_text(group['quota'])}")
+    out.append(f"Group quota: {_quota_text(group['projectQuota'])}")
+    for error in group["quotaErrors"]:
+        out.append(f"Quota error: {error} (treated as 0)")
+    if group["volumeError"]:
+        out.append(f"Cannot launch: {group['volumeError']}")
+    for volume in group["sharedVolumes"]:
+        out.append(f"Shared volume: {volume['claimName']} at {volume['mountPath']} ({volume['capacity']})")
+    for table in (_instance_types_table, _images_table, _datasets_table, _decisions_table):
+        out.append("")
+        out.append(table(group))
+    return out
+
+
+def _instance_types_table(group):
+    rows = [
+        [
+            i["name"],
+            format_cpu(i["cpu"]),
+            format_memory(i["memory"]),
+            i["gpu"],
+            i.get("shmSize") or "64Mi (default)",
+            "yes" if i["fitsQuota"] and i["fitsProjectQuota"] else "NO",
+            i["reason"],
+        ]
+        for i in group["instanceTypes"]
+    ]
+    headers = ["instance type", "cpu", "memory", "gpu", "/dev/shm", "fits quota", "note"]
+    return _table(headers, rows or [["(none)", "", "", "", "", "", ""]])
+
+
+def _images_table(group):
+    rows = [[i["name"], i["type"], i["url"]] for i in group["images"]]
+    return _table(["image", "type", "url"], rows or [["(none)", "", ""]])
+
+
+def _datasets_table(group):
+    rows = [
+        [d["name"], d["type"], "read-write" if d["writable"] else "read-only", d["mountPath"] or "(environment)"]
+        for d in group["datasets"]
+    ]
+    return _table(["dataset", "type", "access", "mounted at"], rows or [["(none)", "", "", ""]])
+
+
+def _decisions_table(group):
+    rows = [[d["kind"], d["name"], "yes" if d["offered"] else "no", d["why"]] for d in group["decisions"]]
+    return _table(["kind", "name", "offered", "why"], rows)
