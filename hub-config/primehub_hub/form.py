@@ -116,63 +116,71 @@ def build_form(user, catalog, *, prefix="", remembered=None, usage=None, git_syn
     remembered = normalize_options(remembered or {}, strict=False)
     usage = usage or {}
     datasets = UserDatasets(user, catalog, prefix)
-    model = []
-    for group in groups:
-        offer = group_offer(
-            user, group, catalog, prefix, datasets=datasets, with_skipped=False, git_sync_on_nodes=git_sync_on_nodes
-        )
-        user_usage, group_usage = usage.get(group.name, (ZERO, ZERO))
-        entry = FormGroup(name=group.name, label=group.label, reason=offer.volume_error)
-        entry.quota_rows = _quota_rows(offer, user_usage, group_usage)
-        entry.quota_errors = list(offer.user_quota.errors + offer.project_quota.errors)
-        is_remembered_group = remembered.get("group") == group.name
-        for choice in offer.instance_type_choices(user_usage, group_usage):
-            entry.instance_types.append(
-                FormChoice(
-                    choice.name,
-                    choice.label,
-                    choice.description,
-                    choice.reason,
-                    gpu=choice.resource.gpu_limit,
-                    summary=_summary(choice.resource),
-                )
-            )
-        _select(entry.instance_types, remembered.get("instance_type") if is_remembered_group else None)
-        chosen_type = next((c for c in entry.instance_types if c.selected), None)
-        chosen_resource = catalog.instance_types.get(chosen_type.name) if chosen_type else None
-        for choice in offer.image_choices(chosen_resource):
-            entry.images.append(
-                FormChoice(
-                    choice.name, choice.label, choice.description, choice.reason, image_type=choice.resource.type
-                )
-            )
-        _select(entry.images, remembered.get("image") if is_remembered_group else None)
-        if not offer.instance_types:
-            entry.reason = entry.reason or "no instance type is granted to this group"
-        elif not offer.images:
-            entry.reason = entry.reason or "no image is granted to this group"
-        entry.datasets = [
-            {
-                "name": m.dataset.name,
-                "label": m.dataset.label,
-                "type": m.dataset.type,
-                "where": "environment variables" if m.dataset.type == "env" else m.dataset.mount_path,
-                "access": "read-write" if m.writable else "read-only",
-            }
-            for m in offer.datasets
-        ]
-        entry.unavailable_datasets = [
-            {"label": m.dataset.label, "type": m.dataset.type, "reason": reason}
-            for m, reason in offer.unavailable_datasets
-        ]
-        entry.shared_volumes = [{"path": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes]
-        model.append(entry)
+    model = [
+        _form_group(user, group, catalog, prefix, datasets, usage, remembered, git_sync_on_nodes) for group in groups
+    ]
 
     wanted = remembered.get("group")
     usable = [g for g in model if not g.reason]
     chosen = next((g for g in usable if g.name == wanted), None) or (usable[0] if usable else model[0])
     chosen.selected = True
     return model
+
+
+def _form_group(user, group, catalog, prefix, datasets, usage, remembered, git_sync_on_nodes):
+    """One group of the form: its quotas, instance types, images and datasets, the remembered ones selected."""
+    offer = group_offer(
+        user, group, catalog, prefix, datasets=datasets, with_skipped=False, git_sync_on_nodes=git_sync_on_nodes
+    )
+    user_usage, group_usage = usage.get(group.name, (ZERO, ZERO))
+    entry = FormGroup(name=group.name, label=group.label, reason=offer.volume_error)
+    entry.quota_rows = _quota_rows(offer, user_usage, group_usage)
+    entry.quota_errors = list(offer.user_quota.errors + offer.project_quota.errors)
+    is_remembered_group = remembered.get("group") == group.name
+    for choice in offer.instance_type_choices(user_usage, group_usage):
+        entry.instance_types.append(
+            FormChoice(
+                choice.name,
+                choice.label,
+                choice.description,
+                choice.reason,
+                gpu=choice.resource.gpu_limit,
+                summary=_summary(choice.resource),
+            )
+        )
+    _select(entry.instance_types, remembered.get("instance_type") if is_remembered_group else None)
+    chosen_type = next((c for c in entry.instance_types if c.selected), None)
+    chosen_resource = catalog.instance_types.get(chosen_type.name) if chosen_type else None
+    for choice in offer.image_choices(chosen_resource):
+        entry.images.append(
+            FormChoice(choice.name, choice.label, choice.description, choice.reason, image_type=choice.resource.type)
+        )
+    _select(entry.images, remembered.get("image") if is_remembered_group else None)
+    if not offer.instance_types:
+        entry.reason = entry.reason or "no instance type is granted to this group"
+    elif not offer.images:
+        entry.reason = entry.reason or "no image is granted to this group"
+    entry.datasets, entry.unavailable_datasets = _dataset_rows(offer)
+    entry.shared_volumes = [{"path": v.mount_path, "capacity": v.capacity} for v in offer.shared_volumes]
+    return entry
+
+
+def _dataset_rows(offer):
+    """The group's datasets as the form lists them, and those it names but cannot mount, with why."""
+    mounted = [
+        {
+            "name": m.dataset.name,
+            "label": m.dataset.label,
+            "type": m.dataset.type,
+            "where": "environment variables" if m.dataset.type == "env" else m.dataset.mount_path,
+            "access": "read-write" if m.writable else "read-only",
+        }
+        for m in offer.datasets
+    ]
+    unavailable = [
+        {"label": m.dataset.label, "type": m.dataset.type, "reason": reason} for m, reason in offer.unavailable_datasets
+    ]
+    return mounted, unavailable
 
 
 def _select(choices, remembered_name):
