@@ -72,39 +72,17 @@ def normalize_options(raw, *, strict):
             unknown.append(_shown(str(key)))
             continue
         if canonical == "env":
-            if isinstance(value, list) and len(value) == 1:
-                value = value[0]
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            env = parse_env(value, strict=strict)
+            env = _env_option(value, strict=strict)
             if env:
                 options["env"] = env
             continue
         if canonical == "safe_mode":
             # a one-off (PrimeHub's Safe Mode): taken from a submission, never from remembered options
-            if isinstance(value, list) and len(value) == 1:
-                value = value[0]
-            text = str(value).strip().lower() if isinstance(value, (str, bool)) else None
-            if text not in _TRUE + _FALSE:
-                if strict:
-                    raise BadRequest("Option 'safe_mode' must be on or off.")
-                continue
-            if strict and text in _TRUE:
+            if strict and _safe_mode_option(value, strict=strict):
                 options["safe_mode"] = True
             continue
-        if isinstance(value, list):
-            if len(value) != 1:
-                if strict:
-                    raise BadRequest(f"Option '{canonical}' must have exactly one value.")
-                continue
-            value = value[0]
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or _CONTROL.search(value):
-            if strict:
-                raise BadRequest(f"Option '{canonical}' must be a name of at most {MAX_OPTION_LENGTH} characters.")
+        value = _name_option(canonical, value, strict=strict)
+        if value is None:
             continue
         if canonical in options and options[canonical] != value:
             if strict:
@@ -117,6 +95,51 @@ def normalize_options(raw, *, strict):
             f"Unknown server option(s): {names}. Only group, instance_type, image, env and safe_mode can be chosen."
         )
     return options
+
+
+def _single(value):
+    """A form posts every field as a list; one value stands for itself."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _env_option(value, *, strict):
+    """The user's own environment variables ({name: value}), from the form's text or the API's JSON."""
+    value = _single(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return parse_env(value, strict=strict)
+
+
+def _safe_mode_option(value, *, strict):
+    """Whether Safe Mode is asked for; a value that is neither on nor off is a 400 when strict."""
+    value = _single(value)
+    text = str(value).strip().lower() if isinstance(value, (str, bool)) else None
+    if text not in _TRUE + _FALSE:
+        if strict:
+            raise BadRequest("Option 'safe_mode' must be on or off.")
+        return False
+    return text in _TRUE
+
+
+def _name_option(canonical, value, *, strict):
+    """A chosen name (group, instance type, image), or None where there is none or (lenient) a bad one."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            if strict:
+                raise BadRequest(f"Option '{canonical}' must have exactly one value.")
+            return None
+        value = value[0]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_OPTION_LENGTH or _CONTROL.search(value):
+        if strict:
+            raise BadRequest(f"Option '{canonical}' must be a name of at most {MAX_OPTION_LENGTH} characters.")
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -387,23 +410,7 @@ def plan_launch(
     offer = group_offer(user, group, catalog, prefix, with_skipped=False, git_sync_on_nodes=git_sync_on_nodes)
     if offer.volume_error:
         raise ConfigurationError(offer.volume_error)
-    where = f"in group '{group.label}'"
-    instance_type = _pick(
-        options.get("instance_type"),
-        offer.instance_type_choices(),
-        strict=strict,
-        kind="instance type",
-        where=where,
-        dropped=dropped,
-    ).resource
-    image = _pick(
-        options.get("image"),
-        offer.image_choices(instance_type),
-        strict=strict,
-        kind="image",
-        where=f"{where} with instance type '{instance_type.label}'",
-        dropped=dropped,
-    ).resource
+    instance_type, image = _choose_resources(offer, options, group, strict=strict, dropped=dropped)
     volumes, mounts, env, home_symlinks, links = _mounts(
         offer,
         git_sync_host_root=git_sync_host_root,
@@ -433,3 +440,25 @@ def plan_launch(
         safe_mode=bool(options.get("safe_mode")),
         notices=[unavailable_dataset_notice(m.dataset, reason) for m, reason in offer.unavailable_datasets],
     )
+
+
+def _choose_resources(offer, options, group, *, strict, dropped):
+    """The instance type, then an image that can run on it, from what the group offers."""
+    where = f"in group '{group.label}'"
+    instance_type = _pick(
+        options.get("instance_type"),
+        offer.instance_type_choices(),
+        strict=strict,
+        kind="instance type",
+        where=where,
+        dropped=dropped,
+    ).resource
+    image = _pick(
+        options.get("image"),
+        offer.image_choices(instance_type),
+        strict=strict,
+        kind="image",
+        where=f"{where} with instance type '{instance_type.label}'",
+        dropped=dropped,
+    ).resource
+    return instance_type, image
