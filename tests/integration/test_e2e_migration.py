@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from browser import login, new_page
-from userflows import container_env, mounts, pod_of, spawn, stop_server, wait_ready
+from userflows import container_env, mounts, pod_of, servers_stopped, spawn, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 BACKEND = os.environ.get("E2E_BACKEND", "local")
@@ -30,16 +30,8 @@ def page(browser):
 
 @pytest.fixture
 def clean(hub, cluster):
-    users: list[str] = []
-
-    def use(*names):
-        for n in names:
-            stop_server(hub, cluster, n)
-            users.append(n)
-
-    yield use
-    for n in users:
-        stop_server(hub, cluster, n)
+    """Users whose servers a test starts; stopped before and after."""
+    yield from servers_stopped(hub, cluster)
 
 
 def _hub_log(hub) -> str:

@@ -17,8 +17,8 @@ from userflows import (
     pods_of_group,
     primehub_label,
     quantities,
+    servers_stopped,
     spawn,
-    stop_server,
     wait_ready,
 )
 
@@ -28,16 +28,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def clean(hub, cluster):
     """Users whose servers a test starts; stopped before and after."""
-    users: list[str] = []
-
-    def use(*names):
-        for n in names:
-            stop_server(hub, cluster, n)
-            users.append(n)
-
-    yield use
-    for n in users:
-        stop_server(hub, cluster, n)
+    yield from servers_stopped(hub, cluster)
 
 
 def test_gpu_launch_gets_the_gpu_node_image_and_tolerations(hub, cluster, clean):

@@ -47,6 +47,21 @@ def stop_server(hub, cluster, user: str) -> None:
     cluster.wait(lambda: pod_of(cluster, user) is None, 60, f"pod of {user} removed")
 
 
+def servers_stopped(hub, cluster):
+    """The body of a test file's `clean` fixture: yields `use(*names)`, which stops those users'
+    servers now and again when the test ends, so a test starts and leaves them stopped."""
+    users: list[str] = []
+
+    def use(*names):
+        for n in names:
+            stop_server(hub, cluster, n)
+            users.append(n)
+
+    yield use
+    for n in users:
+        stop_server(hub, cluster, n)
+
+
 def spawn(hub, user: str, options: dict) -> tuple[int, object]:
     ensure_user(hub, user)
     return hub.api("POST", f"/users/{user}/server", options)
