@@ -238,6 +238,8 @@ def test_the_hub_loads_the_local_stacks_settings(monkeypatch, tmp_path):
     assert config.KubeSpawner.volume_mounts["home"]["mountPath"] == "/home/jovyan"
     assert config.ConfigurableHTTPProxy.should_start is True and config.JupyterHub.cleanup_servers is False
     assert [s["name"] for s in config.JupyterHub.services] == ["local-admin"]  # hub-extra-config ran
+    (admin_role,) = config.JupyterHub.load_roles
+    assert admin_role["services"] == ["local-admin"] and "admin:servers" in admin_role["scopes"]
     authenticator = PrimeHubAuthenticator(config=config)
     assert authenticator.authorize_url == "http://localhost:8180/realms/primehub/protocol/openid-connect/auth"
     assert authenticator.token_url == "http://127.0.0.1:8180/realms/primehub/protocol/openid-connect/token"

@@ -2,30 +2,19 @@
 # hub.extraConfig snippets are. Everything else the local hub is told is in its settings document
 # (scripts/localstack/hub.py); this file only adds what needs a secret from the environment.
 import os
+import runpy
 import signal
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads config files)
 
-# An admin service for tests and operator scripts; its token lives in .local-stack/hub/.
+# An admin service for tests and operator scripts; its token lives in .local-stack/hub/. Its role is
+# shared with the kind backend (scripts/localstack/admin_role.py, loaded by path: scripts/ is not on
+# the hub's import path).
+_admin = runpy.run_path(os.path.join(os.path.dirname(__file__), os.pardir, "admin_role.py"))
 c.JupyterHub.services = [
-    {"name": "local-admin", "api_token": os.environ["PRIMEHUB_LOCAL_ADMIN_TOKEN"]},
+    {"name": _admin["NAME"], "api_token": os.environ["PRIMEHUB_LOCAL_ADMIN_TOKEN"]},
 ]
-c.JupyterHub.load_roles = [
-    {
-        "name": "local-admin",
-        "scopes": [
-            "admin:users",
-            "admin:servers",
-            "admin:auth_state",
-            "access:servers",
-            "read:users",
-            "tokens",
-            "list:users",
-            "read:servers",
-        ],
-        "services": ["local-admin"],
-    },
-]
+c.JupyterHub.load_roles = [_admin["role"]()]
 
 
 # A diagnosis aid for the suite: SIGUSR1 writes every pending asyncio task of the hub, with where it
