@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import itertools
 import json
 import logging
 import os
 import shutil
 import signal
-import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
+from .nodeapi import Api, now
+from .nodeheartbeat import NodeHeartbeat
+from .podstatus import PodStatusReporter
 
 log = logging.getLogger("nodeagent")
 
@@ -45,63 +45,6 @@ DEFAULT_NODES = [
         "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
     },
 ]
-LEASE_SECONDS = 40
-HEARTBEAT = 10
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class Api:
-    """A small JSON client for the API server with one node's client certificate."""
-
-    def __init__(self, server: str, ca: str, cert: str, key: str):
-        self.server = server.rstrip("/")
-        ctx = ssl.create_default_context(cafile=ca)
-        ctx.load_cert_chain(cert, key)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def req(self, method: str, path: str, body=None, ctype="application/json", params=None, ok=(200, 201)):
-        data = json.dumps(body) if body is not None else None
-        async with self.session.request(
-            method,
-            self.server + path,
-            data=data,
-            params=params,
-            headers={"Content-Type": ctype},
-            timeout=aiohttp.ClientTimeout(total=30),
-        ) as r:
-            text = await r.text()
-            if r.status not in ok:
-                raise ApiError(r.status, f"{method} {path}: {r.status} {text[:300]}")
-            return json.loads(text) if text else None
-
-    async def watch(self, path: str, params: dict):
-        """Yields (type, object) from a watch; returns when the server ends the stream."""
-        params = {**params, "watch": "true", "allowWatchBookmarks": "true"}
-        async with self.session.get(
-            self.server + path, params=params, timeout=aiohttp.ClientTimeout(total=None, sock_read=330)
-        ) as r:
-            if r.status != 200:
-                raise ApiError(r.status, f"watch {path}: {r.status} {(await r.text())[:300]}")
-            async for line in r.content:
-                if line.strip():
-                    ev = json.loads(line)
-                    yield ev["type"], ev["object"]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, msg: str):
-        super().__init__(msg)
-        self.status = status
 
 
 @dataclass
@@ -118,120 +61,13 @@ class Container:
     last_state: dict = field(default_factory=dict)
 
 
-class Node:
+class Node(NodeHeartbeat, PodStatusReporter):
+    """One node: kept Ready (nodeheartbeat.py), runs the pods bound to it, reports them (podstatus.py)."""
+
     def __init__(self, agent: "Agent", spec: dict, api: Api):
         self.agent, self.spec, self.api = agent, spec, api
         self.name = spec["name"]
         self.pods: dict[str, Container] = {}  # by pod uid
-
-    # ---- registration and heartbeats -------------------------------------------------------
-    def _capacity(self) -> dict:
-        cap = {"cpu": str(self.spec["cpu"]), "memory": self.spec["memory"], "pods": "110", "ephemeral-storage": "100Gi"}
-        if self.spec.get("gpu"):
-            cap["nvidia.com/gpu"] = str(self.spec["gpu"])
-        return cap
-
-    def _status(self) -> dict:
-        t = now()
-        conds = [
-            {
-                "type": "Ready",
-                "status": "True",
-                "reason": "KubeletReady",
-                "message": "node agent is posting ready status",
-                "lastHeartbeatTime": t,
-                "lastTransitionTime": t,
-            },
-        ]
-        for ctype in ("MemoryPressure", "DiskPressure", "PIDPressure"):
-            conds.append(
-                {
-                    "type": ctype,
-                    "status": "False",
-                    "reason": f"KubeletHasNo{ctype}",
-                    "message": "",
-                    "lastHeartbeatTime": t,
-                    "lastTransitionTime": t,
-                }
-            )
-        return {
-            "capacity": self._capacity(),
-            "allocatable": self._capacity(),
-            "conditions": conds,
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "v0.0.0-nodeagent",
-                "kubeProxyVersion": "",
-                "containerRuntimeVersion": "local-process://1",
-                "osImage": "primehub local node agent",
-                "kernelVersion": os.uname().release,
-                "machineID": "",
-                "systemUUID": "",
-                "bootID": "",
-            },
-        }
-
-    async def register(self) -> None:
-        labels = {
-            "kubernetes.io/hostname": self.name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            **self.spec.get("labels", {}),
-        }
-        body = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": self.name, "labels": labels},
-            "spec": {"taints": self.spec.get("taints", [])},
-        }
-        try:
-            await self.api.req("POST", "/api/v1/nodes", body)
-            log.info("registered node %s", self.name)
-        except ApiError as e:
-            if e.status != 409:
-                raise
-        await self.post_status()
-
-    async def post_status(self) -> None:
-        await self.api.req(
-            "PATCH",
-            f"/api/v1/nodes/{self.name}/status",
-            {"status": self._status()},
-            ctype="application/strategic-merge-patch+json",
-        )
-
-    async def renew_lease(self) -> None:
-        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
-        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now_micro()}
-        try:
-            await self.api.req("PATCH", path, {"spec": spec}, ctype="application/merge-patch+json")
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            await self.api.req(
-                "POST",
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": "kube-node-lease"},
-                    "spec": spec,
-                },
-            )
-
-    async def heartbeat_loop(self) -> None:
-        n = 0
-        while True:
-            try:
-                await self.renew_lease()
-                if n % 3 == 0:
-                    await self.post_status()
-            except Exception as e:  # the API server may be restarting; keep trying
-                log.warning("heartbeat for %s failed: %s", self.name, e)
-            n += 1
-            await asyncio.sleep(HEARTBEAT)
 
     # ---- pods ---------------------------------------------------------------------------------
     async def watch_pods(self) -> None:
@@ -318,7 +154,7 @@ class Node:
     async def run(self, c: Container) -> None:
         """Start the container, restart it per restartPolicy with kubelet's back-off, report status."""
         pod = c.pod
-        meta, spec = pod["metadata"], pod["spec"]
+        spec = pod["spec"]
         container = spec["containers"][0]
         argv = [a.replace("0.0.0.0", c.ip) for a in (container.get("command") or []) + (container.get("args") or [])]
         policy = spec.get("restartPolicy", "Always")
@@ -330,28 +166,7 @@ class Node:
             f'Container image "{container.get("image")}" already present on machine (not pulled: the node agent runs local commands)',
         )
         while not c.stopping:
-            if not argv or not (shutil.which(argv[0], path=self.agent.path) or os.path.exists(argv[0])):
-                msg = (
-                    "no command given and the node agent cannot run image entrypoints"
-                    if not argv
-                    else f'exec: "{argv[0]}": executable file not found in $PATH'
-                )
-                await self.report(c, waiting={"reason": "RunContainerError", "message": msg}, phase="Pending")
-                await self.event(pod, "Warning", "Failed", f"Error: {msg}")
-                return
-            sandbox = self.agent.sandbox(meta["namespace"], meta["name"])
-            try:
-                c.proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    env=self._env(c, container),
-                    cwd=str(sandbox),
-                    stdout=open(sandbox / "container.log", "ab"),
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as e:
-                await self.report(c, waiting={"reason": "RunContainerError", "message": str(e)}, phase="Pending")
-                await self.event(pod, "Warning", "Failed", f"Error: {e}")
+            if not await self._start_process(c, pod, argv, container):
                 return
             c.started_at = now()
             await self.event(pod, "Normal", "Created", f"Created container {container['name']}")
@@ -383,88 +198,33 @@ class Node:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 300)
 
-    async def report(self, c: Container, phase: str, running=False, waiting=None, terminated=None) -> None:
-        pod = c.pod
-        container = pod["spec"]["containers"][0]
-        ready = running
-        if running:
-            state = {"running": {"startedAt": c.started_at}}
-        elif terminated:
-            state = {"terminated": terminated}
-        else:
-            state = {"waiting": waiting}
-        t = now()
-
-        def cond(ty, ok):
-            return {"type": ty, "status": "True" if ok else "False", "lastTransitionTime": t, "lastProbeTime": None}
-
-        status = {
-            "phase": phase,
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": c.ip,
-            "podIPs": [{"ip": c.ip}],
-            "startTime": pod.get("status", {}).get("startTime") or t,
-            "conditions": [
-                cond("PodReadyToStartContainers", True),
-                cond("Initialized", True),
-                cond("ContainersReady", ready),
-                cond("Ready", ready),
-                cond("PodScheduled", True),
-            ],
-            "containerStatuses": [
-                {
-                    "name": container["name"],
-                    "image": container.get("image", ""),
-                    "imageID": "",
-                    "containerID": f"local://{c.proc.pid}" if c.proc else "",
-                    "ready": ready,
-                    "restartCount": c.restarts,
-                    "started": running,
-                    "state": state,
-                    "lastState": c.last_state,
-                }
-            ],
-        }
+    async def _start_process(self, c: Container, pod: dict, argv: list[str], container: dict) -> bool:
+        """Start the container's command in the pod's sandbox; False (reported, with an event) if it cannot run."""
         meta = pod["metadata"]
-        try:
-            await self.api.req(
-                "PATCH",
-                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                {"status": status},
-                ctype="application/strategic-merge-patch+json",
+        if not argv or not (shutil.which(argv[0], path=self.agent.path) or os.path.exists(argv[0])):
+            msg = (
+                "no command given and the node agent cannot run image entrypoints"
+                if not argv
+                else f'exec: "{argv[0]}": executable file not found in $PATH'
             )
-        except ApiError as e:
-            log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], e)
-
-    async def event(self, pod: dict, etype: str, reason: str, message: str) -> None:
-        meta = pod["metadata"]
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "kind": "Pod",
-                "namespace": meta["namespace"],
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "apiVersion": "v1",
-                "fieldPath": "spec.containers{%s}" % pod["spec"]["containers"][0]["name"],
-            },
-            "reason": reason,
-            "message": message,
-            "type": etype,
-            "source": {"component": "kubelet", "host": self.name},
-            "firstTimestamp": now(),
-            "lastTimestamp": now(),
-            "count": 1,
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.name,
-        }
+            await self.report(c, waiting={"reason": "RunContainerError", "message": msg}, phase="Pending")
+            await self.event(pod, "Warning", "Failed", f"Error: {msg}")
+            return False
+        sandbox = self.agent.sandbox(meta["namespace"], meta["name"])
         try:
-            await self.api.req("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
-        except ApiError as e:
-            log.warning("event for %s: %s", meta["name"], e)
+            c.proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=self._env(c, container),
+                cwd=str(sandbox),
+                stdout=open(sandbox / "container.log", "ab"),
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            await self.report(c, waiting={"reason": "RunContainerError", "message": str(e)}, phase="Pending")
+            await self.event(pod, "Warning", "Failed", f"Error: {e}")
+            return False
+        return True
 
     async def kill(self, c: Container, grace: float) -> None:
         p = c.proc
