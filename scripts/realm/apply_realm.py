@@ -375,6 +375,19 @@ class Applier:
             self.client_uuids[client_id] = self.kc.get_client_id(client_id)
         return self.client_uuids[client_id]
 
+    def _grant_client_roles(self, who: str, subject_id: str | None, wanted: dict | None, held, assign) -> dict:
+        """Grant `who` (a group, user or service account) the client roles of `wanted` ({clientId: [role]})
+        it lacks; returns {clientId: [roles it held]}. `held(subject_id, client uuid)` reads them and
+        `assign(subject_id, clientId, role)` grants one: one path for all three, so they read and print alike."""
+        have_by_client = {}
+        for client_id, roles in (wanted or {}).items():
+            cuuid = self._client_uuid(client_id)
+            have = [r["name"] for r in held(subject_id, cuuid)] if subject_id and cuuid else []
+            for role in missing(roles, have):
+                self.change([f"{who}: grant client role {client_id}/{role}"], assign, subject_id, client_id, role)
+            have_by_client[client_id] = have
+        return have_by_client
+
     def apply_groups(self):
         for path, g in realmlib.iter_groups(self.realm.get("groups") or []):
             current = self._group(path)
@@ -407,17 +420,8 @@ class Applier:
             self.group_ids[path] = gid
             for role in missing(g.get("realmRoles") or [], current_roles):
                 self.change([f"group {path}: grant realm role {role}"], self._assign_group_realm_role, gid, role)
-            for client_id, roles in (g.get("clientRoles") or {}).items():
-                cuuid = self._client_uuid(client_id)
-                have = [r["name"] for r in self.kc.get_group_client_roles(gid, cuuid)] if gid and cuuid else []
-                for role in missing(roles, have):
-                    self.change(
-                        [f"group {path}: grant client role {client_id}/{role}"],
-                        self._assign_group_client_role,
-                        gid,
-                        client_id,
-                        role,
-                    )
+            grant = self._assign_group_client_role
+            self._grant_client_roles(f"group {path}", gid, g.get("clientRoles"), self.kc.get_group_client_roles, grant)
 
     def _assign_group_realm_role(self, gid: str, role: str):
         self.kc.assign_group_realm_roles(gid, [self.kc.get_realm_role(role)])
@@ -471,17 +475,15 @@ class Applier:
         if not entry or not client.get("serviceAccountsEnabled"):
             return
         sa = self.kc.get_client_service_account_user(uuid) if uuid else None
+        held = self._grant_client_roles(
+            f"service account of {client['clientId']}",
+            sa["id"] if sa else None,
+            entry.get("clientRoles"),
+            self.kc.get_client_roles_of_user,
+            self._assign_user_client_role,
+        )
         for client_id, roles in (entry.get("clientRoles") or {}).items():
-            cuuid = self._client_uuid(client_id)
-            have = [r["name"] for r in self.kc.get_client_roles_of_user(sa["id"], cuuid)] if sa and cuuid else []
-            for role in missing(roles, have):
-                self.change(
-                    [f"service account of {client['clientId']}: grant client role {client_id}/{role}"],
-                    self._assign_user_client_role,
-                    sa["id"] if sa else None,
-                    client_id,
-                    role,
-                )
+            have = held[client_id]
             extra = sorted(set(have) - set(roles))
             if extra:
                 # Not removed: someone granted them on purpose, or by mistake; either way a person decides.
@@ -522,17 +524,8 @@ class Applier:
                 self.change([f"user {name}: add to group {path}"], self._join, uid, path)
             for role in missing(u.get("realmRoles") or [], current_realm_roles):
                 self.change([f"user {name}: grant realm role {role}"], self._assign_user_realm_role, uid, role)
-            for client_id, roles in (u.get("clientRoles") or {}).items():
-                cuuid = self._client_uuid(client_id)
-                have = [r["name"] for r in self.kc.get_client_roles_of_user(uid, cuuid)] if uid and cuuid else []
-                for role in missing(roles, have):
-                    self.change(
-                        [f"user {name}: grant client role {client_id}/{role}"],
-                        self._assign_user_client_role,
-                        uid,
-                        client_id,
-                        role,
-                    )
+            grant = self._assign_user_client_role
+            self._grant_client_roles(f"user {name}", uid, u.get("clientRoles"), self.kc.get_client_roles_of_user, grant)
 
     def _join(self, uid: str, path: str):
         gid = self.group_ids.get(path) or self._group(path)["id"]
