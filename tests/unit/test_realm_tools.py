@@ -12,6 +12,7 @@ import yaml
 
 import apply_realm as ar
 import check_catalog as cc
+import realm_client as rc
 import realmlib as rl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -458,7 +459,7 @@ def test_client_changes_none_when_equal_up_to_order(client):
     current["redirectUris"].reverse()
     current["id"] = "uuid"
     current["attributes"]["client.secret.creation.time"] = "1"
-    new, lines = ar.client_changes(client, current)
+    new, lines = rc.client_changes(client, current)
     assert lines == []
     assert new["attributes"]["client.secret.creation.time"] == "1"
 
@@ -466,7 +467,7 @@ def test_client_changes_none_when_equal_up_to_order(client):
 def test_client_changes_report_each_field(client):
     current = {**json.loads(json.dumps(client)), "directAccessGrantsEnabled": True, "standardFlowEnabled": False}
     current["attributes"]["pkce.code.challenge.method"] = ""
-    new, lines = ar.client_changes(client, current)
+    new, lines = rc.client_changes(client, current)
     assert new["directAccessGrantsEnabled"] is False and new["attributes"]["pkce.code.challenge.method"] == "S256"
     assert new["standardFlowEnabled"] is True
     assert len(lines) == 3 and all(ln.startswith("client jupyterhub: set ") for ln in lines)
@@ -488,7 +489,7 @@ def test_apply_realm_never_weakens_a_stricter_client_on_the_server():
         "post.logout.redirect.uris": "https://hub.example.com/*",
     }
     kept = []
-    new, lines = ar.client_changes(demo, server, kept=kept)
+    new, lines = rc.client_changes(demo, server, kept=kept)
     assert lines == []
     assert new["directAccessGrantsEnabled"] is False  # the demo file would turn the password grant on
     assert new["redirectUris"] == ["https://hub.example.com/hub/oauth_callback"]  # not back to localhost
@@ -496,12 +497,12 @@ def test_apply_realm_never_weakens_a_stricter_client_on_the_server():
     assert new["attributes"]["post.logout.redirect.uris"] == "https://hub.example.com/*"
     assert any("directAccessGrantsEnabled kept as false" in k for k in kept) and len(kept) == 6
     # --hub-url is how the addresses change
-    new, lines = ar.client_changes(demo, server, ["https://new.example.com"])
+    new, lines = rc.client_changes(demo, server, ["https://new.example.com"])
     assert new["redirectUris"] == ["https://new.example.com/hub/oauth_callback"]
 
 
 def test_hub_urls_replace_the_local_addresses(client):
-    want = ar.effective_client(client, ["https://hub.example.com/"])
+    want = rc.effective_client(client, ["https://hub.example.com/"])
     assert want["redirectUris"] == ["https://hub.example.com/hub/oauth_callback"]
     assert want["webOrigins"] == ["https://hub.example.com"]
     assert want["attributes"]["post.logout.redirect.uris"] == "https://hub.example.com/*"
@@ -525,7 +526,7 @@ def test_mapper_changes():
             "config": {"claim.name": "groups", "full.path": "true", "extra": "kept"},
         }
     ]
-    add, update = ar.mapper_changes(desired, current)
+    add, update = rc.mapper_changes(desired, current)
     assert add == [(desired[1], "add protocol mapper email")]
     assert update == [
         (
@@ -538,7 +539,7 @@ def test_mapper_changes():
             "update protocol mapper groups (full.path)",
         )
     ]
-    assert ar.mapper_changes(
+    assert rc.mapper_changes(
         desired, [dict(current[0], config={**current[0]["config"], "full.path": "false"}), {"id": "2", **desired[1]}]
     ) == ([], [])
 
@@ -551,11 +552,11 @@ def test_user_field_changes():
 
 
 def test_service_account_and_profile_come_from_the_export(realm):
-    sa = ar.service_account_entry(realm, "jupyterhub")
+    sa = rc.service_account_entry(realm, "jupyterhub")
     assert sa["username"] == "service-account-jupyterhub"
     profile = ar.export_profile(realm)
     assert {"volume-capacity", "timezone"} <= {a["name"] for a in profile["attributes"]}
-    assert ar.service_account_entry(realm, "nope") is None
+    assert rc.service_account_entry(realm, "nope") is None
 
 
 # --- the realm export ----------------------------------------------------------------------------
@@ -592,7 +593,7 @@ def test_realm_client_is_the_hubs(client, realm):
 
 
 def test_service_account_can_only_read(realm):
-    sa = ar.service_account_entry(realm, "jupyterhub")
+    sa = rc.service_account_entry(realm, "jupyterhub")
     assert sa["clientRoles"] == {"realm-management": ["view-users", "query-users", "query-groups"]}
     assert not sa.get("realmRoles")
 
