@@ -12,7 +12,7 @@ import pytest
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from tornado import web
 
-from hub_scenario import NAMESPACE, FakeCoreApi, catalog, make_spawner, reflectors, user
+from hub_scenario import NAMESPACE, FakeCoreApi, FakeReflector, catalog, make_spawner, reflectors, user
 from primehub_hub import quotas
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import (
@@ -705,30 +705,13 @@ async def test_waiting_continues_while_a_volume_is_prepared_or_a_node_is_being_a
             await asyncio.wait_for(spawner._watch_scheduling(), 0.5)
 
 
-class _WatchedStore:
-    """Stands in for a KubeSpawner reflector; made notifying like the spawner's own."""
-
-    def __init__(self, resources=None):
-        self.resources = dict(resources or {})
-        self.first_load_future = asyncio.get_running_loop().create_future()
-        self.first_load_future.set_result(None)
-
-    @property
-    def pods(self):
-        return self.resources
-
-    @property
-    def events(self):
-        return list(self.resources.values())
-
-
 @pytest.mark.asyncio
 async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_polling(monkeypatch):
     from kubespawner import KubeSpawner
 
     from primehub_hub.watch import notifying
 
-    Store = notifying(_WatchedStore)
+    Store = notifying(FakeReflector)  # made notifying like the spawner's own reflectors
     pending = {"metadata": {"name": "jupyter-ana", "namespace": NAMESPACE}, "spec": {}, "status": {"phase": "Pending"}}
     pods, events = Store({f"{NAMESPACE}/jupyter-ana": pending}), Store()
     monkeypatch.setitem(KubeSpawner.reflectors, ("pods", NAMESPACE), pods)
