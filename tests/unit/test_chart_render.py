@@ -47,6 +47,20 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def template_minimal(*sets: str) -> subprocess.CompletedProcess:
+    """`helm template` of the minimal example with these `--set` values, for the settings the chart
+    must refuse: the caller checks the exit status and the message on stderr."""
+    return helm(
+        "template",
+        "hub",
+        str(CHART),
+        "-f",
+        str(CHART / "examples/minimal.yaml"),
+        *[arg for value in sets for arg in ("--set", value)],
+        check=False,
+    )
+
+
 def render(*args: str, chart: Path = CHART) -> list[dict]:
     out = helm("template", "hub", str(chart), "--namespace", NAMESPACE, *args).stdout
     return [d for d in yaml.safe_load_all(out) if d]
@@ -128,16 +142,7 @@ def test_missing_keycloak_settings_fail_with_the_fix():
     assert proc.returncode != 0 and "keycloak.url is required" in proc.stderr, proc.stderr
     proc = helm("template", "hub", str(CHART), "--set", "keycloak.url=https://id.example.com", check=False)
     assert proc.returncode != 0 and "keycloak.existingSecret" in proc.stderr, proc.stderr
-    proc = helm(
-        "template",
-        "hub",
-        str(CHART),
-        "-f",
-        str(CHART / "examples/minimal.yaml"),
-        "--set",
-        "hub.db.type=postgres",
-        check=False,
-    )
+    proc = template_minimal("hub.db.type=postgres")
     assert proc.returncode != 0 and "hub.db.url is required" in proc.stderr, proc.stderr
 
 
@@ -153,9 +158,7 @@ def test_missing_keycloak_settings_fail_with_the_fix():
     ],
 )
 def test_schema_rejects_unknown_keys_and_bad_values(setting):
-    proc = helm(
-        "template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"), "--set", setting, check=False
-    )
+    proc = template_minimal(setting)
     assert proc.returncode != 0, f"--set {setting} was accepted"
     assert "schema" in proc.stderr.lower(), proc.stderr
 
@@ -505,16 +508,7 @@ def test_the_keycloak_rule_without_peers_is_public_addresses_only(minimal):
 
 
 def test_user_pods_may_never_be_given_the_metadata_server():
-    proc = helm(
-        "template",
-        "hub",
-        str(CHART),
-        "-f",
-        str(CHART / "examples/minimal.yaml"),
-        "--set",
-        "singleuser.networkPolicy.egressAllowRules.cloudMetadataServer=true",
-        check=False,
-    )
+    proc = template_minimal("singleuser.networkPolicy.egressAllowRules.cloudMetadataServer=true")
     assert proc.returncode != 0 and "169.254.169.254" in proc.stderr, proc.stderr
 
 
@@ -631,16 +625,7 @@ def test_hub_config_passes_any_traitlet_through(tmp_path):
     c = apply_chart_config(docs)
     assert c.PrimeHubSpawner.explicit_zero_requests is True
     assert c.KubeSpawner.start_timeout == 77
-    proc = helm(
-        "template",
-        "hub",
-        str(CHART),
-        "-f",
-        str(CHART / "examples/minimal.yaml"),
-        "--set",
-        "hub.config.PrimeHubSpawner=oops",
-        check=False,
-    )
+    proc = template_minimal("hub.config.PrimeHubSpawner=oops")
     assert proc.returncode != 0 and "schema" in proc.stderr.lower()
 
 
@@ -902,16 +887,7 @@ def test_primehub_migration_values_reach_the_hub():
     assert su["startTimeout"] == 1200 and su["kernelCullTimeout"] == 3600
     assert su["storage"]["homePvcNaming"] == "primehub"
     assert su["storage"]["extraVolumeMounts"] == [{"name": "shm-volume", "mountPath": "/dev/shm"}]
-    refused = helm(
-        "template",
-        "hub",
-        str(CHART),
-        "-f",
-        str(CHART / "examples/minimal.yaml"),
-        "--set",
-        "primehub.homePvcNaming=legacy",
-        check=False,
-    )
+    refused = template_minimal("primehub.homePvcNaming=legacy")
     assert refused.returncode != 0 and "homePvcNaming" in refused.stderr
 
 

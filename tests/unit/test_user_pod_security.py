@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_chart_render import CHART, chart_settings, helm, render
+from test_chart_render import CHART, chart_settings, helm, render, template_minimal
 
 from hub_scenario import make_spawner
 
@@ -142,16 +142,7 @@ def test_a_given_context_replaces_the_default_and_snake_case_is_refused():
 
 
 def test_root_with_run_as_non_root_is_refused_at_install():
-    refused = helm(
-        "template",
-        "hub",
-        str(CHART),
-        "-f",
-        str(CHART / "examples/minimal.yaml"),
-        "--set",
-        "singleuser.uid=0",
-        check=False,
-    )
+    refused = template_minimal("singleuser.uid=0")
     assert refused.returncode != 0 and "primehub.grantSudo" in refused.stderr
     allowed = ("--set", "singleuser.uid=0", "--set", "singleuser.podSecurityContext.runAsNonRoot=false")
     assert helm("template", "hub", str(CHART), "-f", str(CHART / "examples/minimal.yaml"), *allowed).returncode == 0
