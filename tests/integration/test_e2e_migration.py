@@ -19,6 +19,7 @@ from userflows import container_env, mounts, pod_of, servers_stopped, spawn, sto
 
 pytestmark = pytest.mark.e2e
 BACKEND = os.environ.get("E2E_BACKEND", "local")
+CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 
 
 @pytest.fixture
@@ -32,6 +33,13 @@ def page(browser):
 def clean(hub, cluster):
     """Users whose servers a test starts; stopped before and after."""
     yield from servers_stopped(hub, cluster)
+
+
+def start_alice(hub, **wait) -> None:
+    """alice's server on the demo's CPU launch, ready (`wait`: wait_ready's timeout)."""
+    status, body = spawn(hub, "alice", CPU_SMALL)
+    assert status in (201, 202), body
+    wait_ready(hub, "alice", **wait)
 
 
 def _hub_log(hub) -> str:
@@ -71,11 +79,7 @@ def test_a_dataset_whose_volume_is_missing_is_left_out_and_the_server_starts(
     claim = team_data_without_volume
     # the hub's catalog watch delivers the patch in milliseconds; give it a second before spawning
     time.sleep(1)
-    status, body = spawn(
-        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
-    )
-    assert status in (201, 202), body
-    wait_ready(hub, "alice")
+    start_alice(hub)
     pod = pod_of(cluster, "alice")
     assert "/datasets/team-data" not in mounts(pod), "the dataset without a volume is not mounted"
     assert "/datasets/training-set" in mounts(pod), "the other datasets still are"
@@ -262,11 +266,7 @@ def test_the_pod_has_a_memory_backed_dev_shm_as_large_as_its_memory_limit(hub, c
     memory-backed volume sized to the instance type's memory limit (cpu-small: 1G). Sudo stays off
     by default, and the writable mounts are listed for docker-stacks' start script to hand over."""
     clean("alice")
-    status, body = spawn(
-        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
-    )
-    assert status in (201, 202), body
-    wait_ready(hub, "alice")
+    start_alice(hub)
     pod = pod_of(cluster, "alice")
     m = mounts(pod)["/dev/shm"]
     (shm,) = [v for v in pod["spec"]["volumes"] if v["name"] == m["name"]]
@@ -284,11 +284,7 @@ def test_the_pod_has_a_memory_backed_dev_shm_as_large_as_its_memory_limit(hub, c
 def test_dev_shm_inside_the_container_has_that_size(hub, cluster, clean):
     """What the process sees: df of /dev/shm inside the running container."""
     clean("alice")
-    status, body = spawn(
-        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
-    )
-    assert status in (201, 202), body
-    wait_ready(hub, "alice", timeout=600)
+    start_alice(hub, timeout=600)
     out = cluster.kubectl(
         "exec", "-n", cluster.namespace, "jupyter-alice", "--", "df", "-B1", "--output=size", "/dev/shm"
     ).stdout.split()
@@ -303,11 +299,7 @@ def test_the_pod_links_datasets_and_the_group_volume_into_the_home_folder(hub, c
     ~/data-science; the git dataset's checkout linked at /datasets/notebooks-repo inside a writable
     /datasets of the pod."""
     clean("alice")
-    status, body = spawn(
-        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
-    )
-    assert status in (201, 202), body
-    wait_ready(hub, "alice")
+    start_alice(hub)
     pod = pod_of(cluster, "alice")
     links = pod["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"][-1]
     assert 'ln -s /datasets "$HOME"/datasets' in links
@@ -327,11 +319,7 @@ def test_the_pod_links_datasets_and_the_group_volume_into_the_home_folder(hub, c
 )
 def test_the_links_exist_inside_the_container(hub, cluster, clean):
     clean("alice")
-    status, body = spawn(
-        hub, "alice", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
-    )
-    assert status in (201, 202), body
-    wait_ready(hub, "alice", timeout=600)
+    start_alice(hub, timeout=600)
 
     def sh(command):
         return cluster.kubectl(
