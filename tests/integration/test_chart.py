@@ -81,6 +81,19 @@ def _pinned_nowhere() -> list[str]:
     return ["--set-string", f"hub.nodeSelector.{key}=true", "--set-string", f"proxy.chp.nodeSelector.{key}=true"]
 
 
+def _release_values(*more: str, public_url="http://127.0.0.1:18000", client_secret="chart-test-secret") -> list[str]:
+    """What every release of this module is installed with: the local Keycloak, the hub's address, a
+    ClusterIP proxy, `more` --set values, and its pods pinned to no node (_pinned_nowhere)."""
+    values = [
+        "keycloak.url=http://127.0.0.1:8180",
+        f"keycloak.clientSecret={client_secret}",
+        f"primehub.publicUrl={public_url}",
+        "proxy.service.type=ClusterIP",
+        *more,
+    ]
+    return [arg for value in values for arg in ("--set", value)] + _pinned_nowhere()
+
+
 def _secret(cluster, ns: str, name: str) -> dict[str, str]:
     out = cluster.kubectl("get", "secret", name, "-n", ns, "-o", "json").stdout
     return {k: base64.b64decode(v).decode() for k, v in json.loads(out)["data"].items()}
@@ -142,15 +155,7 @@ def installed(cluster, helm, namespace):
         str(CHART),
         "--namespace",
         namespace,
-        "--set",
-        "keycloak.url=http://127.0.0.1:8180",
-        "--set",
-        "keycloak.clientSecret=chart-test-secret",
-        "--set",
-        "primehub.publicUrl=http://127.0.0.1:18000",
-        "--set",
-        "proxy.service.type=ClusterIP",
-        *_pinned_nowhere(),
+        *_release_values(),
     )
     yield proc.stdout
     helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "120s", check=False)
@@ -163,15 +168,7 @@ def test_a_second_release_in_the_same_namespace_is_refused(cluster, helm, namesp
         str(CHART),
         "--namespace",
         namespace,
-        "--set",
-        "keycloak.url=http://127.0.0.1:8180",
-        "--set",
-        "keycloak.clientSecret=chart-test-secret",
-        "--set",
-        "primehub.publicUrl=http://127.0.0.1:18001",
-        "--set",
-        "proxy.service.type=ClusterIP",
-        *_pinned_nowhere(),
+        *_release_values(public_url="http://127.0.0.1:18001"),
         check=False,
     )
     assert proc.returncode != 0, "a second hub was installed next to the first"
@@ -308,17 +305,7 @@ def test_upgrade_keeps_the_generated_secrets(cluster, helm, namespace, installed
         str(CHART),
         "--namespace",
         namespace,
-        "--set",
-        "keycloak.url=http://127.0.0.1:8180",
-        "--set",
-        "keycloak.clientSecret=chart-test-secret-2",
-        "--set",
-        "primehub.publicUrl=http://127.0.0.1:18000",
-        "--set",
-        "proxy.service.type=ClusterIP",
-        "--set",
-        "cull.timeout=7200",
-        *_pinned_nowhere(),
+        *_release_values("cull.timeout=7200", client_secret="chart-test-secret-2"),
     )
     assert _secret(cluster, namespace, "hub") == before
     # What was meant to change did.
