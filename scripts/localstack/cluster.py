@@ -246,6 +246,26 @@ def down() -> None:
         common.stop(name)
 
 
+def apply_crds(run=None) -> None:
+    """The project's CRDs (crds/*.yaml), applied and Established, so custom resources can be written
+    right after (idempotent). `run` as in apply_catalog; the integration tests pass their cluster's."""
+    run = run or kubectl
+    run(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        *[f"-f={f}" for f in sorted((common.REPO_ROOT / "crds").glob("*.yaml"))],
+    )
+    run(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/instancetypes.primehub.io",
+        "crd/images.primehub.io",
+        "crd/datasets.primehub.io",
+    )
+
+
 def apply_catalog(run=None) -> None:
     """The CRDs, then the example catalog, into the hub's namespace (idempotent). `run` is the
     kubectl of another cluster (the kind backend); the local stack's by default."""
@@ -255,15 +275,7 @@ def apply_catalog(run=None) -> None:
     if not files:
         return
     step("applying the CRDs and the example catalog")
-    run("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in files])
-    run(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/instancetypes.primehub.io",
-        "crd/images.primehub.io",
-        "crd/datasets.primehub.io",
-    )
+    apply_crds(run)
     examples = crds / "examples"
     if examples.exists():
         run("apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f", str(examples))

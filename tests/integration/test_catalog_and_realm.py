@@ -18,6 +18,8 @@ import kubernetes
 import pytest
 import yaml
 
+from localstack import cluster as local_cluster
+
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 EXAMPLES = CRDS / "examples"
@@ -44,15 +46,7 @@ def _field_of(path: Path) -> str:
 def catalog(cluster):
     """The CRDs and the demo catalog, applied here (idempotent) so that this module does not
     depend on what the cluster fixture already did."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in sorted(CRDS.glob("*.yaml"))])
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/instancetypes.primehub.io",
-        "crd/images.primehub.io",
-        "crd/datasets.primehub.io",
-    )
+    local_cluster.apply_crds(run=cluster.kubectl)
     if cluster.kubectl("get", "namespace", cluster.namespace, check=False).returncode:
         cluster.kubectl("create", "namespace", cluster.namespace)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-n", cluster.namespace, "-f", str(EXAMPLES))
