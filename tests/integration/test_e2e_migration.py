@@ -125,7 +125,11 @@ def test_the_users_own_variables_reach_the_pod_are_remembered_and_cannot_replace
     page.fill("textarea[name=env]", "MY_SETTING=42\nJUPYTERHUB_API_TOKEN=stolen")
     page.check("input[name=group][value=data-science]")
     page.locator("[data-group=data-science] select.primehub-instance-type").select_option("cpu-small")
-    with page.expect_response(lambda r: "/hub/spawn" in r.url and r.request.method == "POST") as answer:
+    # the answer's headers come before its page is shown: wait for both
+    with (
+        page.expect_navigation(),
+        page.expect_response(lambda r: "/hub/spawn" in r.url and r.request.method == "POST") as answer,
+    ):
         page.click("button:has-text('Start'), input[type=submit]")
     assert 400 <= answer.value.status < 500
     assert "JUPYTERHUB_API_TOKEN is set by the hub" in page.inner_text("body")

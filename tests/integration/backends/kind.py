@@ -239,8 +239,14 @@ def keycloak() -> Keycloak:
         cmd=f"start-dev --hostname=http://localhost:{KEYCLOAK_PORT} --hostname-backchannel-dynamic=true",
     )
     kc.with_name(KEYCLOAK_CONTAINER)
-    # On kind's Docker network, so pods reach it by name; published on loopback only.
-    kc.with_kwargs(network="kind")
+    # On kind's Docker network at a fixed address (a restart keeps it, so the cluster's Service and
+    # NetworkPolicy peer stay right); published on loopback only.
+    from docker.types import EndpointConfig
+
+    kc.with_kwargs(
+        network="kind",
+        networking_config={"kind": EndpointConfig("1.44", ipv4_address=keycloak_address())},
+    )
     kc.with_bind_ports(8080, ("127.0.0.1", KEYCLOAK_PORT))
     kc.with_bind_ports(9000, ("127.0.0.1", None))
     kc.with_realm_import_file(str(realm))
@@ -271,6 +277,44 @@ def keycloak() -> Keycloak:
         realm_file=realm,
         stop=stop,
         start=start,
+    )
+
+
+def keycloak_address() -> str:
+    """Keycloak's address on kind's network: near the top of its IPv4 subnet, away from the nodes."""
+    import ipaddress
+
+    subnets = image_cache.docker("network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}")
+    v4 = next(ipaddress.ip_network(s) for s in subnets.stdout.split() if ":" not in s)
+    return str(v4.broadcast_address - 6)
+
+
+def _keycloak_service(cluster: Cluster) -> None:
+    """Keycloak under a cluster name, as an operator runs an outside Keycloak: a Service without a
+    selector and its EndpointSlice at the container's fixed address. Docker's DNS forgets a stopped
+    container's name and the cluster caches that answer, so a name of Docker's would stay unknown
+    for a while after Keycloak is back; the Service's name never goes away."""
+    labels = {"app.kubernetes.io/name": KEYCLOAK_CONTAINER}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": KEYCLOAK_CONTAINER, "namespace": NAMESPACE, "labels": labels},
+        "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080}]},
+    }
+    endpoints = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": KEYCLOAK_CONTAINER,
+            "namespace": NAMESPACE,
+            "labels": {**labels, "kubernetes.io/service-name": KEYCLOAK_CONTAINER},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [keycloak_address()]}],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [service, endpoints]})
     )
 
 
@@ -326,9 +370,7 @@ def hub_values() -> dict:
             ],
         }
     ]
-    keycloak_ip = image_cache.docker(
-        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", KEYCLOAK_CONTAINER
-    ).stdout.strip()
+    keycloak_ip = keycloak_address()
     return {
         "keycloak": {
             "url": f"http://localhost:{KEYCLOAK_PORT}",
@@ -361,6 +403,7 @@ def hub_values() -> dict:
 
 def hub(cluster: Cluster, keycloak: Keycloak) -> Hub:
     kc = _state["kind"]
+    _keycloak_service(cluster)
     values = STATE / "hub-values.json"
     values.write_text(json.dumps(hub_values()))
     helm = str(common.helm_path())
