@@ -30,8 +30,8 @@ from stack import Cluster, Hub, Keycloak
 
 from images import build as images
 from images import cache as image_cache
+from localstack import admin_role, common, dockerd
 from localstack import cluster as local_cluster
-from localstack import common, dockerd
 from localstack import keycloak as local_keycloak
 
 REPO = Path(__file__).resolve().parents[3]
@@ -354,22 +354,7 @@ def _admin_token() -> str:
 def hub_values() -> dict:
     """The chart's values for the kind backend: the addresses above and a test admin service."""
     token = _admin_token()
-    roles = [
-        {
-            "name": "local-admin",
-            "services": ["local-admin"],
-            "scopes": [
-                "admin:users",
-                "admin:servers",
-                "admin:auth_state",
-                "access:servers",
-                "read:users",
-                "tokens",
-                "list:users",
-                "read:servers",
-            ],
-        }
-    ]
+    roles = [admin_role.role()]
     keycloak_ip = keycloak_address()
     return {
         "keycloak": {
@@ -392,7 +377,7 @@ def hub_values() -> dict:
             "extraConfig": {
                 "kind-backend": "\n".join(
                     [
-                        f"c.JupyterHub.services = [{{'name': 'local-admin', 'api_token': {token!r}}}]",
+                        f"c.JupyterHub.services = [{{'name': {admin_role.NAME!r}, 'api_token': {token!r}}}]",
                         f"c.JupyterHub.load_roles = {roles!r}",
                     ]
                 )
