@@ -57,8 +57,9 @@ lint: tools ## ruff (lint and format check), helm lint of the chart and its exam
 test-kind: ## the browser suite and the real-container tests on kind (E2E_BACKEND=kind)
 	@E2E_BACKEND=kind $(MAKE) --no-print-directory e2e
 
-test-all: ## what CI runs: `make test` (local stack), then `make test-next`; `make test-kind` is run on its own until the kind suite passes whole
-	@status=0; for t in test test-next; do $(MAKE) --no-print-directory $$t || status=$$?; done; exit $$status
+test-all: ## what CI runs: `make test` (local stack), `make test-next`, then `make test-kind` (real containers)
+	@# The two backends share the hub's and Keycloak's loopback ports: the local stack is stopped first.
+	@status=0; for t in test test-next down test-kind; do $(MAKE) --no-print-directory $$t || status=$$?; done; exit $$status
 
 test-next: tools ## unit and hub integration tests on the newest hub releases (.venv-next, requirements-next.txt)
 	@bash scripts/provision/python-next.sh
