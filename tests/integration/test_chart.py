@@ -360,6 +360,7 @@ def test_hub_with_the_charts_service_account_completes_a_spawn(cluster, keycloak
     extra = tmp_path / "extra-config"
     extra.mkdir()
     shutil.copy(REPO / "scripts" / "localstack" / "hub-extra-config" / "10-local-stack.py", extra)
+    shutil.copy(REPO / "scripts" / "localstack" / "admin_role.py", tmp_path)  # which it loads from ../
     # A second hub beside the stack's own, on its own ports.
     (extra / "20-other-ports.py").write_text(
         'c.JupyterHub.bind_url = "http://127.0.0.1:8200"\n'
