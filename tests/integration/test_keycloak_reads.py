@@ -5,10 +5,8 @@ still recognised when it is asked for."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-
 from tornado.httpclient import AsyncHTTPClient
+from userflows import run_coroutine
 
 from primehub_hub.keycloak import KeycloakAdmin
 
@@ -34,9 +32,7 @@ def _load(keycloak, steps):
         finally:
             client.close()
 
-    # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
+    return run_coroutine(run())
 
 
 def test_a_user_never_seen_costs_two_requests_and_reads_the_grants_of_the_role_mappings(keycloak):

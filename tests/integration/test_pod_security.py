@@ -12,7 +12,6 @@ A launch without node folders passes `restricted`. A hostPath or git dataset is 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 import yaml
+from userflows import run_coroutine
 
 from localstack import common
 
@@ -70,7 +70,7 @@ def user_pod(namespace: str, grants: list[str], *values: str) -> dict:
     catalog = Catalog.from_objects(load_resource_objects([REPO / "crds" / "examples"]))
     user = UserInfo("psa-user", groups=[Group("data-science", realm_roles=grants), Group(EVERYONE)])
     with offline_kube_config():
-        return asyncio.run(build_pod(user, catalog, LAUNCH, namespace=namespace, config=config))
+        return run_coroutine(build_pod(user, catalog, LAUNCH, namespace=namespace, config=config))
 
 
 @pytest.fixture(scope="module")

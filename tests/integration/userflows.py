@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import time
 
@@ -114,3 +116,10 @@ def quantity(q) -> float:
 
 def quantities(resources: dict) -> dict[str, float]:
     return {k: quantity(v) for k, v in resources.items()}
+
+
+def run_coroutine(coro):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop running
+    in the test's thread for the whole session."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
