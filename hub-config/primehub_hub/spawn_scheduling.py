@@ -227,13 +227,25 @@ class FastSchedulingFailure(LoggingConfigurable):
                 wait = self.scheduling_poll_interval
                 if first_seen is not None:
                     wait = min(wait, max(0.0, first_seen + grace - time.monotonic()))
-                try:
-                    await asyncio.wait_for(changed.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                await _until_set(changed, wait)
         finally:
             for reflector, listener in listening.values():
                 reflector.remove_listener(listener)
+
+
+async def _until_set(event, timeout):
+    """Wait for `event` at most `timeout` seconds, and let a cancellation through.
+
+    Not asyncio.wait_for: before Python 3.12 it returns the result, dropping the cancellation, when
+    the event is set at the moment its caller is cancelled; the spawn's end does exactly that (the
+    pod's last change wakes the watch as the finished start cancels it), and the watch then never
+    ended, nor the spawn waiting for it.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 def _call_with(wake, reflector, key):

@@ -662,6 +662,23 @@ async def planned_spawner(**kwargs):
 
 
 @pytest.mark.asyncio
+async def test_the_scheduling_watch_ends_when_cancelled_as_the_pod_changes(monkeypatch):
+    # The spawn's end cancels the watch at the moment the pod's last change wakes it. asyncio.wait_for
+    # (before Python 3.12) then returns the wake-up and drops the cancellation: the watch went on
+    # forever and the spawn, which waits for it, never completed (seen on the local stack).
+    with reflectors(monkeypatch, pods={}):
+        spawner = await planned_spawner()
+        spawner.scheduling_poll_interval = 30
+        spawner._pod_created = False
+        watch = asyncio.ensure_future(spawner._watch_scheduling())
+        await asyncio.sleep(0.05)  # waiting for a change
+        spawner._scheduling_changed().set()
+        watch.cancel()
+        done, _ = await asyncio.wait({watch}, timeout=2)
+    assert done and watch.cancelled(), "the watch kept running after it was cancelled"
+
+
+@pytest.mark.asyncio
 async def test_an_unschedulable_pod_is_reported_in_words_within_a_second(monkeypatch):
     with reflectors(monkeypatch, pods={f"{NAMESPACE}/jupyter-ana": unschedulable_pod()}):
         spawner = await planned_spawner()
