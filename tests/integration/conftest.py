@@ -57,7 +57,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def _dump_hub_tasks() -> None:
-    """Have the local hub log its pending asyncio tasks (hub-extra-config): where a stuck spawn waits."""
+    """JupyterHub logs every thread's and asyncio task's stack on SIGUSR1: where a stuck spawn waits."""
     import signal
 
     from localstack import common
