@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -170,6 +171,36 @@ def http_ok(url: str, cafile: Path | None = None, timeout: float = 2.0) -> bool:
         return 200 <= e.code < 400
     except Exception:
         return False
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on host:port (a socket left in TIME_WAIT does not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def ensure_ports_free(ports: dict[int, str], wait: float = 15) -> None:
+    """Fail with a readable message when another program holds a port a server of ours needs.
+
+    The local stack and the kind backend use the same loopback ports for the hub and Keycloak; a
+    server that cannot bind would otherwise show up as resets and refusals in every browser test.
+    """
+    deadline = time.monotonic() + wait  # a server of ours that was just stopped may still be exiting
+    while True:
+        taken = [f"{port} ({what})" for port, what in ports.items() if port_in_use(port)]
+        if not taken or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if taken:
+        raise StackError(
+            f"port {', '.join(taken)} is already in use by another program: stop it first "
+            "(`make down` stops the local stack and the kind backend's Docker engine)"
+        )
 
 
 def which_or_fail(cmd: str, what: str) -> str:

@@ -128,6 +128,7 @@ def start(extra_env: dict[str, str] | None = None) -> None:
         return
     common.stop("hub", grace=15)
     common.stop("proxy")
+    common.ensure_ports_free({8000: "the hub's proxy", 8001: "the proxy's API", 8081: "the hub"})
     step(f"starting the hub on {URL} with hub-config/ ({hub_bin().parent.name})")
     document = settings()
     if os.environ.get("PRIMEHUB_LOCAL_DB") == "postgres":

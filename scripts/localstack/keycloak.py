@@ -51,6 +51,7 @@ def start(fresh: bool = False) -> None:
     if not fresh and common.pid_of("keycloak") and ready():
         return
     common.stop("keycloak")
+    common.ensure_ports_free({PORT: "Keycloak"})
     dist = common.tool("keycloak", V["KEYCLOAK_VERSION"])
     if fresh and HOME.exists():
         shutil.rmtree(HOME)

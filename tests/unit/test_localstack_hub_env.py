@@ -20,3 +20,19 @@ def test_primehub_hub_venv_runs_the_hub_from_there_with_its_own_state(monkeypatc
     assert hub.argv()[0] == str(REPO / ".venv-next" / "bin" / "jupyterhub")
     # JupyterHub 6 migrates the database: the next hub never opens the current hub's one.
     assert hub._home() == STATE_DIR / "hub-venv-next"
+
+
+def test_a_port_another_program_holds_is_named_before_a_server_starts():
+    import socket
+
+    import pytest
+
+    from localstack import common
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(common.StackError, match=f"port {port} \\(the hub\\) is already in use"):
+            common.ensure_ports_free({port: "the hub"}, wait=0)
+    common.ensure_ports_free({port: "the hub"}, wait=0)  # free again once the other program is gone

@@ -131,6 +131,8 @@ def cluster() -> Cluster:
     stale = image_cache.docker("inspect", "-f", "{{.State.Running}}", NODE, check=False)
     if stale.returncode == 0 and stale.stdout.strip() != "true":
         kc.delete()  # left by an engine that was stopped under it
+    if stale.returncode != 0 or stale.stdout.strip() != "true":
+        common.ensure_ports_free({HUB_PORT: "the hub through the cluster's proxy Service"})
     kc.create(config_file=_kind_config())
     _state["kind"] = kc
     run = _kubectl_runner(kc)
@@ -230,6 +232,7 @@ def keycloak() -> Keycloak:
 
     _prepare_environment()
     image_cache.docker("rm", "-f", KEYCLOAK_CONTAINER, check=False)
+    common.ensure_ports_free({KEYCLOAK_PORT: "the Keycloak container"})
     # The importable realm plus the demo overlay (users, client secret), as the local stack imports it.
     realm = local_keycloak.demo_realm_file()
     kc = KeycloakContainer(
