@@ -47,6 +47,7 @@ CLIENT_SECRET = "local-dev-only-secret"
 NODE = f"{NAME}-control-plane"
 NO_CPU_REQUEST = {"requests": {"cpu": "0", "memory": "128Mi"}}
 STATE = common.STATE_DIR / "kind"
+
 LOG_DIR = REPO / "test-artifacts" / "logs"
 _state: dict = {}
 
@@ -133,6 +134,7 @@ def cluster() -> Cluster:
         kc.delete()  # left by an engine that was stopped under it
     if stale.returncode != 0 or stale.stdout.strip() != "true":
         common.ensure_ports_free({HUB_PORT: "the hub through the cluster's proxy Service"})
+        _kind_network()
     kc.create(config_file=_kind_config())
     _state["kind"] = kc
     run = _kubectl_runner(kc)
@@ -233,6 +235,7 @@ def keycloak() -> Keycloak:
     _prepare_environment()
     image_cache.docker("rm", "-f", KEYCLOAK_CONTAINER, check=False)
     common.ensure_ports_free({KEYCLOAK_PORT: "the Keycloak container"})
+    _kind_network()
     # The importable realm plus the demo overlay (users, client secret), as the local stack imports it.
     realm = local_keycloak.demo_realm_file()
     kc = KeycloakContainer(
@@ -281,6 +284,53 @@ def keycloak() -> Keycloak:
         stop=stop,
         start=start,
     )
+
+
+def _kind_network() -> None:
+    """kind's Docker network, made here with a subnet of our own before kind would make it (kind uses
+    a network of that name as it finds it): Docker gives a container a fixed address only on a network
+    whose subnet was given when it was created (Keycloak's, see keycloak())."""
+    r = image_cache.docker("network", "inspect", "kind", "-f", "{{range .Containers}}{{.Name}} {{end}}", check=False)
+    if r.returncode == 0:
+        if r.stdout.strip():
+            return  # a cluster or Keycloak of this session already uses it
+        image_cache.docker("network", "rm", "kind")
+    subnet = _free_subnet()
+    made = image_cache.docker(
+        "network",
+        "create",
+        "-d=bridge",
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=true",
+        "--subnet",
+        subnet,
+        "kind",
+        check=False,
+    )
+    if made.returncode:
+        raise BackendError(
+            f"could not make kind's Docker network with subnet {subnet} ({made.stderr.strip()}): "
+            "set PRIMEHUB_KIND_SUBNET to a free private /16"
+        )
+
+
+def _free_subnet() -> str:
+    """A /16 no route of this machine covers: bridges of stopped Docker engines keep their routes,
+    and a second bridge on the same subnet would take the host's traffic to the containers.
+    10.200-10.243: clear of the cluster's pod (10.244/16) and service (10.96/12) ranges."""
+    import ipaddress
+
+    if os.environ.get("PRIMEHUB_KIND_SUBNET"):
+        return os.environ["PRIMEHUB_KIND_SUBNET"]
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True).stdout
+    used = [
+        ipaddress.ip_network(line.split()[0], strict=False) for line in routes.splitlines() if "/" in line.split()[0]
+    ]
+    for second in range(200, 244):
+        net = ipaddress.ip_network(f"10.{second}.0.0/16")
+        if not any(net.overlaps(u) for u in used):
+            return str(net)
+    raise BackendError("no free /16 in 10.200-10.243 for kind's network: set PRIMEHUB_KIND_SUBNET")
 
 
 def keycloak_address() -> str:
