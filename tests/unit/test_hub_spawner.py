@@ -606,13 +606,19 @@ async def _launch_analysts(api, username, group_id, realm):
     return spawner, await spawner.get_pod_manifest()
 
 
+async def _volume_made_by_analysts(group_id):
+    """A namespace where group analysts (id `group_id`) launched once: its project volume stays."""
+    api = FakeCoreApi()
+    first, pod = await _launch_analysts(api, "ana", group_id, RealmGroups())
+    assert await first._make_create_pod_request(pod, 5) is True
+    del api.pods[pod.metadata.name]
+    return api
+
+
 @pytest.mark.asyncio
 async def test_a_re_imported_realm_keeps_its_groups_project_volumes():
     # The realm was restored from its export: group analysts has a new id and the old id is gone.
-    api = FakeCoreApi()
-    first, pod = await _launch_analysts(api, "ana", "g-before", RealmGroups())
-    assert await first._make_create_pod_request(pod, 5) is True
-    del api.pods[pod.metadata.name]
+    api = await _volume_made_by_analysts("g-before")
     realm = RealmGroups()
     again, pod = await _launch_analysts(api, "ana", "g-after", realm)
     assert await again._make_create_pod_request(pod, 5) is True
@@ -622,10 +628,7 @@ async def test_a_re_imported_realm_keeps_its_groups_project_volumes():
 
 @pytest.mark.asyncio
 async def test_a_project_volume_whose_owner_still_exists_is_refused_naming_that_group():
-    api = FakeCoreApi()
-    first, pod = await _launch_analysts(api, "ana", "g-before", RealmGroups())
-    assert await first._make_create_pod_request(pod, 5) is True
-    del api.pods[pod.metadata.name]
+    api = await _volume_made_by_analysts("g-before")
     # A second group that shares the name (a subgroup /research/analysts) while the first one lives on.
     realm = RealmGroups(**{"g-before": {"id": "g-before", "path": "/analysts"}})
     other, pod = await _launch_analysts(api, "bea", "g-sub", realm)
