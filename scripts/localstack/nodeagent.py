@@ -9,6 +9,11 @@ authorizer and NodeRestriction apply to it as they would to a kubelet.
 What it does not do: pull images, mount volumes, enforce resource limits, run init or sidecar
 containers, or probes. The host's Python environment provides the commands.
 
+A pod annotated `localstack.primehub.io/stand-in: singleuser` runs no command: the agent answers
+HTTP on the pod's address itself, as the benchmarks' stand-in single-user server does (standin.py),
+so a thousand of them cost sockets, not processes. `--pod-ip-prefix` lets a second agent (the
+benchmarks' extra nodes) hand out addresses that cannot clash with the first one's.
+
 To make a process listen on its pod IP, the literal address 0.0.0.0 in the command, args and env
 values is replaced by the pod IP (JupyterHub's single-user server gets JUPYTERHUB_SERVICE_URL with
 0.0.0.0 from KubeSpawner), and POD_IP is set.
@@ -22,6 +27,7 @@ import itertools
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -31,6 +37,9 @@ from pathlib import Path
 from .nodeapi import Api, now
 from .nodeheartbeat import NodeHeartbeat
 from .podstatus import PodStatusReporter
+from .standin import StandIn, hub_version
+from .standin import address as stand_in_address
+from .standin import wanted as wants_stand_in
 
 log = logging.getLogger("nodeagent")
 
@@ -54,6 +63,7 @@ class Container:
     pod: dict
     ip: str
     proc: asyncio.subprocess.Process | None = None
+    stand_in: StandIn | None = None  # instead of a process: see standin.py
     restarts: int = 0
     started_at: str | None = None
     stopping: bool = False
@@ -165,6 +175,9 @@ class Node(NodeHeartbeat, PodStatusReporter):
             "Pulled",
             f'Container image "{container.get("image")}" already present on machine (not pulled: the node agent runs local commands)',
         )
+        if wants_stand_in(pod):
+            await self._serve_stand_in(c, pod, container)
+            return
         while not c.stopping:
             if not await self._start_process(c, pod, argv, container):
                 return
@@ -226,7 +239,34 @@ class Node(NodeHeartbeat, PodStatusReporter):
             return False
         return True
 
+    async def _serve_stand_in(self, c: Container, pod: dict, container: dict) -> None:
+        """Listen on the pod's address in this process instead of running the command (standin.py)."""
+        host, port = stand_in_address(self._env(c, container), c.ip)
+        try:
+            c.stand_in = await StandIn.start(host, port, self.agent.jupyterhub_version)
+        except OSError as e:
+            msg = f"stand-in single-user server cannot listen on {host}:{port}: {e}"
+            await self.report(c, waiting={"reason": "RunContainerError", "message": msg}, phase="Pending")
+            await self.event(pod, "Warning", "Failed", f"Error: {msg}")
+            return
+        if c.stopping:  # deleted while the socket was being opened
+            c.stand_in.close()
+            return
+        c.started_at = now()
+        await self.event(pod, "Normal", "Created", f"Created container {container['name']}")
+        await self.event(
+            pod,
+            "Normal",
+            "Started",
+            f"Started container {container['name']} as a stand-in single-user server in the node agent on {host}:{port}",
+        )
+        await self.report(c, running=True, phase="Running")
+
     async def kill(self, c: Container, grace: float) -> None:
+        if c.stand_in is not None:
+            c.stand_in.close()
+            c.stand_in = None
+            return
         p = c.proc
         if p is None or p.returncode is not None:
             return
@@ -247,7 +287,7 @@ class Node(NodeHeartbeat, PodStatusReporter):
         """Honour a deletion like kubelet: SIGTERM, the grace period, SIGKILL, then remove the pod."""
         meta = pod["metadata"]
         grace = meta.get("deletionGracePeriodSeconds", 30) or 0
-        if c.proc is not None and c.proc.returncode is None:
+        if c.stand_in is not None or (c.proc is not None and c.proc.returncode is None):
             await self.event(pod, "Normal", "Killing", f"Stopping container {pod['spec']['containers'][0]['name']}")
         await self.kill(c, grace)
         if c.task:
@@ -271,15 +311,17 @@ class Node(NodeHeartbeat, PodStatusReporter):
 
 
 class Agent:
-    def __init__(self, server: str, pki: Path, nodes: list[dict], workdir: Path, path: str):
+    def __init__(self, server: str, pki: Path, nodes: list[dict], workdir: Path, path: str, ip_prefix: str = "127.100"):
         self.server, self.pki, self.node_specs = server, pki, nodes
         self.workdir, self.path = workdir, path
+        self.ip_prefix = ip_prefix
         self._ips = itertools.count(1)
         self.nodes: list[Node] = []
+        self.jupyterhub_version = hub_version()
 
     def allocate_ip(self) -> str:
         n = next(self._ips)
-        return f"127.100.{n // 250}.{n % 250 + 1}"
+        return f"{self.ip_prefix}.{n // 250}.{n % 250 + 1}"
 
     def sandbox(self, ns: str, name: str) -> Path:
         p = self.workdir / "pods" / ns / name
@@ -330,10 +372,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", required=True, type=Path)
     ap.add_argument("--nodes", type=Path, help="JSON list of node specs; default: one CPU and one GPU node")
     ap.add_argument("--path", default=os.environ.get("PATH", ""), help="PATH for pod commands")
+    ap.add_argument(
+        "--pod-ip-prefix",
+        default="127.100",
+        help="first two octets of the pods' loopback IPs (another agent on the same host needs its own)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     nodes = json.loads(a.nodes.read_text()) if a.nodes else DEFAULT_NODES
-    asyncio.run(Agent(a.server, a.pki, nodes, a.workdir, a.path).run())
+    _raise_open_files_limit()
+    asyncio.run(Agent(a.server, a.pki, nodes, a.workdir, a.path, a.pod_ip_prefix).run())
+
+
+def _raise_open_files_limit() -> None:
+    # every pod's process pipes and every stand-in's listening socket is an open file of ours
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 if __name__ == "__main__":

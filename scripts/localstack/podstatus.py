@@ -53,7 +53,9 @@ class PodStatusReporter:
                     "name": container["name"],
                     "image": container.get("image", ""),
                     "imageID": "",
-                    "containerID": f"local://{c.proc.pid}" if c.proc else "",
+                    "containerID": f"local://{c.proc.pid}"
+                    if c.proc
+                    else (f"stand-in://{c.stand_in.host}:{c.stand_in.port}" if c.stand_in else ""),
                     "ready": ready,
                     "restartCount": c.restarts,
                     "started": running,
