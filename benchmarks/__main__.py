@@ -1,12 +1,13 @@
 """Run the benchmarks on the local stack and write docs/benchmarks.md (`make bench`).
 
-`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--cleanup]`;
+`python -m benchmarks [--quick] [--only CASE] [--growth-real-scale N] [--servers N] [--cleanup]`;
 `python -m benchmarks --in-process [--quick]` runs only the in-process case (our code's CPU cost,
 no local stack needed: inprocess.py).
 
 Everything the run creates is its own: namespace `bench`, Keycloak users/groups/roles named
 `bench-...` and the client `bench-hub`, bench hubs on ports 9080/9001/9081 with state in
-.local-stack/bench/. All of it is removed at the end (also after a failure), unless --keep.
+.local-stack/bench/, and for case 7 (servers) extra nodes `bench-node-...` served by a node agent of
+its own (benchnodes.py). All of it is removed at the end (also after a failure), unless --keep.
 Results accumulate in .local-stack/bench/results.json, so `--only` refreshes one case of the page.
 """
 
@@ -26,10 +27,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 from . import (
+    benchnodes,
     case_concurrency,
     case_failure,
     case_form,
     case_growth,
+    case_servers,
     case_spawn,
     equivalent,
     fixtures,
@@ -38,7 +41,7 @@ from . import (
 )
 from .stack import NAMESPACE, REPO, STATE, BenchHub, Kube, Realm, Watch, browser_login, log, stack_epoch, wait_stack
 
-CASES = ("form", "spawn", "concurrency", "failure", "growth", "inprocess")
+CASES = ("form", "spawn", "concurrency", "failure", "growth", "servers", "inprocess")
 RESULTS = STATE / "results.json"
 FORM_USER = "bench-form"
 FAIL_USER = "bench-failer"
@@ -63,6 +66,12 @@ class Config:
     fail_reps_inprocess: int = 10
     # case 3 again with the hub database on PostgreSQL (benchmarks/postgres.py), when it is installed
     postgres: bool = True
+    # case 7: servers running on one hub, measured with servers_base and with servers running
+    servers: int = 1000
+    servers_base: int = 10
+    servers_batch: int = 50
+    servers_renders: int = 20
+    servers_spawns: int = 6
 
 
 QUICK = Config(
@@ -78,6 +87,9 @@ QUICK = Config(
     growth_spawns=2,
     growth_scales=[1, 10],
     growth_reps=3,
+    servers=100,
+    servers_renders=10,
+    servers_spawns=3,
 )
 
 
@@ -362,6 +374,21 @@ def run_concurrency_on_postgres(kube: Kube, realm: Realm, watch: Watch, cfg: Con
         pg.stop()
 
 
+def run_servers(kube: Kube, realm: Realm, cfg: Config, shape: fixtures.Shape, out: dict) -> None:
+    """Case 7 on a fresh PrimeHub bench hub whose pods get in-agent stand-ins (benchmarks/case_servers.py)."""
+    hub = BenchHub("primehub", realm.client_secret, stand_ins=True)
+    guarded(
+        out,
+        "servers",
+        "primehub",
+        hub,
+        kube,
+        lambda: case_servers.run(hub, kube, realm, cfg, shape.group_names, spawn_choices(shape)),
+        retries=0,  # not repeated: setting up a thousand servers again would take many minutes
+    )
+    out.setdefault("_hub_versions", {})["servers"] = getattr(hub, "version", "?")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions (a few minutes)")
@@ -370,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--growth-real-scale", type=int, help="scale of the real-stack growth run (default 5, quick 2)")
     ap.add_argument("--no-postgres", action="store_true", help="skip case 3 on PostgreSQL")
+    ap.add_argument("--servers", type=int, help="servers kept running in case 7 (default 1000, quick 100)")
     ap.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left behind")
     ap.add_argument(
         "--in-process",
@@ -383,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         log("removing bench pods, namespace bench and the bench Keycloak objects")
         kube = Kube()
         kube.delete_namespace()
+        benchnodes.remove(kube)
         log(f"Keycloak: {Realm().purge()} removed")
         return 0
     cfg = QUICK if a.quick else Config()
@@ -390,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.growth_real_scale = a.growth_real_scale
     if a.no_postgres:
         cfg.postgres = False
+    if a.servers:
+        cfg.servers = a.servers
     selected = [a.only] if a.only else list(CASES)
     STATE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -398,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks"
         + (" --quick" if a.quick else "")
         + (f" --only {a.only}" if a.only else "")
-        + (f" --growth-real-scale {a.growth_real_scale}" if a.growth_real_scale else ""),
+        + (f" --growth-real-scale {a.growth_real_scale}" if a.growth_real_scale else "")
+        + (f" --servers {a.servers}" if a.servers else ""),
         "quick": a.quick,
         "config": asdict(cfg),
         "machine": machine(),
@@ -416,15 +448,18 @@ def main(argv: list[str] | None = None) -> int:
                 "profiles": inprocess.profiles(),
             }
         stack_cases = [c for c in selected if c != "inprocess"]
+        # case 7 has a hub of its own (a fresh one, restarted on purpose)
+        hub_cases = [c for c in stack_cases if c != "servers"]
         if stack_cases:
             kube, realm = Kube(), Realm()
             meta["fixtures"] = setup(kube, realm, cfg, shape)
             watch = Watch(kube).start()
+        if hub_cases:
             run_hub_cases(
-                "primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape, stack_cases, out
+                "primehub", BenchHub("primehub", realm.client_secret), kube, realm, watch, cfg, shape, hub_cases, out
             )
             # growth is about our code: no plain-KubeSpawner run
-            plain_cases = [c for c in stack_cases if c != "growth"]
+            plain_cases = [c for c in hub_cases if c != "growth"]
             if plain_cases:
                 profiles = STATE / "profiles-plain.json"
                 profiles.write_text(json.dumps(equivalent.plain_profile_list(FORM_USER, shape)))
@@ -441,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if "concurrency" in plain_cases and cfg.postgres:
                     run_concurrency_on_postgres(kube, realm, watch, cfg, profiles, out)
+        if "servers" in stack_cases:
+            run_servers(kube, realm, cfg, shape, out)
     finally:
         if watch is not None:
             watch.stop()
@@ -449,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 kube.delete_all_pods()
                 kube.delete_namespace()
+                if "servers" in selected:
+                    benchnodes.remove(kube)
             finally:
                 realm.purge()
         meta["seconds"] = round(time.monotonic() - started)

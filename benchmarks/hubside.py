@@ -16,7 +16,10 @@ Loaded by benchmarks/hub_extra/50-bench.py, the bench hub's extra config folder 
 - records the hub's own request duration (the number in its `log:192` line) through the
   tornado log_function;
 - measures event-loop stalls with a task that sleeps 10 ms in a loop and records how late it wakes;
-- serves all this as JSON at /hub/bench/stats for the bench admin token.
+- serves all this as JSON at /hub/bench/stats for the bench admin token, with the number of active,
+  ready and pending servers (case 7 watches a thousand of them without asking for every user's model);
+- for case 7 (BENCH_STAND_IN), annotates the pods so the node agent answers for them itself
+  (scripts/localstack/standin.py) instead of running a process per server.
 """
 
 from __future__ import annotations
@@ -388,6 +391,18 @@ def spawner_classes():
     return BenchPrimeHubSpawner, BenchKubeSpawner
 
 
+def server_counts(users) -> dict:
+    """Active (running or pending), ready and pending servers of the users the hub has in memory
+    (JupyterHub loads every user with a server at start)."""
+    out = {"active": 0, "ready": 0, "pending": 0}
+    for user in list(users.values()):
+        for spawner in list(user.spawners.values()):
+            out["active"] += bool(spawner.active)
+            out["ready"] += bool(spawner.ready)
+            out["pending"] += bool(spawner.pending)
+    return out
+
+
 class StatsHandler(web.RequestHandler):
     """GET: records after ?since=<id>, call totals, loop stalls. POST action=reset-lag|forget."""
 
@@ -420,6 +435,7 @@ class StatsHandler(web.RequestHandler):
                     "pid": os.getpid(),
                     "stall_stacks": STALL_STACKS.most_common(12),
                     "stall_frames": STALL_OURS.most_common(12),
+                    "servers": server_counts(self.settings.get("users") or {}),
                 }
             )
         )
@@ -493,6 +509,11 @@ def configure(c, env) -> None:
     c.JupyterHub.authenticator_class = BenchAuthenticator
     if env.get("BENCH_DB_URL"):
         c.JupyterHub.db_url = env["BENCH_DB_URL"]  # the bench's own PostgreSQL (localstack/postgres.py)
+    if env.get("BENCH_STAND_IN"):
+        sys.path.insert(0, os.path.join(env["BENCH_REPO"], "scripts"))
+        from localstack.standin import ANNOTATION, KIND
+
+        c.KubeSpawner.extra_annotations = {ANNOTATION: KIND}
     primehub, plain = spawner_classes()
     if env.get("BENCH_SPAWNER") == "plain":
         c.JupyterHub.spawner_class = plain

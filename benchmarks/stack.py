@@ -59,6 +59,17 @@ def port_free(port: int) -> bool:
             return False
 
 
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of one process (VmRSS), MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 # --- Kubernetes --------------------------------------------------------------------------
 
 
@@ -397,6 +408,8 @@ class Realm:
             reps.append(rep)
         for i in range(0, len(reps), 50):
             self._import({"users": reps[i : i + 50]})
+            if len(reps) > 500 and (i // 50) % 10 == 9:
+                log(f"Keycloak import: {i + 50} of {len(reps)} users")
         total = time.monotonic() - t
         log(
             f"Keycloak import: {len(roles)} roles {t_roles:.0f}s, {len(groups)} groups {t_groups:.0f}s, "
@@ -474,8 +487,11 @@ class BenchHub:
         profiles: Path | None = None,
         start_timeout: int = 30,
         db_url: str | None = None,
+        stand_ins: bool = False,
     ):
         self.variant = variant
+        # its pods ask the node agent for an in-agent stand-in instead of a process (case 7)
+        self.stand_ins = stand_ins
         self.db_url = db_url  # None: SQLite in the hub's folder
         self.folder = STATE / f"hub-{variant}"
         self.client_secret = client_secret
@@ -529,6 +545,8 @@ class BenchHub:
             env["BENCH_PROFILES"] = str(self.profiles)
         if self.db_url:
             env["BENCH_DB_URL"] = self.db_url
+        if self.stand_ins:
+            env["BENCH_STAND_IN"] = "1"
         return env
 
     def code_version(self) -> str:
@@ -537,14 +555,15 @@ class BenchHub:
         dirty = git("status", "--porcelain", "hub-config")
         return git("rev-parse", "--short", "HEAD") + (" + uncommitted hub-config changes" if dirty else "")
 
-    def start(self) -> None:
+    def start(self, fresh: bool = True) -> None:
+        """Start the hub; `fresh=False` keeps its database, as a restart of a running hub does."""
         self.version = self.code_version()
         for port in (PROXY_PORT, PROXY_API_PORT, HUB_PORT):
             if not port_free(port):
                 raise RuntimeError(f"port {port} is in use: is another bench hub still running?")
         self.folder.mkdir(parents=True, exist_ok=True)
         # a fresh database each time: no servers or users left over from an earlier run
-        for name in ("jupyterhub.sqlite", "jupyterhub-proxy.pid"):
+        for name in ("jupyterhub.sqlite", "jupyterhub-proxy.pid") if fresh else ("jupyterhub-proxy.pid",):
             (self.folder / name).unlink(missing_ok=True)
         env = self.env()
         logf = open(self.log_path, "ab")
@@ -610,6 +629,19 @@ class BenchHub:
 
     def last_id(self) -> int:
         return self.stats(since=1 << 62)["last_id"]
+
+    def spawner_counts(self) -> dict:
+        """{active, ready, pending} over the hub's spawners in memory (cheap: no database, no JSON per user)."""
+        return self.stats(since=1 << 62)["servers"]
+
+    def rss_mib(self) -> dict:
+        """Resident memory (VmRSS, MiB) of the hub process and of the proxy it started."""
+        out = {"hub": rss_mib(self.proc.pid) if self.proc and self.proc.poll() is None else None}
+        try:
+            out["proxy"] = rss_mib(int((self.folder / "jupyterhub-proxy.pid").read_text()))
+        except (OSError, ValueError):
+            out["proxy"] = None
+        return out
 
     def ensure_users(self, names: list[str]) -> None:
         for i in range(0, len(names), 200):
