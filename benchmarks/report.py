@@ -440,6 +440,135 @@ def section_growth(res: dict):
     return lines + _errors(res), {}
 
 
+def _servers_figures(d: dict) -> dict:
+    """The comparisons of case 7, from its raw results (case_servers.run)."""
+    from .case_servers import per_server_mib
+
+    a, z = d.get("at_base") or {}, d.get("at_n") or {}
+    ra, rz = d.get("restart_base") or {}, d.get("restart_n") or {}
+    form_a, form_z = (
+        ((a.get("form") or {}).get("server_ms_warm") or {}),
+        ((z.get("form") or {}).get("server_ms_warm") or {}),
+    )
+    spawn_a, spawn_z = ((a.get("spawn") or {}).get("ours_ms") or {}), ((z.get("spawn") or {}).get("ours_ms") or {})
+    return {
+        "form_ratio": _ratio(form_z.get("p50"), form_a.get("p50")),
+        "spawn_ratio": _ratio(spawn_z.get("p50"), spawn_a.get("p50")),
+        "mib_restarted": per_server_mib(d, "restart"),
+        "mib_running": per_server_mib(d, "at"),
+        "found": rz.get("listed_ready"),
+        "lost": rz.get("lost"),
+        "all_ready_s": rz.get("all_ready_s"),
+        "all_ready_base_s": ra.get("all_ready_s"),
+    }
+
+
+def _servers_verdicts(d: dict) -> dict:
+    f = _servers_figures(d)
+    n = d.get("servers")
+    label = f"{n:,}" if isinstance(n, int) else "N"
+    ok_form = None if f["form_ratio"] is None else f["form_ratio"] <= 1.2
+    ok_spawn = None if f["spawn_ratio"] is None else f["spawn_ratio"] <= 1.2
+    ok_found = None if f["found"] is None else (f["found"] == n and f["lost"] == 0 and f["all_ready_s"] is not None)
+    return {
+        f"7. {label} servers: warm form within 1.2x of {d.get('base')} (real stack)": (ok_form, f"{f['form_ratio']}x"),
+        f"7. {label} servers: spawn overhead within 1.2x of {d.get('base')} (real stack)": (
+            ok_spawn,
+            f"{f['spawn_ratio']}x",
+        ),
+        f"7. {label} servers: a hub restart finds every server": (
+            ok_found,
+            f"{f['found']} of {n} ready after {_num(f['all_ready_s'], 1)} s; "
+            f"hub memory {_num(f['mib_restarted'], 3)} MiB per server",
+        ),
+    }
+
+
+def section_servers(res: dict):
+    d = res.get("primehub") or {}
+    lines = ["## 7. 1,000 running servers", "", _run_line(res), ""]
+    if d.get("error") or not d.get("at_base"):
+        return lines + _errors(res), {}
+    n, base = d.get("servers"), d.get("base")
+    if n != 1000:
+        lines += [f"**This run kept {n} servers running, not 1,000.**", ""]
+    a, z = d.get("at_base") or {}, d.get("at_n") or {}
+    ra, rz = d.get("restart_base") or {}, d.get("restart_n") or {}
+    f = _servers_figures(d)
+    sa, sz = d.get("spawn_base") or {}, d.get("spawn_rest") or {}
+
+    def pair(fn) -> str:
+        return f"{fn(a)} | {fn(z)}"
+
+    def form(x, k="p50"):
+        return _v((x.get("form") or {}).get("server_ms_warm"), k)
+
+    def spawn(x, k="p50"):
+        return _v((x.get("spawn") or {}).get("ours_ms"), k)
+
+    def rss(x, who):
+        return _num((x.get("rss_mib") or {}).get(who))
+
+    lines += [
+        f"{n} users `bench-srv-u…`, one server each, started through the REST API "
+        f"{sz.get('batch', '–')} at a time on a fresh PrimeHub bench hub, and the same measurements with {base} and "
+        f"with {n} of them running. Their instance type selects {d.get('nodes', '–')} extra nodes of 110 pods "
+        "(`bench-node-…`, a second node agent of the bench's own), and their pods ask that agent for an in-agent "
+        "stand-in: it answers on the pod's IP and port as `benchmarks/fake_singleuser.py` does, so a thousand "
+        "servers cost sockets, not processes. *Form* and *spawn overhead* are cases 1 and 2's measures for "
+        "`bench-srv-probe` (case 1's 20 groups plus the servers' group, whose usage the form shows; its spawns "
+        "use case 1's groups). *Memory* is the hub process's VmRSS; per server = the difference between "
+        f"{n} and {base} servers divided by the {(n or 0) - (base or 0)} in between, taken in a hub just restarted "
+        "(it has found every server, and carries no request history) and in the hub that spawned them. A "
+        "*restart* stops the hub process (servers keep running, `cleanup_servers` off) and starts it on the same "
+        "database: until its API answers, until every server is ready again (JupyterHub polls each spawner and "
+        "checks its URL answers) and until the new proxy has every route back.",
+        "",
+        f"| measure | {base} servers | {n:,} servers | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| warm form, server-side ms p50 / p95 | {form(a)} / {form(a, 'p95')} | {form(z)} / {form(z, 'p95')} | "
+        f"{f['form_ratio'] if f['form_ratio'] is not None else '–'}x |",
+        f"| spawn overhead (ours), ms p50 / p95 | {spawn(a)} / {spawn(a, 'p95')} | {spawn(z)} / {spawn(z, 'p95')} | "
+        f"{f['spawn_ratio'] if f['spawn_ratio'] is not None else '–'}x |",
+        "| spawn: request → pod create, ms p50 | "
+        + pair(lambda x: _v((x.get("spawn") or {}).get("request_to_pod_create_ms")))
+        + " | |",
+        "| Keycloak / Kubernetes calls per warm render | "
+        + pair(
+            lambda x: (
+                f"{_range((x.get('form') or {}).get('keycloak_calls_per_render'))} / "
+                f"{_range((x.get('form') or {}).get('k8s_calls_per_render'))}"
+            )
+        )
+        + " | |",
+        f"| hub RSS MiB, restarted hub | {rss(ra, 'hub')} | {rss(rz, 'hub')} | {_num(f['mib_restarted'], 3)} MiB per server |",
+        f"| hub RSS MiB, the hub that spawned them | {rss(a, 'hub')} | {rss(z, 'hub')} | {_num(f['mib_running'], 3)} MiB per server |",
+        f"| proxy RSS MiB (restarted hub's proxy) | {rss(ra, 'proxy')} | {rss(rz, 'proxy')} | |",
+        f"| restart: hub API answers, s | {_num(ra.get('hub_api_s'), 2)} | {_num(rz.get('hub_api_s'), 2)} | |",
+        f"| restart: every server ready again, s | {_num(ra.get('all_ready_s'), 2)} | {_num(rz.get('all_ready_s'), 2)} | |",
+        f"| restart: every route back in the proxy, s | {_num(ra.get('all_routes_s'), 2)} | {_num(rz.get('all_routes_s'), 2)} | |",
+        f"| restart: servers listed ready by the REST API (lost) | {ra.get('listed_ready', '–')} ({ra.get('lost', '–')}) | "
+        f"{rz.get('listed_ready', '–')} ({rz.get('lost', '–')}) | |",
+        "| hub event loop during form and spawns: max stall ms (of it blocked) | "
+        + pair(lambda x: f"{x.get('loop_stall_max_ms', '–')} ({x.get('loop_blocked_max_ms', '–')})")
+        + " | |",
+        "",
+        f"Setting up: Keycloak users {d.get('keycloak_setup_s', '–')} s, bench nodes Ready in "
+        f"{d.get('nodes_ready_s', '–')} s; the first {sa.get('spawned', '–')} servers took {sa.get('seconds', '–')} s, "
+        f"the next {sz.get('spawned', '–')} {sz.get('seconds', '–')} s (p50 {_v(sz.get('batch_s'))} s per batch of "
+        f"{sz.get('batch', '–')}); {(sa.get('failed') or 0) + (sz.get('failed') or 0)} failed. Pods per bench node: "
+        + (", ".join(f"{k} {v}" for k, v in (d.get("pods_per_node") or {}).items()) or "–")
+        + f". The bench node agent held {_num(z.get('agent_rss_mib'))} MiB with {n} stand-ins.",
+        "",
+    ]
+    fails = (sa.get("failures") or []) + (sz.get("failures") or [])
+    if fails:
+        lines += ["Failed spawns, first few: " + " | ".join(fails[:3]), ""]
+    if z.get("stall_frames"):
+        lines += [f"While the loop was late with {n} servers, it was in: {_stall_frames(z.get('stall_frames'))}.", ""]
+    return lines + _errors(res), _servers_verdicts(d)
+
+
 def _growth_targets(rows: list[dict]):
     by = {r["scale"]: r for r in rows}
     one, ten = by.get(1), by.get(10)
@@ -617,7 +746,9 @@ def section_before_after(results: dict):
         r = by.get(scale)
         return f"{r[key]} (in-process)" if r and r.get(key) is not None else "not run"
 
-    missing = [c for c in ("form", "spawn", "concurrency", "failure", "growth", "inprocess") if c not in results]
+    missing = [
+        c for c in ("form", "spawn", "concurrency", "failure", "growth", "servers", "inprocess") if c not in results
+    ]
     lines = [
         "## Before and after (issue 11)",
         "",
@@ -751,9 +882,39 @@ def section_before_after(results: dict):
         ],
     )
     srv = {x["servers"]: x for x in ((results.get("inprocess") or {}).get("servers") or [])}
+    real = (results.get("servers") or {}).get("primehub") or {}
+    rf = _servers_figures(real) if real.get("at_base") else {}
+    ra, rz = real.get("at_base") or {}, real.get("at_n") or {}
+    rn = f"{real.get('base', 10)} / {real.get('servers', 1000):,}" if rf else ""
     lines += table(
         "7. 1,000 running servers (form and spawn overhead within 1.2x of 10)",
         [
+            (
+                f"real stack: warm form server-side p50 ms, {rn or '10 / 1,000'} servers",
+                b["servers_1000"],
+                f"{_v((ra.get('form') or {}).get('server_ms_warm'))} / {_v((rz.get('form') or {}).get('server_ms_warm'))} "
+                f"({rf['form_ratio']}x)"
+                if rf
+                else "not run",
+            ),
+            (
+                f"real stack: spawn overhead (ours) p50 ms, {rn or '10 / 1,000'} servers",
+                b["servers_1000"],
+                f"{_v((ra.get('spawn') or {}).get('ours_ms'))} / {_v((rz.get('spawn') or {}).get('ours_ms'))} "
+                f"({rf['spawn_ratio']}x)"
+                if rf
+                else "not run",
+            ),
+            (
+                "hub memory per running server, MiB (restarted hub; the hub that spawned them)",
+                b["servers_1000"],
+                f"{_num(rf['mib_restarted'], 3)}; {_num(rf['mib_running'], 3)}" if rf else "not run",
+            ),
+            (
+                "hub restart: every server ready again, s (found of started)",
+                b["servers_1000"],
+                f"{_num(rf['all_ready_s'], 1)} ({rf['found']} of {real.get('servers')})" if rf else "not run",
+            ),
             (
                 "warm form ms, 10 / 1,000 servers",
                 b["servers_1000"],
@@ -763,11 +924,6 @@ def section_before_after(results: dict):
                 "form submission check ms, 10 / 1,000 servers",
                 b["servers_1000"],
                 f"{(srv.get(10) or {}).get('options_from_form_ms', '–')} / {(srv.get(1000) or {}).get('options_from_form_ms', '–')} (in-process)",
-            ),
-            (
-                "hub memory per running server; restart finding them all",
-                b["servers_1000"],
-                "not measured (needs the real case)",
             ),
         ],
     )
@@ -875,6 +1031,7 @@ def write(results: dict) -> Path:
         ("concurrency", section_concurrency),
         ("failure", section_failure),
         ("growth", section_growth),
+        ("servers", section_servers),
         ("inprocess", section_inprocess),
     ):
         if key in results:
@@ -894,7 +1051,8 @@ def write(results: dict) -> Path:
         "`AsyncHTTPClient.fetch` and kubernetes_asyncio's `ApiClient.call_api`, timers in subclasses of the spawner "
         "and authenticator, a loop-stall probe, `/hub/bench/stats`) and three bench settings for both hubs alike: "
         "`slow_spawn_timeout` 0 (spawn requests answer 202 at once), no home volume, and single-user pods running a "
-        "stand-in server (case 3). Everything is removed at the end. No test asserts on time; this page is the record.",
+        "stand-in server (case 3; case 7's thousand are answered by a node agent of its own on extra nodes). "
+        "Everything is removed at the end. No test asserts on time; this page is the record.",
         "",
         f"**Machine**: {m.get('cores', '?')} cores ({m.get('cpu', '?')}), {m.get('memory_gib', '?')} GiB memory, Linux "
         f"{m.get('kernel', '?')}. It also runs the whole local stack (etcd, kube-apiserver, scheduler, controller "
@@ -939,7 +1097,8 @@ def write(results: dict) -> Path:
         "repeated once; a second disturbance is noted in its section.",
         "- `--quick` runs 10 renders, 4 spawns per flow, 20 concurrent users (quota fits 8), 3 fast-failure trials, "
         "2x real-stack growth and in-process growth to 10x, in about 4 minutes; the default run takes 9 to 15 minutes "
-        "on this machine. `--in-process` runs only the in-process case, without the local stack (about a minute).",
+        "on this machine. `--in-process` runs only the in-process case, without the local stack (about a minute). "
+        "Case 7 keeps 1,000 servers running (`--quick`: 100; `--servers N` for another number).",
         "",
     ]
     DOC.write_text("\n".join(head + body).rstrip() + "\n")
