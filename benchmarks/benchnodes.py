@@ -71,7 +71,7 @@ class BenchNodes:
 
     @property
     def log_path(self) -> Path:
-        return WORKDIR / "node-agent.log"
+        return STATE / "bench-nodes.log"  # kept after the run (the work folder is not)
 
     def start(self, timeout: float = 120) -> float:
         """Start the agent and wait until every node is Ready; returns the seconds that took."""
@@ -82,6 +82,9 @@ class BenchNodes:
         nodes_file = WORKDIR / "nodes.json"
         nodes_file.write_text(json.dumps(node_specs(self.count), indent=1))
         logf = open(self.log_path, "ab")
+        logf.write(f"\n---- {time.strftime('%Y-%m-%d %H:%M:%S')} bench node agent, {self.count} nodes\n".encode())
+        logf.flush()
+        log(f"starting the bench node agent: {self.count} nodes {NODE_PREFIX}0..{self.count - 1} (log {self.log_path})")
         t = time.monotonic()
         self.proc = subprocess.Popen(
             [

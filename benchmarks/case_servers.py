@@ -123,11 +123,8 @@ def spawn_all(hub: BenchHub, users: list[str], batch: int, already: int, timeout
         chunk = users[i : i + batch]
         t = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            codes = list(pool.map(lambda u: hub.api("POST", f"/users/{u}/server", spawn_body(), timeout=120), chunk))
-        refused = [
-            f"{u}: {r.status_code} {r.text[:150]}" for u, r in zip(chunk, codes) if r.status_code not in (201, 202)
-        ]
-        failed += refused
+            answers = list(pool.map(lambda u: _post_spawn(hub, u), chunk))
+        failed += [f"{u}: {a}" for u, a in zip(chunk, answers) if a is not None]
         expected = already + i + len(chunk) - len(failed)
         counts = _wait_settled(hub, expected, timeout)
         if counts["ready"] < expected:
@@ -154,12 +151,24 @@ def spawn_all(hub: BenchHub, users: list[str], batch: int, already: int, timeout
     }
 
 
+def _post_spawn(hub: BenchHub, user: str) -> str | None:
+    """Start `user`'s server; None when the hub took the request, else what it answered."""
+    try:
+        r = hub.api("POST", f"/users/{user}/server", spawn_body(), timeout=120)
+    except requests.RequestException as e:
+        return f"{type(e).__name__}: {e}"[:200]
+    return None if r.status_code in (201, 202) else f"{r.status_code} {r.text[:150]}"
+
+
 def _wait_settled(hub: BenchHub, expected: int, timeout: float) -> dict:
     """Until no server is pending (and at least `expected` are ready, or the pending ones ended)."""
     deadline = time.monotonic() + timeout
-    counts = hub.spawner_counts()
+    counts = {"active": None, "ready": 0, "pending": None}
     while time.monotonic() < deadline:
-        counts = hub.spawner_counts()
+        try:
+            counts = hub.spawner_counts()
+        except requests.RequestException as e:  # a hub busy with a batch may miss a poll
+            log(f"servers: asking the hub for its servers failed ({e}); asking again")
         if counts["pending"] == 0:
             return counts
         time.sleep(0.5)
@@ -219,14 +228,17 @@ def restart(hub: BenchHub, running: int, timeout: float | None = None) -> dict:
     counts, routes = {}, 0
     next_log = time.monotonic() + 5
     while time.monotonic() - t0 < timeout and (ready_s is None or routes_s is None):
-        counts = hub.spawner_counts()
-        if ready_s is None and counts["ready"] >= running and counts["pending"] == 0:
-            ready_s = time.monotonic() - t0
-        routes = sum(
-            1 for r in proxy.get(f"{PROXY_API}/api/routes", timeout=30).json() if r.startswith(f"/user/{PREFIX}u")
-        )
-        if routes_s is None and routes >= running:
-            routes_s = time.monotonic() - t0
+        try:
+            counts = hub.spawner_counts()
+            if ready_s is None and counts["ready"] >= running and counts["pending"] == 0:
+                ready_s = time.monotonic() - t0
+            routes = sum(
+                1 for r in proxy.get(f"{PROXY_API}/api/routes", timeout=30).json() if r.startswith(f"/user/{PREFIX}u")
+            )
+            if routes_s is None and routes >= running:
+                routes_s = time.monotonic() - t0
+        except requests.RequestException as e:  # a busy hub may miss a poll: ask again
+            log(f"servers: restart +{time.monotonic() - t0:.0f} s: poll failed ({e}); asking again")
         if time.monotonic() >= next_log:
             next_log += 5
             log(f"servers: restart +{time.monotonic() - t0:.0f} s: {counts} in the hub, {routes} routes in the proxy")
