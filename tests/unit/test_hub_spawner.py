@@ -911,6 +911,32 @@ async def test_counting_a_groups_pods_under_the_lock_gives_up_in_time():
     assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked()
 
 
+@pytest.mark.asyncio
+async def test_a_spawn_stopped_while_counting_a_groups_pods_frees_the_group():
+    counting = asyncio.Event()
+
+    class HangingApi(FakeCoreApi):
+        async def list_namespaced_pod(self, *args, **kwargs):
+            counting.set()
+            await asyncio.sleep(3600)
+
+    api = HangingApi()
+    spawner = make_spawner(
+        "u0", info=pool_user("u0", **{"project-quota-cpu": "3"}), options_explicit=True, k8s_api_request_timeout=600
+    )
+    spawner.api = api
+    spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    task = asyncio.ensure_future(spawner._make_create_pod_request(pod, 5))
+    await asyncio.wait_for(counting.wait(), 60)
+    task.cancel()  # the user stops the pending spawn
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert api.pods == {}
+    assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked(), "the next spawn of the group may count"
+
+
 # --- failed volume mounts -------------------------------------------------------------------------------
 
 HOST_FOLDER_MISSING = 'MountVolume.SetUp failed for volume "dataset-reports" : hostPath type check failed: /data/reports is not a directory'
