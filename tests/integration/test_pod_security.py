@@ -21,13 +21,12 @@ from pathlib import Path
 import kubernetes
 import pytest
 import yaml
-from userflows import run_coroutine
+from userflows import CPU_SMALL, run_coroutine
 
 from localstack import common
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
-LAUNCH = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 # Grants of the demo realm's data-science group, minus the node-folder datasets the tests add.
 GRANTS = ["it:cpu-small", "img:base-notebook", "ds:public-data", "ds:rw:team-data"]
 
@@ -70,7 +69,7 @@ def user_pod(namespace: str, grants: list[str], *values: str) -> dict:
     catalog = Catalog.from_objects(load_resource_objects([REPO / "crds" / "examples"]))
     user = UserInfo("psa-user", groups=[Group("data-science", realm_roles=grants), Group(EVERYONE)])
     with offline_kube_config():
-        return run_coroutine(build_pod(user, catalog, LAUNCH, namespace=namespace, config=config))
+        return run_coroutine(build_pod(user, catalog, CPU_SMALL, namespace=namespace, config=config))
 
 
 @pytest.fixture(scope="module")
