@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 import pytest
-from userflows import message_of, pod_of, spawn, stop_server
+from userflows import CPU_SMALL, message_of, pod_of, spawn, stop_server
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,7 +23,6 @@ pytestmark = [
         "is never reported there",
     ),
 ]
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 # The hub caches a user's groups and grants for up to 30 s (keycloak.py cache_ttl).
 GRANT_CACHE_SECONDS = 31
 
