@@ -75,8 +75,8 @@ integration: tools ## integration tests against the real servers (starts what is
 e2e: tools ## the browser suite only
 	@$(PY) -m pytest tests/integration -m e2e
 
-bench: up ## benchmarks against the running local stack (started if needed); writes docs/benchmarks.md
-	@$(PY) -m benchmarks
+bench: up ## benchmarks against the running local stack (started if needed); writes docs/benchmarks.md (BENCH_ARGS="--only servers --quick")
+	@$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean-state: down ## forget the local stack's state (etcd data, Keycloak database, hub database)
 	rm -rf .local-stack
