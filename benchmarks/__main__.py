@@ -70,8 +70,8 @@ class Config:
     servers: int = 1000
     servers_base: int = 10
     servers_batch: int = 50
-    servers_renders: int = 20
-    servers_spawns: int = 6
+    servers_renders: int = 30
+    servers_spawns: int = 10
 
 
 QUICK = Config(
@@ -89,7 +89,7 @@ QUICK = Config(
     growth_reps=3,
     servers=100,
     servers_renders=10,
-    servers_spawns=3,
+    servers_spawns=4,
 )
 
 

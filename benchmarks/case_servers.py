@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+import traceback
 
 import requests
 
@@ -93,7 +94,11 @@ def run(hub: BenchHub, kube: Kube, realm: Realm, cfg, shape_groups: list[str], c
         out["at_n"] = measure(hub, nodes, session, choices, cfg, n)
         out["restart_n"] = restart(hub, n)
         _log_summary(out)
-        return out
+    except Exception as e:
+        # what was measured before the failure stays in the results, with the reason
+        log(f"servers: failed: {e!r}")
+        traceback.print_exc()
+        out["error"] = f"{type(e).__name__}: {e}"[:500]
     finally:
         log("servers: cleaning up (the case's hub, bench pods, bench nodes, its Keycloak users)")
         for what, step in (
@@ -108,6 +113,7 @@ def run(hub: BenchHub, kube: Kube, realm: Realm, cfg, shape_groups: list[str], c
                 step()
             except Exception as e:  # every step is tried: one failure must not leave the rest behind
                 log(f"servers: cleanup: {what} failed: {e!r}")
+    return out
 
 
 # --- spawning ----------------------------------------------------------------------------

@@ -440,6 +440,10 @@ def section_growth(res: dict):
     return lines + _errors(res), {}
 
 
+def _times(ratio) -> str:
+    return "–" if ratio is None else f"{ratio}x"
+
+
 def _servers_figures(d: dict) -> dict:
     """The comparisons of case 7, from its raw results (case_servers.run)."""
     from .case_servers import per_server_mib
@@ -487,7 +491,7 @@ def _servers_verdicts(d: dict) -> dict:
 def section_servers(res: dict):
     d = res.get("primehub") or {}
     lines = ["## 7. 1,000 running servers", "", _run_line(res), ""]
-    if d.get("error") or not d.get("at_base"):
+    if not d.get("at_base"):
         return lines + _errors(res), {}
     n, base = d.get("servers"), d.get("base")
     if n != 1000:
@@ -527,9 +531,9 @@ def section_servers(res: dict):
         f"| measure | {base} servers | {n:,} servers | ratio |",
         "| --- | ---: | ---: | ---: |",
         f"| warm form, server-side ms p50 / p95 | {form(a)} / {form(a, 'p95')} | {form(z)} / {form(z, 'p95')} | "
-        f"{f['form_ratio'] if f['form_ratio'] is not None else '–'}x |",
+        f"{_times(f['form_ratio'])} |",
         f"| spawn overhead (ours), ms p50 / p95 | {spawn(a)} / {spawn(a, 'p95')} | {spawn(z)} / {spawn(z, 'p95')} | "
-        f"{f['spawn_ratio'] if f['spawn_ratio'] is not None else '–'}x |",
+        f"{_times(f['spawn_ratio'])} |",
         "| spawn: request → pod create, ms p50 | "
         + pair(lambda x: _v((x.get("spawn") or {}).get("request_to_pod_create_ms")))
         + " | |",

@@ -115,3 +115,14 @@ def test_a_quick_run_says_how_many_servers_it_kept():
     page = "\n".join(report.section_servers(res)[0])
     assert "**This run kept 100 servers running, not 1,000.**" in page
     assert "| measure | 10 servers | 100 servers | ratio |" in page
+
+
+def test_a_run_that_failed_half_way_keeps_what_it_measured():
+    res = _results()["servers"]
+    del res["primehub"]["at_n"], res["primehub"]["restart_n"]
+    res["primehub"]["error"] = "TimeoutError: bench nodes not Ready"
+    lines, verdicts = report.section_servers(res)
+    page = "\n".join(lines)
+    assert "| warm form, server-side ms p50 / p95 | 10.0 / 15.0 | – / – | – |" in page
+    assert "- `primehub` failed: TimeoutError: bench nodes not Ready" in page
+    assert {ok for ok, _ in verdicts.values()} == {None}
