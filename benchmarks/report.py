@@ -475,10 +475,13 @@ def _servers_verdicts(d: dict) -> dict:
     ok_spawn = None if f["spawn_ratio"] is None else f["spawn_ratio"] <= 1.2
     ok_found = None if f["found"] is None else (f["found"] == n and f["lost"] == 0 and f["all_ready_s"] is not None)
     return {
-        f"7. {label} servers: warm form within 1.2x of {d.get('base')} (real stack)": (ok_form, f"{f['form_ratio']}x"),
+        f"7. {label} servers: warm form within 1.2x of {d.get('base')} (real stack)": (
+            ok_form,
+            _times(f["form_ratio"]),
+        ),
         f"7. {label} servers: spawn overhead within 1.2x of {d.get('base')} (real stack)": (
             ok_spawn,
-            f"{f['spawn_ratio']}x",
+            _times(f["spawn_ratio"]),
         ),
         f"7. {label} servers: a hub restart finds every server": (
             ok_found,
