@@ -33,6 +33,7 @@ import requests
 
 from . import case_form, case_spawn, fixtures
 from .benchnodes import NODE_LABEL, TOLERATION, BenchNodes, node_count
+from .measure import summary
 from .stack import NAMESPACE, PROXY_API, BenchHub, Kube, Realm, browser_login, log
 
 PREFIX = "bench-srv-"
@@ -145,8 +146,6 @@ def spawn_all(hub: BenchHub, users: list[str], batch: int, already: int, timeout
                 f"{len(failed)} of {i + len(chunk)} spawns failed, e.g. {failed[:2]}; see {hub.log_path} "
                 f"(last error: {hub.last_error(PREFIX)})"
             )
-    from .measure import summary
-
     return {
         "spawned": len(users),
         "seconds": round(time.monotonic() - t0, 1),
@@ -186,7 +185,9 @@ def _wait_settled(hub: BenchHub, expected: int, timeout: float) -> dict:
 
 def _not_ready(hub: BenchHub, users: list[str]) -> list[str]:
     ready = {u["name"] for u in hub.active_users() if ((u.get("servers") or {}).get("") or {}).get("ready")}
-    return [f"{u}: not ready ({hub.last_error(u)})" for u in users if u not in ready]
+    missing = [u for u in users if u not in ready]
+    # the hub's reason for the first few (each look reads the whole hub log)
+    return [f"{u}: not ready ({hub.last_error(u) if i < 3 else 'see the hub log'})" for i, u in enumerate(missing)]
 
 
 # --- measuring -----------------------------------------------------------------------------
