@@ -226,8 +226,8 @@ def restart(hub: BenchHub, running: int, timeout: float | None = None) -> dict:
     timeout = timeout or 120 + running * 0.5
     log(f"servers: restarting the hub with {running} servers running")
     hub.stop()
-    t0 = time.monotonic()
     hub.start(fresh=False)
+    t0 = hub.started_at  # the new hub process's start
     api_up = time.monotonic() - t0
     proxy = requests.Session()
     proxy.headers["Authorization"] = f"token {hub.proxy_token}"

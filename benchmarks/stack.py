@@ -569,6 +569,7 @@ class BenchHub:
         logf = open(self.log_path, "ab")
         logf.write(f"\n---- {time.strftime('%Y-%m-%d %H:%M:%S')} bench hub ({self.variant})\n".encode())
         logf.flush()
+        self.started_at = time.monotonic()  # a restart's timings start here (case 7)
         self.proc = subprocess.Popen(
             [str(REPO / ".venv" / "bin" / "jupyterhub"), "-f", str(REPO / "hub-config" / "jupyterhub_config.py")],
             cwd=self.folder,
