@@ -529,7 +529,8 @@ def section_servers(res: dict):
         "(it has found every server, and carries no request history) and in the hub that spawned them. A "
         "*restart* stops the hub process (servers keep running, `cleanup_servers` off) and starts it on the same "
         "database: until its API answers, until every server is ready again (JupyterHub polls each spawner and "
-        "checks its URL answers) and until the new proxy has every route back.",
+        "checks its URL answers; read from the hub's spawners every 0.25 s through the bench stats endpoint, then "
+        "confirmed by the REST API's listing) and until the new proxy has every route back.",
         "",
         f"| measure | {base} servers | {n:,} servers | ratio |",
         "| --- | ---: | ---: | ---: |",
