@@ -1024,6 +1024,17 @@ def findings(results: dict) -> list[str]:
             "wakes on the pod and event reflectors' changes; the rest is the watch delivering the event to the hub, "
             "the pod's removal and JupyterHub's progress stream."
         )
+    srv = (results.get("servers") or {}).get("primehub") or {}
+    if srv.get("restart_n"):
+        f, rz = _servers_figures(srv), srv["restart_n"]
+        out.append(
+            f"- **Running servers (case 7).** With {srv.get('servers')} servers the warm form costs {_times(f['form_ratio'])} "
+            f"and one spawn's overhead {_times(f['spawn_ratio'])} of their figures with {srv.get('base')}; the hub holds "
+            f"{_num(f['mib_restarted'], 3)} MiB per running server. A restart answers its API after "
+            f"{_num(rz.get('hub_api_s'), 1)} s (JupyterHub waits up to `init_spawners_timeout`, 10 s, for its checks "
+            f"before serving) and has every server ready again after {_num(rz.get('all_ready_s'), 1)} s. While the "
+            f"loop was late with them running it was in: {_stall_frames((srv.get('at_n') or {}).get('stall_frames'), 3)}."
+        )
     return out
 
 

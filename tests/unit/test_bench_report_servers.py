@@ -126,3 +126,9 @@ def test_a_run_that_failed_half_way_keeps_what_it_measured():
     assert "| warm form, server-side ms p50 / p95 | 10.0 / 15.0 | – / – | – |" in page
     assert "- `primehub` failed: TimeoutError: bench nodes not Ready" in page
     assert {ok for ok, _ in verdicts.values()} == {None}
+
+
+def test_what_dominates_names_the_restart_and_the_memory():
+    found = "\n".join(report.findings(_results()))
+    assert "**Running servers (case 7).** With 1000 servers the warm form costs 1.1x" in found
+    assert "0.300 MiB per running server" in found and "every server ready again after 14.0 s" in found
