@@ -226,7 +226,7 @@ class FastSchedulingFailure(LoggingConfigurable):
         changed.clear()
         wake = self._wake_on(changed)
         listening = {}
-        first_seen = None
+        first_seen, seen_kind = None, None
         try:
             while True:
                 for reflector in (self.pod_reflector, self.event_reflector):
@@ -246,7 +246,10 @@ class FastSchedulingFailure(LoggingConfigurable):
                     first_seen = None
                 else:
                     now = _clock()
-                    first_seen = first_seen if first_seen is not None else now
+                    if first_seen is None or type(failure) is not seen_kind:
+                        # a grace counts from the first sight of its own kind of failure (a pull's not from
+                        # an unschedulable verdict just before it)
+                        first_seen, seen_kind = now, type(failure)
                     if now - first_seen >= grace:
                         self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
                         return failure

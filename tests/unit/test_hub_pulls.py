@@ -234,18 +234,18 @@ class Clock:
         monkeypatch.setattr(spawn_scheduling, "_clock", lambda: self.now)
 
 
-def watched_looks(spawner):
+def watched_looks(spawner, reader="_pull_failure"):
     """An asyncio.Event set each time the watch has read the pod's pull status (a read is synchronous:
     one that sets it after the test cleared it saw everything the test changed before)."""
     looked = asyncio.Event()
-    read = spawner._pull_failure
+    read = getattr(spawner, reader)
 
     def reading():
         found = read()
         looked.set()
         return found
 
-    spawner._pull_failure = reading
+    setattr(spawner, reader, reading)
     return looked
 
 
@@ -306,6 +306,39 @@ async def test_a_pull_that_recovers_within_the_grace_does_not_fail_and_a_new_fai
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("offline_kube")
+async def test_a_pulls_grace_counts_from_the_failed_pull_not_from_an_unschedulable_verdict_before_it(monkeypatch):
+    clock = Clock(monkeypatch)
+    key = f"{NAMESPACE}/jupyter-ana"
+    waiting = placed_pod("ErrImagePull")
+    waiting["spec"].pop("nodeName")
+    waiting["status"].pop("containerStatuses")
+    waiting["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient cpu.",
+        }
+    ]
+    pods = {key: waiting}
+    with reflectors(monkeypatch, pods=pods, events=pull_events()):
+        # an autoscaler's cluster: the unschedulable verdict is waited for
+        spawner = await planned_spawner(image_pull_failure_grace=30, scheduling_failure_grace=600)
+        scheduled = watched_looks(spawner, "_scheduling_failure")
+        looked = watched_looks(spawner)
+        watch = asyncio.ensure_future(spawner._watch_scheduling())
+        await next_look(scheduled)
+        clock.now += 50
+        pods[key] = placed_pod("ErrImagePull")  # a new node came, the pull failed there
+        await next_look(looked)
+        assert not watch.done(), "the 50 s unschedulable are not counted into the pull's grace"
+        clock.now += 30
+        failure = await asyncio.wait_for(watch, 10)
+    assert isinstance(failure, ImagePullFailed)
 
 
 @pytest.mark.asyncio
