@@ -5,6 +5,8 @@ passes `web.HTTPError` raised early in a spawn through to the browser or API cli
 status. Every refusal therefore is an HTTPError whose text is the sentence the user reads.
 """
 
+import logging
+
 from tornado import web
 
 try:
@@ -117,3 +119,28 @@ class ImagePullFailed(SpawnRefusal):
 
     status = 503
     spawn_reason = "image-pull-failed"
+
+
+class RefusalTracebacks(logging.Filter):
+    """Log a refused launch as one line with its reason, not as a traceback.
+
+    JupyterHub 5 logs whatever the apply_user_options hook raises with `log.exception` ("Exception
+    applying user_options"), so every forged form, missing entitlement or full quota would print a
+    traceback as if the hub were broken. A refusal by a rule becomes a warning naming the reason; a
+    configuration error keeps its traceback (the operator has something to fix).
+    """
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, SpawnRefusal) and not isinstance(error, ConfigurationError):
+            record.args = (record.getMessage(), error.message)
+            record.msg = "%s: %s"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_refusals(logger):
+    """Put RefusalTracebacks on `logger` once (the hub's log, which every spawner shares)."""
+    if not any(isinstance(f, RefusalTracebacks) for f in logger.filters):
+        logger.addFilter(RefusalTracebacks())

@@ -89,9 +89,12 @@ class GroupQuotaGuard(LoggingConfigurable):
 
     async def _list_group_pods(self, group_name):
         # called under the group's quota lock: a hanging API server must not hold every spawn of the group
+        # asyncio.timeout, not wait_for: before Python 3.12, wait_for loses a cancellation (the user
+        # stopping the spawn) that arrives as the read completes
         try:
-            return await asyncio.wait_for(self._read_group_pods(group_name), self.k8s_api_request_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.k8s_api_request_timeout):
+                return await self._read_group_pods(group_name)
+        except TimeoutError:
             raise CatalogUnavailable(
                 f"The hub could not count the servers of group '{group_name}' against its quota in time: "
                 "Kubernetes did not answer. Please try again in a minute."

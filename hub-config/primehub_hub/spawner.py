@@ -26,7 +26,7 @@ from kubespawner import KubeSpawner
 from traitlets import Any, Bool, List, Unicode, default
 
 from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
-from .errors import ConfigurationError, Refused
+from .errors import ConfigurationError, Refused, quiet_refusals
 from .plan import plan_launch
 from .quotas import LABEL_GROUP, LABEL_USER, label_value
 from .resources import CatalogWatcher, instance_type_override
@@ -179,6 +179,7 @@ class PrimeHubSpawner(PrimeHubOptionsForm, PrimeHubHabits, FastSchedulingFailure
         self._user_env = {}
         self._pod_created = False
         self._applied_options = None  # user_options the apply_user_options hook applied for the coming start
+        quiet_refusals(self.log)
         if self.profile_list:
             self.log.warning("PrimeHubSpawner ignores profile_list; choices come from PrimeHub groups")
 

@@ -34,17 +34,9 @@ NOWHERE = "primehub.io/chart-test-no-such-node"
 RELEASE = "hub"
 
 
-def _helm_bin() -> str:
-    """helm from $HELM, else the one `make tools` builds; a missing helm fails the test, never skips it."""
-    path = common.helm_path()
-    if not path.is_file():
-        pytest.fail(f"helm is missing ({path}): run `make tools` (or set HELM to a helm 3 binary)", pytrace=False)
-    return str(path)
-
-
 class Helm:
-    def __init__(self, cluster):
-        self.bin = _helm_bin()
+    def __init__(self, cluster, bin: str):
+        self.bin = bin
         self.cluster = cluster
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -57,8 +49,8 @@ class Helm:
 
 
 @pytest.fixture(scope="module")
-def helm(cluster) -> Helm:
-    return Helm(cluster)
+def helm(cluster, helm_bin) -> Helm:
+    return Helm(cluster, helm_bin)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 from browser import login, new_page
-from userflows import container_env, mounts, pod_of, servers_stopped, spawn, stop_server, wait_ready
+from userflows import CPU_SMALL, container_env, mounts, pod_of, servers_stopped, spawn, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 BACKEND = os.environ.get("E2E_BACKEND", "local")
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 
 
 @pytest.fixture

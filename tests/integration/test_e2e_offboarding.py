@@ -9,12 +9,11 @@ import urllib.request
 
 import pytest
 from browser import login, new_page
-from userflows import message_of, pod_of, spawn, stop_server, wait_ready
+from userflows import CPU_SMALL, message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 USER = "offboard-olive"
 PASSWORD = "offboard-olive-pw"
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 # the offboarding check runs every 30 s; stopping a server and revoking tokens takes a few more
 BOUND = 30 + 30
 

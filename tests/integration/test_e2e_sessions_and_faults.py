@@ -11,10 +11,9 @@ import urllib.request
 
 import pytest
 from browser import choose_and_start, login, new_page
-from userflows import message_of, pod_of, spawn, stop_server, wait_ready
+from userflows import CPU_SMALL, message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 
 
 def _claims(jwt: str) -> dict:

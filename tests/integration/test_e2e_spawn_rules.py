@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from browser import choose_and_start, login, new_page
 from userflows import (
+    CPU_SMALL,
     container_env,
     ensure_user,
     message_of,
@@ -132,7 +133,7 @@ FORGED = [
     ({"group": "data-science", "instance_type": "no-such-type", "image": "base-notebook"}, 403, "no-such-type"),
     (
         # `env` is the user's own variables since the form's editor: a bad name is refused, named.
-        {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook", "env": {"BAD NAME": "x"}},
+        {**CPU_SMALL, "env": {"BAD NAME": "x"}},
         400,
         "BAD NAME",
     ),
@@ -199,7 +200,7 @@ def test_a_spawn_applies_its_options_through_jupyterhubs_hook_without_the_unhand
     clean("bob")
     log = Path(hub.log_dir) / "hub.log"
     start = log.stat().st_size
-    status, body = spawn(hub, "bob", {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"})
+    status, body = spawn(hub, "bob", CPU_SMALL)
     assert status in (201, 202), message_of(body)
     wait_ready(hub, "bob")
     with log.open(errors="replace") as f:

@@ -21,37 +21,35 @@ from pathlib import Path
 import kubernetes
 import pytest
 import yaml
-from userflows import run_coroutine
+from userflows import CPU_SMALL, run_coroutine
 
 from localstack import common
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
-LAUNCH = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 # Grants of the demo realm's data-science group, minus the node-folder datasets the tests add.
 GRANTS = ["it:cpu-small", "img:base-notebook", "ds:public-data", "ds:rw:team-data"]
 
 
-def chart_settings(*values: str) -> dict:
-    """The settings document the chart hands its hub, for these values."""
+def helm_template(*args: str) -> str:
+    """The chart rendered for its minimal example plus `args` (helm template)."""
     proc = subprocess.run(
-        [
-            str(common.helm_path()),
-            "template",
-            "hub",
-            str(CHART),
-            "-f",
-            str(CHART / "examples" / "minimal.yaml"),
-            "--show-only",
-            "templates/hub/extra-config-secret.yaml",
-            *values,
-        ],
+        [str(common.helm_path()), "template", "hub", str(CHART), "-f", str(CHART / "examples" / "minimal.yaml"), *args],
         text=True,
         capture_output=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    (secret,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return proc.stdout
+
+
+def chart_settings(*values: str) -> dict:
+    """The settings document the chart hands its hub, for these values."""
+    (secret,) = [
+        d
+        for d in yaml.safe_load_all(helm_template("--show-only", "templates/hub/extra-config-secret.yaml", *values))
+        if d
+    ]
     return json.loads(base64.b64decode(secret["data"]["settings.json"]))
 
 
@@ -70,7 +68,7 @@ def user_pod(namespace: str, grants: list[str], *values: str) -> dict:
     catalog = Catalog.from_objects(load_resource_objects([REPO / "crds" / "examples"]))
     user = UserInfo("psa-user", groups=[Group("data-science", realm_roles=grants), Group(EVERYONE)])
     with offline_kube_config():
-        return run_coroutine(build_pod(user, catalog, LAUNCH, namespace=namespace, config=config))
+        return run_coroutine(build_pod(user, catalog, CPU_SMALL, namespace=namespace, config=config))
 
 
 @pytest.fixture(scope="module")
@@ -141,32 +139,20 @@ def test_a_node_folder_dataset_needs_a_privileged_namespace(cluster, levels, gra
 def test_the_git_sync_daemonset_is_accepted_where_its_node_folder_is(cluster, levels):
     """The chart's git-sync (gitSync.enabled) writes into a node folder: its objects are valid, and its
     pod is admitted in a privileged namespace and refused where hostPath volumes are not allowed."""
-    proc = subprocess.run(
-        [
-            str(common.helm_path()),
-            "template",
-            "hub",
-            str(CHART),
-            "--namespace",
-            levels["privileged"],
-            "-f",
-            str(CHART / "examples" / "minimal.yaml"),
-            "--set",
-            "gitSync.enabled=true",
-            "--show-only",
-            "templates/gitsync/daemonset.yaml",
-            "--show-only",
-            "templates/gitsync/rbac.yaml",
-        ],
-        text=True,
-        capture_output=True,
-        timeout=120,
+    rendered = helm_template(
+        "--namespace",
+        levels["privileged"],
+        "--set",
+        "gitSync.enabled=true",
+        "--show-only",
+        "templates/gitsync/daemonset.yaml",
+        "--show-only",
+        "templates/gitsync/rbac.yaml",
     )
-    assert proc.returncode == 0, proc.stderr
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
     assert {d["kind"] for d in docs} == {"DaemonSet", "ServiceAccount", "Role", "RoleBinding"}
     applied = cluster.kubectl(
-        "apply", "--server-side", "--dry-run=server", "-n", levels["privileged"], "-f", "-", input=proc.stdout
+        "apply", "--server-side", "--dry-run=server", "-n", levels["privileged"], "-f", "-", input=rendered
     )
     assert applied.stdout.count("(server dry run)") == len(docs), applied.stdout
     (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]

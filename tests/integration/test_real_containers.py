@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from userflows import message_of, pod_of, spawn, stop_server, wait_ready
+from userflows import CPU_SMALL, message_of, pod_of, spawn, stop_server, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
@@ -22,7 +22,6 @@ pytestmark = [
         "without mounts, limits or network namespaces",
     ),
 ]
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 
 
 def _exec(cluster, pod: str, *argv: str, container: str | None = None, timeout: float = 60):

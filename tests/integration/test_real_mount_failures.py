@@ -12,7 +12,7 @@ import secrets
 import time
 
 import pytest
-from userflows import message_of, pod_of, progress_until_done, spawn, stop_server
+from userflows import CPU_SMALL, message_of, pod_of, progress_until_done, spawn, stop_server
 
 pytestmark = [
     pytest.mark.e2e,
@@ -22,7 +22,6 @@ pytestmark = [
         "is never reported there",
     ),
 ]
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 # The hub caches a user's groups and grants for up to 30 s (keycloak.py cache_ttl).
 GRANT_CACHE_SECONDS = 31
 

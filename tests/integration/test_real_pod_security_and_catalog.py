@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from userflows import message_of, spawn, stop_server, wait_ready
+from userflows import CPU_SMALL, message_of, spawn, stop_server, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,7 +23,6 @@ pytestmark = [
     ),
 ]
 REPO = Path(__file__).resolve().parents[2]
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
 
 
 def _exec(cluster, pod: str, *argv: str):

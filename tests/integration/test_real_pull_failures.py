@@ -15,7 +15,7 @@ import secrets
 import time
 
 import pytest
-from userflows import message_of, pod_of, progress_until_done, spawn, stop_server
+from userflows import CPU_SMALL, message_of, pod_of, progress_until_done, spawn, stop_server
 
 pytestmark = [
     pytest.mark.e2e,
@@ -64,7 +64,7 @@ def unpullable_images(cluster, keycloak):
 
 def _spawn_until_failed(hub, image: str) -> tuple[int, list[dict]]:
     """bob's spawn with `image`: the API's answer and the start page's progress, up to its end."""
-    status, resp = spawn(hub, "bob", {"group": "data-science", "instance_type": "cpu-small", "image": image})
+    status, resp = spawn(hub, "bob", {**CPU_SMALL, "image": image})
     if status not in (201, 202):
         # it failed within the API's own wait for the start (slow_spawn_timeout): same sentence
         assert status == 503 and "could not be pulled" in message_of(resp), (status, resp)

@@ -10,12 +10,10 @@ at the end through the backend's own install (the same values), leaving the stac
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from userflows import message_of, spawn, stop_server, wait_ready
-
-from localstack import common
+from releases import helm, release_name
+from userflows import CPU_SMALL, message_of, spawn, stop_server, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
@@ -24,27 +22,7 @@ pytestmark = [
         reason="runs helm uninstall and its hook Job: the local backend's hub is not installed by Helm",
     ),
 ]
-CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
-CHART_NAME = "primehub-jupyterhub"
 USER_PODS = "app.kubernetes.io/component=singleuser-server"
-
-
-def _helm(cluster, *args: str, timeout: float = 420):
-    return subprocess.run(
-        [str(common.helm_path()), f"--kubeconfig={cluster.kubeconfig}", "-n", cluster.namespace, *args],
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-    )
-
-
-def _release(cluster) -> str:
-    """The backend installs the chart once into the namespace; its release name is read, not assumed."""
-    r = _helm(cluster, "list", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    names = [rel["name"] for rel in json.loads(r.stdout) if rel["chart"].startswith(f"{CHART_NAME}-")]
-    assert len(names) == 1, f"expected one release of {CHART_NAME}, got {names}"
-    return names[0]
 
 
 def _items(cluster, kind: str, *args: str) -> list[dict]:
@@ -61,13 +39,13 @@ def test_uninstall_stops_user_servers_and_keeps_data(cluster, keycloak, hub):
     status, resp = spawn(hub, "alice", CPU_SMALL)
     assert status in (201, 202), message_of(resp)
     wait_ready(hub, "alice", timeout=180)
-    release = _release(cluster)
+    release = release_name(cluster)
     assert _items(cluster, "pods", "-l", f"{USER_PODS},app.kubernetes.io/instance={release}")
     pvcs_before = _pvcs(cluster)
     assert "hub-db-dir" in pvcs_before and "claim-alice" in pvcs_before, pvcs_before
     catalog_before = {k: len(_items(cluster, k)) for k in ("instancetypes", "images", "datasets")}
 
-    r = _helm(cluster, "uninstall", release, "--wait", "--timeout=5m")
+    r = helm(cluster, "uninstall", release, "--wait", "--timeout=5m")
     assert r.returncode == 0, f"helm uninstall failed:\n{r.stdout}\n{r.stderr}"
 
     # No user server outlives the hub: the hook deleted them and waited until they were gone.

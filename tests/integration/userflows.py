@@ -8,6 +8,9 @@ import json
 import time
 import urllib.request
 
+# The demo catalog's everyday launch: alice and bob are in data-science, which grants both.
+CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
+
 
 def pod_of(cluster, user: str) -> dict | None:
     p = cluster.kubectl("get", "pod", f"jupyter-{user}", "-n", cluster.namespace, "-o", "json", check=False)

@@ -4,6 +4,7 @@ re-checks, quotas under concurrency, spawning for another user, and fast failure
 import asyncio
 import gc
 import json
+import logging
 import threading
 import time
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from primehub_hub.errors import (
     QuotaExceeded,
     Refused,
     SchedulingFailed,
+    quiet_refusals,
 )
 from primehub_hub.quotas import GiB
 from primehub_hub.volumes import ANNOTATION_GROUP_KEY
@@ -240,16 +242,36 @@ async def test_a_normal_spawn_applies_the_options_through_jupyterhubs_hook_witho
         {"group": "vision", "instance_type": "small", "image": "cuda"},  # GPU image without GPUs
     ],
 )
-async def test_forged_api_options_are_still_refused_by_the_hook_before_any_pod(options):
+async def test_forged_api_options_are_still_refused_by_the_hook_before_any_pod(options, caplog):
     api = FakeCoreApi()
     spawner = make_spawner("ana")
     spawner.api = api
     spawner.handler = request_handler(body=json.dumps(options).encode())
     spawner.user_options = dict(options)
-    with pytest.raises(Refused) as info:
+    with caplog.at_level("INFO"), pytest.raises(Refused) as info:
         await spawner._run_apply_user_options(spawner.user_options)
     assert info.value.status_code == 403 and info.value.jupyterhub_message
     assert api.pods == {} and spawner.plan is None
+    # the operator's log says why in one line, not with a traceback as if the hub were broken
+    logged = [r for r in caplog.records if info.value.message in r.getMessage()]
+    assert logged and all(r.levelname == "WARNING" and not r.exc_info for r in logged), caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_a_configuration_error_keeps_its_traceback_in_the_log(caplog):
+    log = logging.getLogger("test-refusal-tracebacks")
+    quiet_refusals(log)
+    quiet_refusals(log)  # once, however many spawners are made
+    assert len(log.filters) == 1
+    for error in (ConfigurationError("Group 'vision' has no project volume size."), Refused("Not yours.")):
+        try:
+            raise error
+        except Exception:
+            log.exception("Exception applying user_options for %s", "ana")
+    misconfigured, refused = caplog.records[-2:]
+    assert misconfigured.levelname == "ERROR" and misconfigured.exc_info
+    assert refused.levelname == "WARNING" and not refused.exc_info
+    assert refused.getMessage() == "Exception applying user_options for ana: Not yours."
 
 
 @pytest.mark.asyncio
@@ -887,6 +909,32 @@ async def test_counting_a_groups_pods_under_the_lock_gives_up_in_time():
         await asyncio.wait_for(spawner._make_create_pod_request(pod, 5), 60)
     assert api.pods == {}
     assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked()
+
+
+@pytest.mark.asyncio
+async def test_a_spawn_stopped_while_counting_a_groups_pods_frees_the_group():
+    counting = asyncio.Event()
+
+    class HangingApi(FakeCoreApi):
+        async def list_namespaced_pod(self, *args, **kwargs):
+            counting.set()
+            await asyncio.sleep(3600)
+
+    api = HangingApi()
+    spawner = make_spawner(
+        "u0", info=pool_user("u0", **{"project-quota-cpu": "3"}), options_explicit=True, k8s_api_request_timeout=600
+    )
+    spawner.api = api
+    spawner.user_options = {"group": "pool", "instance_type": "small", "image": "base"}
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    task = asyncio.ensure_future(spawner._make_create_pod_request(pod, 5))
+    await asyncio.wait_for(counting.wait(), 60)
+    task.cancel()  # the user stops the pending spawn
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert api.pods == {}
+    assert not quotas.quota_locks.lock_for(NAMESPACE, "pool").locked(), "the next spawn of the group may count"
 
 
 # --- failed volume mounts -------------------------------------------------------------------------------
