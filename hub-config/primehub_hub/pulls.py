@@ -73,10 +73,7 @@ def _cause(message):
     """kubelet's message without its framing: the cause alone, or "" when it only says it waits."""
     text = (message or "").strip()
     text = _FRAMING.sub("", text, count=1)
-    text = _REASON_PREFIX.sub("", text, count=1)
-    if text.startswith("Back-off pulling image"):
-        return ""
-    return text.strip()
+    return _REASON_PREFIX.sub("", text, count=1).strip()
 
 
 def _event_cause(events, image, container):
