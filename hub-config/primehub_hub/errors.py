@@ -113,6 +113,14 @@ class MountFailed(SpawnRefusal):
     spawn_reason = "mount-failed"
 
 
+class ImagePullFailed(SpawnRefusal):
+    """Kubernetes placed the server but cannot pull its image (an address with a typo, a registry that
+    does not answer, a pull secret that is missing or wrong)."""
+
+    status = 503
+    spawn_reason = "image-pull-failed"
+
+
 class RefusalTracebacks(logging.Filter):
     """Log a refused launch as one line with its reason, not as a traceback.
 

@@ -87,6 +87,7 @@ DEFAULTS = {
     "primehub": {
         "schedulingFailureGrace": None,
         "mountFailureGrace": None,
+        "imagePullFailureGrace": None,
         "sharedVolumeStorageClass": "",
         "sharedVolumeAccessModes": None,
         "gitSyncHostRoot": "",
@@ -347,6 +348,8 @@ def _apply_primehub(c, ph):
         c.PrimeHubSpawner.scheduling_failure_grace = float(ph["schedulingFailureGrace"])
     if ph["mountFailureGrace"] is not None:
         c.PrimeHubSpawner.mount_failure_grace = float(ph["mountFailureGrace"])
+    if ph["imagePullFailureGrace"] is not None:
+        c.PrimeHubSpawner.image_pull_failure_grace = float(ph["imagePullFailureGrace"])
     _set(c.PrimeHubSpawner, "shared_volume_access_modes", ph["sharedVolumeAccessModes"])
     if ph["sharedVolumeStorageClass"]:
         c.PrimeHubSpawner.shared_volume_storage_class = ph["sharedVolumeStorageClass"]

@@ -1,4 +1,4 @@
-"""Fast failure: a pod the scheduler cannot place, or whose volumes cannot be mounted, fails the spawn early.
+"""Fast failure: a pod the scheduler cannot place, or whose volumes or images kubelet cannot get, fails the spawn early.
 
 A mixin of PrimeHubSpawner (spawner.py). `start` runs KubeSpawner's start beside a watch of the
 pending pod: once the pod exists, the scheduler's verdict (the pod's Unschedulable condition or a
@@ -9,8 +9,11 @@ scale-up) cancels the start, removes the pod and fails the spawn with the reason
 
 Once the pod is on a node, kubelet's FailedMount / FailedAttachVolume events are read the same
 way (mounts.py): a final mount failure, or one kubelet repeats over `mount_failure_grace`
-seconds, ends the spawn naming the dataset, project volume or home folder it concerns. Only the
-pod is removed; the home volume and every other claim stay.
+seconds, ends the spawn naming the dataset, project volume or home folder it concerns. Then its
+images: a container that stays in a failed pull (ErrImagePull, ImagePullBackOff) for
+`image_pull_failure_grace` seconds, or at once for a final reason (InvalidImageName), ends the
+spawn naming the image (pulls.py). Only the pod is removed; the home volume and every other claim
+stay.
 """
 
 import asyncio
@@ -21,8 +24,9 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
-from .errors import MountFailed, SchedulingFailed
+from .errors import ImagePullFailed, MountFailed, SchedulingFailed
 from .mounts import describe_mount_failure, mount_failure, volume_origins
+from .pulls import describe_pull_failure, pull_failure_grace, read_pull_failure
 from .scheduling import (
     describe,
     failed_scheduling_message,
@@ -51,6 +55,15 @@ class FastSchedulingFailure(LoggingConfigurable):
             "Seconds over which kubelet must report the same volume mount failure again before the spawn "
             "fails, for failures that often resolve by themselves (a ConfigMap or claim not there yet, a disk "
             "still attaching). Final ones (a missing node folder, a failed NFS mount) fail at once."
+        ),
+    )
+    image_pull_failure_grace = Float(
+        30.0,
+        config=True,
+        help=(
+            "Seconds a container of a user pod may stay in a failed image pull (ErrImagePull, ImagePullBackOff) "
+            "before the spawn fails; kubelet tries again after 10 s, then 20 s. An image address that is no valid "
+            "image name fails at once."
         ),
     )
     scheduling_poll_interval = Float(
@@ -89,7 +102,7 @@ class FastSchedulingFailure(LoggingConfigurable):
             done, _ = await asyncio.wait({start_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
             if watch_task in done and not start_task.done():
                 failure = None if watch_task.cancelled() else watch_task.exception() or watch_task.result()
-                if isinstance(failure, (SchedulingFailed, MountFailed)):
+                if isinstance(failure, (SchedulingFailed, MountFailed, ImagePullFailed)):
                     start_task.cancel()
                     await asyncio.gather(start_task, return_exceptions=True)
                     await self._remove_pod_after_failure()
@@ -135,23 +148,33 @@ class FastSchedulingFailure(LoggingConfigurable):
         The grace for failures that may resolve is read from the events themselves (mounts.py).
         """
         pod = self._current_pod()
-        if (
-            pod is None
-            or not pod_is_scheduled(pod)
-            or ((pod.get("status") or {}).get("phase") or "Pending") != "Pending"
-        ):
+        if pod is None or not pod_is_scheduled(pod) or _phase(pod) != "Pending":
             return None
-        uid = (pod.get("metadata") or {}).get("uid")
-        # events of an earlier pod of the same name are not this one's
-        events = [e for e in self.events if not uid or (e.get("involvedObject") or {}).get("uid") in (None, uid)]
         origins = self._volume_origins()
-        failure = mount_failure(events, origins, grace=self.mount_failure_grace)
+        failure = mount_failure(self._events_of(pod), origins, grace=self.mount_failure_grace)
         if failure is None:
             return None
         if failure.volume and failure.volume not in origins:
             # kubelet names a claim's volume by its PersistentVolume: find which claim is bound to it
             origins = {**origins, **await self._persistent_volume_origins(pod, origins)}
         return MountFailed(describe_mount_failure(failure, origins))
+
+    def _pull_failure(self):
+        """(ImagePullFailed, grace) when kubelet cannot pull an image of the placed pod, else (None, 0)."""
+        pod = self._current_pod()
+        if pod is None or not pod_is_scheduled(pod) or _phase(pod) != "Pending":
+            return None, 0.0
+        failure = read_pull_failure(pod, self._events_of(pod))
+        if failure is None:
+            return None, 0.0
+        images = {self.image: self.plan.image.label} if self.plan is not None else {}
+        grace = pull_failure_grace(failure, self.image_pull_failure_grace)
+        return ImagePullFailed(describe_pull_failure(failure, images)), grace
+
+    def _events_of(self, pod):
+        """This pod's events: those of an earlier pod of the same name are not its own."""
+        uid = (pod.get("metadata") or {}).get("uid")
+        return [e for e in self.events if not uid or (e.get("involvedObject") or {}).get("uid") in (None, uid)]
 
     def _volume_origins(self):
         """{pod volume name: VolumeOrigin}: what each volume of this launch is to the user."""
@@ -198,12 +221,12 @@ class FastSchedulingFailure(LoggingConfigurable):
         return changed
 
     async def _watch_scheduling(self):
-        """Return the SchedulingFailed for this spawn once the scheduler's verdict is final."""
+        """Return the SchedulingFailed, MountFailed or ImagePullFailed that ends this spawn, once it is due."""
         changed = self._scheduling_changed()
         changed.clear()
         wake = self._wake_on(changed)
         listening = {}
-        first_seen = None
+        first_seen, seen_kind = None, None
         try:
             while True:
                 for reflector in (self.pod_reflector, self.event_reflector):
@@ -216,21 +239,36 @@ class FastSchedulingFailure(LoggingConfigurable):
                 if failure is None and self._pod_created:
                     # a mount failure's grace is read from kubelet's own event times: it counts at once
                     failure = await self._mount_failure()
+                if failure is None and self._pod_created:
+                    # a failed pull's grace counts from when this watch first saw it, and anew after a recovery
+                    failure, grace = self._pull_failure()
                 if failure is None:
                     first_seen = None
                 else:
-                    now = time.monotonic()
-                    first_seen = first_seen if first_seen is not None else now
+                    now = _clock()
+                    if first_seen is None or type(failure) is not seen_kind:
+                        # a grace counts from the first sight of its own kind of failure (a pull's not from
+                        # an unschedulable verdict just before it)
+                        first_seen, seen_kind = now, type(failure)
                     if now - first_seen >= grace:
                         self.log.warning("Giving up spawn of %s: %s", self.pod_name, failure)
                         return failure
                 wait = self.scheduling_poll_interval
                 if first_seen is not None:
-                    wait = min(wait, max(0.0, first_seen + grace - time.monotonic()))
+                    wait = min(wait, max(0.0, first_seen + grace - _clock()))
                 await _until_set(changed, wait)
         finally:
             for reflector, listener in listening.values():
                 reflector.remove_listener(listener)
+
+
+def _clock():
+    """Seconds on the clock a failure's grace is counted by (replaced in tests, never asyncio's own)."""
+    return time.monotonic()
+
+
+def _phase(pod):
+    return (pod.get("status") or {}).get("phase") or "Pending"
 
 
 async def _until_set(event, timeout):

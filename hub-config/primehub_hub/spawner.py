@@ -13,8 +13,9 @@ What it adds to KubeSpawner, and where:
   (`GroupQuotaGuard`, spawn_quota.py);
 - fast failure: while the pod is pending, the scheduler's verdict is watched, and an
   unschedulable pod fails the spawn in about a second with the reason in words; so does a volume
-  kubelet cannot mount, naming the dataset, project volume or home folder
-  (`FastSchedulingFailure`, spawn_scheduling.py; the rules in scheduling.py and mounts.py).
+  kubelet cannot mount, naming the dataset, project volume or home folder, and an image kubelet
+  cannot pull, naming the image (`FastSchedulingFailure`, spawn_scheduling.py; the rules in
+  scheduling.py, mounts.py and pulls.py).
 """
 
 import copy

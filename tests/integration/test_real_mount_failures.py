@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import urllib.request
 
 import pytest
-from userflows import CPU_SMALL, message_of, pod_of, spawn, stop_server
+from userflows import CPU_SMALL, message_of, pod_of, progress_until_done, spawn, stop_server
 
 pytestmark = [
     pytest.mark.e2e,
@@ -57,25 +56,6 @@ def dataset_without_its_folder(cluster, keycloak):
         cluster.kubectl("delete", "dataset", name, "-n", cluster.namespace, "--ignore-not-found")
 
 
-def _progress_until_done(hub, user: str, timeout: float = 300) -> list[dict]:
-    """The spawn's progress events as the start page reads them, up to the ready or failed one."""
-    req = urllib.request.Request(
-        f"{hub.api_url}/users/{user}/server/progress",
-        headers={"Authorization": f"token {hub.api_token}", "Accept": "text/event-stream"},
-    )
-    seen = []
-    with urllib.request.urlopen(req, timeout=timeout) as stream:
-        for raw in stream:
-            line = raw.decode().strip()
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[len("data:") :])
-            seen.append(event)
-            if event.get("failed") or event.get("ready"):
-                break
-    return seen
-
-
 def test_a_dataset_folder_missing_on_the_node_fails_the_spawn_with_its_name_and_leaves_no_pod(
     hub, cluster, dataset_without_its_folder
 ):
@@ -86,7 +66,7 @@ def test_a_dataset_folder_missing_on_the_node_fails_the_spawn_with_its_name_and_
             # it failed within the API's own wait for the start (slow_spawn_timeout): same sentence
             assert status == 503 and "could not be mounted" in message_of(resp), (status, resp)
         # the start page's view: the progress stream ends with the failure, whether or not it came first
-        events = _progress_until_done(hub, "bob")
+        events = progress_until_done(hub, "bob")
         last = events[-1] if events else {}
         assert last.get("failed"), events
         message = last.get("message", "")

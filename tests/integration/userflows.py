@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import json
 import time
+import urllib.request
 
 # The demo catalog's everyday launch: alice and bob are in data-science, which grants both.
 CPU_SMALL = {"group": "data-science", "instance_type": "cpu-small", "image": "base-notebook"}
@@ -84,6 +85,25 @@ def wait_ready(hub, user: str, timeout: float = 90) -> dict:
                 raise AssertionError(f"{user}'s server stopped while starting (hub log: {hub.log_dir})")
         time.sleep(0.3)
     raise AssertionError(f"{user}'s server not ready after {timeout}s (logs: {hub.log_dir})")
+
+
+def progress_until_done(hub, user: str, timeout: float = 300) -> list[dict]:
+    """The spawn's progress events as the start page reads them, up to the ready or failed one."""
+    req = urllib.request.Request(
+        f"{hub.api_url}/users/{user}/server/progress",
+        headers={"Authorization": f"token {hub.api_token}", "Accept": "text/event-stream"},
+    )
+    seen = []
+    with urllib.request.urlopen(req, timeout=timeout) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[len("data:") :])
+            seen.append(event)
+            if event.get("failed") or event.get("ready"):
+                break
+    return seen
 
 
 def message_of(body) -> str:

@@ -758,7 +758,7 @@ def test_the_hub_configuration_loads_as_in_the_pod(tmp_path, rendered):
             {
                 "hub": {"extraConfig": {"override": "c.KubeSpawner.start_timeout = 42\n"}},
                 "singleuser": {"storage": {"homeMountPath": "/home/user"}},
-                "primehub": {"schedulingFailureGrace": 3, "mountFailureGrace": 45},
+                "primehub": {"schedulingFailureGrace": 3, "mountFailureGrace": 45, "imagePullFailureGrace": 50},
             }
         )
     )
@@ -779,6 +779,7 @@ def test_the_hub_configuration_loads_as_in_the_pod(tmp_path, rendered):
     assert cfg["ConfigurableHTTPProxy.api_url"] == "http://proxy-api:8001"
     assert cfg["PrimeHubSpawner.scheduling_failure_grace"] == 3.0
     assert cfg["PrimeHubSpawner.mount_failure_grace"] == 45.0
+    assert cfg["PrimeHubSpawner.image_pull_failure_grace"] == 50.0
     # hub.extraConfig runs last and wins.
     assert cfg["KubeSpawner.start_timeout"] == 42
     services = cfg["JupyterHub.services"]

@@ -14,6 +14,7 @@ from primehub_hub.errors import (
     BadRequest,
     CatalogUnavailable,
     ConfigurationError,
+    ImagePullFailed,
     KeycloakUnavailable,
     MountFailed,
     NoLaunchGroup,
@@ -32,6 +33,7 @@ REFUSALS = [
     (ConfigurationError, 409, "misconfigured"),
     (SchedulingFailed, 503, "unschedulable"),
     (MountFailed, 503, "mount-failed"),
+    (ImagePullFailed, 503, "image-pull-failed"),
 ]
 
 

@@ -70,6 +70,7 @@ singleuser.extraEnv and hub.config may carry credentials.
   "primehub" (dict
     "schedulingFailureGrace" $v.primehub.schedulingFailureGrace
     "mountFailureGrace" $v.primehub.mountFailureGrace
+    "imagePullFailureGrace" $v.primehub.imagePullFailureGrace
     "sharedVolumeStorageClass" $v.primehub.sharedVolume.storageClass
     "sharedVolumeAccessModes" $v.primehub.sharedVolume.accessModes
     "gitSyncHostRoot" $v.primehub.gitSyncHostRoot
