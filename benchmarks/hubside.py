@@ -482,6 +482,12 @@ def configure(c, env) -> None:
         },
     ]
 
+    # The bench catalog's hostPath and git datasets are mounted, as on a platform whose operator allows
+    # /srv/bench/ and runs a git-sync (PrimeHub mounted them regardless): without this the form lists a
+    # notice per dataset instead of its row. The node agent mounts nothing either way.
+    c.PrimeHubSpawner.dataset_host_path_prefixes = ["/srv/bench/"]
+    c.PrimeHubSpawner.git_sync_on_nodes = True
+
     # the entry point has set both Keycloak addresses from the settings document by now
     keycloak_urls = (c.PrimeHubAuthenticator.get("keycloak_internal_url"), c.PrimeHubAuthenticator.get("keycloak_url"))
     _urls["keycloak"] = [u.rstrip("/") for u in keycloak_urls if isinstance(u, str) and u]
