@@ -515,9 +515,7 @@ async def test_the_background_refresh_keeps_the_realm_wide_grants_within_the_bou
 
 
 @pytest.mark.asyncio
-async def test_keycloak_down_during_the_background_refresh_keeps_the_last_view_and_logs_one_line(
-    monkeypatch, caplog
-):
+async def test_keycloak_down_during_the_background_refresh_keeps_the_last_view_and_logs_one_line(monkeypatch, caplog):
     clock = fake_clock(monkeypatch)
     fake = FakeKeycloak()
     client = admin_client(fake, cache_ttl=30)
