@@ -445,8 +445,8 @@ class StatsHandler(web.RequestHandler):
         if action == "reset-lag":
             reset_lag()
         elif action == "forget":
-            # every user's Keycloak entry gone, as after the 30 s TTL (the shared `everyone` group,
-            # renewed in the background while anyone uses the hub, stays)
+            # every user's Keycloak entry gone, as after the 30 s TTL (the realm-wide `everyone`
+            # group, which the hub keeps fresh in the background from its start, stays)
             admin = getattr(self.settings["authenticator"], "keycloak_admin", None)
             if admin is not None:
                 admin.forget()

@@ -268,6 +268,11 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
 
     def get_handlers(self, app):
         # called once, by the running hub: the place where the authenticator gets to see its users
+        start_background = getattr(self.keycloak_admin, "start_background", None)
+        if app is not None and start_background is not None:
+            # the realm-wide grants (and the service token) read now and kept fresh, so that no
+            # spawn, not even the first, waits for them
+            start_background()
         if app is not None and self.offboarding is None and self.offboarding_interval > 0:
             self.offboarding = Offboarding(app, self.keycloak_admin, self.offboarding_interval, log=self.log)
             self.offboarding.start()

@@ -7,8 +7,9 @@ grant); the token is reused until shortly before it expires. Per user it reads:
 - `GET /admin/realms/{realm}/users/{id}/groups?briefRepresentation=false`: groups with their
   attributes and role names (`realmRoles`, `clientRoles`); only when a representation lacks
   them, `GET /admin/realms/{realm}/groups/{id}/role-mappings` per group
-- `GET /admin/realms/{realm}/group-by-path/everyone`: global grants, shared by all users and
-  kept fresh in the background
+- `GET /admin/realms/{realm}/group-by-path/everyone`: global grants, shared by all users: the
+  realm-wide view, read at hub start and every `cache_ttl / 3` seconds in the background
+  (`RealmView`), with the service token renewed there too, so no user's request waits for either
 - admin status, when asked for and not already given by a group: one request, `GET
   /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite` (the user's effective
   realm-management roles: direct, through groups or composites) once realm-management's id is
@@ -23,12 +24,14 @@ The service account needs the realm-management roles `view-users` (or `query-use
 `query-groups`; with `query-clients` admin status through composite roles is seen too.
 
 Results are cached for `cache_ttl` seconds (users, `everyone`, group role mappings) and never
-served older; an entry read after half of that is refreshed in the background, so busy users
+served older (a user's entry does not embed `everyone`: it is joined with the current view when
+read, so the two expire independently); an entry read after half of that is refreshed in the background, so busy users
 rarely wait for Keycloak. Concurrent lookups of the same thing share one request. Failures
 raise `KeycloakUnavailable` with a readable message.
 """
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import logging
@@ -36,11 +39,16 @@ import time
 from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import PeriodicCallback
 
 from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes, is_everyone
 from .errors import KeycloakUnavailable, KeycloakUserGone
 
 _log = logging.getLogger(__name__)
+
+# Set while the background refresh of the realm-wide view runs: its failures are reported by it,
+# in one line, not by every request it makes.
+_background = contextvars.ContextVar("primehub_keycloak_background", default=False)
 
 
 class KeycloakNotFound(Exception):
@@ -96,6 +104,13 @@ def user_info_from_representations(user_rep, groups, everyone=None, is_admin=Fal
         is_admin=None if is_admin is None else bool(is_admin),
         id=user_rep.get("id") or "",
     )
+
+
+def with_everyone(info, everyone):
+    """`info` with the realm's `everyone` group among its groups (once: a member already has it)."""
+    if everyone is None or any(is_everyone(g.name, g.path) for g in info.groups):
+        return info
+    return dataclasses.replace(info, groups=[*info.groups, everyone])
 
 
 class AdminStatus:
@@ -163,7 +178,88 @@ class AdminStatus:
         return full
 
 
-class KeycloakAdmin(AdminStatus):
+class RealmView:
+    """The realm-wide part of every user's entitlements, the `everyone` group: read once for all
+    users and kept fresh in the background, so a user's request pays only for the user. A mixin
+    of KeycloakAdmin, which supplies the reads, the cache and `cache_ttl`.
+
+    The view is never used older than `cache_ttl` (the bound on how stale a removed grant may be):
+    when the background refresh has not run or Keycloak failed it, the next reader reads it anew.
+    """
+
+    _view = None  # (the `everyone` Group or None, monotonic time its read started)
+    _view_failing = False
+    _refresher = None
+    _first_refresh = None
+
+    @property
+    def refresh_interval(self):
+        # a third of the bound: one failed refresh still leaves the view fresh for the next one
+        return self.cache_ttl / 3
+
+    async def _read_everyone(self):
+        async def load():
+            started = time.monotonic()
+            rep = await self.group_by_path(EVERYONE)
+            group = (await self._group(rep))[0] if rep else None
+            self._view = (group, started)
+            return group
+
+        # one read at a time, shared by the background refresh and any reader that needs it now
+        return await self._cache.once(("group", EVERYONE), load)
+
+    async def everyone(self):
+        """The `everyone` group, read at most `cache_ttl` seconds ago (None: the realm has none)."""
+        view = self._view
+        if view is not None and time.monotonic() - view[1] < self.cache_ttl:
+            return view[0]
+        return await self._read_everyone()
+
+    async def refresh_realm_view(self):
+        """One background refresh: the `everyone` group, and the service token when it would expire
+        before the next refresh. Keycloak failing it keeps the last view (within its bound) and
+        logs one line, until a refresh succeeds again. True when it succeeded."""
+        marker = _background.set(True)
+        try:
+            await self.service_token(renew_within=2 * self.refresh_interval)
+            await self._read_everyone()
+        except Exception as e:  # noqa: BLE001 - a background loop: report, keep the last view
+            if not self._view_failing:
+                self._view_failing = True
+                self.log.warning(
+                    "Keycloak did not answer the background refresh of the realm-wide grants "
+                    "(group %s); keeping the last ones read, for at most %g s: %s",
+                    EVERYONE,
+                    self.cache_ttl,
+                    e,
+                )
+            return False
+        finally:
+            _background.reset(marker)
+        if self._view_failing:
+            self._view_failing = False
+            self.log.info("Keycloak answers the background refresh of the realm-wide grants again")
+        return True
+
+    def start_background(self):
+        """Read the realm-wide view now and every `refresh_interval` seconds (at hub start)."""
+        if self._refresher is not None or self.cache_ttl <= 0:
+            return
+        self._refresher = PeriodicCallback(self.refresh_realm_view, self.refresh_interval * 1000)
+        self._refresher.start()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: the first periodic refresh reads it
+        self._first_refresh = asyncio.ensure_future(self.refresh_realm_view())
+
+    def stop_background(self):
+        if self._refresher is not None:
+            self._refresher.stop()
+            self._refresher = None
+
+
+class KeycloakAdmin(RealmView, AdminStatus):
     """Reads users, groups and role mappings with the hub client's service account."""
 
     def __init__(
@@ -198,6 +294,7 @@ class KeycloakAdmin(AdminStatus):
         self._cache = SharedCache(cache_ttl)
         self._admin_client_uuid = None
         self._clients_unreadable = False
+        self._joined_cache = {}
 
     @property
     def token_url(self):
@@ -209,7 +306,8 @@ class KeycloakAdmin(AdminStatus):
 
     def _unavailable(self, what, error, quiet=False):
         detail = _failure_detail(error)
-        (self.log.info if quiet else self.log.error)("Keycloak request failed (%s): %s", what, error)
+        if not _background.get():
+            (self.log.info if quiet else self.log.error)("Keycloak request failed (%s): %s", what, error)
         if isinstance(error, HTTPClientError) and error.code in (401, 403):
             return KeycloakUnavailable(
                 f"Keycloak refused the hub's request for your groups and permissions ({detail}). "
@@ -233,11 +331,12 @@ class KeycloakAdmin(AdminStatus):
         response = await self.http_client.fetch(request)
         return json.loads(response.body.decode("utf8")) if response.body else None
 
-    async def service_token(self, *, force=False):
+    async def service_token(self, *, force=False, renew_within=0.0):
+        """The service account's token; a new one when it expires within `renew_within` seconds."""
         if self._token_lock is None:
             self._token_lock = asyncio.Lock()
         async with self._token_lock:
-            if not force and self._token and time.monotonic() < self._token_expires:
+            if not force and self._token and time.monotonic() + renew_within < self._token_expires:
                 return self._token
             body = urlencode(
                 {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
@@ -332,13 +431,6 @@ class KeycloakAdmin(AdminStatus):
         roles = [m.get("name") for m in mappings.get("realmMappings") or [] if m.get("name")]
         return group_from_representation(rep, roles), mappings
 
-    async def _everyone(self):
-        async def load():
-            rep = await self.group_by_path(EVERYONE)
-            return (await self._group(rep))[0] if rep else None
-
-        return await self._cache.get(("group", EVERYONE), load)
-
     async def user_gone(self, username, user_id=None):
         """Why the user may no longer use the hub ('deleted' or 'disabled' in Keycloak), else None.
 
@@ -360,10 +452,7 @@ class KeycloakAdmin(AdminStatus):
         if _gone_reason(user):
             raise self._gone(username, _gone_reason(user))
         group_reps = await self.user_groups(user["id"])
-        loaded, everyone = await asyncio.gather(
-            asyncio.gather(*(self._group(rep) for rep in group_reps)),
-            self._everyone(),
-        )
+        loaded = await asyncio.gather(*(self._group(rep) for rep in group_reps))
         groups = [group for group, _ in loaded]
         group_mappings = [mappings for _, mappings in loaded]
         if any(self._maps_admin(m) for m in group_mappings):
@@ -372,8 +461,8 @@ class KeycloakAdmin(AdminStatus):
             admin = await self._is_admin_or_not(user, group_mappings)
         else:
             admin = None  # not read: see load_user_info
-        info = user_info_from_representations(user, groups, everyone, admin)
-        return _Expiring(info, self._cache.expiry(("group", EVERYONE)))
+        # without `everyone`: joined when read (load_user_info), so each keeps its own expiry
+        return user_info_from_representations(user, groups, None, admin)
 
     async def load_user_info(self, username, user_id=None, *, fresh=False, need_admin=True):
         """The user's groups, grants and admin status, at most `cache_ttl` seconds old.
@@ -384,24 +473,38 @@ class KeycloakAdmin(AdminStatus):
         key = ("user", username)
         cached = self._cache.peek(key)
         keep_admin = need_admin or bool(cached and cached.is_admin is not None)
-        info = await self._cache.get(
-            key,
-            lambda: self._load(username, user_id, need_admin),
-            fresh=fresh,
-            refresh=lambda: self._load(username, user_id, keep_admin),
+        info, everyone = await asyncio.gather(
+            self._cache.get(
+                key,
+                lambda: self._load(username, user_id, need_admin),
+                fresh=fresh,
+                refresh=lambda: self._load(username, user_id, keep_admin),
+            ),
+            self.everyone(),
         )
         if need_admin and info.is_admin is None:
             # one admin look-up per loaded entry, shared by concurrent callers (the key holds
             # the entry's id only while the look-up, which references the entry, runs)
             info = await self._cache.once(("admin", username, id(info)), lambda: self._add_admin(key, info))
-        return info
+        return self._joined(username, info, everyone)
+
+    def _joined(self, username, info, everyone):
+        """The user's entry with the realm-wide `everyone` group added; the same object for the
+        same entry and view, so concurrent readers of one entry get one answer."""
+        joined = self._joined_cache.get(username)
+        if joined is None or joined[0] is not info or joined[1] is not everyone:
+            joined = (info, everyone, with_everyone(info, everyone))
+            self._joined_cache[username] = joined
+        return joined[2]
 
     def forget(self, username=None):
         """Drop a user's cached entry (None: every user's; the shared `everyone` group stays)."""
         if username is None:
             self._cache.forget_where(lambda key: key[0] == "user")
+            self._joined_cache.clear()
         else:
             self._cache.forget(("user", username))
+            self._joined_cache.pop(username, None)
 
 
 class SharedCache:

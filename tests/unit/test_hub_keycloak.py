@@ -395,3 +395,153 @@ async def test_answers_that_are_not_keycloaks_are_a_readable_503_not_a_500(broke
     with pytest.raises(KeycloakUnavailable, match="proxy in between") as info:
         await admin_client(fake).load_user_info("ana")
     assert info.value.status_code == 503
+
+
+# --- the realm-wide view: what every user shares is read at hub start, not by a spawn ----------
+
+
+def fake_clock(monkeypatch, start=1000.0):
+    clock = [start]
+    monkeypatch.setattr("primehub_hub.keycloak.time.monotonic", lambda: clock[0])
+    return clock
+
+
+def many_users(fake, count, groups=50):
+    full_representations(fake, groups=groups)
+    for i in range(count):
+        fake.users[f"user{i}"] = {"id": f"u-{i}", "username": f"user{i}"}
+        fake.memberships[f"u-{i}"] = fake.memberships["u-many"]
+
+
+def started_hub(fake, **kwargs):
+    """The authenticator as the running hub has it: get_handlers(app) is where the hub starts it."""
+    from primehub_hub.auth import PrimeHubAuthenticator
+
+    authenticator = PrimeHubAuthenticator(
+        keycloak_admin=admin_client(fake, **kwargs),
+        keycloak_url=BASE,
+        client_id="jupyterhub",
+        client_secret="s3cret",
+        offboarding_interval=0,
+    )
+    authenticator.get_handlers(object())
+    return authenticator
+
+
+async def admin_rest_spawn(authenticator, name):
+    """What an admin's `POST /hub/api/users/<name>/server` asks Keycloak for: the pre-spawn auth
+    refresh on behalf of the user, then the spawner's entitlements read with the id it stored."""
+    from types import SimpleNamespace
+
+    from primehub_hub.auth import AUTH_STATE_KEY
+
+    class HubUser(SimpleNamespace):
+        async def get_auth_state(self):
+            return None  # never logged in
+
+    admin_request = SimpleNamespace(get_token=lambda: "admin-api-token", _jupyterhub_user=SimpleNamespace(name="root"))
+    model = await authenticator.refresh_user(HubUser(name=name), admin_request)
+    user_id = model["auth_state"][AUTH_STATE_KEY]["id"]
+    return await authenticator.load_entitlements(name, user_id)  # PrimeHubSpawner.load_primehub_user
+
+
+@pytest.mark.asyncio
+async def test_an_admin_rest_spawn_of_a_never_seen_user_makes_at_most_two_keycloak_calls(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    many_users(fake, 80)
+    fake.group_mappings["g-e"] = {"realmMappings": [{"name": "it:small"}, {"name": "img:base"}]}
+    authenticator = started_hub(fake, cache_ttl=30)
+    admin = authenticator.keycloak_admin
+    try:
+        await admin._first_refresh  # the hub has started: the realm-wide view and the token are read
+        assert fake.calls == [
+            ("POST", "/realms/primehub/protocol/openid-connect/token"),
+            ("GET", f"{ADMIN}/group-by-path/everyone"),
+            ("GET", f"{ADMIN}/groups/g-e/role-mappings"),
+        ]
+        # a spawn every 5 s for 400 s, the background refresh every 10 s: every age of the view and
+        # of the service token (300 s) is met, the very first spawn after start included
+        for i in range(80):
+            fake.calls.clear()
+            info = await admin_rest_spawn(authenticator, f"user{i}")
+            assert fake.calls == [
+                ("GET", f"{ADMIN}/users"),
+                ("GET", f"{ADMIN}/users/u-{i}/groups"),
+            ], f"spawn {i} at +{clock[0] - 1000:g} s"
+            assert len([g for g in info.groups if g.name != EVERYONE]) == 50
+            everyone = next(g for g in info.groups if g.name == EVERYONE)
+            assert everyone.realm_roles == ["img:base", "it:small"]
+            assert info.is_admin is None  # entitlements only: no admin look-up for a spawn
+            clock[0] += 5
+            if i % 2:
+                await admin.refresh_realm_view()  # what the hub's PeriodicCallback runs
+        assert fake.tokens_issued >= 2  # renewed in the background, never by a spawn
+    finally:
+        admin.stop_background()
+
+
+@pytest.mark.asyncio
+async def test_the_background_refresh_keeps_the_realm_wide_grants_within_the_bound(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30)
+    assert client.refresh_interval == 10
+    assert await client.refresh_realm_view() is True
+
+    def everyone_roles(info):
+        return next(g for g in info.groups if g.name == EVERYONE).realm_roles
+
+    assert everyone_roles(await client.load_user_info("ana", need_admin=False)) == ["it:small"]
+    fake.group_mappings["g-e"] = {"realmMappings": []}  # it:small no longer granted to everyone
+    clock[0] += 10
+    await client.refresh_realm_view()
+    client.forget()
+    fake.calls.clear()
+    # the next user's load reads only the user; the removed grant is already gone
+    assert everyone_roles(await client.load_user_info("ana", need_admin=False)) == []
+    assert ("GET", f"{ADMIN}/group-by-path/everyone") not in fake.calls
+    # a user's cached entry does not keep an older view: it is joined with the current one
+    fake.group_mappings["g-e"] = {"realmMappings": [{"name": "it:large"}]}
+    clock[0] += 10
+    await client.refresh_realm_view()
+    fake.calls.clear()
+    assert everyone_roles(await client.load_user_info("ana", need_admin=False)) == ["it:large"]
+    assert fake.calls == []
+    # with no background refresh for longer than the bound, the view is read again, not served
+    fake.group_mappings["g-e"] = {"realmMappings": []}
+    clock[0] += 30
+    assert everyone_roles(await client.load_user_info("ana", need_admin=False)) == []
+
+
+@pytest.mark.asyncio
+async def test_keycloak_down_during_the_background_refresh_keeps_the_last_view_and_logs_one_line(monkeypatch, caplog):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30)
+    assert await client.refresh_realm_view() is True
+    last = await client.everyone()
+    fake.down = True
+    caplog.clear()
+    with caplog.at_level("INFO", logger="primehub_hub.keycloak"):
+        for _ in range(2):
+            clock[0] += 10
+            assert await client.refresh_realm_view() is False
+            # within the bound the last view is still the view, read without Keycloak
+            assert await client.everyone() is last
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "keeping the last ones read" in caplog.records[0].getMessage()
+    # never past the bound: a reader then needs Keycloak, and is told it is down
+    clock[0] += 10
+    with pytest.raises(KeycloakUnavailable, match="cannot reach Keycloak"):
+        await client.load_user_info("ana", need_admin=False)
+    # Keycloak back: the next refresh restores the view and says so
+    fake.down = False
+    caplog.clear()
+    with caplog.at_level("INFO", logger="primehub_hub.keycloak"):
+        assert await client.refresh_realm_view() is True
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "again" in caplog.records[0].getMessage()
+    fake.calls.clear()
+    await client.load_user_info("ana", need_admin=False)
+    assert ("GET", f"{ADMIN}/group-by-path/everyone") not in fake.calls
