@@ -132,7 +132,7 @@ class FastSchedulingFailure(LoggingConfigurable):
         pod = self._current_pod()
         if pod is None or pod_is_scheduled(pod):
             return None, 0.0
-        events = self.events
+        events = self._pod_events()
         message = pod_unschedulable_message(pod) or failed_scheduling_message(events)
         if not message:
             return None, 0.0
@@ -174,7 +174,26 @@ class FastSchedulingFailure(LoggingConfigurable):
     def _events_of(self, pod):
         """This pod's events: those of an earlier pod of the same name are not its own."""
         uid = (pod.get("metadata") or {}).get("uid")
-        return [e for e in self.events if not uid or (e.get("involvedObject") or {}).get("uid") in (None, uid)]
+        return [e for e in self._pod_events() if not uid or (e.get("involvedObject") or {}).get("uid") in (None, uid)]
+
+    def _pod_events(self):
+        """KubeSpawner's `events` (this pod name's events, oldest first, none from before the start's
+        `_last_event` marker), but picked out before they are sorted: KubeSpawner sorts every event of
+        the namespace on each read, and this watch reads on every change of its pod, so a hundred
+        spawns at once sorted thousands of events hundreds of times (the loop stalls of the
+        concurrency bench on PostgreSQL)."""
+        reflector = self.event_reflector
+        if not reflector:
+            return []
+        mine = [e for e in list(reflector.resources.values()) if _involved_name(e) == self.pod_name]
+        mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        events = []
+        for event in mine:
+            if self._last_event and (event.get("metadata") or {}).get("uid") == self._last_event:
+                events = []  # the marker: only what came after it is this start's
+            else:
+                events.append(event)
+        return events
 
     def _volume_origins(self):
         """{pod volume name: VolumeOrigin}: what each volume of this launch is to the user."""
@@ -260,6 +279,10 @@ class FastSchedulingFailure(LoggingConfigurable):
         finally:
             for reflector, listener in listening.values():
                 reflector.remove_listener(listener)
+
+
+def _involved_name(event):
+    return (event.get("involvedObject") or {}).get("name")
 
 
 def _clock():

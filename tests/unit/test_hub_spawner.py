@@ -748,6 +748,34 @@ async def test_waiting_continues_while_a_volume_is_prepared_or_a_node_is_being_a
 
 
 @pytest.mark.asyncio
+async def test_the_scheduling_watch_reads_the_same_events_as_kubespawner_picking_its_pods_first(monkeypatch):
+    def event(uid, pod, at):
+        return {"involvedObject": {"name": pod}, "metadata": {"uid": uid}, "lastTimestamp": at, "eventTime": None}
+
+    # a busy namespace: other servers' events interleaved with ana's, out of order, one before her start
+    events = {
+        e["metadata"]["uid"]: e
+        for e in [event(f"o{i}", f"jupyter-u{i}", f"2026-12-02T09:{i % 60:02d}:00Z") for i in range(300)]
+    }
+    events.update(
+        {
+            "late": event("late", "jupyter-ana", "2026-12-02T09:30:00Z"),
+            "marker": event("marker", "jupyter-ana", "2026-12-02T09:10:00Z"),
+            "old": event("old", "jupyter-ana", "2026-12-02T09:00:00Z"),
+            "early": event("early", "jupyter-ana", "2026-12-02T09:20:00Z"),
+        }
+    )
+    with reflectors(monkeypatch, pods={}, events=events) as (_pods, fake):
+        spawner = await planned_spawner()
+        spawner._last_event = "marker"
+        # KubeSpawner's own reading, over its EventReflector's sorting of the whole namespace
+        sorted_all = sorted(events.values(), key=lambda e: e["lastTimestamp"] or e["eventTime"])
+        monkeypatch.setattr(type(fake), "events", property(lambda self: sorted_all))
+        assert [e["metadata"]["uid"] for e in spawner.events] == ["early", "late"]
+        assert spawner._pod_events() == spawner.events
+
+
+@pytest.mark.asyncio
 async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_polling(monkeypatch):
     from kubespawner import KubeSpawner
 
