@@ -177,3 +177,27 @@ def reflectors(monkeypatch, namespace=NAMESPACE, pods=None, events=None):
     monkeypatch.setitem(KubeSpawner.reflectors, ("pods", namespace), pod_reflector)
     monkeypatch.setitem(KubeSpawner.reflectors, ("events", namespace), event_reflector)
     yield pod_reflector, event_reflector
+
+
+GPU_LAUNCH = {"group": "vision", "instance_type": "gpu-one", "image": "torch"}  # image 'Torch', example/torch:cuda
+
+
+async def planned_spawner(**kwargs):
+    """ana's spawner with GPU_LAUNCH applied and its pod created, for the scheduling watch's tests."""
+    spawner = make_spawner("ana", options_explicit=True, scheduling_poll_interval=0.05, **kwargs)
+    spawner.user_options = dict(GPU_LAUNCH)
+    await spawner.load_user_options()
+    spawner._pod_created = True
+    return spawner
+
+
+class PodRemovingApi(FakeCoreApi):
+    """FakeCoreApi whose pod deletions reach the pod reflector, as the pod watch would report them."""
+
+    def __init__(self, pod_reflector, **kwargs):
+        super().__init__(**kwargs)
+        self.pod_reflector = pod_reflector
+
+    async def delete_namespaced_pod(self, name, namespace, **kwargs):
+        await super().delete_namespaced_pod(name, namespace, **kwargs)
+        self.pod_reflector.resources.pop(f"{namespace}/{name}", None)

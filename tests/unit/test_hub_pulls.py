@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hub_scenario import NAMESPACE, FakeCoreApi, make_spawner, reflectors
+from hub_scenario import NAMESPACE, PodRemovingApi, planned_spawner, reflectors
 from primehub_hub import spawn_scheduling
 from primehub_hub.errors import ImagePullFailed
 from primehub_hub.pulls import describe_pull_failure, pull_failure_grace, read_pull_failure
@@ -195,7 +195,6 @@ def test_kubelets_words_are_kept_short_and_to_one_line():
 
 # --- the spawn: PrimeHubSpawner's watch of the pending pod (spawn_scheduling.py) --------------------------
 
-GPU_LAUNCH = {"group": "vision", "instance_type": "gpu-one", "image": "torch"}  # image 'Torch', example/torch:cuda
 TORCH = "example/torch:cuda"
 
 
@@ -216,14 +215,6 @@ def pull_events(cause=NO_SUCH_HOST, image=TORCH, uid="pod-uid-1"):
         e.update(metadata={"uid": f"e{i}"}, lastTimestamp=f"2026-12-02T04:00:0{i}Z", eventTime=None)
         found[f"{NAMESPACE}/jupyter-ana.e{i}"] = e
     return found
-
-
-async def planned_spawner(**kwargs):
-    spawner = make_spawner("ana", options_explicit=True, scheduling_poll_interval=0.05, **kwargs)
-    spawner.user_options = dict(GPU_LAUNCH)
-    await spawner.load_user_options()
-    spawner._pod_created = True
-    return spawner
 
 
 class Clock:
@@ -379,12 +370,7 @@ async def test_a_failed_pull_removes_the_pod_keeps_the_home_volume_and_the_start
         )
         spawner._pod_created = False
 
-        class Api(FakeCoreApi):
-            async def delete_namespaced_pod(self, name, namespace, **kwargs):
-                await super().delete_namespaced_pod(name, namespace, **kwargs)
-                pods.resources.pop(f"{namespace}/{name}", None)  # what the pod watch would see
-
-        api = spawner.api = Api()
+        api = spawner.api = PodRemovingApi(pods)
         api.pvcs["claim-ana"] = object()
 
         async def kube_start():

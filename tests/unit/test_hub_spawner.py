@@ -13,7 +13,18 @@ import pytest
 from jupyterhub import version_info as JUPYTERHUB_VERSION
 from tornado import web
 
-from hub_scenario import NAMESPACE, FakeCoreApi, FakeReflector, catalog, make_spawner, reflectors, user
+from hub_scenario import (
+    GPU_LAUNCH,
+    NAMESPACE,
+    FakeCoreApi,
+    FakeReflector,
+    PodRemovingApi,
+    catalog,
+    make_spawner,
+    planned_spawner,
+    reflectors,
+    user,
+)
 from primehub_hub import quotas
 from primehub_hub.entitlements import EVERYONE, Group, UserInfo
 from primehub_hub.errors import (
@@ -30,8 +41,6 @@ from primehub_hub.quotas import GiB
 from primehub_hub.volumes import ANNOTATION_GROUP_KEY
 
 pytestmark = pytest.mark.usefixtures("offline_kube")
-
-GPU_LAUNCH = {"group": "vision", "instance_type": "gpu-one", "image": "torch"}
 
 
 def env_of(pod):
@@ -678,14 +687,6 @@ def unschedulable_pod(
     }
 
 
-async def planned_spawner(**kwargs):
-    spawner = make_spawner("ana", options_explicit=True, scheduling_poll_interval=0.05, **kwargs)
-    spawner.user_options = dict(GPU_LAUNCH)
-    await spawner.load_user_options()
-    spawner._pod_created = True
-    return spawner
-
-
 @pytest.mark.asyncio
 async def test_the_scheduling_watch_ends_when_cancelled_as_the_pod_changes(monkeypatch):
     # The spawn's end cancels the watch at the moment the pod's last change wakes it. asyncio.wait_for
@@ -1062,12 +1063,7 @@ async def test_a_failed_mount_removes_the_pod_and_keeps_the_home_volume(monkeypa
         spawner = await planned_spawner(storage_pvc_ensure=True, pvc_name_template="claim-{username}")
         spawner._pod_created = False
 
-        class Api(FakeCoreApi):
-            async def delete_namespaced_pod(self, name, namespace, **kwargs):
-                await super().delete_namespaced_pod(name, namespace, **kwargs)
-                pods.resources.pop(f"{namespace}/{name}", None)  # what the pod watch would see
-
-        api = spawner.api = Api()
+        api = spawner.api = PodRemovingApi(pods)
         api.pvcs["claim-ana"] = object()
 
         async def kube_start():
