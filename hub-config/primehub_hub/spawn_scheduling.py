@@ -181,11 +181,15 @@ class FastSchedulingFailure(LoggingConfigurable):
         `_last_event` marker), but picked out before they are sorted: KubeSpawner sorts every event of
         the namespace on each read, and this watch reads on every change of its pod, so a hundred
         spawns at once sorted thousands of events hundreds of times (the loop stalls of the
-        concurrency bench on PostgreSQL)."""
+        concurrency bench on PostgreSQL). The change-notifying reflector indexes events by their
+        pod's name (watch.py), so a wake costs this pod's events only."""
         reflector = self.event_reflector
         if not reflector:
             return []
-        mine = [e for e in list(reflector.resources.values()) if _involved_name(e) == self.pod_name]
+        if hasattr(reflector, "involving"):
+            mine = reflector.involving(self.pod_name)
+        else:
+            mine = [e for e in list(reflector.resources.values()) if _involved_name(e) == self.pod_name]
         mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         events = []
         for event in mine:

@@ -4,7 +4,9 @@ KubeSpawner's `ResourceReflector` keeps a dict of watched objects up to date but
 when it changes. Readers then either poll it or copy and compare it on every read, which costs
 what the whole namespace holds. `notifying(ReflectorClass)` returns a subclass whose `resources`
 dict counts its changes (`version`) and calls listeners with the changed key, so a reader can
-keep a result until the version moves and a waiter can wake on the change itself.
+keep a result until the version moves and a waiter can wake on the change itself. Objects that
+name another (events: `involvedObject.name`) are indexed by that name, so a reader wanting one
+pod's events reads those only (`involving(name)`), not every event of the namespace.
 
 The reflector writes its dict in two ways only: a relist assigns a new dict
 (`_list_and_update`), and each watch event sets or pops one key. Both are caught here.
@@ -42,8 +44,34 @@ class _ChangeNotifying:
     def __init__(self, *args, **kwargs):
         self.version = 0
         self._listeners = set()
+        self._involving = {}  # involved object's name -> keys of the objects naming it
+        self._involved_of = {}  # key -> the name it is indexed under
         super().__init__(*args, **kwargs)
         self.resources = _WatchedDict(self.resources, self._changed)
+        for key in list(self.resources):
+            self._index(key)
+
+    def involving(self, name):
+        """The stored objects whose `involvedObject.name` is `name` (e.g. one pod's events)."""
+        resources = self.resources
+        return [resources[key] for key in list(self._involving.get(name, ())) if key in resources]
+
+    def _index(self, key):
+        obj = self.resources.get(key)
+        name = ((obj or {}).get("involvedObject") or {}).get("name")
+        old = self._involved_of.get(key)
+        if old == name:
+            return
+        if old is not None:
+            keys = self._involving.get(old)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._involving[old]
+            del self._involved_of[key]
+        if name is not None:
+            self._involving.setdefault(name, set()).add(key)
+            self._involved_of[key] = name
 
     def add_listener(self, callback):
         """Call `callback(key)` after every change of the object stored under `key`."""
@@ -54,6 +82,7 @@ class _ChangeNotifying:
 
     def _changed(self, key):
         self.version += 1
+        self._index(key)
         for callback in list(self._listeners):
             try:
                 callback(key)

@@ -288,3 +288,30 @@ async def test_catalog_is_kept_until_a_watch_event_or_relist_changes_a_resource(
     # a deleted resource (watch event) is gone from the next catalog
     it.resources.pop("ns/small")
     assert (await watcher.catalog()).instance_types == {}
+
+
+@pytest.mark.asyncio
+async def test_a_notifying_reflector_finds_one_pods_events_through_watch_events_and_relists():
+    from primehub_hub.watch import notifying
+
+    def event(uid, pod, version="1"):
+        return {"metadata": {"uid": uid, "resourceVersion": version}, "involvedObject": {"name": pod}}
+
+    events = notifying(_ListingReflector)({"ns/a1": event("a1", "jupyter-ana"), "ns/b1": event("b1", "jupyter-bo")})
+
+    def uids(pod):
+        return sorted(e["metadata"]["uid"] for e in events.involving(pod))
+
+    assert uids("jupyter-ana") == ["a1"]  # what the reflector held when it was made
+    events.resources["ns/a2"] = event("a2", "jupyter-ana")
+    assert uids("jupyter-ana") == ["a1", "a2"]
+    events.resources["ns/a2"] = event("a2", "jupyter-bo", "2")  # an object now naming another pod
+    assert uids("jupyter-ana") == ["a1"] and uids("jupyter-bo") == ["a2", "b1"]
+    events.resources.pop("ns/a1")
+    assert uids("jupyter-ana") == [] and uids("nobody") == []
+    # a relist (the watch restarted) that lost one event and found a new one
+    events.relisted = {"ns/b1": event("b1", "jupyter-bo"), "ns/c1": event("c1", "jupyter-cy")}
+    await events._list_and_update()
+    assert uids("jupyter-bo") == ["b1"] and uids("jupyter-cy") == ["c1"]
+    events.resources["ns/c2"] = event("c2", "jupyter-cy")  # and the new dict is watched too
+    assert uids("jupyter-cy") == ["c1", "c2"]

@@ -775,6 +775,28 @@ async def test_the_scheduling_watch_reads_the_same_events_as_kubespawner_picking
         assert [e["metadata"]["uid"] for e in spawner.events] == ["early", "late"]
         assert spawner._pod_events() == spawner.events
 
+    # the spawner's own (notifying) reflector answers from its index of events by pod name
+    from kubespawner import KubeSpawner
+
+    from primehub_hub.watch import notifying
+
+    indexed = notifying(FakeReflector)(events)
+    monkeypatch.setitem(KubeSpawner.reflectors, ("events", NAMESPACE), indexed)
+    indexed.resources = _unreadable_whole(indexed.resources)
+    assert [e["metadata"]["uid"] for e in spawner._pod_events()] == ["early", "late"]
+
+
+def _unreadable_whole(watched):
+    """The reflector's dict, failing any read of the whole namespace's events."""
+
+    class Unreadable(type(watched)):
+        def values(self):
+            raise AssertionError("read every event of the namespace")
+
+        items = values
+
+    return Unreadable(watched, watched._changed)
+
 
 @pytest.mark.asyncio
 async def test_fast_failure_reacts_to_the_failed_scheduling_event_without_polling(monkeypatch):
