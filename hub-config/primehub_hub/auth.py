@@ -23,7 +23,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
-from traitlets import Any, Float, Integer, Unicode, default
+from traitlets import Any, Bool, Float, Integer, Unicode, default
 
 from .entitlements import is_everyone
 from .errors import KeycloakUnavailable, Refused
@@ -119,6 +119,16 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
     keycloak_cache_ttl = Float(
         30.0, config=True, help="Seconds a user's groups, grants and admin status read from Keycloak are reused."
     )
+    keycloak_member_view = Bool(
+        True,
+        config=True,
+        help=(
+            "Read every group's members in the background (every keycloak_cache_ttl / 3 seconds: one admin API "
+            "request per group, more for groups of over 500 members), so that spawns, admin REST spawns "
+            "included, read a user's groups without asking Keycloak. Off, a user not cached costs two "
+            "requests at their spawn."
+        ),
+    )
     keycloak_request_timeout = Float(10.0, config=True, help="Timeout in seconds of each Keycloak admin API request.")
     keycloak_max_connections = Integer(
         64,
@@ -165,6 +175,7 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
             cache_ttl=self.keycloak_cache_ttl,
             request_timeout=self.keycloak_request_timeout,
             validate_cert=self.validate_server_cert,
+            member_view=self.keycloak_member_view,
             log=self.log,
         )
 

@@ -9,7 +9,9 @@ grant); the token is reused until shortly before it expires. Per user it reads:
   them, `GET /admin/realms/{realm}/groups/{id}/role-mappings` per group
 - `GET /admin/realms/{realm}/group-by-path/everyone`: global grants, shared by all users: the
   realm-wide view, read at hub start and every `cache_ttl / 3` seconds in the background
-  (`RealmView`), with the service token renewed there too, so no user's request waits for either
+  (realm_view.py), with the service token renewed there too, so no user's request waits for either;
+  with `member_view`, every group's members too, from which a spawn reads a user's groups
+  without any request (`GET /groups`, `GET /groups/{id}/members` per group)
 - admin status, when asked for and not already given by a group: one request, `GET
   /admin/realms/{realm}/users/{id}/role-mappings/clients/{uuid}/composite` (the user's effective
   realm-management roles: direct, through groups or composites) once realm-management's id is
@@ -31,7 +33,6 @@ raise `KeycloakUnavailable` with a readable message.
 """
 
 import asyncio
-import contextvars
 import dataclasses
 import json
 import logging
@@ -39,16 +40,12 @@ import time
 from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.ioloop import PeriodicCallback
 
-from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, EVERYONE, Group, UserInfo, flatten_attributes, is_everyone
+from .entitlements import ADMIN_CLIENT, ADMIN_ROLE, Group, UserInfo, flatten_attributes, is_everyone
 from .errors import KeycloakUnavailable, KeycloakUserGone
+from .realm_view import MemberView, RealmView, background
 
 _log = logging.getLogger(__name__)
-
-# Set while the background refresh of the realm-wide view runs: its failures are reported by it,
-# in one line, not by every request it makes.
-_background = contextvars.ContextVar("primehub_keycloak_background", default=False)
 
 
 class KeycloakNotFound(Exception):
@@ -178,89 +175,10 @@ class AdminStatus:
         return full
 
 
-class RealmView:
-    """The realm-wide part of every user's entitlements, the `everyone` group: read once for all
-    users and kept fresh in the background, so a user's request pays only for the user. A mixin
-    of KeycloakAdmin, which supplies the reads, the cache and `cache_ttl`.
-
-    The view is never used older than `cache_ttl` (the bound on how stale a removed grant may be):
-    when the background refresh has not run or Keycloak failed it, the next reader reads it anew.
-    """
-
-    _view = None  # (the `everyone` Group or None, monotonic time its read started)
-    _view_failing = False
-    _refresher = None
-    _first_refresh = None
-
-    @property
-    def refresh_interval(self):
-        # a third of the bound: one failed refresh still leaves the view fresh for the next one
-        return self.cache_ttl / 3
-
-    async def _read_everyone(self):
-        async def load():
-            started = time.monotonic()
-            rep = await self.group_by_path(EVERYONE)
-            group = (await self._group(rep))[0] if rep else None
-            self._view = (group, started)
-            return group
-
-        # one read at a time, shared by the background refresh and any reader that needs it now
-        return await self._cache.once(("group", EVERYONE), load)
-
-    async def everyone(self):
-        """The `everyone` group, read at most `cache_ttl` seconds ago (None: the realm has none)."""
-        view = self._view
-        if view is not None and time.monotonic() - view[1] < self.cache_ttl:
-            return view[0]
-        return await self._read_everyone()
-
-    async def refresh_realm_view(self):
-        """One background refresh: the `everyone` group, and the service token when it would expire
-        before the next refresh. Keycloak failing it keeps the last view (within its bound) and
-        logs one line, until a refresh succeeds again. True when it succeeded."""
-        marker = _background.set(True)
-        try:
-            await self.service_token(renew_within=2 * self.refresh_interval)
-            await self._read_everyone()
-        except Exception as e:  # noqa: BLE001 - a background loop: report, keep the last view
-            if not self._view_failing:
-                self._view_failing = True
-                self.log.warning(
-                    "Keycloak did not answer the background refresh of the realm-wide grants "
-                    "(group %s); keeping the last ones read, for at most %g s: %s",
-                    EVERYONE,
-                    self.cache_ttl,
-                    e,
-                )
-            return False
-        finally:
-            _background.reset(marker)
-        if self._view_failing:
-            self._view_failing = False
-            self.log.info("Keycloak answers the background refresh of the realm-wide grants again")
-        return True
-
-    def start_background(self):
-        """Read the realm-wide view now and every `refresh_interval` seconds (at hub start)."""
-        if self._refresher is not None or self.cache_ttl <= 0:
-            return
-        self._refresher = PeriodicCallback(self.refresh_realm_view, self.refresh_interval * 1000)
-        self._refresher.start()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop yet: the first periodic refresh reads it
-        self._first_refresh = asyncio.ensure_future(self.refresh_realm_view())
-
-    def stop_background(self):
-        if self._refresher is not None:
-            self._refresher.stop()
-            self._refresher = None
-
-
-class KeycloakAdmin(RealmView, AdminStatus):
+class KeycloakAdmin(RealmView, MemberView, AdminStatus):
     """Reads users, groups and role mappings with the hub client's service account."""
+
+    info_from = staticmethod(user_info_from_representations)
 
     def __init__(
         self,
@@ -275,6 +193,7 @@ class KeycloakAdmin(RealmView, AdminStatus):
         validate_cert=True,
         admin_client=ADMIN_CLIENT,
         admin_role=ADMIN_ROLE,
+        member_view=False,
         log=None,
     ):
         self.base_url = base_url.rstrip("/")
@@ -287,6 +206,7 @@ class KeycloakAdmin(RealmView, AdminStatus):
         self.validate_cert = validate_cert
         self.admin_client = admin_client
         self.admin_role = admin_role
+        self.member_view = member_view
         self.log = log or _log
         self._token = None
         self._token_expires = 0.0
@@ -306,7 +226,7 @@ class KeycloakAdmin(RealmView, AdminStatus):
 
     def _unavailable(self, what, error, quiet=False):
         detail = _failure_detail(error)
-        if not _background.get():
+        if not background.get():
             (self.log.info if quiet else self.log.error)("Keycloak request failed (%s): %s", what, error)
         if isinstance(error, HTTPClientError) and error.code in (401, 403):
             return KeycloakUnavailable(
@@ -471,6 +391,12 @@ class KeycloakAdmin(RealmView, AdminStatus):
         group grants it, and `is_admin` is None in the answer: unknown, not False.
         """
         key = ("user", username)
+        if not fresh and not need_admin:
+            # the realm's memberships, read in the background (realm_view.py), unless this user's
+            # own entry was read after them
+            viewed = self.member_info(username, user_id, newer_than=self._cache.read_at(key))
+            if viewed is not None:
+                return self._joined(username, viewed, await self.everyone())
         cached = self._cache.peek(key)
         keep_admin = need_admin or bool(cached and cached.is_admin is not None)
         info, everyone = await asyncio.gather(
@@ -505,6 +431,7 @@ class KeycloakAdmin(RealmView, AdminStatus):
         else:
             self._cache.forget(("user", username))
             self._joined_cache.pop(username, None)
+            self.forget_member(username)
 
 
 class SharedCache:
@@ -545,11 +472,16 @@ class SharedCache:
         cached = self._values.get(key)
         return cached[0] if cached else float("inf")
 
+    def read_at(self, key):
+        """When the cached value was read (monotonic), None when there is none."""
+        cached = self._values.get(key)
+        return cached[2] if cached else None
+
     def replace(self, key, old, new):
         """Put `new` in place of `old` (if still there), keeping the entry's expiry."""
         cached = self._values.get(key)
         if cached and cached[1] is old:
-            self._values[key] = (cached[0], new)
+            self._values[key] = (cached[0], new, cached[2])
 
     def forget(self, key):
         self._values.pop(key, None)
@@ -563,12 +495,13 @@ class SharedCache:
 
     def _start(self, key, load, cache):
         async def run():
+            started = time.monotonic()
             value = await load()
             expires = time.monotonic() + self.ttl
             if isinstance(value, _Expiring):
                 expires, value = min(expires, value.expires), value.value
             if cache:
-                self._values[key] = (expires, value)
+                self._values[key] = (expires, value, started)
             return value
 
         task = self._inflight[key] = asyncio.ensure_future(run())

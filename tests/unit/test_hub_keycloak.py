@@ -70,6 +70,21 @@ class FakeKeycloak:
             },
         }
         self.composites = {"u-cora": [{"name": "realm-admin"}, {"name": "view-users"}]}
+        self.children = {}  # group id -> its subgroups' representations (nested groups)
+
+    def top_groups(self):
+        """The realm's top-level groups, as `GET /groups` lists them (subgroups only counted)."""
+        everyone = {"id": "g-e", "name": "everyone", "path": "/everyone", "attributes": {}}
+        nested = {c["id"] for kids in self.children.values() for c in kids}
+        found = {"g-e": everyone}
+        for reps in self.memberships.values():
+            for rep in reps:
+                if rep["id"] not in nested:
+                    found[rep["id"]] = dict(rep, subGroupCount=len(self.children.get(rep["id"], [])))
+        return sorted(found.values(), key=lambda rep: rep["id"])
+
+    def group_ids_of(self, user_id):
+        return {rep["id"] for rep in self.memberships.get(user_id) or []}
 
     def answer(self, request):
         url = urlparse(request.url)
@@ -89,6 +104,14 @@ class FakeKeycloak:
         if path == f"{ADMIN}/users":
             user = self.users.get(query["username"])
             return [user] if user else []
+        if path == f"{ADMIN}/groups":
+            return _page(self.top_groups(), query)
+        if path.startswith(f"{ADMIN}/groups/") and path.endswith("/members"):
+            group_id = unquote(path.split("/")[5])
+            members = [u for u in self.users.values() if group_id in self.group_ids_of(u["id"])]
+            return _page(members, query)
+        if path.startswith(f"{ADMIN}/groups/") and path.endswith("/children"):
+            return _page(self.children.get(unquote(path.split("/")[5]), []), query)
         if path.startswith(f"{ADMIN}/users/") and path.endswith("/groups"):
             return self.memberships[unquote(path.split("/")[5])]
         if path.startswith(f"{ADMIN}/groups/") and path.endswith("/role-mappings"):
@@ -118,6 +141,11 @@ class FakeKeycloak:
         await asyncio.sleep(0)
         body = self.answer(request)
         return HTTPResponse(request, 200, buffer=BytesIO(json.dumps(body).encode()))
+
+
+def _page(items, query):
+    first, size = int(query.get("first", 0)), int(query.get("max", 100))
+    return items[first : first + size]
 
 
 def admin_client(fake, **kwargs):
@@ -545,3 +573,112 @@ async def test_keycloak_down_during_the_background_refresh_keeps_the_last_view_a
     fake.calls.clear()
     await client.load_user_info("ana", need_admin=False)
     assert ("GET", f"{ADMIN}/group-by-path/everyone") not in fake.calls
+
+
+# --- the member view: who is in which group, read in the background ------------------------
+
+
+def group_names(info):
+    return sorted(g.name for g in info.groups)
+
+
+def same_info(one, other):
+    """The same user, groups and grants, whatever order Keycloak listed the groups in."""
+
+    def key(info):
+        return (info.username, info.id, info.attributes, info.is_admin, sorted(info.groups, key=lambda g: g.id))
+
+    return key(one) == key(other)
+
+
+@pytest.mark.asyncio
+async def test_with_the_member_view_an_admin_rest_spawn_asks_keycloak_nothing(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    many_users(fake, 40)
+    authenticator = started_hub(fake, cache_ttl=30, member_view=True)
+    admin = authenticator.keycloak_admin
+    plain = admin_client(fake, cache_ttl=30)  # without the view: what Keycloak says today
+    try:
+        await admin._first_refresh
+        for i in range(40):
+            fake.calls.clear()
+            info = await admin_rest_spawn(authenticator, f"user{i}")
+            assert fake.calls == [], f"spawn {i} at +{clock[0] - 1000:g} s"
+            assert same_info(info, await plain.load_user_info(f"user{i}", need_admin=False))
+            clock[0] += 5
+            if i % 2:
+                await admin.refresh_realm_view()
+        # a group that makes its members administrators says so from the view too
+        assert (await admin.load_user_info("gwen", need_admin=False)).is_admin is True
+        # a user in no group is not in the view: their groups cost the usual two requests
+        fake.calls.clear()
+        assert group_names(await admin.load_user_info("root", need_admin=False)) == [EVERYONE]
+        assert len(admin_calls(fake)) == 2
+    finally:
+        admin.stop_background()
+
+
+@pytest.mark.asyncio
+async def test_the_member_view_never_serves_a_removed_membership_past_the_bound(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30, member_view=True)
+    assert await client.refresh_realm_view() is True
+    assert group_names(await client.load_user_info("ana", need_admin=False)) == ["analysts", EVERYONE]
+    fake.memberships["u-ana"] = []  # ana leaves analysts
+    clock[0] += 10
+    assert await client.refresh_realm_view() is True
+    fake.calls.clear()
+    # no longer in any group, so no longer in the view: Keycloak is asked, and says so
+    assert group_names(await client.load_user_info("ana", need_admin=False)) == [EVERYONE]
+    assert len(admin_calls(fake)) == 2
+    # with no refresh for longer than the bound the view is not used at all
+    fake.memberships["u-ana"] = [{"id": "g-a", "name": "analysts", "path": "/analysts", "attributes": {}}]
+    await client.refresh_realm_view()
+    client.forget("ana")
+    fake.memberships["u-ana"] = []
+    clock[0] += 30
+    assert client.member_info("ana") is None
+    assert group_names(await client.load_user_info("ana", need_admin=False)) == [EVERYONE]
+
+
+@pytest.mark.asyncio
+async def test_a_login_after_the_sweep_wins_over_it_and_a_disabled_member_is_gone(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30, member_view=True)
+    await client.refresh_realm_view()
+    # ana is added to a group and logs in (a login reads Keycloak itself): her spawn sees the group
+    fake.memberships["u-ana"].append({"id": "g-b", "name": "bakers", "path": "/bakers", "attributes": {}})
+    clock[0] += 1
+    assert "bakers" in group_names(await client.load_user_info("ana", fresh=True))
+    assert "bakers" in group_names(await client.load_user_info("ana", need_admin=False))
+    # a member Keycloak has disabled is refused from the view as from Keycloak
+    fake.users["gwen"]["enabled"] = False
+    clock[0] += 10
+    await client.refresh_realm_view()
+    with pytest.raises(KeycloakUserGone, match="disabled"):
+        await client.load_user_info("gwen", need_admin=False)
+    assert client.member_info("gwen") is None  # and forgotten there too
+
+
+@pytest.mark.asyncio
+async def test_the_member_view_reads_every_page_and_nested_groups(monkeypatch):
+    monkeypatch.setattr("primehub_hub.realm_view.PAGE", 2)
+    fake = FakeKeycloak()
+    for i in range(5):
+        fake.users[f"m{i}"] = {"id": f"u-m{i}", "username": f"m{i}"}
+        fake.memberships[f"u-m{i}"] = [{"id": "g-a", "name": "analysts", "path": "/analysts", "attributes": {}}]
+    sub = {"id": "g-sub", "name": "night-shift", "path": "/analysts/night-shift", "attributes": {}}
+    fake.children["g-a"] = [sub]
+    fake.memberships["u-m4"].append(sub)
+    client = admin_client(fake, member_view=True)
+    await client.refresh_realm_view()
+    fake.calls.clear()
+    for i in range(5):
+        assert "analysts" in group_names(await client.load_user_info(f"m{i}", need_admin=False))
+    assert group_names(await client.load_user_info("m4", need_admin=False)) == ["analysts", EVERYONE, "night-shift"]
+    night = next(g for g in (await client.load_user_info("m4", need_admin=False)).groups if g.name == "night-shift")
+    assert night.path == "/analysts/night-shift"
+    assert fake.calls == []
