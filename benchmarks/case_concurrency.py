@@ -148,6 +148,8 @@ def run(
         "start_to_pod_create_ms": summary([our_window(r) for r in spawned]),
         "quota_lock_wait_ms": summary(lock_wait),
         "auth_refresh_ms": summary([r["timings"].get("refresh_user") for r in records]),
+        # the part of the refresh spent reading the user's groups (Keycloak or the realm view)
+        "auth_refresh_entitlements_ms": summary([r["timings"].get("keycloak_user_info") for r in records]),
         "keycloak_calls": sum(calls_of(r, "keycloak") for r in records),
         "k8s_calls": sum(calls_of(r, "k8s") for r in records),
         "calls": merged_calls(records),
