@@ -255,7 +255,7 @@ class FastSchedulingFailure(LoggingConfigurable):
                 for reflector in (self.pod_reflector, self.event_reflector):
                     if reflector is not None and hasattr(reflector, "add_listener") and id(reflector) not in listening:
                         listener = partial(_call_with, wake, reflector)
-                        reflector.add_listener(listener)
+                        reflector.add_listener(listener, about=self.pod_name)
                         listening[id(reflector)] = (reflector, listener)
                 changed.clear()
                 failure, grace = self._scheduling_failure() if self._pod_created else (None, 0.0)
@@ -282,7 +282,7 @@ class FastSchedulingFailure(LoggingConfigurable):
                 await _until_set(changed, wait)
         finally:
             for reflector, listener in listening.values():
-                reflector.remove_listener(listener)
+                reflector.remove_listener(listener, about=self.pod_name)
 
 
 def _involved_name(event):

@@ -44,6 +44,7 @@ class _ChangeNotifying:
     def __init__(self, *args, **kwargs):
         self.version = 0
         self._listeners = set()
+        self._listeners_about = {}  # object name -> listeners of that object and what involves it
         self._involving = {}  # involved object's name -> keys of the objects naming it
         self._involved_of = {}  # key -> the name it is indexed under
         super().__init__(*args, **kwargs)
@@ -73,17 +74,36 @@ class _ChangeNotifying:
             self._involving.setdefault(name, set()).add(key)
             self._involved_of[key] = name
 
-    def add_listener(self, callback):
-        """Call `callback(key)` after every change of the object stored under `key`."""
-        self._listeners.add(callback)
+    def add_listener(self, callback, about=None):
+        """Call `callback(key)` after every change of the object stored under `key`; with `about`,
+        only for the object of that name and those involving it (a hundred spawns each waiting
+        for their own pod then cost one call per change, not a hundred)."""
+        if about is None:
+            self._listeners.add(callback)
+        else:
+            self._listeners_about.setdefault(about, set()).add(callback)
 
-    def remove_listener(self, callback):
-        self._listeners.discard(callback)
+    def remove_listener(self, callback, about=None):
+        if about is None:
+            self._listeners.discard(callback)
+            return
+        listeners = self._listeners_about.get(about)
+        if listeners is not None:
+            listeners.discard(callback)
+            if not listeners:
+                del self._listeners_about[about]
 
     def _changed(self, key):
         self.version += 1
+        before = self._involved_of.get(key)
         self._index(key)
-        for callback in list(self._listeners):
+        callbacks = list(self._listeners)
+        if self._listeners_about:
+            # the object's own name (a pod: namespace/name) and the name it involves, before and after
+            names = {key.rpartition("/")[2], before, self._involved_of.get(key)}
+            for name in names - {None}:
+                callbacks += self._listeners_about.get(name, ())
+        for callback in callbacks:
             try:
                 callback(key)
             except Exception:

@@ -315,3 +315,23 @@ async def test_a_notifying_reflector_finds_one_pods_events_through_watch_events_
     assert uids("jupyter-bo") == ["b1"] and uids("jupyter-cy") == ["c1"]
     events.resources["ns/c2"] = event("c2", "jupyter-cy")  # and the new dict is watched too
     assert uids("jupyter-cy") == ["c1", "c2"]
+
+
+@pytest.mark.asyncio
+async def test_a_listener_about_one_pod_hears_its_pod_and_its_events_only():
+    from primehub_hub.watch import notifying
+
+    store = notifying(_ListingReflector)({})
+    heard, everything = [], []
+    store.add_listener(heard.append, about="jupyter-ana")
+    store.add_listener(everything.append)
+    store.resources["ns/jupyter-ana"] = {"metadata": {"name": "jupyter-ana"}}  # her pod
+    store.resources["ns/jupyter-bo"] = {"metadata": {"name": "jupyter-bo"}}
+    store.resources["ns/ev1"] = {"metadata": {"name": "ev1"}, "involvedObject": {"name": "jupyter-ana"}}
+    store.resources["ns/ev2"] = {"metadata": {"name": "ev2"}, "involvedObject": {"name": "jupyter-bo"}}
+    store.resources.pop("ns/ev1")  # an event of hers expires
+    assert heard == ["ns/jupyter-ana", "ns/ev1", "ns/ev1"]
+    assert len(everything) == 5
+    store.remove_listener(heard.append, about="jupyter-ana")
+    store.resources["ns/jupyter-ana"] = {"metadata": {"name": "jupyter-ana", "resourceVersion": "2"}}
+    assert len(heard) == 3 and store._listeners_about == {}
