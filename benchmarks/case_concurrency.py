@@ -153,6 +153,7 @@ def run(
         "keycloak_calls": sum(calls_of(r, "keycloak") for r in records),
         "k8s_calls": sum(calls_of(r, "k8s") for r in records),
         "calls": merged_calls(records),
+        "member_view": stats.get("member_view"),
     }
     if expect_pods is not None:
         result["quota_expected_pods"] = expect_pods

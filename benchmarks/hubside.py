@@ -436,6 +436,7 @@ class StatsHandler(web.RequestHandler):
                     "stall_stacks": STALL_STACKS.most_common(12),
                     "stall_frames": STALL_OURS.most_common(12),
                     "servers": server_counts(self.settings.get("users") or {}),
+                    "member_view": _member_view(self.settings.get("authenticator")),
                 }
             )
         )
@@ -453,6 +454,19 @@ class StatsHandler(web.RequestHandler):
         else:
             raise web.HTTPError(400)
         self.write("{}")
+
+
+def _member_view(authenticator) -> dict | None:
+    """What the hub's background read of every group's members last cost (keycloak_member_view)."""
+    members = getattr(getattr(authenticator, "keycloak_admin", None), "_members", None)
+    if members is None:
+        return None
+    return {
+        "groups": len(members.groups),
+        "users": len(members.users),
+        "requests": members.requests,
+        "took_ms": round(members.took * 1000, 1),
+    }
 
 
 def configure(c, env) -> None:

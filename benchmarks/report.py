@@ -941,6 +941,16 @@ def section_before_after(results: dict):
 # --- what dominates, from the numbers ------------------------------------------------------
 
 
+def _member_view_cost(view) -> str:
+    """What the hub's background read of the realm's memberships cost Keycloak, in a sentence."""
+    if not view:
+        return ""
+    return (
+        f"That cost moved to the background: each read of the member view takes {view['requests']} admin requests "
+        f"({view['groups']} groups, {view['users']} members) and {view['took_ms']} ms, every 10 s. "
+    )
+
+
 def _ours_share(frames) -> str:
     total = sum(c for _, c in frames or [])
     ours = sum(c for f, c in frames or [] if f.startswith("primehub_hub/"))
@@ -989,17 +999,19 @@ def findings(results: dict) -> list[str]:
         out.append(
             f"- **Keycloak calls per spawn (case 2).** Browser spawns make {_range(pb.get('keycloak_calls_per_spawn'))} "
             "(JupyterHub's pre-spawn refresh checks the Keycloak session through userinfo; the entitlements come from "
-            "the cache the form filled). An admin's REST spawn of a user not cached makes "
-            f"{_range(pa.get('keycloak_calls_per_spawn'))}: the user and their groups, whose full representations carry "
-            "the role names; `everyone` is shared and renewed in the background, and admin status is not read on behalf "
-            "of another user."
+            "the cache the form filled). An admin's REST spawn of a user the hub has not cached makes "
+            f"{_range(pa.get('keycloak_calls_per_spawn'))}: the user's groups come from the member view (every "
+            "group's members, read in the background every 10 s, like `everyone`); without it (a user in no group, or "
+            "`keycloak_member_view` off) the user and their groups are 2 requests, whose full representations carry "
+            "the role names; admin status is not read on behalf of another user."
         )
     conc = results.get("concurrency") or {}
     cp = conc.get("primehub") or {}
     if cp.get("start_to_pod_create_ms"):
         out.append(
             f"- **Concurrent spawns (case 3).** The auth refresh before each spawn took p50 {_v(cp.get('auth_refresh_ms'))} ms "
-            f"({cp.get('keycloak_calls')} Keycloak calls for {cp.get('users')} users, over a 64-connection client). "
+            f"({cp.get('keycloak_calls')} Keycloak calls for {cp.get('users')} users; reading the groups "
+            f"{_v(cp.get('auth_refresh_entitlements_ms'), 'p50', 3)} ms of it). {_member_view_cost(cp.get('member_view'))}"
             f"{_ours_share(cp.get('stall_frames'))} The stalls' frames: {_stall_frames(cp.get('stall_frames'), 3)}."
         )
     if len(rows) >= 2:

@@ -41,6 +41,8 @@ class Members:
     users: dict  # lower-cased username -> (user representation, ids of the user's groups)
     groups: dict  # group id -> Group
     admin_groups: frozenset  # ids of groups that make their members realm administrators
+    requests: int = 0  # admin-API requests the sweep made (what the view costs Keycloak)
+    took: float = 0.0  # seconds the sweep took
     built: dict = dataclasses.field(default_factory=dict)  # lower-cased username -> UserInfo, made when read
 
 
@@ -128,9 +130,12 @@ class MemberView:
     member_view = False  # KeycloakAdmin's setting
     _members = None  # the last sweep (Members)
 
+    _sweep_requests = 0
+
     async def _paged(self, path, params):
         found, first = [], 0
         while True:
+            self._sweep_requests += 1
             page = await self.get(path, {**params, "first": str(first), "max": str(PAGE)}) or []
             found += page
             if len(page) < PAGE:
@@ -152,6 +157,7 @@ class MemberView:
 
     async def _read_members(self):
         started = time.monotonic()
+        self._sweep_requests = 0
         reps = await self._all_groups()
         limit = asyncio.Semaphore(PARALLEL)
 
@@ -171,6 +177,8 @@ class MemberView:
             users=users,
             groups={rep["id"]: group for rep, (group, _) in zip(reps, loaded)},
             admin_groups=frozenset(rep["id"] for rep, (_, m) in zip(reps, loaded) if self._maps_admin(m)),
+            requests=self._sweep_requests,
+            took=time.monotonic() - started,
         )
         return self._members
 
