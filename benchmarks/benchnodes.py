@@ -21,11 +21,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from .stack import REPO, STATE, Kube, log, rss_mib
+from .stack import STATE, Kube, log, rss_mib
 
 NODE_LABEL = "bench.primehub.io/servers"
 OWNER_LABEL = "bench.primehub.io/owner"
@@ -75,7 +74,7 @@ class BenchNodes:
 
     def start(self, timeout: float = 120) -> float:
         """Start the agent and wait until every node is Ready; returns the seconds that took."""
-        from localstack import cluster
+        from localstack import nodes
 
         remove(self.kube)  # whatever an interrupted run left
         WORKDIR.mkdir(parents=True, exist_ok=True)
@@ -87,24 +86,8 @@ class BenchNodes:
         log(f"starting the bench node agent: {self.count} nodes {NODE_PREFIX}0..{self.count - 1} (log {self.log_path})")
         t = time.monotonic()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "localstack.nodeagent",
-                "--server",
-                cluster.API_URL,
-                "--pki",
-                str(_pki()),
-                "--workdir",
-                str(WORKDIR),
-                "--nodes",
-                str(nodes_file),
-                "--pod-ip-prefix",
-                IP_PREFIX,
-                "--path",
-                f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            ],
-            env={**os.environ, "PYTHONPATH": str(REPO / "scripts")},
+            nodes.agent_argv(WORKDIR, nodes_file, IP_PREFIX),
+            env={**os.environ, "PYTHONPATH": str(nodes.SCRIPTS)},
             stdout=logf,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -23,11 +23,8 @@ def ready() -> bool:
     return {"cpu-node", "gpu-node"} <= names
 
 
-def start(nodes_file: Path | None = None) -> None:
-    if common.pid_of("node-agent") and ready():
-        return
-    common.stop("node-agent")
-    step("starting the node agent (nodes cpu-node and gpu-node)")
+def agent_argv(workdir: Path, nodes_file: Path | None = None, pod_ip_prefix: str | None = None) -> list[str]:
+    """The node agent's command line (run with PYTHONPATH=`SCRIPTS`): the stack's and the bench's."""
     argv = [
         sys.executable,
         "-m",
@@ -37,11 +34,25 @@ def start(nodes_file: Path | None = None) -> None:
         "--pki",
         str(cluster.PKI),
         "--workdir",
-        str(STATE_DIR / "node-agent"),
+        str(workdir),
         "--path",
         f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     ]
     if nodes_file:
         argv += ["--nodes", str(nodes_file)]
-    common.start("node-agent", argv, env={"PYTHONPATH": str(Path(__file__).parent.parent)})
+    if pod_ip_prefix:
+        argv += ["--pod-ip-prefix", pod_ip_prefix]
+    return argv
+
+
+SCRIPTS = Path(__file__).parent.parent  # the folder holding the `localstack` package
+
+
+def start(nodes_file: Path | None = None) -> None:
+    if common.pid_of("node-agent") and ready():
+        return
+    common.stop("node-agent")
+    step("starting the node agent (nodes cpu-node and gpu-node)")
+    argv = agent_argv(STATE_DIR / "node-agent", nodes_file)
+    common.start("node-agent", argv, env={"PYTHONPATH": str(SCRIPTS)})
     common.wait_for(ready, 60, "node agent nodes Ready", "node-agent")
