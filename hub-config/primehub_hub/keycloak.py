@@ -393,10 +393,12 @@ class KeycloakAdmin(RealmView, MemberView, AdminStatus):
         key = ("user", username)
         if not fresh and not need_admin:
             # the realm's memberships, read in the background (realm_view.py), unless this user's
-            # own entry was read after them
-            viewed = self.member_info(username, user_id, newer_than=self._cache.read_at(key))
+            # own entry was read after them; when they are newer and have the user in no group,
+            # an older entry of the user's is not served either (they left their last group)
+            known, viewed = self.member_info(username, user_id, newer_than=self._cache.read_at(key))
             if viewed is not None:
                 return self._joined(username, viewed, await self.everyone())
+            fresh = known
         cached = self._cache.peek(key)
         keep_admin = need_admin or bool(cached and cached.is_admin is not None)
         info, everyone = await asyncio.gather(

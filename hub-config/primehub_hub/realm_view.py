@@ -183,19 +183,20 @@ class MemberView:
         return self._members
 
     def member_info(self, username, user_id=None, *, newer_than=None):
-        """The user's entitlements from the last sweep (`everyone` not joined, `is_admin` None unless
-        a group makes them an administrator), or None when the view cannot answer: none read
-        within `cache_ttl`, one older than `newer_than` (monotonic), or the user is in no group of
-        it. Raises KeycloakUserGone for a user Keycloak has disabled."""
+        """(known, info): the user's entitlements from the last sweep (`everyone` not joined,
+        `is_admin` None unless a group makes them an administrator). `known` is False when the
+        view cannot answer: none read within `cache_ttl`, or it is older than `newer_than`
+        (monotonic); info is None when the user is in no group of it (or has another id).
+        Raises KeycloakUserGone for a user Keycloak has disabled."""
         view = self._members
         if view is None or time.monotonic() - view.started >= self.cache_ttl:
-            return None
+            return False, None
         if newer_than is not None and newer_than > view.started:
-            return None
+            return False, None
         key = (username or "").lower()
         entry = view.users.get(key)
         if entry is None or (user_id and entry[0].get("id") != user_id):
-            return None
+            return True, None
         if entry[0].get("enabled") is False:
             raise self._gone(username, "disabled")
         info = view.built.get(key)
@@ -203,7 +204,7 @@ class MemberView:
             groups = [view.groups[gid] for gid in entry[1] if gid in view.groups]
             admin = True if view.admin_groups.intersection(entry[1]) else None
             info = view.built[key] = self.info_from(entry[0], groups, is_admin=admin)
-        return info
+        return True, info
 
     def forget_member(self, username):
         """Drop a user from the last sweep, e.g. one Keycloak says is gone."""

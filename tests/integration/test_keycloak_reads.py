@@ -59,3 +59,42 @@ def test_admin_status_is_read_when_asked_for(keycloak):
         return (await admin.load_user_info("dana")).is_admin, (await admin.load_user_info("alice")).is_admin
 
     assert _load(keycloak, steps) == (True, False)
+
+
+def test_the_member_view_gives_each_user_what_keycloak_gives_and_follows_a_removal(keycloak):
+    import secrets
+
+    adm = keycloak.admin()
+    name = f"member-view-{secrets.token_hex(3)}"
+    uid = adm.create_user({"username": name, "enabled": True})
+    group = adm.get_group_by_path("/ml-team")
+    adm.group_user_add(uid, group["id"])
+
+    async def steps(admin, calls):
+        admin.member_view = True
+        await admin.refresh_realm_view()
+        calls.clear()
+        viewed = {u: await admin.load_user_info(u, need_admin=False) for u in ("alice", "bob", "erin", name)}
+        read_from_view = list(calls)
+        asked = {u: await admin.load_user_info(u, need_admin=False, fresh=True) for u in viewed}
+        adm.group_user_remove(uid, group["id"])  # taken out of ml-team: the next background read drops it
+        await admin.refresh_realm_view()
+        return (
+            viewed,
+            read_from_view,
+            asked,
+            admin.member_info(name)[1],
+            await admin.load_user_info(name, need_admin=False),
+        )
+
+    try:
+        viewed, read_from_view, asked, in_view, after = _load(keycloak, steps)
+    finally:
+        adm.delete_user(uid)
+    assert read_from_view == []  # no request: the groups came from the background read
+    for user, info in viewed.items():
+        assert {g.name: g.realm_roles for g in info.groups} == {g.name: g.realm_roles for g in asked[user].groups}
+        assert (info.id, info.attributes) == (asked[user].id, asked[user].attributes)
+    assert "ml-team" in {g.name for g in viewed[name].groups}
+    assert in_view is None or "ml-team" not in {g.name for g in in_view.groups}
+    assert "ml-team" not in {g.name for g in after.groups}
