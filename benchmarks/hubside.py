@@ -527,6 +527,8 @@ def configure(c, env) -> None:
             return super().get_handlers(app) + [(r"/bench/stats", StatsHandler)]
 
     c.JupyterHub.authenticator_class = BenchAuthenticator
+    if env.get("BENCH_MEMBER_VIEW") == "0":
+        c.PrimeHubAuthenticator.keycloak_member_view = False  # to compare with the view off
     if env.get("BENCH_DB_URL"):
         c.JupyterHub.db_url = env["BENCH_DB_URL"]  # the bench's own PostgreSQL (localstack/postgres.py)
     if env.get("BENCH_STAND_IN"):

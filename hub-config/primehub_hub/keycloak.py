@@ -215,6 +215,7 @@ class KeycloakAdmin(RealmView, MemberView, AdminStatus):
         self._admin_client_uuid = None
         self._clients_unreadable = False
         self._joined_cache = {}
+        self._admin_joined = {}
 
     @property
     def token_url(self):
@@ -391,12 +392,14 @@ class KeycloakAdmin(RealmView, MemberView, AdminStatus):
         group grants it, and `is_admin` is None in the answer: unknown, not False.
         """
         key = ("user", username)
-        if not fresh and not need_admin:
+        if not fresh:
             # the realm's memberships, read in the background (realm_view.py), unless this user's
             # own entry was read after them; when they are newer and have the user in no group,
             # an older entry of the user's is not served either (they left their last group)
             known, viewed = self.member_info(username, user_id, newer_than=self._cache.read_at(key))
             if viewed is not None:
+                if need_admin and viewed.is_admin is None:
+                    viewed = await self._admin_of_member(username, viewed)
                 return self._joined(username, viewed, await self.everyone())
             fresh = known
         cached = self._cache.peek(key)
@@ -416,6 +419,18 @@ class KeycloakAdmin(RealmView, MemberView, AdminStatus):
             info = await self._cache.once(("admin", username, id(info)), lambda: self._add_admin(key, info))
         return self._joined(username, info, everyone)
 
+    async def _admin_of_member(self, username, info):
+        """A member view entry with the user's admin status, itself cached for `cache_ttl` (one
+        request when it is not); the same object while neither changes."""
+        admin = await self._cache.get(
+            ("admin", username), lambda: self._is_admin_or_not({"id": info.id, "username": username}, [])
+        )
+        known = self._admin_joined.get(username)
+        if known is None or known[0] is not info or known[1] != admin:
+            known = (info, admin, dataclasses.replace(info, is_admin=admin))
+            self._admin_joined[username] = known
+        return known[2]
+
     def _joined(self, username, info, everyone):
         """The user's entry with the realm-wide `everyone` group added; the same object for the
         same entry and view, so concurrent readers of one entry get one answer."""
@@ -428,11 +443,14 @@ class KeycloakAdmin(RealmView, MemberView, AdminStatus):
     def forget(self, username=None):
         """Drop a user's cached entry (None: every user's; the shared `everyone` group stays)."""
         if username is None:
-            self._cache.forget_where(lambda key: key[0] == "user")
+            self._cache.forget_where(lambda key: key[0] in ("user", "admin"))
             self._joined_cache.clear()
+            self._admin_joined.clear()
         else:
             self._cache.forget(("user", username))
+            self._cache.forget(("admin", username))
             self._joined_cache.pop(username, None)
+            self._admin_joined.pop(username, None)
             self.forget_member(username)
 
 

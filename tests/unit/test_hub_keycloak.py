@@ -685,3 +685,26 @@ async def test_the_member_view_reads_every_page_and_nested_groups(monkeypatch):
     night = next(g for g in (await client.load_user_info("m4", need_admin=False)).groups if g.name == "night-shift")
     assert night.path == "/analysts/night-shift"
     assert fake.calls == []
+
+
+@pytest.mark.asyncio
+async def test_with_the_member_view_a_users_own_refresh_reads_at_most_their_admin_status(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    client = admin_client(fake, cache_ttl=30, member_view=True)
+    await client.refresh_realm_view()
+    await client.admin_client_uuid()  # realm-management's id: read once per hub
+    for _ in range(4):  # her refreshes over 45 s, the background read every 10 s
+        fake.calls.clear()
+        first = await client.load_user_info("ana")
+        again = await client.load_user_info("ana")
+        assert first is again and first.is_admin is False
+        assert len(admin_calls(fake)) <= 1  # only her admin status, when its 30 s are over
+        clock[0] += 15
+        await client.refresh_realm_view()
+    # a group that makes her an administrator says so at once, without a request
+    fake.memberships["u-ana"].append(fake.memberships["u-gwen"][0])
+    await client.refresh_realm_view()
+    fake.calls.clear()
+    assert (await client.load_user_info("ana")).is_admin is True
+    assert admin_calls(fake) == []
