@@ -21,9 +21,11 @@ import contextvars
 import dataclasses
 import time
 
+from tornado.httpclient import HTTPClientError
 from tornado.ioloop import PeriodicCallback
 
 from .entitlements import EVERYONE
+from .errors import KeycloakUnavailable
 
 # Set while the background refresh runs: its failures are reported by it, in one line, not by
 # every request it makes.
@@ -87,7 +89,7 @@ class RealmView:
             await self.service_token(renew_within=2 * self.refresh_interval)
             await self._read_everyone()
             if self.member_view:
-                await self._read_members()
+                await self._read_members_or_stop()
         except Exception as e:  # noqa: BLE001 - a background loop: report, keep the last view
             if not self._view_failing:
                 self._view_failing = True
@@ -154,6 +156,23 @@ class MemberView:
             elif rep.get("subGroupCount"):
                 pending += await self._paged(f"/groups/{rep['id']}/children", {"briefRepresentation": "false"})
         return found
+
+    async def _read_members_or_stop(self):
+        """A sweep; when Keycloak refuses it (the service account may not read group members),
+        the member view is turned off with one line saying why: users are then read one by one."""
+        try:
+            await self._read_members()
+        except KeycloakUnavailable as e:
+            cause = e.__cause__
+            if not (isinstance(cause, HTTPClientError) and cause.code in (401, 403)):
+                raise
+            self.member_view, self._members = False, None
+            self.log.warning(
+                "Keycloak refused the hub's read of group members (%s): the member view is off and each "
+                "user's groups are read when needed. Give the hub client's service account the "
+                "realm-management role view-users to turn it back on.",
+                cause,
+            )
 
     async def _read_members(self):
         started = time.monotonic()

@@ -71,6 +71,7 @@ class FakeKeycloak:
         }
         self.composites = {"u-cora": [{"name": "realm-admin"}, {"name": "view-users"}]}
         self.children = {}  # group id -> its subgroups' representations (nested groups)
+        self.members_forbidden = False  # a service account without view-users
 
     def top_groups(self):
         """The realm's top-level groups, as `GET /groups` lists them (subgroups only counted)."""
@@ -107,6 +108,8 @@ class FakeKeycloak:
         if path == f"{ADMIN}/groups":
             return _page(self.top_groups(), query)
         if path.startswith(f"{ADMIN}/groups/") and path.endswith("/members"):
+            if self.members_forbidden:
+                raise HTTPClientError(403)
             group_id = unquote(path.split("/")[5])
             members = [u for u in self.users.values() if group_id in self.group_ids_of(u["id"])]
             return _page(members, query)
@@ -708,3 +711,20 @@ async def test_with_the_member_view_a_users_own_refresh_reads_at_most_their_admi
     fake.calls.clear()
     assert (await client.load_user_info("ana")).is_admin is True
     assert admin_calls(fake) == []
+
+
+@pytest.mark.asyncio
+async def test_a_service_account_that_may_not_read_members_turns_the_view_off_with_one_line(caplog):
+    fake = FakeKeycloak()
+    fake.members_forbidden = True
+    client = admin_client(fake, member_view=True)
+    with caplog.at_level("WARNING", logger="primehub_hub.keycloak"):
+        assert await client.refresh_realm_view() is True  # `everyone` and the token are still kept fresh
+        assert await client.refresh_realm_view() is True
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "view-users" in caplog.records[0].getMessage()
+    fake.calls.clear()
+    assert group_names(await client.load_user_info("ana", need_admin=False)) == ["analysts", EVERYONE]
+    # read one by one, as without the view
+    assert admin_calls(fake)[:2] == [("GET", f"{ADMIN}/users"), ("GET", f"{ADMIN}/users/u-ana/groups")]
+    assert not any(path.endswith("/members") for _, path in fake.calls)
