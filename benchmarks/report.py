@@ -117,7 +117,7 @@ def section_form(res: dict):
 def _spawn_row(name: str, d: dict | None) -> str:
     d = d or {}
     if d.get("error"):
-        return f"| {name} | failed | | | | | | | | | |"
+        return f"| {name} | failed | | | | | | | | | | | |"
     return (
         f"| {name} | {d.get('spawns', '–')} | {_v(d.get('ours_ms'))} | {_v(d.get('ours_ms'), 'p95')} | "
         f"{_v(d.get('options_from_form_ms'))} | {_v(d.get('load_user_options_ms'))} | {_v(d.get('quota_list_pods_ms'))} | "
@@ -230,14 +230,14 @@ def section_spawn(res: dict):
 def _conc_row(name: str, d: dict | None) -> str:
     d = d or {}
     if d.get("error"):
-        return f"| {name} | failed | | | | | | | | | |"
+        return f"| {name} | failed | | | | | | | | | | | |"
     ready = d.get("all_ready_s")
     if ready is None and d.get("ready") is not None:
         ready = f"{d['ready']} ready, last at {_v(d.get('ready_s'), 'max', 2)}"
     return (
         f"| {name} | {d.get('users', '–')} | {d.get('pods_created', '–')} | {d.get('all_pods_exist_s', '–')} | "
         f"{d.get('all_pods_running_s', '–')} | {ready if ready is not None else '–'} | {d.get('loop_stall_max_ms', '–')} | "
-        f"{d.get('loop_blocked_max_ms', '–')} | {d.get('loop_stalls_over_100ms', '–')} | "
+        f"{d.get('loop_blocked_max_ms', '–')} | {d.get('loop_stalls_over_100ms', '–')} | {_num(_share(d))}% | "
         f"{_v(d.get('start_to_pod_create_ms'))} / {_v(d.get('start_to_pod_create_ms'), 'p95')} | "
         f"{_v(d.get('auth_refresh_ms'))} | {d.get('keycloak_calls', '–')} | {d.get('k8s_calls', '–')} |"
     )
@@ -270,8 +270,8 @@ def section_concurrency(res: dict):
         "local stack's kubelet stand-in. *Loop stall* is the largest lateness of a 10 ms sleep in the hub's event "
         "loop; *blocked* is the part of it the loop thread spent computing (the rest is the process waiting for a core).",
         "",
-        "| run | users | pods created | all pods exist s | all Running s | all ready s | max loop stall ms | of it blocked ms | stalls > 100 ms | start→pod create p50 / p95 ms | auth refresh p50 ms | Keycloak calls | Kubernetes calls |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | users | pods created | all pods exist s | all Running s | all ready s | max loop stall ms | of it blocked ms | stalls > 100 ms | stall samples in our frames | start→pod create p50 / p95 ms | auth refresh p50 ms | Keycloak calls | Kubernetes calls |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         _conc_row("PrimeHub", ph),
         _conc_row(f"PrimeHub, project quota fits {q.get('quota_expected_pods', 'k')}", q),
         _conc_row("plain KubeSpawner", pl),
@@ -1045,7 +1045,12 @@ def findings(results: dict) -> list[str]:
             f"{_num(f['mib_restarted'], 3)} MiB per running server. A restart answers its API after "
             f"{_num(rz.get('hub_api_s'), 1)} s (JupyterHub waits up to `init_spawners_timeout`, 10 s, for its checks "
             f"before serving) and has every server ready again after {_num(rz.get('all_ready_s'), 1)} s. While the "
-            f"loop was late with them running it was in: {_stall_frames((srv.get('at_n') or {}).get('stall_frames'), 3)}."
+            f"loop was late with them running it was in: {_stall_frames((srv.get('at_n') or {}).get('stall_frames'), 3)}. "
+            f"Its longest block: {_num((srv.get('at_n') or {}).get('loop_blocked_max_ms'), 1)} ms with "
+            f"{srv.get('servers')} servers, {_num((srv.get('at_base') or {}).get('loop_blocked_max_ms'), 1)} ms with "
+            f"{srv.get('base')}: KubeSpawner's pod reflector lists the whole namespace again at every watch restart "
+            "(`_list_and_update`), on the loop, so a render or spawn that meets one waits; the ratios move by "
+            "tenths from run to run at this millisecond scale."
         )
     return out
 
