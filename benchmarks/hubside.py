@@ -529,6 +529,10 @@ def configure(c, env) -> None:
     c.JupyterHub.authenticator_class = BenchAuthenticator
     if env.get("BENCH_MEMBER_VIEW") == "0":
         c.PrimeHubAuthenticator.keycloak_member_view = False  # to compare with the view off
+    if env.get("BENCH_WATCH_SECONDS"):
+        # KubeSpawner's reflectors relist the namespace at every watch restart: to measure fewer of them
+        c.ResourceReflector.timeout_seconds = int(env["BENCH_WATCH_SECONDS"])
+        c.ResourceReflector.restart_seconds = int(env["BENCH_WATCH_SECONDS"])
     if env.get("BENCH_DB_URL"):
         c.JupyterHub.db_url = env["BENCH_DB_URL"]  # the bench's own PostgreSQL (localstack/postgres.py)
     if env.get("BENCH_STAND_IN"):
