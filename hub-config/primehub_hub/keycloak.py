@@ -179,6 +179,7 @@ class KeycloakAdmin(RealmView, MemberView, AdminStatus):
     """Reads users, groups and role mappings with the hub client's service account."""
 
     info_from = staticmethod(user_info_from_representations)
+    seg = staticmethod(_seg)  # for the member view's paths: one rule for quoting ids
 
     def __init__(
         self,

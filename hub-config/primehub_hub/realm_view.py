@@ -154,7 +154,9 @@ class MemberView:
             if rep.get("subGroups"):
                 pending += rep["subGroups"]
             elif rep.get("subGroupCount"):
-                pending += await self._paged(f"/groups/{rep['id']}/children", {"briefRepresentation": "false"})
+                pending += await self._paged(
+                    f"/groups/{self.seg(rep['id'])}/children", {"briefRepresentation": "false"}
+                )
         return found
 
     async def _read_members_or_stop(self):
@@ -182,7 +184,7 @@ class MemberView:
 
         async def members(rep):
             async with limit:
-                return await self._paged(f"/groups/{rep['id']}/members", {"briefRepresentation": "false"})
+                return await self._paged(f"/groups/{self.seg(rep['id'])}/members", {"briefRepresentation": "false"})
 
         loaded = await asyncio.gather(*(self._group(rep) for rep in reps))
         listed = await asyncio.gather(*(members(rep) for rep in reps))
