@@ -10,7 +10,20 @@ pod's events reads those only (`involving(name)`), not every event of the namesp
 
 The reflector writes its dict in two ways only: a relist assigns a new dict
 (`_list_and_update`), and each watch event sets or pops one key. Both are caught here.
+
+KubeSpawner's reflector ends its watch every `timeout_seconds` (10 s) and lists the whole
+namespace again before the next one. A list of a thousand pods, or of every event they made, is
+parsed on the hub's event loop: with a thousand servers that stalled the hub for most of a second
+every ten seconds. A watch started from the last resourceVersion the reflector saw gets every
+change after it (Kubernetes keeps a window of recent changes for this; client-go resumes its
+watches the same way), so here a watch that simply ended resumes from where it stopped, and the
+whole list is read again only every `relist_seconds` as a safety net, and after any error (the
+reflector passes version "0" then: a watch refused with 410 Gone, or a dropped connection).
 """
+
+import time
+
+from traitlets import HasTraits, Int
 
 _classes = {}
 
@@ -29,8 +42,10 @@ class _WatchedDict(dict):
         self._changed(key)
 
     def pop(self, key, *default):
+        present = key in self
         value = super().pop(key, *default)
-        self._changed(key)
+        if present:  # a resumed watch may deliver a deletion again: nothing changed then
+            self._changed(key)
         return value
 
     def __delitem__(self, key):
@@ -38,11 +53,22 @@ class _WatchedDict(dict):
         self._changed(key)
 
 
-class _ChangeNotifying:
-    """Mixed in before a ResourceReflector class: a change counter and listeners."""
+class _ChangeNotifying(HasTraits):
+    """Mixed in before a ResourceReflector class: a change counter, listeners, resumed watches."""
+
+    relist_seconds = Int(
+        60,
+        config=True,
+        help="""How often the whole list is read again although the watch resumed without error
+        (a safety net for a change a watch failed to deliver; it heals within this). Below
+        Kubernetes' window of recent changes (at least 75 s by default), so a resumed watch is
+        never refused as too old. 0: relist at every watch restart, as KubeSpawner does.""",
+    )
 
     def __init__(self, *args, **kwargs):
         self.version = 0
+        self.relists = 0  # full lists read (the benchmarks report them)
+        self._listed_at = None  # time.monotonic() of the last full list
         self._listeners = set()
         self._listeners_about = {}  # object name -> listeners of that object and what involves it
         self._involving = {}  # involved object's name -> keys of the objects naming it
@@ -109,9 +135,19 @@ class _ChangeNotifying:
             except Exception:
                 self.log.exception("A listener of the %s reflector failed", self.kind)
 
-    async def _list_and_update(self, *args, **kwargs):
+    async def _list_and_update(self, resource_version=None):
+        # KubeSpawner passes the last resourceVersion its watch saw ("0" after an error, None at
+        # the first list); returning it starts the next watch there, without a list.
+        if (
+            resource_version not in (None, "0")
+            and self._listed_at is not None
+            and time.monotonic() - self._listed_at < self.relist_seconds
+        ):
+            return resource_version
+        self._listed_at = time.monotonic()
+        self.relists += 1
         before = self.resources
-        result = await super()._list_and_update(*args, **kwargs)
+        result = await super()._list_and_update(resource_version)
         listed = self.resources
         # No await between the relist's assignment and this wrap: no watch event is missed.
         self.resources = _WatchedDict(listed, self._changed)

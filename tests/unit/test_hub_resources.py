@@ -222,8 +222,9 @@ class _ListingReflector:
         self.relisted = dict(resources)
         self.watch_task = asyncio.get_running_loop().create_future()  # never done: alive
 
-    async def _list_and_update(self):
+    async def _list_and_update(self, resource_version=None):
         self.resources = dict(self.relisted)
+        return "list-version"
 
 
 def _counting_dict():
@@ -335,3 +336,63 @@ async def test_a_listener_about_one_pod_hears_its_pod_and_its_events_only():
     store.remove_listener(heard.append, about="jupyter-ana")
     store.resources["ns/jupyter-ana"] = {"metadata": {"name": "jupyter-ana", "resourceVersion": "2"}}
     assert len(heard) == 3 and store._listeners_about == {}
+
+
+@pytest.mark.asyncio
+async def test_a_watch_that_ended_resumes_from_its_version_and_the_list_is_read_again_only_as_a_safety_net(
+    monkeypatch,
+):
+    from primehub_hub import watch
+
+    now = [1000.0]
+    monkeypatch.setattr(watch.time, "monotonic", lambda: now[0])
+    store = watch.notifying(_ListingReflector)({})
+    store.relist_seconds = 60
+    assert await store._list_and_update() == "list-version"  # the first list
+    assert store.relists == 1
+
+    # the watch ended (timeout) having seen version 7: the next watch starts there, nothing is listed
+    store.relisted = {"ns/lost": {"metadata": {"name": "lost", "resourceVersion": "5"}}}
+    now[0] += 59
+    assert await store._list_and_update("7") == "7"
+    assert store.relists == 1 and "ns/lost" not in store.resources
+
+    # past relist_seconds, or after an error (KubeSpawner passes "0"), the whole list is read
+    now[0] += 2
+    assert await store._list_and_update("8") == "list-version"
+    assert store.relists == 2 and "ns/lost" in store.resources
+    assert await store._list_and_update("0") == "list-version"
+    assert store.relists == 3
+
+    # relist_seconds = 0 is KubeSpawner's own behaviour: a list at every watch restart
+    store.relist_seconds = 0
+    await store._list_and_update("9")
+    assert store.relists == 4
+
+
+def test_a_deletion_delivered_again_by_a_resumed_watch_changes_nothing():
+    from primehub_hub.watch import _WatchedDict
+
+    changed = []
+    pods = _WatchedDict({"ns/a": {}}, changed.append)
+    pods.pop("ns/a", None)
+    pods.pop("ns/a", None)  # the same DELETED event, replayed from an older version
+    assert changed == ["ns/a"]
+
+
+@pytest.mark.asyncio
+async def test_operators_set_the_safety_net_relist_in_kubespawners_reflector_section():
+    from kubespawner.reflector import ResourceReflector
+    from traitlets.config import Config
+
+    from primehub_hub.watch import notifying
+
+    class Configmaps(ResourceReflector):
+        kind = "configmaps"
+        list_method_name = "list_namespaced_config_map"
+
+    reflector = notifying(Configmaps)(namespace="ns")
+    assert reflector.relist_seconds == 60
+    config = Config()
+    config.ResourceReflector.relist_seconds = 300
+    assert notifying(Configmaps)(namespace="ns", config=config).relist_seconds == 300
