@@ -89,7 +89,7 @@ class RealmView:
             await self.service_token(renew_within=2 * self.refresh_interval)
             await self._read_everyone()
             if self.member_view:
-                await self._read_members_or_stop()
+                await self._cache.once(MEMBERS, self._read_members_or_stop)
         except Exception as e:  # noqa: BLE001 - a background loop: report, keep the last view
             if not self._view_failing:
                 self._view_failing = True
@@ -124,6 +124,9 @@ class RealmView:
         if self._refresher is not None:
             self._refresher.stop()
             self._refresher = None
+
+
+MEMBERS = ("members",)  # the key a read of the member view is shared under (SharedCache.once)
 
 
 class MemberView:
@@ -226,6 +229,33 @@ class MemberView:
             admin = True if view.admin_groups.intersection(entry[1]) else None
             info = view.built[key] = self.info_from(entry[0], groups, is_admin=admin)
         return True, info
+
+    async def status_from_member_view(self, usernames, *, newer_than):
+        """{username: 'disabled' or None} for those of `usernames` a member view read after
+        `newer_than` (monotonic) has in a group, read now if the last one is older (shared with
+        a read already under way). The others (deleted, or in no group) are left out: ask
+        `user_gone` for them. {} when the view is off. The offboarding check (offboarding.py)
+        thus reads the realm's memberships once, not each user with a running server."""
+        if not self.member_view:
+            return {}
+        view = self._members
+        if view is None or view.started < newer_than:
+            marker = background.set(True)
+            try:
+                await self._cache.once(MEMBERS, self._read_members_or_stop)
+            finally:
+                background.reset(marker)
+            view = self._members
+            if view is None or view.started < newer_than:
+                return {}
+        found = {}
+        for name in usernames:
+            entry = view.users.get(name.lower())
+            if entry is not None:
+                found[name] = "disabled" if entry[0].get("enabled") is False else None
+                if found[name]:
+                    self.forget(name)  # nothing granted from the cache any more
+        return found
 
     def forget_member(self, username):
         """Drop a user from the last sweep, e.g. one Keycloak says is gone."""

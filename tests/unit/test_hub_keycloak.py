@@ -728,3 +728,29 @@ async def test_a_service_account_that_may_not_read_members_turns_the_view_off_wi
     # read one by one, as without the view
     assert admin_calls(fake)[:2] == [("GET", f"{ADMIN}/users"), ("GET", f"{ADMIN}/users/u-ana/groups")]
     assert not any(path.endswith("/members") for _, path in fake.calls)
+
+
+@pytest.mark.asyncio
+async def test_the_offboarding_check_reads_the_member_view_once_for_every_running_user(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    fake = FakeKeycloak()
+    many_users(fake, 40)
+    fake.users["user7"]["enabled"] = False
+    client = admin_client(fake, cache_ttl=30, member_view=True)
+    await client.refresh_realm_view()
+    names = [f"user{i}" for i in range(40)] + ["root"]
+    # the last read is older than the check: it is read again, once, and nobody is read alone
+    clock[0] += 5
+    fake.calls.clear()
+    status = await client.status_from_member_view(names, newer_than=clock[0])
+    reads = admin_calls(fake)
+    # the realm's groups and their members: as many requests for 41 running users as for 4,000
+    assert reads and not any("/users" in path for _, path in reads)
+    assert status == {**{f"user{i}": None for i in range(40)}, "user7": "disabled"}  # root is in no group
+    # a read newer than the check is used as it is; the disabled user was forgotten (read alone next time)
+    fake.calls.clear()
+    again = await client.status_from_member_view(names, newer_than=clock[0])
+    assert admin_calls(fake) == []
+    assert again == {f"user{i}": None for i in range(40) if i != 7}
+    # without the view there is nothing to say: each user is asked on their own
+    assert await admin_client(fake).status_from_member_view(names, newer_than=0) == {}

@@ -99,3 +99,40 @@ async def test_the_running_hub_starts_the_check_and_its_interval_is_a_setting():
     off = PrimeHubAuthenticator(keycloak_admin=Admin(), keycloak_url="https://id.example.com", offboarding_interval=0)
     off.get_handlers(app)
     assert off.offboarding is None
+
+
+class ViewAdmin(Admin):
+    """An admin client with a member view: it knows the users in a group of the realm."""
+
+    def __init__(self, members, **kwargs):
+        super().__init__(**kwargs)
+        self.members = dict(members)
+        self.view_asked = []
+
+    async def status_from_member_view(self, usernames, *, newer_than):
+        self.view_asked.append((sorted(usernames), newer_than))
+        if self.down:
+            raise KeycloakUnavailable("cannot connect")
+        return {name: self.members[name] for name in usernames if name in self.members}
+
+
+@pytest.mark.asyncio
+async def test_the_member_view_answers_for_its_members_and_the_others_are_asked_one_by_one(monkeypatch):
+    monkeypatch.setattr("primehub_hub.offboarding.time.monotonic", lambda: 500.0)
+    users = [User(f"user{i}") for i in range(40)] + [User("loner"), User("idle", running=False)]
+    app = App(users)
+    admin = ViewAdmin({**{f"user{i}": None for i in range(40)}, "user7": "disabled"}, gone={"loner": "deleted"})
+    await Offboarding(app, admin, 30).sweep()
+    # one look at the view, read after the check began; only the user it does not have is read alone
+    assert admin.view_asked == [(sorted([*(f"user{i}" for i in range(40)), "loner"]), 500.0)]
+    assert admin.asked == [("loner", "id-loner")]
+    assert sorted(u.name for u in users if u.stopped) == ["loner", "user7"]
+
+
+@pytest.mark.asyncio
+async def test_a_member_view_keycloak_cannot_read_falls_back_to_each_user_and_stops_nobody(caplog):
+    user = User("ana")
+    admin = ViewAdmin({"ana": None}, down=True)
+    await Offboarding(App([user]), admin, 30).sweep()
+    assert admin.asked == [("ana", "id-ana")]
+    assert user.stopped == [] and "Keycloak did not answer" in caplog.text
