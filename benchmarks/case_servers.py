@@ -201,9 +201,12 @@ def measure(hub: BenchHub, nodes: BenchNodes, session, choices: list, cfg, runni
     log(f"servers: {counts['ready']} running; hub {rss['hub']} MiB, proxy {rss['proxy']} MiB; form and spawns")
     since = hub.last_id()
     hub.stats_action("reset-lag")
+    before = hub.stats(since)
+    lists_before, t0 = before.get("relists") or {}, time.monotonic()
     form = case_form.run(hub, session, "primehub", cfg.servers_renders)
     spawn = case_spawn.run_browser(hub, session, "primehub", PROBE, choices, cfg.servers_spawns)
     stats = hub.stats(since)
+    window_s = time.monotonic() - t0
     log(
         f"servers: with {running} running: warm form p50 {(form.get('server_ms_warm') or {}).get('p50')} ms, "
         f"spawn overhead p50 {(spawn.get('ours_ms') or {}).get('p50')} ms"
@@ -216,8 +219,17 @@ def measure(hub: BenchHub, nodes: BenchNodes, session, choices: list, cfg, runni
         "form": form,
         "spawn": spawn,
         "loop_stall_max_ms": round(stats["lag"]["max_ms"], 1),
+        "gc": {k: round(stats["lag"].get(k) or 0, 1) for k in ("gc_ms", "gc_max_ms", "gc_full", "gc_full_max_ms")},
         "loop_blocked_max_ms": round(stats["lag"]["max_blocked_ms"], 1),
         "stall_frames": stats.get("stall_frames"),
+        # full lists of the pods and events the hub's reflectors read meanwhile (watch.py)
+        "relists": {
+            k: v - (lists_before.get(k) or 0) for k, v in (stats.get("relists") or {}).items() if v is not None
+        },
+        "window_s": round(window_s, 1),
+        # every request the hub made to Keycloak meanwhile (the probe's own and the background ones)
+        "keycloak_requests": (stats.get("totals") or {}).get("keycloak", 0)
+        - (before.get("totals") or {}).get("keycloak", 0),
     }
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import gc
 import itertools
 import json
 import os
@@ -232,6 +233,11 @@ def reset_lag() -> None:
             # watchdog samples of a stalled loop, and how many had a primehub_hub frame on the stack
             "stall_samples": 0,
             "stall_samples_ours": 0,
+            # the garbage collector's pauses (all threads; a full collection walks the whole heap)
+            "gc_ms": 0.0,
+            "gc_max_ms": 0.0,
+            "gc_full": 0,
+            "gc_full_max_ms": 0.0,
         }
     )
     STALL_STACKS.clear()
@@ -239,6 +245,22 @@ def reset_lag() -> None:
 
 
 reset_lag()
+_gc_started = [0.0]
+
+
+def _gc_timer(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _gc_started[0]) * 1000
+    LAG["gc_ms"] = LAG.get("gc_ms", 0.0) + ms
+    LAG["gc_max_ms"] = max(LAG.get("gc_max_ms", 0.0), ms)
+    if info.get("generation") == 2:
+        LAG["gc_full"] = LAG.get("gc_full", 0) + 1
+        LAG["gc_full_max_ms"] = max(LAG.get("gc_full_max_ms", 0.0), ms)
+
+
+gc.callbacks.append(_gc_timer)
 
 
 async def _lag_loop() -> None:
@@ -391,6 +413,14 @@ def spawner_classes():
     return BenchPrimeHubSpawner, BenchKubeSpawner
 
 
+def _relists() -> dict:
+    """Full lists each of KubeSpawner's reflectors (pods, events) has read since it started."""
+    from kubespawner import KubeSpawner
+
+    # keyed (kind, namespace) by KubeSpawner; one namespace here
+    return {key[0]: getattr(r, "relists", None) for key, r in KubeSpawner.reflectors.items()}
+
+
 def server_counts(users) -> dict:
     """Active (running or pending), ready and pending servers of the users the hub has in memory
     (JupyterHub loads every user with a server at start)."""
@@ -437,6 +467,7 @@ class StatsHandler(web.RequestHandler):
                     "stall_frames": STALL_OURS.most_common(12),
                     "servers": server_counts(self.settings.get("users") or {}),
                     "member_view": _member_view(self.settings.get("authenticator")),
+                    "relists": _relists(),
                 }
             )
         )
@@ -529,10 +560,9 @@ def configure(c, env) -> None:
     c.JupyterHub.authenticator_class = BenchAuthenticator
     if env.get("BENCH_MEMBER_VIEW") == "0":
         c.PrimeHubAuthenticator.keycloak_member_view = False  # to compare with the view off
-    if env.get("BENCH_WATCH_SECONDS"):
-        # KubeSpawner's reflectors relist the namespace at every watch restart: to measure fewer of them
-        c.ResourceReflector.timeout_seconds = int(env["BENCH_WATCH_SECONDS"])
-        c.ResourceReflector.restart_seconds = int(env["BENCH_WATCH_SECONDS"])
+    if env.get("BENCH_RELIST_SECONDS"):
+        # 0: the reflectors list the namespace at every watch restart, as KubeSpawner does (to compare)
+        c.ResourceReflector.relist_seconds = int(env["BENCH_RELIST_SECONDS"])
     if env.get("BENCH_DB_URL"):
         c.JupyterHub.db_url = env["BENCH_DB_URL"]  # the bench's own PostgreSQL (localstack/postgres.py)
     if env.get("BENCH_STAND_IN"):
