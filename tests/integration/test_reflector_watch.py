@@ -35,6 +35,8 @@ async def test_watches_resume_without_relisting_and_miss_no_change(cluster):
         api_group_name = "CoreV1Api"
 
     label = f"watch-test-{secrets.token_hex(3)}"
+    if cluster.kubectl("get", "namespace", cluster.namespace, check=False).returncode:
+        cluster.kubectl("create", "namespace", cluster.namespace)  # run alone, before the chart made it
     await kubernetes_asyncio.config.load_kube_config(config_file=cluster.kubeconfig)
     # each watch ends after 1 s on the server's side, as the hub's do after 10 s
     reflector = notifying(ConfigMaps)(
