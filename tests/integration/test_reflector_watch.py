@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
 import time
-
-import pytest
 
 
 async def _until(what, check, timeout=30.0):
@@ -22,8 +21,32 @@ async def _until(what, check, timeout=30.0):
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.asyncio
-async def test_watches_resume_without_relisting_and_miss_no_change(cluster):
+def _run_in_a_loop_of_its_own(coroutine_function, timeout=120):
+    """asyncio.run in a thread: the browser tests' Playwright session keeps a loop running in the
+    main thread, where another one cannot run."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = asyncio.run(coroutine_function())
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, name="reflector-watch-test")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"the watch scenario did not finish in {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def test_watches_resume_without_relisting_and_miss_no_change(cluster):
+    _run_in_a_loop_of_its_own(lambda: _resumed_watches_miss_nothing(cluster))
+
+
+async def _resumed_watches_miss_nothing(cluster):
     import kubernetes_asyncio.config
     from kubespawner.reflector import NamespacedResourceReflector
 
