@@ -475,10 +475,6 @@ class StatsHandler(web.RequestHandler):
     def post(self):
         action = self.get_argument("action")
         if action == "reset-lag":
-            if os.environ.get("BENCH_GC_FREEZE") == "1":
-                # experiment: what is already on the heap leaves the collector's full passes
-                gc.collect()
-                gc.freeze()
             reset_lag()
         elif action == "forget":
             # every user's Keycloak entry gone, as after the 30 s TTL (the realm-wide `everyone`
