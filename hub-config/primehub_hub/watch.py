@@ -60,9 +60,10 @@ class _ChangeNotifying(HasTraits):
         60,
         config=True,
         help="""How often the whole list is read again although the watch resumed without error
-        (a safety net for a change a watch failed to deliver; it heals within this). Below
-        Kubernetes' window of recent changes (at least 75 s by default), so a resumed watch is
-        never refused as too old. 0: relist at every watch restart, as KubeSpawner does.""",
+        (a safety net for a change a watch failed to deliver; it heals within this). Kept below
+        the API server's window of recent changes (about 75 s by default), so a resumed watch is
+        normally not refused as too old; if it is (410 Gone), KubeSpawner lists again at once.
+        0: relist at every watch restart, as KubeSpawner does.""",
     )
 
     def __init__(self, *args, **kwargs):
