@@ -61,10 +61,16 @@ async def _resumed_watches_miss_nothing(cluster):
     if cluster.kubectl("get", "namespace", cluster.namespace, check=False).returncode:
         cluster.kubectl("create", "namespace", cluster.namespace)  # run alone, before the chart made it
     await kubernetes_asyncio.config.load_kube_config(config_file=cluster.kubeconfig)
+
     # each watch ends after 1 s on the server's side, as the hub's do after 10 s
-    reflector = notifying(ConfigMaps)(
-        namespace=cluster.namespace, labels={"test": label}, timeout_seconds=1, relist_seconds=3600
-    )
+    class Counting(notifying(ConfigMaps)):
+        restarts = 0  # every watch restart asks for a list; only some are read
+
+        async def _list_and_update(self, resource_version=None):
+            type(self).restarts += 1
+            return await super()._list_and_update(resource_version)
+
+    reflector = Counting(namespace=cluster.namespace, labels={"test": label}, timeout_seconds=1, relist_seconds=3600)
 
     def configmap(name, value):
         body = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"value": value}}
@@ -83,7 +89,7 @@ async def _resumed_watches_miss_nothing(cluster):
         await asyncio.sleep(2.5)  # watches ended and resumed, with nothing to see
         assert reflector.resources == {}
         # KubeSpawner lists once at start and once more as its watch loop begins
-        listed = reflector.relists
+        listed, restarts = reflector.relists, Counting.restarts
         apply(f"{label}-a", "one")
         await _until("a created", lambda: value(f"{label}-a") == "one")
         await asyncio.sleep(1.5)
@@ -96,6 +102,7 @@ async def _resumed_watches_miss_nothing(cluster):
         assert list(reflector.resources) == [f"{cluster.namespace}/{label}-b"]
         # every change came through resumed watches (about six of them): the list was not read again
         assert reflector.relists == listed
+        assert Counting.restarts - restarts >= 3  # the watches really did end and resume meanwhile
     finally:
         await reflector.stop()
         cluster.kubectl("delete", "configmap", "-n", cluster.namespace, "-l", f"test={label}", check=False)
