@@ -34,6 +34,7 @@ from .refresh import (
     AUTH_STATE_KEY,
     IssuerFallback,
     current_request,
+    note_refreshed_id,
     note_token_expiry,
     refresh_user_hook,
     refreshing,
@@ -342,7 +343,9 @@ class PrimeHubAuthenticator(KeycloakLogoutStyle, IssuerFallback, GenericOAuthent
         """oauthenticator's refresh, with the request at hand for `refresh_user_hook` (refresh.py)."""
         request, marker = current_request.set(handler), refreshing.set(True)
         try:
-            return await super().refresh_user(user, handler, **kwargs)
+            refreshed = await super().refresh_user(user, handler, **kwargs)
         finally:
             current_request.reset(request)
             refreshing.reset(marker)
+        note_refreshed_id(handler, user.name, refreshed)
+        return refreshed

@@ -44,6 +44,30 @@ current_request = contextvars.ContextVar("primehub_refresh_request", default=Non
 refreshing = contextvars.ContextVar("primehub_refreshing", default=False)
 
 
+# Where a refresh leaves, on the request it ran for, the Keycloak id it just wrote into each user's
+# auth state: the spawn that follows in the same request reads it there instead of decrypting the
+# auth state again (a thread hop per spawn, waiting for a busy hub's loop and GIL).
+_REFRESHED_IDS = "_primehub_refreshed_ids"
+
+
+def note_refreshed_id(handler, username, auth_model):
+    """Called with what a refresh returned: a new auth model records its Keycloak id on `handler`."""
+    if handler is None or not isinstance(auth_model, dict):
+        return
+    user_id = ((auth_model.get("auth_state") or {}).get(AUTH_STATE_KEY) or {}).get("id")
+    if user_id:
+        ids = getattr(handler, _REFRESHED_IDS, None)
+        if ids is None:
+            ids = {}
+            setattr(handler, _REFRESHED_IDS, ids)
+        ids[username] = user_id
+
+
+def refreshed_id(handler, username):
+    """The Keycloak id a refresh during this request stored for `username`, else None."""
+    return (getattr(handler, _REFRESHED_IDS, None) or {}).get(username)
+
+
 def token_issuer_base(token):
     """Keycloak base URL from a JWT's `iss` (`<base>/realms/<realm>`), without verifying it.
 

@@ -29,6 +29,7 @@ from .datasets import DEFAULT_GIT_SYNC_HOST_ROOT, DEFAULT_MOUNT_ROOTS
 from .errors import ConfigurationError, Refused, quiet_refusals
 from .plan import plan_launch
 from .quotas import LABEL_GROUP, LABEL_USER, label_value
+from .refresh import AUTH_STATE_KEY, refreshed_id
 from .resources import CatalogWatcher, instance_type_override
 from .spawn_form import PrimeHubOptionsForm
 from .spawn_habits import PrimeHubHabits
@@ -195,12 +196,14 @@ class PrimeHubSpawner(PrimeHubOptionsForm, PrimeHubHabits, FastSchedulingFailure
         )
         if loader is None:
             raise ConfigurationError("PrimeHubSpawner needs PrimeHubAuthenticator to read users' groups from Keycloak.")
-        user_id = None
-        try:
-            auth_state = await self.user.get_auth_state()
-            user_id = ((auth_state or {}).get("primehub") or {}).get("id")
-        except Exception:
-            self.log.debug("No auth state for %s", self.user.name, exc_info=True)
+        # the id the pre-spawn refresh of this request just stored, else the stored auth state's
+        user_id = refreshed_id(self.handler, self.user.name)
+        if user_id is None:
+            try:
+                auth_state = await self.user.get_auth_state()
+                user_id = ((auth_state or {}).get(AUTH_STATE_KEY) or {}).get("id")
+            except Exception:
+                self.log.debug("No auth state for %s", self.user.name, exc_info=True)
         return await loader(self.user.name, user_id)
 
     async def load_catalog(self):

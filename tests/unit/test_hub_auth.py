@@ -1,6 +1,7 @@
 """PrimeHubAuthenticator: Keycloak's two addresses, login with groups and admin status, token
 refresh and revoked sessions, Keycloak outages, logout through Keycloak, refusal statuses."""
 
+import dataclasses
 import time
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
@@ -12,6 +13,7 @@ from hub_scenario import user
 from primehub_hub.auth import AUTH_STATE_KEY, PrimeHubAuthenticator
 from primehub_hub.errors import KeycloakUnavailable
 from primehub_hub.logout import PrimeHubLogoutHandler, end_session_url
+from primehub_hub.refresh import refreshed_id
 
 BROWSER = "https://id.example.com"
 INTERNAL = "http://keycloak.primehub.svc:8080"
@@ -232,6 +234,34 @@ async def test_refresh_on_behalf_of_another_user_only_rereads_their_groups():
     assert oidc.calls == []
     # root acting for ana needs her entitlements only; her own token request re-reads admin status too
     assert authenticator.keycloak_admin.admin_asked == [False, True]
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_leaves_the_users_keycloak_id_on_its_request_for_the_spawn_that_follows():
+    authenticator, oidc = make_authenticator()
+    real = authenticator.keycloak_admin.load_user_info
+
+    async def with_id(username, *args, **kwargs):
+        return dataclasses.replace(await real(username, *args, **kwargs), id=f"kc-{username}")
+
+    authenticator.keycloak_admin.load_user_info = with_id
+    hub_user = await logged_in(authenticator)
+    keycloak_id = hub_user.auth_state[AUTH_STATE_KEY]["id"]
+    assert keycloak_id == "kc-ana"
+    own = SimpleNamespace(get_token=lambda: None)
+    await authenticator.refresh_user(hub_user, own)
+    assert refreshed_id(own, "ana") == keycloak_id
+    assert refreshed_id(own, "bea") is None and refreshed_id(OWNER_REQUEST, "ana") is None
+    # an admin's request for ana (a REST spawn) carries ana's id
+    admin_request = SimpleNamespace(get_token=lambda: None, _jupyterhub_user=SimpleNamespace(name="root"))
+    await authenticator.refresh_user(hub_user, admin_request)
+    assert refreshed_id(admin_request, "ana") == keycloak_id
+    # a refresh that keeps the stored state (Keycloak down) leaves nothing: the spawn reads the state
+    oidc.down = True
+    kept = SimpleNamespace(get_token=lambda: None)
+    hub_user.auth_state["expires_at"] = time.time() + 5
+    assert await authenticator.refresh_user(hub_user, kept) is True
+    assert refreshed_id(kept, "ana") is None
 
 
 @pytest.mark.asyncio

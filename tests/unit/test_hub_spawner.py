@@ -411,6 +411,43 @@ async def test_an_admin_starting_a_server_for_another_user_gets_the_owners_entit
 
 
 @pytest.mark.asyncio
+async def test_a_spawn_takes_the_owners_keycloak_id_from_its_requests_refresh_else_from_the_auth_state():
+    from primehub_hub.refresh import note_refreshed_id
+    from primehub_hub.spawner import PrimeHubSpawner
+
+    class Loader:
+        def __init__(self):
+            self.ids = []
+
+        async def load_entitlements(self, username, user_id=None):
+            self.ids.append(user_id)
+            return user(username)
+
+    class CountingUser(FakeHubUser):
+        decrypted = 0
+
+        async def get_auth_state(self):
+            self.decrypted += 1
+            return await super().get_auth_state()
+
+    def spawner_for(handler):
+        loader, owner_ = Loader(), CountingUser(name="ana", id=2, url="/user/ana/")
+        spawner = PrimeHubSpawner(_mock=True, user=owner_, authenticator=loader, namespace=NAMESPACE)
+        spawner.handler = handler
+        return spawner, loader, owner_
+
+    refreshed = request_handler(body=b"group=vision")
+    note_refreshed_id(refreshed, "ana", {"name": "ana", "auth_state": {"primehub": {"id": "kc-ana-new"}}})
+    spawner, loader, owner_ = spawner_for(refreshed)
+    await spawner.load_primehub_user()
+    assert loader.ids == ["kc-ana-new"] and owner_.decrypted == 0
+    # no refresh in this request (refresh_pre_spawn off, or it kept the state): the stored state's id
+    spawner, loader, owner_ = spawner_for(request_handler(body=b"group=vision"))
+    await spawner.load_primehub_user()
+    assert loader.ids == ["id-ana"] and owner_.decrypted == 1
+
+
+@pytest.mark.asyncio
 async def test_the_form_for_a_user_without_groups_is_the_no_group_refusal():
     spawner = make_spawner("nobody")
     with pytest.raises(NoLaunchGroup, match="No group is configured for you"):
