@@ -227,6 +227,8 @@ def measure(hub: BenchHub, nodes: BenchNodes, session, choices: list, cfg, runni
             k: v - (lists_before.get(k) or 0) for k, v in (stats.get("relists") or {}).items() if v is not None
         },
         "window_s": round(window_s, 1),
+        # pods and events the hub's reflectors held at the end (what an O(namespace) read costs)
+        "held": stats.get("held"),
         # every request the hub made to Keycloak meanwhile (the probe's own and the background ones)
         "keycloak_requests": (stats.get("totals") or {}).get("keycloak", 0)
         - (before.get("totals") or {}).get("keycloak", 0),

@@ -38,6 +38,21 @@ def _spawn_records(records: list[dict], method: str, path_prefix: str) -> list[d
     ]
 
 
+# The window's steps in order (hubside.py marks them): apply_user_options (the plan), JupyterHub
+# until spawner.start(), KubeSpawner until the pod manifest (the watches, the home volume), the
+# manifest and our volumes until the create request, the quota lock and count until the pod create.
+SEGMENTS = ("start", "applied", "spawner_start", "manifest", "create_request", "pod_create")
+
+
+def _segments(records: list[dict]) -> dict:
+    """p50 ms of each step of the window, to see which one grows (marks missing: left out)."""
+    marks = [r.get("marks") or {} for r in records]
+    return {
+        f"{a}->{b}": summary([m[b] - m[a] for m in marks if a in m and b in m]).get("p50")
+        for a, b in zip(SEGMENTS, SEGMENTS[1:])
+    }
+
+
 def _describe(records: list[dict]) -> dict:
     ours = []
     for r in records:
@@ -50,6 +65,9 @@ def _describe(records: list[dict]) -> dict:
         "start_to_pod_create_ms": summary([our_window(r) for r in records]),
         "load_user_options_ms": summary([r["timings"].get("load_user_options") for r in records]),
         "pod_manifest_ms": summary([r["timings"].get("pod_manifest") for r in records]),
+        "load_primehub_user_ms": summary([r["timings"].get("load_primehub_user") for r in records]),
+        "pvc_create_ms": summary([r["timings"].get("pvc_create") for r in records]),
+        "segments_p50_ms": _segments(records),
         "quota_list_pods_ms": summary([r["timings"].get("quota_list_pods") for r in records]),
         "auth_refresh_ms": summary([r["timings"].get("refresh_user") for r in records]),
         "request_to_pod_create_ms": summary([(r.get("marks") or {}).get("pod_create") for r in records]),

@@ -339,8 +339,14 @@ def spawner_classes():
 
         async def get_pod_manifest(self):
             # KubeSpawner's own work inside our window, to tell the two apart
+            mark("manifest")
             with timed("pod_manifest"):
                 return await super().get_pod_manifest()
+
+        async def _make_create_pvc_request(self, pvc, request_timeout):
+            # KubeSpawner's home volume request (409 when it exists), inside our window too
+            with timed("pvc_create"):
+                return await super()._make_create_pvc_request(pvc, request_timeout)
 
     class BenchPrimeHubSpawner(PrimeHubSpawner, PodCreateProbe):
         def start(self):
@@ -348,6 +354,7 @@ def spawner_classes():
             if rec is not None:
                 rec["spawn_user"] = self.user.name
             mark("start")
+            mark("spawner_start")
             return super().start()
 
         async def _render_primehub_form(self, spawner=None):
@@ -365,7 +372,10 @@ def spawner_classes():
             if rec is not None:
                 rec["spawn_user"] = self.user.name
             mark("start")
-            return await super().apply_primehub_options(user_options)
+            try:
+                return await super().apply_primehub_options(user_options)
+            finally:
+                mark("applied")
 
         async def decide_launch(self, user_options):
             # the plan and overrides, made by JupyterHub's apply_user_options hook (or load_user_options);
@@ -421,6 +431,13 @@ def _relists() -> dict:
     return {key[0]: getattr(r, "relists", None) for key, r in KubeSpawner.reflectors.items()}
 
 
+def _held() -> dict:
+    """How many objects each of KubeSpawner's reflectors (pods, events) holds now."""
+    from kubespawner import KubeSpawner
+
+    return {key[0]: len(r.resources) for key, r in KubeSpawner.reflectors.items()}
+
+
 def server_counts(users) -> dict:
     """Active (running or pending), ready and pending servers of the users the hub has in memory
     (JupyterHub loads every user with a server at start)."""
@@ -468,6 +485,7 @@ class StatsHandler(web.RequestHandler):
                     "servers": server_counts(self.settings.get("users") or {}),
                     "member_view": _member_view(self.settings.get("authenticator")),
                     "relists": _relists(),
+                    "held": _held(),
                 }
             )
         )

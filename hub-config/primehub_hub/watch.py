@@ -72,7 +72,9 @@ class _ChangeNotifying(HasTraits):
         self._listed_at = None  # time.monotonic() of the last full list
         self._listeners = set()
         self._listeners_about = {}  # object name -> listeners of that object and what involves it
-        self._involving = {}  # involved object's name -> keys of the objects naming it
+        # involved object's name -> keys of the objects naming it, in the order they were indexed
+        # (a dict for its order: readers sort by timestamp, and ties keep a stable order)
+        self._involving = {}
         self._involved_of = {}  # key -> the name it is indexed under
         super().__init__(*args, **kwargs)
         self.resources = _WatchedDict(self.resources, self._changed)
@@ -93,12 +95,12 @@ class _ChangeNotifying(HasTraits):
         if old is not None:
             keys = self._involving.get(old)
             if keys is not None:
-                keys.discard(key)
+                keys.pop(key, None)
                 if not keys:
                     del self._involving[old]
             del self._involved_of[key]
         if name is not None:
-            self._involving.setdefault(name, set()).add(key)
+            self._involving.setdefault(name, {})[key] = None
             self._involved_of[key] = name
 
     def add_listener(self, callback, about=None):

@@ -801,26 +801,33 @@ async def test_the_scheduling_watch_reads_the_same_events_as_kubespawner_picking
             "marker": event("marker", "jupyter-ana", "2026-12-02T09:10:00Z"),
             "old": event("old", "jupyter-ana", "2026-12-02T09:00:00Z"),
             "early": event("early", "jupyter-ana", "2026-12-02T09:20:00Z"),
+            # within one second (lastTimestamp's resolution): the order they arrived in
+            "tie-b": event("tie-b", "jupyter-ana", "2026-12-02T09:25:00Z"),
+            "tie-a": event("tie-a", "jupyter-ana", "2026-12-02T09:25:00Z"),
         }
     )
+    mine = ["early", "tie-b", "tie-a", "late"]
+    from kubespawner import KubeSpawner
+
     with reflectors(monkeypatch, pods={}, events=events) as (_pods, fake):
         spawner = await planned_spawner()
         spawner._last_event = "marker"
         # KubeSpawner's own reading, over its EventReflector's sorting of the whole namespace
         sorted_all = sorted(events.values(), key=lambda e: e["lastTimestamp"] or e["eventTime"])
         monkeypatch.setattr(type(fake), "events", property(lambda self: sorted_all))
-        assert [e["metadata"]["uid"] for e in spawner.events] == ["early", "late"]
-        assert spawner._pod_events() == spawner.events
+        kubespawners = KubeSpawner.events.fget(spawner)
+        assert [e["metadata"]["uid"] for e in kubespawners] == mine
+        # the spawner's `events` (KubeSpawner's start and progress read it) is this same reading
+        assert spawner._pod_events() == kubespawners and spawner.events == kubespawners
 
     # the spawner's own (notifying) reflector answers from its index of events by pod name
-    from kubespawner import KubeSpawner
-
     from primehub_hub.watch import notifying
 
     indexed = notifying(FakeReflector)(events)
     monkeypatch.setitem(KubeSpawner.reflectors, ("events", NAMESPACE), indexed)
     indexed.resources = _unreadable_whole(indexed.resources)
-    assert [e["metadata"]["uid"] for e in spawner._pod_events()] == ["early", "late"]
+    assert [e["metadata"]["uid"] for e in spawner._pod_events()] == mine
+    assert [e["metadata"]["uid"] for e in spawner.events] == mine
 
 
 def _unreadable_whole(watched):
