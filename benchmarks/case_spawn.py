@@ -39,9 +39,10 @@ def _spawn_records(records: list[dict], method: str, path_prefix: str) -> list[d
 
 
 # The window's steps in order (hubside.py marks them): apply_user_options (the plan), JupyterHub
-# until spawner.start(), KubeSpawner until the pod manifest (the watches, the home volume), the
+# until spawner.start(), JupyterHub's commit and the hops until KubeSpawner's _start runs,
+# KubeSpawner until the pod manifest (the watches, the pod's events, the home volume), the
 # manifest and our volumes until the create request, the quota lock and count until the pod create.
-SEGMENTS = ("start", "applied", "spawner_start", "manifest", "create_request", "pod_create")
+SEGMENTS = ("start", "applied", "spawner_start", "kube_start", "manifest", "create_request", "pod_create")
 
 
 def _segments(records: list[dict]) -> dict:

@@ -357,6 +357,12 @@ def spawner_classes():
             mark("spawner_start")
             return super().start()
 
+        async def _start(self):
+            # KubeSpawner's start proper: what comes before it is JupyterHub's database commit
+            # after start() and the hops into the start's tasks
+            mark("kube_start")
+            return await super()._start()
+
         async def _render_primehub_form(self, spawner=None):
             with timed("form"):
                 return await super()._render_primehub_form(spawner)
