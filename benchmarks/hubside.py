@@ -56,6 +56,7 @@ def new_record(**fields) -> dict:
         "perf0": time.perf_counter(),
         "calls": collections.Counter(),
         "timings": collections.defaultdict(float),
+        "cpu": collections.defaultdict(float),
         "counts": collections.Counter(),
         "marks": {},
         **fields,
@@ -77,13 +78,16 @@ class timed:
         self.name = name
 
     def __enter__(self):
-        self.t = time.perf_counter()
+        self.t, self.cpu = time.perf_counter(), time.thread_time()
 
     def __exit__(self, *exc):
         rec = CURRENT.get()
         if rec is not None:
             rec["timings"][self.name] += (time.perf_counter() - self.t) * 1000
             rec["counts"][self.name] += 1
+            # the loop thread's CPU meanwhile (other tasks' included, when the block awaits):
+            # wall time well above it is time spent waiting (for the loop, the GIL, the CPU)
+            rec["cpu"][self.name] += (time.thread_time() - self.cpu) * 1000
         return False
 
 
@@ -357,6 +361,11 @@ def spawner_classes():
             mark("spawner_start")
             return super().start()
 
+        def get_env(self):
+            # read inside KubeSpawner's pod manifest (JupyterHub's, KubeSpawner's and ours)
+            with timed("get_env"):
+                return super().get_env()
+
         async def _start(self):
             # KubeSpawner's start proper: what comes before it is JupyterHub's database commit
             # after start() and the hops into the start's tasks
@@ -476,6 +485,7 @@ class StatsHandler(web.RequestHandler):
                 out = {k: v for k, v in rec.items() if k != "perf0"}
                 out["calls"], out["counts"] = dict(rec["calls"]), dict(rec["counts"])
                 out["timings"] = {k: round(v, 3) for k, v in rec["timings"].items()}
+                out["cpu"] = {k: round(v, 3) for k, v in rec["cpu"].items()}
                 records.append(out)
         self.set_header("Content-Type", "application/json")
         self.write(
