@@ -71,7 +71,7 @@ class Config:
     servers_base: int = 10
     servers_batch: int = 50
     servers_renders: int = 30
-    servers_spawns: int = 20
+    servers_spawns: int = 40
 
 
 QUICK = Config(

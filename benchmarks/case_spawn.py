@@ -69,6 +69,8 @@ def _describe(records: list[dict]) -> dict:
         "load_primehub_user_ms": summary([r["timings"].get("load_primehub_user") for r in records]),
         "pvc_create_ms": summary([r["timings"].get("pvc_create") for r in records]),
         "get_env_ms": summary([r["timings"].get("get_env") for r in records]),
+        # garbage collections the spawn's request set off (the whole request, not only the window)
+        "gc_ms": summary([r["timings"].get("gc", 0.0) for r in records]),
         # the hub thread's CPU inside the manifest: the rest of its wall time is waiting
         "pod_manifest_cpu_ms": summary([(r.get("cpu") or {}).get("pod_manifest") for r in records]),
         "segments_p50_ms": _segments(records),

@@ -262,6 +262,11 @@ def _gc_timer(phase: str, info: dict) -> None:
     if info.get("generation") == 2:
         LAG["gc_full"] = LAG.get("gc_full", 0) + 1
         LAG["gc_full_max_ms"] = max(LAG.get("gc_full_max_ms", 0.0), ms)
+    # charged to the request whose allocation set it off (the callback runs in that context)
+    rec = CURRENT.get()
+    if rec is not None:
+        rec["timings"]["gc"] += ms
+        rec["counts"]["gc"] += 1
 
 
 gc.callbacks.append(_gc_timer)
