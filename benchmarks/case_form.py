@@ -76,6 +76,8 @@ def run(hub: BenchHub, session, variant: str, renders: int, warmups: int = 2) ->
         "server_ms_warm": summary([r["ms"] for r in warm]),
         "client_ms": summary(client_ms),
         "form_function_ms": summary([r["timings"].get("form") for r in records]),
+        # garbage collections the render set off (hubside.py charges them to the request)
+        "gc_ms": summary([r["timings"].get("gc", 0.0) for r in warm]),
         "keycloak_calls_per_render": [calls_of(r, "keycloak") for r in records],
         "k8s_calls_per_render": [calls_of(r, "k8s") for r in records],
         "renders_with_auth_refresh": sum(1 for r in records if r["timings"].get("refresh_user")),
