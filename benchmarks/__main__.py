@@ -70,7 +70,7 @@ class Config:
     servers: int = 1000
     servers_base: int = 10
     servers_batch: int = 50
-    servers_renders: int = 30
+    servers_renders: int = 100
     servers_spawns: int = 40
 
 
