@@ -179,7 +179,7 @@ class FastSchedulingFailure(LoggingConfigurable):
     @property
     def events(self):
         """KubeSpawner's `events`, read through the index below: its start reads them on every
-        launch (to mark where this launch's begin) and its progress stream every second, and its
+        launch (to mark where this launch's events begin) and its progress stream every second; its
         own sorts every event of the namespace each time, which with a thousand servers running
         made each spawn wait for thousands of events to be sorted."""
         return self._pod_events()
